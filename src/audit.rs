@@ -1,0 +1,268 @@
+//! The commands as library calls: resolve what the user named, build the
+//! catalog, verify, and assemble a [`Report`]. The CLI only parses flags and
+//! maps the report to an exit code.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::catalog::{self, Layout, TimestampFrom, TimestampPattern};
+use crate::config::Config;
+use crate::finding::{Check, Finding, Status};
+use crate::inspect::{self, Kind};
+use crate::progress::Progress;
+use crate::report::Report;
+use crate::source::{LocalSource, SourceError};
+use crate::verify::{self, VerifyOptions};
+
+/// A path as the user gave it, resolved to a source and an optional scope
+/// inside it.
+pub struct Target {
+    pub source: LocalSource,
+    /// Key of the one backup to check, when the path named a file or a
+    /// directory-format dump rather than a directory of backups.
+    pub only: Option<String>,
+}
+
+/// A file or a directory-format dump is checked with the manifests beside it,
+/// so its parent becomes the source; any other directory is the source.
+pub fn resolve(path: &Path) -> Result<Target, SourceError> {
+    let meta = std::fs::metadata(path).map_err(|e| SourceError {
+        location: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    let is_pg_dir = meta.is_dir() && path.join("toc.dat").is_file();
+    if meta.is_dir() && !is_pg_dir {
+        return Ok(Target {
+            source: LocalSource::new(path),
+            only: None,
+        });
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| SourceError {
+            location: path.display().to_string(),
+            reason: "names no file".into(),
+        })?;
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    Ok(Target {
+        source: LocalSource::new(parent),
+        only: Some(name),
+    })
+}
+
+fn source_error_finding(e: &SourceError) -> Finding {
+    Finding::new(
+        &e.location,
+        Check::Source,
+        Status::Error,
+        format!("cannot read: {}", e.reason),
+    )
+    .remedy("Check that the path exists and that backproof may read it.")
+}
+
+/// Verifies one resolved target.
+fn verify_target(
+    target: &Target,
+    pattern: &TimestampPattern,
+    opts: &VerifyOptions,
+    show_progress: bool,
+) -> Result<verify::Verified, SourceError> {
+    let (artifacts, problems) = target.source.list()?;
+    let catalog = catalog::build(&target.source, artifacts, pattern, target.only.as_deref());
+    let total = catalog.backups.iter().map(|b| b.size).sum();
+    let progress = Progress::bytes(total, show_progress);
+    let mut verified = verify::verify_catalog(&target.source, &catalog, opts, &progress);
+    progress.finish();
+    verified
+        .findings
+        .extend(problems.iter().map(source_error_finding));
+    Ok(verified)
+}
+
+/// `backproof verify PATH...`: no config needed.
+pub fn verify_paths(
+    paths: &[PathBuf],
+    pattern: &TimestampPattern,
+    opts: &VerifyOptions,
+    show_progress: bool,
+) -> Report {
+    let started = Utc::now();
+    let mut backups = Vec::new();
+    let mut findings = Vec::new();
+    for path in paths {
+        match resolve(path).and_then(|t| verify_target(&t, pattern, opts, show_progress)) {
+            Ok(v) => {
+                if v.backups.is_empty() && v.findings.is_empty() {
+                    findings.push(
+                        Finding::new(
+                            path.display().to_string(),
+                            Check::Source,
+                            Status::Warn,
+                            "no backups found",
+                        )
+                        .remedy("Point backproof at the directory the backups are written to."),
+                    );
+                }
+                backups.extend(v.backups);
+                findings.extend(v.findings);
+            }
+            Err(e) => findings.push(source_error_finding(&e)),
+        }
+    }
+    let sources = paths.iter().map(|p| p.display().to_string()).collect();
+    Report::new("verify", started, sources, backups, findings)
+}
+
+/// `backproof run`: every configured source.
+pub fn run_config(config: &Config, opts: &VerifyOptions, show_progress: bool) -> Report {
+    let started = Utc::now();
+    let mut backups = Vec::new();
+    let mut findings = Vec::new();
+    for s in &config.sources {
+        let target = Target {
+            source: LocalSource::new(&s.path),
+            only: None,
+        };
+        match verify_target(&target, &config.pattern_for(s), opts, show_progress) {
+            Ok(v) => {
+                if v.backups.is_empty() {
+                    findings.push(
+                        Finding::new(
+                            target.source.location(),
+                            Check::Source,
+                            Status::Fail,
+                            format!("source {:?} holds no backups", s.name),
+                        )
+                        .remedy("The backup job may not be running or may write elsewhere."),
+                    );
+                }
+                backups.extend(v.backups);
+                findings.extend(v.findings);
+            }
+            Err(e) => findings.push(source_error_finding(&e)),
+        }
+    }
+    let sources = config
+        .sources
+        .iter()
+        .map(|s| s.path.display().to_string())
+        .collect();
+    Report::new("run", started, sources, backups, findings)
+}
+
+/// One line of `backproof ls`.
+#[derive(Debug, Serialize)]
+pub struct Listed {
+    pub path: String,
+    pub kind: Kind,
+    pub layout: Layout,
+    pub timestamp: DateTime<Utc>,
+    pub timestamp_from: TimestampFrom,
+    pub age_hours: f64,
+    pub size: u64,
+    pub files: usize,
+    /// Checksums that manifests promise: "sha256 (SHA256SUMS)".
+    pub checksums: Vec<String>,
+}
+
+/// `backproof ls PATH`: what backups are there, newest first. Reads only the
+/// first bytes of each file to tell its kind.
+pub fn list_path(path: &Path, pattern: &TimestampPattern) -> Result<Vec<Listed>, SourceError> {
+    let target = resolve(path)?;
+    let (artifacts, _unreadable) = target.source.list()?;
+    let catalog = catalog::build(&target.source, artifacts, pattern, target.only.as_deref());
+    let now = Utc::now();
+    let mut out = Vec::new();
+    for b in &catalog.backups {
+        let kind = match b.layout {
+            Layout::PgDirectory => Kind {
+                format: inspect::Format::PgToc,
+                compression: None,
+            },
+            Layout::File => {
+                let mut head = vec![0u8; 64 * 1024];
+                let n = target.source.read_at(&b.key, 0, &mut head).unwrap_or(0);
+                inspect::sniff(&head[..n], b.members[0].file_name())
+            }
+        };
+        let mut checksums: Vec<String> = b
+            .expected
+            .values()
+            .flatten()
+            .map(|e| {
+                format!(
+                    "{} ({})",
+                    e.algorithm,
+                    e.manifest.rsplit('/').next().unwrap_or(&e.manifest)
+                )
+            })
+            .collect();
+        checksums.sort();
+        checksums.dedup();
+        out.push(Listed {
+            path: verify::subject(target.source.root(), &b.key),
+            kind,
+            layout: b.layout,
+            timestamp: b.timestamp,
+            timestamp_from: b.timestamp_from,
+            age_hours: (now - b.timestamp).num_seconds() as f64 / 3600.0,
+            size: b.size,
+            files: b.members.len(),
+            checksums,
+        });
+    }
+    out.sort_by(|a, b| b.timestamp.cmp(&a.timestamp).then(a.path.cmp(&b.path)));
+    Ok(out)
+}
+
+/// `ls` as a table, newest first.
+pub fn render_listing(list: &[Listed]) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<17} {:<17} {:>10} {:>8}  {:<24} PATH",
+        "KIND", "TIMESTAMP", "SIZE", "AGE", "CHECKSUMS"
+    );
+    for l in list {
+        let stamp = l.timestamp.format("%Y-%m-%d %H:%M").to_string()
+            + if l.timestamp_from == TimestampFrom::Mtime {
+                "*"
+            } else {
+                ""
+            };
+        let age = if l.age_hours < 48.0 {
+            format!("{:.0}h", l.age_hours)
+        } else {
+            format!("{:.0}d", l.age_hours / 24.0)
+        };
+        let sums = if l.checksums.is_empty() {
+            "-".to_string()
+        } else {
+            l.checksums.join(", ")
+        };
+        let _ = writeln!(
+            out,
+            "{:<17} {:<17} {:>10} {:>8}  {:<24} {}",
+            l.kind.to_string(),
+            stamp,
+            crate::report::text::human_bytes(l.size),
+            age,
+            sums,
+            l.path
+        );
+    }
+    if list
+        .iter()
+        .any(|l| l.timestamp_from == TimestampFrom::Mtime)
+    {
+        out.push_str("* timestamp from modification time: no date found in the name\n");
+    }
+    out
+}

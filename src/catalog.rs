@@ -1,0 +1,381 @@
+//! Catalog: artifacts grouped into backups, with their timestamps and the
+//! checksums that manifests and sidecars promise for them.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use regex::Regex;
+use serde::Serialize;
+
+use crate::digest::Algorithm;
+use crate::manifest::{self, ManifestError};
+use crate::source::{Artifact, LocalSource};
+
+/// Manifests larger than this are refused rather than loaded into memory.
+const MAX_MANIFEST_BYTES: u64 = 64 * 1024 * 1024;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Layout {
+    /// One file is one backup.
+    File,
+    /// A `pg_dump -Fd` directory: `toc.dat` plus one file per table.
+    PgDirectory,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimestampFrom {
+    Name,
+    Mtime,
+}
+
+/// A checksum some manifest promises for one artifact.
+#[derive(Clone, Debug, Serialize)]
+pub struct Expectation {
+    pub algorithm: Algorithm,
+    pub digest: String,
+    /// Key of the manifest or sidecar, and the line.
+    pub manifest: String,
+    pub line: usize,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Backup {
+    /// The file key, or the directory key for a directory-format dump.
+    pub key: String,
+    pub layout: Layout,
+    pub members: Vec<Artifact>,
+    pub size: u64,
+    pub timestamp: DateTime<Utc>,
+    pub timestamp_from: TimestampFrom,
+    /// Per member key.
+    pub expected: BTreeMap<String, Vec<Expectation>>,
+}
+
+impl Backup {
+    /// The digests a verification pass must compute for one member: SHA-256
+    /// always (it is the evidence reports carry), plus whatever a manifest uses.
+    pub fn algorithms_for(&self, member: &str, extra: &[Algorithm]) -> BTreeSet<Algorithm> {
+        let mut set: BTreeSet<Algorithm> = extra.iter().copied().collect();
+        if extra.is_empty() {
+            set.insert(Algorithm::Sha256);
+        }
+        for e in self.expected.get(member).into_iter().flatten() {
+            set.insert(e.algorithm);
+        }
+        set
+    }
+
+    pub fn covered(&self) -> bool {
+        self.members
+            .iter()
+            .all(|m| self.expected.get(&m.key).is_some_and(|v| !v.is_empty()))
+    }
+}
+
+/// What happened to each manifest.
+#[derive(Clone, Debug)]
+pub enum ManifestState {
+    Parsed { key: String, entries: usize },
+    Unreadable(ManifestError),
+}
+
+/// A manifest line naming a file the source does not hold.
+#[derive(Clone, Debug)]
+pub struct MissingEntry {
+    pub target: String,
+    pub manifest: String,
+    pub line: usize,
+}
+
+#[derive(Debug, Default)]
+pub struct Catalog {
+    pub backups: Vec<Backup>,
+    pub manifests: Vec<ManifestState>,
+    pub missing: Vec<MissingEntry>,
+}
+
+/// Turns a file name into a timestamp.
+#[derive(Clone, Debug)]
+pub struct TimestampPattern {
+    regex: Regex,
+}
+
+impl Default for TimestampPattern {
+    /// Finds `2026-11-20`, `20261120`, `2026-11-20T0300`, `2026-11-20_03-00-00`
+    /// and the like anywhere in the name.
+    fn default() -> Self {
+        TimestampPattern {
+            regex: Regex::new(
+                r"(?P<Y>\d{4})-?(?P<m>\d{2})-?(?P<d>\d{2})(?:[T_ .-]?(?P<H>\d{2})[:-]?(?P<M>\d{2})(?:[:-]?(?P<S>\d{2}))?)?",
+            )
+            .expect("static regex"),
+        }
+    }
+}
+
+impl TimestampPattern {
+    /// A strftime-like pattern (`%Y %m %d %H %M %S`, other text literal) found
+    /// anywhere in the name, e.g. `appdb_%Y%m%d_%H%M`.
+    pub fn from_strftime(pattern: &str) -> Result<Self, String> {
+        let mut re = String::new();
+        let mut chars = pattern.chars();
+        let mut seen = BTreeSet::new();
+        while let Some(c) = chars.next() {
+            if c != '%' {
+                re.push_str(&regex::escape(&c.to_string()));
+                continue;
+            }
+            let field = chars.next().ok_or("pattern ends with a lone %")?;
+            let group = match field {
+                'Y' => r"(?P<Y>\d{4})",
+                'm' => r"(?P<m>\d{2})",
+                'd' => r"(?P<d>\d{2})",
+                'H' => r"(?P<H>\d{2})",
+                'M' => r"(?P<M>\d{2})",
+                'S' => r"(?P<S>\d{2})",
+                '%' => "%",
+                other => {
+                    return Err(format!(
+                        "unsupported field %{other} (use %Y %m %d %H %M %S)"
+                    ));
+                }
+            };
+            if field != '%' && !seen.insert(field) {
+                return Err(format!("field %{field} appears twice"));
+            }
+            re.push_str(group);
+        }
+        for needed in ['Y', 'm', 'd'] {
+            if !seen.contains(&needed) {
+                return Err(format!("pattern {pattern:?} lacks %{needed}"));
+            }
+        }
+        Ok(TimestampPattern {
+            regex: Regex::new(&re).map_err(|e| e.to_string())?,
+        })
+    }
+
+    /// The first valid date in `name`, read as UTC.
+    pub fn parse(&self, name: &str) -> Option<DateTime<Utc>> {
+        for caps in self.regex.captures_iter(name) {
+            let num = |g: &str| caps.name(g).and_then(|m| m.as_str().parse::<u32>().ok());
+            let (Some(y), Some(m), Some(d)) = (num("Y"), num("m"), num("d")) else {
+                continue;
+            };
+            let Some(date) = NaiveDate::from_ymd_opt(y as i32, m, d) else {
+                continue;
+            };
+            let time = date.and_hms_opt(
+                num("H").unwrap_or(0),
+                num("M").unwrap_or(0),
+                num("S").unwrap_or(0),
+            );
+            if let Some(t) = time.map(|t: NaiveDateTime| Utc.from_utc_datetime(&t)) {
+                return Some(t);
+            }
+            // A valid date with an impossible time (e.g. a trailing serial
+            // number read as hours): keep the date.
+            return Some(Utc.from_utc_datetime(&date.and_hms_opt(0, 0, 0)?));
+        }
+        None
+    }
+}
+
+/// Groups a source's artifacts into backups and loads its manifests.
+/// `only`, when set, keeps the backups whose key is (or is under) that key:
+/// a spot check of one file still uses the manifests beside it.
+pub fn build(
+    source: &LocalSource,
+    artifacts: Vec<Artifact>,
+    pattern: &TimestampPattern,
+    only: Option<&str>,
+) -> Catalog {
+    let mut catalog = Catalog::default();
+
+    // Directory-format dumps first: every directory holding a toc.dat.
+    let pg_dirs: BTreeSet<String> = artifacts
+        .iter()
+        .filter(|a| a.file_name() == "toc.dat" && !a.dir().is_empty())
+        .map(|a| a.dir().to_string())
+        .collect();
+    let owning_dir = |key: &str| -> Option<&String> {
+        pg_dirs.iter().find(|d| {
+            key.len() > d.len() && key.starts_with(d.as_str()) && key.as_bytes()[d.len()] == b'/'
+        })
+    };
+
+    let mut manifests = Vec::new();
+    let mut by_dir: BTreeMap<String, Vec<Artifact>> = BTreeMap::new();
+    let mut singles = Vec::new();
+    for a in artifacts {
+        if let Some(dir) = owning_dir(&a.key) {
+            by_dir.entry(dir.clone()).or_default().push(a);
+        } else if let Some(kind) = manifest::classify_name(a.file_name()) {
+            manifests.push((a, kind));
+        } else {
+            singles.push(a);
+        }
+    }
+
+    let mut backups: Vec<Backup> = singles
+        .into_iter()
+        .map(|a| {
+            let (timestamp, timestamp_from) = stamp(pattern, a.file_name(), &a);
+            Backup {
+                key: a.key.clone(),
+                layout: Layout::File,
+                size: a.size,
+                members: vec![a],
+                timestamp,
+                timestamp_from,
+                expected: BTreeMap::new(),
+            }
+        })
+        .collect();
+    for (dir, members) in by_dir {
+        let name = dir.rsplit('/').next().unwrap_or(&dir).to_string();
+        let toc = members
+            .iter()
+            .find(|m| m.file_name() == "toc.dat")
+            .expect("grouped by toc.dat");
+        let (timestamp, timestamp_from) = stamp(pattern, &name, toc);
+        backups.push(Backup {
+            key: dir,
+            layout: Layout::PgDirectory,
+            size: members.iter().map(|m| m.size).sum(),
+            members,
+            timestamp,
+            timestamp_from,
+            expected: BTreeMap::new(),
+        });
+    }
+    backups.sort_by(|a, b| a.key.cmp(&b.key));
+
+    if let Some(only) = only {
+        backups
+            .retain(|b| b.key == only || b.key.starts_with(&format!("{only}/")) || only.is_empty());
+    }
+
+    // Member key -> backup index, to attach expectations.
+    let mut index: BTreeMap<String, usize> = BTreeMap::new();
+    for (i, b) in backups.iter().enumerate() {
+        for m in &b.members {
+            index.insert(m.key.clone(), i);
+        }
+    }
+    let manifest_keys: BTreeSet<String> = manifests.iter().map(|(a, _)| a.key.clone()).collect();
+
+    for (artifact, kind) in manifests {
+        let text = match read_manifest(source, &artifact) {
+            Ok(t) => t,
+            Err(reason) => {
+                catalog
+                    .manifests
+                    .push(ManifestState::Unreadable(ManifestError {
+                        key: artifact.key.clone(),
+                        line: 0,
+                        reason,
+                    }));
+                continue;
+            }
+        };
+        match manifest::parse(&artifact.key, &kind, &text) {
+            Err(e) => catalog.manifests.push(ManifestState::Unreadable(e)),
+            Ok(m) => {
+                catalog.manifests.push(ManifestState::Parsed {
+                    key: m.key.clone(),
+                    entries: m.entries.len(),
+                });
+                for e in m.entries {
+                    match index.get(&e.target) {
+                        Some(&i) => backups[i]
+                            .expected
+                            .entry(e.target.clone())
+                            .or_default()
+                            .push(Expectation {
+                                algorithm: e.algorithm,
+                                digest: e.digest,
+                                manifest: m.key.clone(),
+                                line: e.line,
+                            }),
+                        None => {
+                            // Outside the spot-checked scope, or a manifest
+                            // listing another manifest: not missing.
+                            let in_scope = only.is_none_or(|o| {
+                                e.target == o || e.target.starts_with(&format!("{o}/"))
+                            });
+                            if in_scope && !manifest_keys.contains(&e.target) {
+                                catalog.missing.push(MissingEntry {
+                                    target: e.target,
+                                    manifest: m.key.clone(),
+                                    line: e.line,
+                                });
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    catalog.backups = backups;
+    catalog
+}
+
+fn stamp(pattern: &TimestampPattern, name: &str, a: &Artifact) -> (DateTime<Utc>, TimestampFrom) {
+    match pattern.parse(name) {
+        Some(t) => (t, TimestampFrom::Name),
+        None => (a.modified, TimestampFrom::Mtime),
+    }
+}
+
+fn read_manifest(source: &LocalSource, a: &Artifact) -> Result<String, String> {
+    if a.size > MAX_MANIFEST_BYTES {
+        return Err(format!("{} bytes is too large for a manifest", a.size));
+    }
+    let mut text = String::new();
+    source
+        .open(&a.key)
+        .and_then(|f| f.take(MAX_MANIFEST_BYTES).read_to_string(&mut text))
+        .map_err(|e| e.to_string())?;
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_pattern_reads_common_names() {
+        let p = TimestampPattern::default();
+        let t = |s: &str| {
+            p.parse(s)
+                .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        };
+        assert_eq!(
+            t("appdb-2026-11-20T0300.dump").as_deref(),
+            Some("2026-11-20 03:00:00")
+        );
+        assert_eq!(
+            t("db_20261120.sql.gz").as_deref(),
+            Some("2026-11-20 00:00:00")
+        );
+        assert_eq!(
+            t("db_2026-11-20_23-15-09.sql").as_deref(),
+            Some("2026-11-20 23:15:09")
+        );
+        assert_eq!(t("db-9999-99-99.sql"), None);
+        assert_eq!(t("latest.sql"), None);
+    }
+
+    #[test]
+    fn strftime_pattern() {
+        let p = TimestampPattern::from_strftime("shop_%d.%m.%Y-%H").unwrap();
+        let t = p.parse("nightly/shop_20.11.2026-04.sql").unwrap();
+        assert_eq!(t.to_rfc3339(), "2026-11-20T04:00:00+00:00");
+        assert!(TimestampPattern::from_strftime("%Y-%m").is_err());
+        assert!(TimestampPattern::from_strftime("%Y-%m-%d-%q").is_err());
+    }
+}

@@ -1,0 +1,190 @@
+//! `backproof.toml`: the sources to audit and where reports go.
+//!
+//! ```toml
+//! [defaults]
+//! jobs = 2                          # worker threads (default: cores)
+//! digests = ["sha256", "blake3"]    # computed for every file
+//! timestamp_pattern = "%Y-%m-%dT%H%M"
+//!
+//! [report]
+//! dir = "/var/lib/backproof/reports"   # relative paths are relative to this file
+//! formats = ["json", "text"]
+//!
+//! [[sources]]
+//! name = "postgres"
+//! path = "/srv/backups/postgres"
+//! timestamp_pattern = "appdb-%Y%m%d"  # overrides the default
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::catalog::TimestampPattern;
+use crate::digest::Algorithm;
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub defaults: Defaults,
+    #[serde(default)]
+    pub report: ReportConfig,
+    #[serde(default)]
+    pub sources: Vec<SourceConfig>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    pub jobs: Option<usize>,
+    #[serde(default)]
+    pub digests: Vec<String>,
+    pub timestamp_pattern: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportConfig {
+    #[serde(default = "default_report_dir")]
+    pub dir: PathBuf,
+    #[serde(default = "default_formats")]
+    pub formats: Vec<String>,
+}
+
+impl Default for ReportConfig {
+    fn default() -> Self {
+        ReportConfig {
+            dir: default_report_dir(),
+            formats: default_formats(),
+        }
+    }
+}
+
+fn default_report_dir() -> PathBuf {
+    PathBuf::from("reports")
+}
+fn default_formats() -> Vec<String> {
+    vec!["json".into(), "text".into()]
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    pub name: String,
+    pub path: PathBuf,
+    pub timestamp_pattern: Option<String>,
+}
+
+/// A config that cannot be used: the audit cannot run (exit 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {message}")]
+pub struct ConfigError {
+    pub file: String,
+    pub message: String,
+}
+
+pub const REPORT_FORMATS: &[&str] = &["json", "text"];
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: file.clone(),
+            message: e.to_string(),
+        })?;
+        let mut config = Config::parse(&text).map_err(|message| ConfigError {
+            file: file.clone(),
+            message,
+        })?;
+        // Relative paths mean relative to the config file, not to wherever
+        // cron happened to start us.
+        let base = path.parent().unwrap_or(Path::new("."));
+        for s in &mut config.sources {
+            if s.path.is_relative() {
+                s.path = base.join(&s.path);
+            }
+        }
+        if config.report.dir.is_relative() {
+            config.report.dir = base.join(&config.report.dir);
+        }
+        Ok(config)
+    }
+
+    /// Parses and validates; errors name the line and key.
+    pub fn parse(text: &str) -> Result<Config, String> {
+        let config: Config =
+            toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())?;
+        if config.sources.is_empty() {
+            return Err("no [[sources]] defined: nothing to audit".into());
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for s in &config.sources {
+            if !names.insert(&s.name) {
+                return Err(format!("source name {:?} is used twice", s.name));
+            }
+            if let Some(p) = &s.timestamp_pattern {
+                TimestampPattern::from_strftime(p)
+                    .map_err(|e| format!("sources.{}.timestamp_pattern: {e}", s.name))?;
+            }
+        }
+        config.digests()?;
+        if let Some(p) = &config.defaults.timestamp_pattern {
+            TimestampPattern::from_strftime(p)
+                .map_err(|e| format!("defaults.timestamp_pattern: {e}"))?;
+        }
+        for f in &config.report.formats {
+            if !REPORT_FORMATS.contains(&f.as_str()) {
+                return Err(format!(
+                    "report.formats: unknown format {f:?} (known: {})",
+                    REPORT_FORMATS.join(", ")
+                ));
+            }
+        }
+        if config.defaults.jobs == Some(0) {
+            return Err("defaults.jobs must be at least 1".into());
+        }
+        Ok(config)
+    }
+
+    pub fn digests(&self) -> Result<Vec<Algorithm>, String> {
+        self.defaults
+            .digests
+            .iter()
+            .map(|d| d.parse().map_err(|e| format!("defaults.digests: {e}")))
+            .collect()
+    }
+
+    pub fn pattern_for(&self, source: &SourceConfig) -> TimestampPattern {
+        source
+            .timestamp_pattern
+            .as_deref()
+            .or(self.defaults.timestamp_pattern.as_deref())
+            .and_then(|p| TimestampPattern::from_strftime(p).ok())
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_key_names_line_and_key() {
+        let e =
+            Config::parse("[[sources]]\nname = \"a\"\npath = \"/x\"\nretention = 3\n").unwrap_err();
+        assert!(e.contains("line 4") && e.contains("retention"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        assert!(Config::parse("").unwrap_err().contains("no [[sources]]"));
+        let e =
+            Config::parse("[defaults]\ndigests=[\"sha1\"]\n[[sources]]\nname=\"a\"\npath=\"/x\"\n")
+                .unwrap_err();
+        assert!(e.contains("sha1"), "{e}");
+        let e = Config::parse("[[sources]]\nname=\"a\"\npath=\"/x\"\ntimestamp_pattern=\"%Y\"\n")
+            .unwrap_err();
+        assert!(e.contains("lacks %m"), "{e}");
+    }
+}

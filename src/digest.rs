@@ -1,0 +1,320 @@
+//! One-pass multi-digest engine: the hot path.
+//!
+//! Bytes are hashed as they stream past on their way to the structure
+//! inspectors ([`HashingReader`]), so each byte is read from storage once and
+//! feeds every digest that any manifest needs, from the same buffer.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::{self, Read};
+use std::str::FromStr;
+
+use md5::Md5;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Read size for backup data. 64 KiB measured best on this hardware: it keeps
+/// the buffer in L2 while the hashers run over it (1.36 GB/s for SHA-256 against
+/// 0.85 GB/s with 1 MiB buffers).
+pub const READ_BUF: usize = 64 * 1024;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Algorithm {
+    Sha256,
+    Blake3,
+    Md5,
+}
+
+impl Algorithm {
+    pub const ALL: [Algorithm; 3] = [Algorithm::Sha256, Algorithm::Blake3, Algorithm::Md5];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Algorithm::Sha256 => "sha256",
+            Algorithm::Blake3 => "blake3",
+            Algorithm::Md5 => "md5",
+        }
+    }
+
+    /// Length of the lowercase hex form.
+    pub fn hex_len(self) -> usize {
+        match self {
+            Algorithm::Sha256 | Algorithm::Blake3 => 64,
+            Algorithm::Md5 => 32,
+        }
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Algorithm {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "sha256" | "sha-256" => Ok(Algorithm::Sha256),
+            "blake3" | "b3" => Ok(Algorithm::Blake3),
+            "md5" => Ok(Algorithm::Md5),
+            other => Err(format!(
+                "unknown digest algorithm {other:?} (known: sha256, blake3, md5)"
+            )),
+        }
+    }
+}
+
+/// Finished digests of one byte stream, lowercase hex.
+pub type DigestSet = BTreeMap<Algorithm, String>;
+
+/// Files at least this large hash each extra digest on its own thread.
+pub const LANE_THRESHOLD: u64 = 32 * 1024 * 1024;
+/// Chunks queued per lane: bounds memory at LANE_DEPTH x READ_BUF per digest.
+const LANE_DEPTH: usize = 16;
+
+enum Hasher {
+    Sha256(Sha256),
+    Blake3(Box<blake3::Hasher>),
+    Md5(Md5),
+}
+
+impl Hasher {
+    fn new(a: Algorithm) -> Hasher {
+        match a {
+            Algorithm::Sha256 => Hasher::Sha256(Sha256::new()),
+            Algorithm::Blake3 => Hasher::Blake3(Box::new(blake3::Hasher::new())),
+            Algorithm::Md5 => Hasher::Md5(Md5::new()),
+        }
+    }
+
+    fn update(&mut self, buf: &[u8]) {
+        match self {
+            Hasher::Sha256(h) => h.update(buf),
+            Hasher::Blake3(h) => {
+                h.update(buf);
+            }
+            Hasher::Md5(h) => h.update(buf),
+        }
+    }
+
+    fn finish(self) -> (Algorithm, String) {
+        match self {
+            Hasher::Sha256(h) => (Algorithm::Sha256, hex::encode(h.finalize())),
+            Hasher::Blake3(h) => (Algorithm::Blake3, h.finalize().to_hex().to_string()),
+            Hasher::Md5(h) => (Algorithm::Md5, hex::encode(h.finalize())),
+        }
+    }
+}
+
+/// A digest computed on the reading thread, or on its own thread fed with
+/// copies of the same buffers: with several digests of one large file, the
+/// file is hashed at the speed of the slowest digest, not of their sum.
+enum Lane {
+    Inline(Hasher),
+    Threaded {
+        tx: std::sync::mpsc::SyncSender<std::sync::Arc<[u8]>>,
+        handle: std::thread::JoinHandle<(Algorithm, String)>,
+    },
+}
+
+/// The running hashers for one stream; only the requested ones exist.
+pub struct Hashers {
+    lanes: Vec<Lane>,
+    bytes: u64,
+}
+
+impl Hashers {
+    /// All digests on the calling thread.
+    pub fn new(algorithms: impl IntoIterator<Item = Algorithm>) -> Self {
+        Hashers::with_lanes(algorithms, false)
+    }
+
+    /// With `threaded`, every digest but the cheapest runs on its own thread.
+    pub fn with_lanes(algorithms: impl IntoIterator<Item = Algorithm>, threaded: bool) -> Self {
+        let mut algorithms: Vec<Algorithm> = algorithms.into_iter().collect();
+        algorithms.sort();
+        algorithms.dedup();
+        // Cheapest first: it stays inline, beside the reading and decoding.
+        algorithms.sort_by_key(|a| match a {
+            Algorithm::Blake3 => 0,
+            Algorithm::Sha256 => 1,
+            Algorithm::Md5 => 2,
+        });
+        let lanes = algorithms
+            .into_iter()
+            .enumerate()
+            .map(|(i, a)| {
+                if !threaded || i == 0 {
+                    return Lane::Inline(Hasher::new(a));
+                }
+                let (tx, rx) = std::sync::mpsc::sync_channel::<std::sync::Arc<[u8]>>(LANE_DEPTH);
+                let handle = std::thread::spawn(move || {
+                    let mut h = Hasher::new(a);
+                    for chunk in rx {
+                        h.update(&chunk);
+                    }
+                    h.finish()
+                });
+                Lane::Threaded { tx, handle }
+            })
+            .collect();
+        Hashers { lanes, bytes: 0 }
+    }
+
+    pub fn update(&mut self, buf: &[u8]) {
+        self.bytes += buf.len() as u64;
+        let mut shared: Option<std::sync::Arc<[u8]>> = None;
+        for lane in &mut self.lanes {
+            match lane {
+                Lane::Inline(h) => h.update(buf),
+                Lane::Threaded { tx, .. } => {
+                    let chunk = shared
+                        .get_or_insert_with(|| std::sync::Arc::from(buf))
+                        .clone();
+                    // A send fails only if the lane thread died; finish() reports it.
+                    let _ = tx.send(chunk);
+                }
+            }
+        }
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    pub fn finish(self) -> DigestSet {
+        let mut out = DigestSet::new();
+        for lane in self.lanes {
+            let (a, hex) = match lane {
+                Lane::Inline(h) => h.finish(),
+                Lane::Threaded { tx, handle } => {
+                    drop(tx);
+                    handle.join().expect("digest lane panicked")
+                }
+            };
+            out.insert(a, hex);
+        }
+        out
+    }
+}
+
+/// A reader that hashes every byte it hands out and remembers whether the
+/// underlying storage failed, so that a storage error is told apart from a
+/// format error found by whoever reads through it.
+pub struct HashingReader<R> {
+    inner: R,
+    hashers: Hashers,
+    storage_error: Option<String>,
+    on_progress: Option<Box<dyn FnMut(u64) + Send>>,
+}
+
+impl<R: Read> HashingReader<R> {
+    pub fn new(inner: R, hashers: Hashers) -> Self {
+        HashingReader {
+            inner,
+            hashers,
+            storage_error: None,
+            on_progress: None,
+        }
+    }
+
+    /// Called with the number of bytes of each read, for progress bars.
+    pub fn on_progress(mut self, f: impl FnMut(u64) + Send + 'static) -> Self {
+        self.on_progress = Some(Box::new(f));
+        self
+    }
+
+    /// Reads whatever the consumer left unread, so the digests cover the
+    /// whole stream. Returns the number of bytes drained.
+    pub fn drain(&mut self) -> io::Result<u64> {
+        let mut buf = vec![0u8; READ_BUF];
+        let mut n = 0u64;
+        loop {
+            match self.read(&mut buf) {
+                Ok(0) => return Ok(n),
+                Ok(k) => n += k as u64,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    pub fn storage_error(&self) -> Option<&str> {
+        self.storage_error.as_deref()
+    }
+
+    pub fn bytes_read(&self) -> u64 {
+        self.hashers.bytes()
+    }
+
+    pub fn finish(self) -> DigestSet {
+        self.hashers.finish()
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.inner.read(buf) {
+            Ok(n) => {
+                self.hashers.update(&buf[..n]);
+                if let Some(p) = &mut self.on_progress {
+                    p(n as u64);
+                }
+                Ok(n)
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Err(e),
+            Err(e) => {
+                self.storage_error = Some(e.to_string());
+                Err(e)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_vectors() {
+        let mut h = Hashers::new(Algorithm::ALL);
+        h.update(b"ab");
+        h.update(b"c");
+        let d = h.finish();
+        assert_eq!(
+            d[&Algorithm::Sha256],
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(d[&Algorithm::Md5], "900150983cd24fb0d6963f7d28e17f72");
+        assert_eq!(
+            d[&Algorithm::Blake3],
+            "6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85"
+        );
+    }
+
+    #[test]
+    fn threaded_lanes_agree_with_inline() {
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 + i / 13) as u8).collect();
+        let mut inline = Hashers::new(Algorithm::ALL);
+        let mut lanes = Hashers::with_lanes(Algorithm::ALL, true);
+        for chunk in data.chunks(READ_BUF - 7) {
+            inline.update(chunk);
+            lanes.update(chunk);
+        }
+        assert_eq!(inline.finish(), lanes.finish());
+    }
+
+    #[test]
+    fn drain_covers_unread_bytes() {
+        let data = vec![7u8; 200_000];
+        let mut r = HashingReader::new(&data[..], Hashers::new([Algorithm::Sha256]));
+        let mut first = [0u8; 10];
+        r.read_exact(&mut first).unwrap();
+        r.drain().unwrap();
+        assert_eq!(r.bytes_read(), 200_000);
+        let expected = hex::encode(Sha256::digest(&data));
+        assert_eq!(r.finish()[&Algorithm::Sha256], expected);
+    }
+}

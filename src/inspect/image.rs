@@ -1,0 +1,350 @@
+//! Disk images: qcow2 (header sane, every allocated cluster inside the file,
+//! plus `qemu-img check` when installed) and raw images (GPT primary and
+//! backup headers with their CRCs, partitions and ext filesystems inside the
+//! image).
+
+use std::io::Read;
+use std::process::Command;
+
+use serde_json::{Map, Value, json};
+
+use super::{Damage, Subject};
+
+const SECTOR: u64 = 512;
+
+fn be32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes(b[at..at + 4].try_into().unwrap())
+}
+fn be64(b: &[u8], at: usize) -> u64 {
+    u64::from_be_bytes(b[at..at + 8].try_into().unwrap())
+}
+fn le16(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes(b[at..at + 2].try_into().unwrap())
+}
+fn le32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
+}
+fn le64(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
+}
+
+fn read_exact_at(
+    subject: &Subject<'_>,
+    offset: u64,
+    buf: &mut [u8],
+    what: &str,
+) -> Result<(), Damage> {
+    let read_at = subject.read_at.expect("callers check read_at");
+    let n = read_at(offset, buf).map_err(|e| Damage::io(e, what))?;
+    if n < buf.len() {
+        return Err(Damage(format!(
+            "{what} at byte {offset} lies beyond the end of the file ({} bytes)",
+            subject.size
+        )));
+    }
+    Ok(())
+}
+
+pub fn check_qcow2(r: &mut dyn Read, subject: &Subject<'_>) -> Result<Map<String, Value>, Damage> {
+    let mut h = [0u8; 104];
+    r.read_exact(&mut h[..72])
+        .map_err(|e| Damage::io(e, "qcow2 header"))?;
+    let version = be32(&h, 4);
+    if !(2..=3).contains(&version) {
+        return Err(Damage(format!("qcow2 version {version} (expected 2 or 3)")));
+    }
+    if version == 3 {
+        r.read_exact(&mut h[72..104])
+            .map_err(|e| Damage::io(e, "qcow2 v3 header"))?;
+    }
+    let cluster_bits = be32(&h, 20);
+    if !(9..=21).contains(&cluster_bits) {
+        return Err(Damage(format!(
+            "implausible cluster_bits {cluster_bits} in qcow2 header"
+        )));
+    }
+    let cluster = 1u64 << cluster_bits;
+    let virtual_size = be64(&h, 24);
+    let l1_size = be32(&h, 36) as u64;
+    let l1_offset = be64(&h, 40);
+    let refcount_offset = be64(&h, 48);
+    let mut ev = Map::new();
+    ev.insert("qcow2_version".into(), json!(version));
+    ev.insert("cluster_size".into(), json!(cluster));
+    ev.insert("virtual_size".into(), json!(virtual_size));
+    // Each L2 table maps cluster/8 clusters; L1 must reach the virtual size.
+    let per_l2 = cluster * (cluster / 8);
+    let needed_l1 = virtual_size.div_ceil(per_l2);
+    if l1_size < needed_l1 {
+        return Err(Damage(format!(
+            "L1 table of {l1_size} entries cannot map the virtual size of {virtual_size} bytes (needs {needed_l1})"
+        )));
+    }
+    if !l1_offset.is_multiple_of(cluster) || !refcount_offset.is_multiple_of(cluster) || refcount_offset == 0 {
+        return Err(Damage(format!(
+            "qcow2 table offsets not cluster-aligned (L1 at {l1_offset}, refcount table at {refcount_offset})"
+        )));
+    }
+    if version == 3 {
+        let incompatible = be64(&h, 72);
+        if incompatible & 2 != 0 {
+            return Err(Damage("qcow2 header marks the image corrupt".into()));
+        }
+        if incompatible & 1 != 0 {
+            ev.insert("dirty".into(), json!(true));
+        }
+        if incompatible & !0x1f != 0 {
+            return Err(Damage(format!(
+                "unknown incompatible feature bits {incompatible:#x}"
+            )));
+        }
+    }
+    if subject.read_at.is_some() {
+        let size = subject.size;
+        for (what, off, len) in [
+            ("L1 table", l1_offset, l1_size * 8),
+            (
+                "refcount table",
+                refcount_offset,
+                be32(&h, 56) as u64 * cluster,
+            ),
+        ] {
+            if off + len > size {
+                return Err(Damage(format!(
+                    "{what} ({len} bytes at {off}) extends past the end of the file ({size} bytes): truncated"
+                )));
+            }
+        }
+        let mut l1 = vec![0u8; (l1_size * 8) as usize];
+        read_exact_at(subject, l1_offset, &mut l1, "L1 table")?;
+        let mut l2 = vec![0u8; cluster as usize];
+        let (mut allocated, mut l2_tables) = (0u64, 0u64);
+        for i in 0..l1_size as usize {
+            let l2_offset = be64(&l1, i * 8) & 0x00ff_ffff_ffff_fe00;
+            if l2_offset == 0 {
+                continue;
+            }
+            if l2_offset + cluster > size {
+                return Err(Damage(format!(
+                    "L2 table {i} at byte {l2_offset} lies beyond the end of the file ({size} bytes): truncated"
+                )));
+            }
+            read_exact_at(subject, l2_offset, &mut l2, "L2 table")?;
+            l2_tables += 1;
+            for j in 0..(cluster / 8) as usize {
+                let e = be64(&l2, j * 8);
+                let compressed = e & (1 << 62) != 0;
+                let host = if compressed {
+                    e & ((1u64 << (62 - (cluster_bits - 8))) - 1)
+                } else {
+                    e & 0x00ff_ffff_ffff_fe00
+                };
+                if host == 0 {
+                    continue;
+                }
+                allocated += 1;
+                if host >= size {
+                    let guest = (i as u64 * (cluster / 8) + j as u64) * cluster;
+                    return Err(Damage(format!(
+                        "cluster for guest offset {guest} is stored at byte {host}, beyond the end of the file ({size} bytes): truncated"
+                    )));
+                }
+            }
+        }
+        ev.insert("l2_tables".into(), json!(l2_tables));
+        ev.insert("allocated_clusters".into(), json!(allocated));
+    }
+    if let Some(path) = subject.local_path {
+        qemu_img_check(path, &mut ev)?;
+    }
+    Ok(ev)
+}
+
+/// Second opinion from `qemu-img check` (read-only without `-r`), when
+/// installed. Its exit codes: 0 clean, 2 corruptions, 3 leaks only.
+fn qemu_img_check(path: &std::path::Path, ev: &mut Map<String, Value>) -> Result<(), Damage> {
+    let out = match Command::new("qemu-img")
+        .args(["check", "--output=json", "-f", "qcow2"])
+        .arg(path)
+        .output()
+    {
+        Ok(o) => o,
+        Err(_) => {
+            ev.insert("qemu_img_check".into(), json!("not installed"));
+            return Ok(());
+        }
+    };
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    ev.insert("qemu_img_check".into(), report.clone());
+    match out.status.code() {
+        Some(0) | Some(3) => Ok(()),
+        code => Err(Damage(format!(
+            "qemu-img check exit {}: {}",
+            code.map(|c| c.to_string())
+                .unwrap_or_else(|| "by signal".into()),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))),
+    }
+}
+
+pub fn looks_raw(head: &[u8], name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    let by_name = [".img", ".raw", ".iso", ".disk"]
+        .iter()
+        .any(|e| lower.ends_with(e));
+    let gpt = head.len() >= 520 && &head[512..520] == b"EFI PART";
+    let ext = head.len() >= 1082 && le16(head, 1080) == 0xEF53;
+    let mbr = head.len() >= 512 && head[510] == 0x55 && head[511] == 0xAA;
+    gpt || ext || (by_name && (mbr || head.len() >= 512))
+}
+
+/// Returns evidence and, when nothing inside could be recognised, a warning.
+pub fn check_raw(
+    r: &mut dyn Read,
+    subject: &Subject<'_>,
+) -> Result<(Map<String, Value>, Option<String>), Damage> {
+    let mut ev = Map::new();
+    // First 34 sectors: protective MBR, GPT header and the usual 128 entries.
+    let mut head = Vec::with_capacity(34 * 512);
+    r.take(34 * SECTOR)
+        .read_to_end(&mut head)
+        .map_err(|e| Damage::io(e, "image head"))?;
+    let size = subject.size;
+    if subject.read_at.is_some() && !size.is_multiple_of(SECTOR) {
+        return Err(Damage(format!(
+            "image size {size} is not a whole number of 512-byte sectors: truncated or padded"
+        )));
+    }
+    let mut recognised = false;
+    let mut fs_start = None;
+    if head.len() >= 1024 && &head[512..520] == b"EFI PART" {
+        recognised = true;
+        let gpt = check_gpt_header(&head[512..1024], "primary GPT header")?;
+        let entries_off = (gpt.entries_lba * SECTOR) as usize;
+        let entries_len = (gpt.entries * gpt.entry_size) as usize;
+        if entries_off + entries_len <= head.len() {
+            let table = &head[entries_off..entries_off + entries_len];
+            if crc32fast::hash(table) != gpt.entries_crc {
+                return Err(Damage("GPT partition entry array CRC mismatch".into()));
+            }
+            let mut parts = 0;
+            for k in 0..gpt.entries as usize {
+                let e = &table[k * gpt.entry_size as usize..];
+                if e[..16].iter().all(|&b| b == 0) {
+                    continue;
+                }
+                parts += 1;
+                let (first, last) = (le64(e, 32), le64(e, 40));
+                if subject.read_at.is_some() && (last + 1) * SECTOR > size {
+                    return Err(Damage(format!(
+                        "partition {} ends at sector {last}, beyond the end of the image ({} sectors): truncated",
+                        k + 1,
+                        size / SECTOR
+                    )));
+                }
+                if fs_start.is_none() {
+                    fs_start = Some((first * SECTOR, (last + 1 - first) * SECTOR));
+                }
+            }
+            ev.insert("gpt_partitions".into(), json!(parts));
+        }
+        if subject.read_at.is_some() {
+            let backup_at = gpt.alternate_lba * SECTOR;
+            if backup_at + SECTOR > size {
+                return Err(Damage(format!(
+                    "backup GPT header belongs at sector {}, beyond the end of the image ({} sectors): truncated",
+                    gpt.alternate_lba,
+                    size / SECTOR
+                )));
+            }
+            let mut backup = vec![0u8; SECTOR as usize];
+            read_exact_at(subject, backup_at, &mut backup, "backup GPT header")?;
+            if &backup[..8] != b"EFI PART" {
+                return Err(Damage(format!(
+                    "no backup GPT header at sector {}",
+                    gpt.alternate_lba
+                )));
+            }
+            check_gpt_header(&backup, "backup GPT header")?;
+            ev.insert("gpt_backup_header".into(), json!("valid"));
+        }
+    } else if head.len() >= 1082 && le16(&head, 1080) == 0xEF53 {
+        fs_start = Some((0, size));
+    }
+    if let Some((start, room)) = fs_start {
+        let mut sb = vec![0u8; 1024];
+        let got = if start + 2048 <= head.len() as u64 {
+            sb.copy_from_slice(&head[start as usize + 1024..start as usize + 2048]);
+            true
+        } else if subject.read_at.is_some() {
+            read_exact_at(subject, start + 1024, &mut sb, "filesystem superblock")?;
+            true
+        } else {
+            false
+        };
+        if got && le16(&sb, 56) == 0xEF53 {
+            recognised = true;
+            let log = le32(&sb, 24);
+            if log > 6 {
+                return Err(Damage(format!(
+                    "ext superblock: implausible block size 2^{} KiB",
+                    log
+                )));
+            }
+            let block = 1024u64 << log;
+            // s_blocks_count_hi only counts with the 64bit feature.
+            let hi = if le32(&sb, 0x60) & 0x80 != 0 {
+                le32(&sb, 0x150) as u64
+            } else {
+                0
+            };
+            let blocks = le32(&sb, 4) as u64 | (hi << 32);
+            let fs_bytes = blocks * block;
+            ev.insert("ext_filesystem_bytes".into(), json!(fs_bytes));
+            if subject.read_at.is_some() && fs_bytes > room {
+                return Err(Damage(format!(
+                    "ext filesystem of {fs_bytes} bytes does not fit the {room} bytes left for it: truncated"
+                )));
+            }
+        }
+    }
+    let warning = (!recognised).then(|| {
+        "no partition table or filesystem recognised in this raw image: only its size and checksums vouch for it".to_string()
+    });
+    Ok((ev, warning))
+}
+
+struct Gpt {
+    alternate_lba: u64,
+    entries_lba: u64,
+    entries: u64,
+    entry_size: u64,
+    entries_crc: u32,
+}
+
+fn check_gpt_header(h: &[u8], what: &str) -> Result<Gpt, Damage> {
+    let header_size = le32(h, 12) as usize;
+    if !(92..=512).contains(&header_size) {
+        return Err(Damage(format!(
+            "{what}: implausible header size {header_size}"
+        )));
+    }
+    let mut copy = h[..header_size].to_vec();
+    copy[16..20].fill(0);
+    if crc32fast::hash(&copy) != le32(h, 16) {
+        return Err(Damage(format!("{what}: CRC mismatch")));
+    }
+    let gpt = Gpt {
+        alternate_lba: le64(h, 32),
+        entries_lba: le64(h, 72),
+        entries: le32(h, 80) as u64,
+        entry_size: le32(h, 84) as u64,
+        entries_crc: le32(h, 88),
+    };
+    if gpt.entry_size < 128 || gpt.entries > 1024 {
+        return Err(Damage(format!(
+            "{what}: implausible partition entry layout"
+        )));
+    }
+    Ok(gpt)
+}

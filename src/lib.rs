@@ -1,0 +1,19 @@
+//! backproof: proves that backups can be restored, and keeps the evidence.
+//!
+//! Data flows one way: [`source`] lists artifacts, [`catalog`] groups them
+//! into backups with their manifests, [`verify`] streams each once through
+//! [`digest`] and [`inspect`], producing [`finding`]s that [`report`] renders.
+//! [`audit`] strings the stages together for each command.
+
+pub mod audit;
+pub mod catalog;
+pub mod config;
+pub mod demo;
+pub mod digest;
+pub mod finding;
+pub mod inspect;
+pub mod manifest;
+pub mod progress;
+pub mod report;
+pub mod source;
+pub mod verify;

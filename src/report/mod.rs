@@ -1,0 +1,100 @@
+//! Reports: one writer per output format over the same [`Report`].
+
+pub mod json;
+pub mod text;
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::finding::{self, Finding, Tally};
+use crate::verify::BackupRecord;
+
+/// Bumped whenever a field changes meaning or disappears.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub schema_version: u32,
+    pub tool: String,
+    /// `verify`, `run`, ...
+    pub command: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub sources: Vec<String>,
+    pub summary: Summary,
+    pub backups: Vec<BackupRecord>,
+    pub findings: Vec<Finding>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    pub backups: usize,
+    pub bytes_read: u64,
+    pub findings: Tally,
+    pub exit_code: i32,
+}
+
+impl Report {
+    pub fn new(
+        command: &str,
+        started_at: DateTime<Utc>,
+        sources: Vec<String>,
+        backups: Vec<BackupRecord>,
+        findings: Vec<Finding>,
+    ) -> Report {
+        Report {
+            schema_version: SCHEMA_VERSION,
+            tool: format!("backproof {}", env!("CARGO_PKG_VERSION")),
+            command: command.to_string(),
+            started_at,
+            finished_at: Utc::now(),
+            sources,
+            summary: Summary {
+                backups: backups.len(),
+                bytes_read: backups.iter().map(|b| b.bytes_read).sum(),
+                findings: Tally::of(&findings),
+                exit_code: finding::exit_code(&findings),
+            },
+            backups,
+            findings,
+        }
+    }
+
+    pub fn exit_code(&self) -> i32 {
+        self.summary.exit_code
+    }
+}
+
+/// Writes `contents` to `path` through a temporary file in the same directory
+/// and a rename, so a crash never leaves half a report behind.
+pub fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    io::Write::write_all(&mut tmp, contents)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Writes the report in each format under `dir`, returning the paths.
+pub fn write_all(report: &Report, dir: &Path, formats: &[String]) -> io::Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    for f in formats {
+        let (name, bytes) = match f.as_str() {
+            "json" => ("report.json", json::render(report).into_bytes()),
+            "text" => ("report.txt", text::render(report, false).into_bytes()),
+            other => return Err(io::Error::other(format!("unknown report format {other}"))),
+        };
+        let path = dir.join(name);
+        write_atomically(&path, &bytes)?;
+        written.push(path);
+    }
+    Ok(written)
+}

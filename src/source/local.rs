@@ -1,0 +1,141 @@
+//! Local directory source.
+
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+
+use super::{Artifact, SourceError};
+
+/// A directory tree of backups. Read-only: nothing here opens for writing.
+#[derive(Clone, Debug)]
+pub struct LocalSource {
+    root: PathBuf,
+}
+
+impl LocalSource {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        LocalSource { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// How reports name this source.
+    pub fn location(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    /// Every regular file under the root, sorted by key, and the entries
+    /// that could not be read (a dangling symlink, a directory without
+    /// permission): those become findings while the rest is still audited.
+    /// Symlinks are followed, since backup trees often link "latest" into
+    /// place.
+    pub fn list(&self) -> Result<(Vec<Artifact>, Vec<SourceError>), SourceError> {
+        let meta = std::fs::metadata(&self.root).map_err(|e| SourceError {
+            location: self.location(),
+            reason: e.to_string(),
+        })?;
+        if !meta.is_dir() {
+            return Err(SourceError {
+                location: self.location(),
+                reason: "not a directory".into(),
+            });
+        }
+        let mut out = Vec::new();
+        let mut problems = Vec::new();
+        for entry in walkdir::WalkDir::new(&self.root)
+            .follow_links(true)
+            .sort_by_file_name()
+        {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    let at = e
+                        .path()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_else(|| self.location());
+                    let reason = e
+                        .io_error()
+                        .map(|i| i.to_string())
+                        .unwrap_or_else(|| e.to_string());
+                    problems.push(SourceError {
+                        location: at,
+                        reason,
+                    });
+                    continue;
+                }
+            };
+            if !entry.file_type().is_file() {
+                continue;
+            }
+            let meta = match entry.metadata() {
+                Ok(m) => m,
+                Err(e) => {
+                    problems.push(SourceError {
+                        location: entry.path().display().to_string(),
+                        reason: e.to_string(),
+                    });
+                    continue;
+                }
+            };
+            let rel = entry
+                .path()
+                .strip_prefix(&self.root)
+                .expect("walkdir stays under its root");
+            let key = rel
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/");
+            let modified: DateTime<Utc> = meta
+                .modified()
+                .map(DateTime::from)
+                .unwrap_or_else(|_| Utc::now());
+            out.push(Artifact {
+                key,
+                size: meta.len(),
+                modified,
+            });
+        }
+        Ok((out, problems))
+    }
+
+    pub fn path_of(&self, key: &str) -> PathBuf {
+        self.root.join(key)
+    }
+
+    /// Opens an artifact for one sequential pass, telling the kernel so: it
+    /// then reads ahead further.
+    pub fn open(&self, key: &str) -> io::Result<File> {
+        let f = File::open(self.path_of(key))?;
+        let _ = rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::Sequential);
+        Ok(f)
+    }
+
+    /// Asks the kernel to start reading a file in the background, so that many
+    /// reads are in flight while the workers hash: cold trees of small files
+    /// read about twice as fast with a deep queue as with one read per core.
+    pub fn prefetch(&self, key: &str) {
+        if let Ok(f) = File::open(self.path_of(key)) {
+            let _ = rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::WillNeed);
+        }
+    }
+
+    /// Positional read for formats whose metadata is scattered (qcow2 tables).
+    pub fn read_at(&self, key: &str, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let f = File::open(self.path_of(key))?;
+        let mut done = 0;
+        while done < buf.len() {
+            let n = f.read_at(&mut buf[done..], offset + done as u64)?;
+            if n == 0 {
+                break;
+            }
+            done += n;
+        }
+        Ok(done)
+    }
+}

@@ -1,0 +1,491 @@
+//! Verification: every backup of a catalog streamed once through its digests
+//! and its structure inspector, by a bounded pool of workers, with a
+//! prefetcher keeping many reads in flight ahead of them.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use crate::catalog::{Backup, Catalog, Layout, ManifestState, TimestampFrom};
+use crate::digest::{Algorithm, DigestSet, Hashers, HashingReader, LANE_THRESHOLD};
+use crate::finding::{Check, Finding, Status};
+use crate::inspect::{self, Format, Inspection, Kind, Subject};
+use crate::progress::Progress;
+use crate::source::LocalSource;
+
+/// How far the prefetcher runs ahead of the workers, in files and bytes.
+const PREFETCH_FILES: usize = 128;
+const PREFETCH_BYTES: u64 = 256 * 1024 * 1024;
+/// Files larger than this are left to the kernel's sequential readahead:
+/// asking for all of a large file at once would only evict other data.
+const PREFETCH_MAX_FILE: u64 = 16 * 1024 * 1024;
+
+#[derive(Clone, Debug)]
+pub struct VerifyOptions {
+    /// Worker threads; each hashes and decodes one backup at a time.
+    pub jobs: usize,
+    /// Digests to compute for every file, on top of those manifests need.
+    /// Empty means SHA-256 (the evidence digest) only.
+    pub digests: Vec<Algorithm>,
+}
+
+impl Default for VerifyOptions {
+    fn default() -> Self {
+        VerifyOptions {
+            jobs: thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+            digests: Vec::new(),
+        }
+    }
+}
+
+/// What was learnt about one backup, for reports and (later) history.
+#[derive(Clone, Debug, Serialize)]
+pub struct BackupRecord {
+    pub subject: String,
+    pub key: String,
+    pub kind: Kind,
+    pub layout: Layout,
+    pub timestamp: DateTime<Utc>,
+    pub timestamp_from: TimestampFrom,
+    pub size: u64,
+    pub bytes_read: u64,
+    /// Per member key (one entry for single-file backups).
+    pub digests: BTreeMap<String, DigestSet>,
+    pub duration_ms: u64,
+}
+
+pub struct Verified {
+    pub backups: Vec<BackupRecord>,
+    pub findings: Vec<Finding>,
+}
+
+/// Verifies every backup of `catalog`, plus the catalog's manifest findings.
+pub fn verify_catalog(
+    source: &LocalSource,
+    catalog: &Catalog,
+    opts: &VerifyOptions,
+    progress: &Progress,
+) -> Verified {
+    let subject_of = |key: &str| subject(source.root(), key);
+    let mut findings = manifest_findings(catalog, &subject_of);
+
+    let backups = &catalog.backups;
+    let next = AtomicUsize::new(0);
+    let done = AtomicBool::new(false);
+    let jobs = opts.jobs.max(1).min(backups.len().max(1));
+    let mut results: Vec<Option<(BackupRecord, Vec<Finding>)>> = vec![None; backups.len()];
+    thread::scope(|s| {
+        s.spawn(|| prefetch(source, backups, &next, &done));
+        let workers: Vec<_> = (0..jobs)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut out = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::SeqCst);
+                        let Some(b) = backups.get(i) else { break };
+                        out.push((i, verify_backup(source, b, opts, progress)));
+                    }
+                    out
+                })
+            })
+            .collect();
+        for w in workers {
+            for (i, r) in w.join().expect("verification worker panicked") {
+                results[i] = Some(r);
+            }
+        }
+        done.store(true, Ordering::SeqCst);
+    });
+    let mut records = Vec::with_capacity(backups.len());
+    for (record, f) in results.into_iter().flatten() {
+        records.push(record);
+        findings.extend(f);
+    }
+    Verified {
+        backups: records,
+        findings,
+    }
+}
+
+pub fn subject(root: &Path, key: &str) -> String {
+    if key.is_empty() {
+        root.display().to_string()
+    } else {
+        root.join(key).display().to_string()
+    }
+}
+
+fn prefetch(source: &LocalSource, backups: &[Backup], next: &AtomicUsize, done: &AtomicBool) {
+    let mut ahead = 0usize;
+    while ahead < backups.len() && !done.load(Ordering::Relaxed) {
+        let claimed = next.load(Ordering::Relaxed);
+        ahead = ahead.max(claimed);
+        let window_bytes: u64 = backups[claimed.min(backups.len())..ahead.min(backups.len())]
+            .iter()
+            .map(|b| b.size.min(PREFETCH_MAX_FILE))
+            .sum();
+        if ahead >= backups.len()
+            || ahead - claimed >= PREFETCH_FILES
+            || window_bytes >= PREFETCH_BYTES
+        {
+            thread::sleep(Duration::from_millis(1));
+            continue;
+        }
+        for m in &backups[ahead].members {
+            if m.size <= PREFETCH_MAX_FILE {
+                source.prefetch(&m.key);
+            }
+        }
+        ahead += 1;
+    }
+}
+
+fn manifest_findings(catalog: &Catalog, subject_of: &dyn Fn(&str) -> String) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for m in &catalog.manifests {
+        match m {
+            ManifestState::Parsed { key, entries } => out.push(
+                Finding::new(
+                    subject_of(key),
+                    Check::Manifest,
+                    Status::Pass,
+                    format!("{entries} checksum line(s) parsed"),
+                )
+                .with("entries", *entries),
+            ),
+            ManifestState::Unreadable(e) => {
+                let summary = if e.line > 0 {
+                    format!("unreadable at line {}: {}", e.line, e.reason)
+                } else {
+                    format!("unreadable: {}", e.reason)
+                };
+                out.push(
+                    Finding::new(subject_of(&e.key), Check::Manifest, Status::Fail, summary)
+                        .with("line", e.line)
+                        .with("reason", e.reason.clone())
+                        .remedy("Regenerate the manifest from the backups (sha256sum/b3sum/md5sum) or restore it from a copy; the files it should cover are unverified."),
+                );
+            }
+        }
+    }
+    for miss in &catalog.missing {
+        out.push(
+            Finding::new(
+                subject_of(&miss.target),
+                Check::Manifest,
+                Status::Fail,
+                format!("listed in {} line {} but not present", miss.manifest, miss.line),
+            )
+            .with("manifest", subject_of(&miss.manifest))
+            .with("line", miss.line)
+            .remedy("The backup was deleted, renamed or never uploaded: find out which, and restore it from a copy if it should exist."),
+        );
+    }
+    out
+}
+
+/// Result of streaming one member file.
+struct MemberPass {
+    inspection: Inspection,
+    digests: DigestSet,
+    bytes: u64,
+    storage_error: Option<String>,
+}
+
+fn read_member(
+    source: &LocalSource,
+    key: &str,
+    size: u64,
+    algorithms: BTreeSet<Algorithm>,
+    progress: &Progress,
+) -> MemberPass {
+    let file = match source.open(key) {
+        Ok(f) => f,
+        Err(e) => {
+            return MemberPass {
+                inspection: inspect_skipped(),
+                digests: DigestSet::new(),
+                bytes: 0,
+                storage_error: Some(e.to_string()),
+            };
+        }
+    };
+    let bar = progress.clone();
+    let lanes = size >= LANE_THRESHOLD && algorithms.len() > 1;
+    let mut tee = HashingReader::new(file, Hashers::with_lanes(algorithms, lanes))
+        .on_progress(move |n| bar.advance(n));
+    let path = source.path_of(key);
+    let read_at = |off: u64, buf: &mut [u8]| source.read_at(key, off, buf);
+    let name = key.rsplit('/').next().unwrap_or(key);
+    let subject = Subject {
+        name,
+        size,
+        read_at: Some(&read_at),
+        local_path: Some(&path),
+    };
+    let inspection = inspect::inspect(&mut tee, &subject);
+    let drained = tee.drain();
+    let mut storage_error = tee.storage_error().map(str::to_string);
+    if let (Err(e), None) = (&drained, &storage_error) {
+        storage_error = Some(e.to_string());
+    }
+    let bytes = tee.bytes_read();
+    if storage_error.is_none() && bytes != size {
+        // The file changed under us (still being written, or replaced).
+        storage_error = Some(format!(
+            "read {bytes} bytes but the listing said {size}: file changed during verification"
+        ));
+    }
+    MemberPass {
+        inspection,
+        digests: tee.finish(),
+        bytes,
+        storage_error,
+    }
+}
+
+fn inspect_skipped() -> Inspection {
+    Inspection {
+        kind: Kind::UNKNOWN,
+        result: Ok(()),
+        warning: None,
+        evidence: Map::new(),
+        toc_files: None,
+    }
+}
+
+pub fn verify_backup(
+    source: &LocalSource,
+    b: &Backup,
+    opts: &VerifyOptions,
+    progress: &Progress,
+) -> (BackupRecord, Vec<Finding>) {
+    let started = Instant::now();
+    let subj = subject(source.root(), &b.key);
+    let mut passes: Vec<(String, MemberPass)> = Vec::new();
+    for m in &b.members {
+        let algorithms = b.algorithms_for(&m.key, &opts.digests);
+        passes.push((
+            m.key.clone(),
+            read_member(source, &m.key, m.size, algorithms, progress),
+        ));
+    }
+    let kind = match b.layout {
+        Layout::File => passes[0].1.inspection.kind,
+        Layout::PgDirectory => Kind {
+            format: Format::PgToc,
+            compression: None,
+        },
+    };
+    let mut findings = Vec::new();
+    let storage_errors: Vec<String> = passes
+        .iter()
+        .filter_map(|(k, p)| p.storage_error.as_ref().map(|e| format!("{k}: {e}")))
+        .collect();
+    if !storage_errors.is_empty() {
+        for check in [Check::Structure, Check::Integrity] {
+            findings.push(
+                Finding::new(
+                    &subj,
+                    check,
+                    Status::Error,
+                    format!("could not read: {}", storage_errors.join("; ")),
+                )
+                .remedy("Check permissions and the storage itself; the backup was not verified."),
+            );
+        }
+    } else {
+        findings.push(structure_finding(&subj, b, kind, &passes));
+        findings.push(integrity_finding(&subj, b, &passes));
+    }
+    let record = BackupRecord {
+        subject: subj,
+        key: b.key.clone(),
+        kind,
+        layout: b.layout,
+        timestamp: b.timestamp,
+        timestamp_from: b.timestamp_from,
+        size: b.size,
+        bytes_read: passes.iter().map(|(_, p)| p.bytes).sum(),
+        digests: passes
+            .iter()
+            .map(|(k, p)| (k.clone(), p.digests.clone()))
+            .collect(),
+        duration_ms: started.elapsed().as_millis() as u64,
+    };
+    (record, findings)
+}
+
+fn structure_finding(
+    subj: &str,
+    b: &Backup,
+    kind: Kind,
+    passes: &[(String, MemberPass)],
+) -> Finding {
+    let remedy = "The backup is damaged: take a fresh backup now, and find out what cut or altered this one (disk full, interrupted upload, bad media).";
+    match b.layout {
+        Layout::File => {
+            let i = &passes[0].1.inspection;
+            let base = |status, summary: String| {
+                Finding::new(subj, Check::Structure, status, summary)
+                    .with("kind", kind.to_string())
+                    .with_evidence(i.evidence.clone())
+            };
+            match (&i.result, &i.warning) {
+                (Err(d), _) => base(Status::Fail, format!("{kind}: {d}")).remedy(remedy),
+                (Ok(()), Some(w)) => base(Status::Warn, w.clone())
+                    .remedy("If this is a backup, tell backproof its format (or open an issue); otherwise keep it out of backup locations."),
+                (Ok(()), None) => base(Status::Pass, format!("{kind} complete and consistent")),
+            }
+        }
+        Layout::PgDirectory => {
+            let mut problems = Vec::new();
+            let mut evidence = Map::new();
+            let names: BTreeSet<&str> = b.members.iter().map(|m| m.file_name()).collect();
+            let toc = passes
+                .iter()
+                .find(|(k, _)| k.rsplit('/').next() == Some("toc.dat"));
+            match toc.map(|(_, p)| &p.inspection) {
+                Some(i) if i.kind.format == Format::PgToc && i.result.is_ok() => {
+                    evidence.extend(i.evidence.clone());
+                    for f in i.toc_files.iter().flatten() {
+                        let present = ["", ".gz", ".lz4", ".zst"]
+                            .iter()
+                            .any(|ext| names.contains(format!("{f}{ext}").as_str()));
+                        if !present {
+                            problems.push(format!("{f}: named in toc.dat but missing"));
+                        }
+                    }
+                }
+                Some(i) => problems.push(format!(
+                    "toc.dat: {}",
+                    i.result
+                        .as_ref()
+                        .err()
+                        .map(|d| d.0.clone())
+                        .unwrap_or_else(|| "not a pg_dump table of contents".into())
+                )),
+                None => problems.push("toc.dat missing".into()),
+            }
+            for (k, p) in passes {
+                if k.ends_with("/toc.dat") {
+                    continue;
+                }
+                if let Err(d) = &p.inspection.result {
+                    problems.push(format!("{}: {d}", k.rsplit('/').next().unwrap_or(k)));
+                }
+            }
+            evidence.insert("files".into(), json!(b.members.len()));
+            if problems.is_empty() {
+                Finding::new(
+                    subj,
+                    Check::Structure,
+                    Status::Pass,
+                    format!("{kind}: table of contents and every data file complete"),
+                )
+                .with("kind", kind.to_string())
+                .with_evidence(evidence)
+            } else {
+                Finding::new(
+                    subj,
+                    Check::Structure,
+                    Status::Fail,
+                    format!("{kind}: {}", problems.join("; ")),
+                )
+                .with("kind", kind.to_string())
+                .with("problems", problems)
+                .with_evidence(evidence)
+                .remedy(remedy)
+            }
+        }
+    }
+}
+
+fn integrity_finding(subj: &str, b: &Backup, passes: &[(String, MemberPass)]) -> Finding {
+    let mut mismatches = Vec::new();
+    let mut matched = Vec::new();
+    let mut uncovered = Vec::new();
+    for (key, p) in passes {
+        let expected = b.expected.get(key).map(Vec::as_slice).unwrap_or(&[]);
+        if expected.is_empty() {
+            uncovered.push(key.clone());
+        }
+        for e in expected {
+            let actual = p.digests.get(&e.algorithm).cloned().unwrap_or_default();
+            let entry = json!({
+                "file": key,
+                "algorithm": e.algorithm,
+                "expected": e.digest,
+                "actual": actual,
+                "manifest": e.manifest,
+                "line": e.line,
+            });
+            if actual == e.digest {
+                matched.push(entry);
+            } else {
+                mismatches.push(entry);
+            }
+        }
+    }
+    let digests: Map<String, Value> = if passes.len() == 1 {
+        passes[0]
+            .1
+            .digests
+            .iter()
+            .map(|(a, h)| (a.to_string(), json!(h)))
+            .collect()
+    } else {
+        Map::new()
+    };
+    if !mismatches.is_empty() {
+        let first = &mismatches[0];
+        return Finding::new(
+            subj,
+            Check::Integrity,
+            Status::Fail,
+            format!(
+                "{} digest does not match {} line {} ({} mismatch(es))",
+                first["algorithm"].as_str().unwrap_or("?"),
+                first["manifest"].as_str().unwrap_or("?"),
+                first["line"],
+                mismatches.len()
+            ),
+        )
+        .with("mismatches", mismatches)
+        .with("matched", matched)
+        .with_evidence(digests)
+        .remedy("The bytes differ from what was recorded when the backup was made: treat this copy as corrupt and restore from another copy; check the storage for errors.");
+    }
+    if !uncovered.is_empty() {
+        let summary = if passes.len() == 1 {
+            "not covered by any manifest or sidecar: nothing to compare the digest with".to_string()
+        } else {
+            format!(
+                "{} of {} files not covered by any manifest",
+                uncovered.len(),
+                passes.len()
+            )
+        };
+        return Finding::new(subj, Check::Integrity, Status::Warn, summary)
+            .with("uncovered", uncovered)
+            .with("matched", matched)
+            .with_evidence(digests)
+            .remedy("Write a SHA256SUMS (or .sha256 sidecar) when the backup is made, so later corruption can be proven.");
+    }
+    Finding::new(
+        subj,
+        Check::Integrity,
+        Status::Pass,
+        format!("{} digest(s) match their manifest", matched.len()),
+    )
+    .with("matched", matched)
+    .with_evidence(digests)
+}
