@@ -73,7 +73,7 @@ fn verify_target(
     opts: &VerifyOptions,
     show_progress: bool,
 ) -> Result<verify::Verified, SourceError> {
-    let (artifacts, problems) = target.source.list()?;
+    let (artifacts, problems) = target.source.list_scoped(target.only.as_deref())?;
     let catalog = catalog::build(&target.source, artifacts, pattern, target.only.as_deref());
     let total = catalog.backups.iter().map(|b| b.size).sum();
     let progress = Progress::bytes(total, show_progress);
@@ -175,7 +175,7 @@ pub struct Listed {
 /// first bytes of each file to tell its kind.
 pub fn list_path(path: &Path, pattern: &TimestampPattern) -> Result<Vec<Listed>, SourceError> {
     let target = resolve(path)?;
-    let (artifacts, _unreadable) = target.source.list()?;
+    let (artifacts, _unreadable) = target.source.list_scoped(target.only.as_deref())?;
     let catalog = catalog::build(&target.source, artifacts, pattern, target.only.as_deref());
     let now = Utc::now();
     let mut out = Vec::new();

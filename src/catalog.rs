@@ -285,10 +285,15 @@ pub fn build(
         match manifest::parse(&artifact.key, &kind, &text) {
             Err(e) => catalog.manifests.push(ManifestState::Unreadable(e)),
             Ok(m) => {
-                catalog.manifests.push(ManifestState::Parsed {
-                    key: m.key.clone(),
-                    entries: m.entries.len(),
-                });
+                // A spot check reports only the manifests that speak of it.
+                let relevant =
+                    only.is_none() || m.entries.iter().any(|e| index.contains_key(&e.target));
+                if relevant {
+                    catalog.manifests.push(ManifestState::Parsed {
+                        key: m.key.clone(),
+                        entries: m.entries.len(),
+                    });
+                }
                 for e in m.entries {
                     match index.get(&e.target) {
                         Some(&i) => backups[i]

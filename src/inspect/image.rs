@@ -80,7 +80,10 @@ pub fn check_qcow2(r: &mut dyn Read, subject: &Subject<'_>) -> Result<Map<String
             "L1 table of {l1_size} entries cannot map the virtual size of {virtual_size} bytes (needs {needed_l1})"
         )));
     }
-    if !l1_offset.is_multiple_of(cluster) || !refcount_offset.is_multiple_of(cluster) || refcount_offset == 0 {
+    if !l1_offset.is_multiple_of(cluster)
+        || !refcount_offset.is_multiple_of(cluster)
+        || refcount_offset == 0
+    {
         return Err(Damage(format!(
             "qcow2 table offsets not cluster-aligned (L1 at {l1_offset}, refcount table at {refcount_offset})"
         )));
@@ -99,6 +102,10 @@ pub fn check_qcow2(r: &mut dyn Read, subject: &Subject<'_>) -> Result<Map<String
             )));
         }
     }
+    // qemu's own limits: a 32 MiB L1 table, an 8 MiB refcount table.
+    if l1_size * 8 > 32 << 20 || be32(&h, 56) as u64 * cluster > 8 << 20 {
+        return Err(Damage("implausible qcow2 table sizes in header".into()));
+    }
     if subject.read_at.is_some() {
         let size = subject.size;
         for (what, off, len) in [
@@ -111,7 +118,23 @@ pub fn check_qcow2(r: &mut dyn Read, subject: &Subject<'_>) -> Result<Map<String
         ] {
             if off + len > size {
                 return Err(Damage(format!(
-                    "{what} ({len} bytes at {off}) extends past the end of the file ({size} bytes): truncated"
+                    "{what} ({len} bytes at {off}) extends past the end of the file ({size} bytes): truncated, or a corrupt header"
+                )));
+            }
+        }
+        let refcount_clusters = be32(&h, 56) as u64;
+        let mut refcount_table = vec![0u8; (refcount_clusters * cluster) as usize];
+        read_exact_at(
+            subject,
+            refcount_offset,
+            &mut refcount_table,
+            "refcount table",
+        )?;
+        for (k, e) in refcount_table.chunks_exact(8).enumerate() {
+            let block = u64::from_be_bytes(e.try_into().unwrap()) & !(cluster - 1);
+            if block != 0 && block + cluster > size {
+                return Err(Damage(format!(
+                    "refcount block {k} at byte {block} lies beyond the end of the file ({size} bytes): truncated"
                 )));
             }
         }
@@ -143,7 +166,10 @@ pub fn check_qcow2(r: &mut dyn Read, subject: &Subject<'_>) -> Result<Map<String
                     continue;
                 }
                 allocated += 1;
-                if host >= size {
+                // qemu writes whole standard clusters; compressed ones are
+                // variable-sized, so only their start is known here.
+                let end = if compressed { host + 1 } else { host + cluster };
+                if end > size {
                     let guest = (i as u64 * (cluster / 8) + j as u64) * cluster;
                     return Err(Damage(format!(
                         "cluster for guest offset {guest} is stored at byte {host}, beyond the end of the file ({size} bytes): truncated"
@@ -217,6 +243,26 @@ pub fn check_raw(
     }
     let mut recognised = false;
     let mut fs_start = None;
+    // MBR partition entries (a GPT disk's protective entry among them) must
+    // fit the image; 0xFFFFFFFF sectors means "the rest of a large disk".
+    if head.len() >= 512 && head[510] == 0x55 && head[511] == 0xAA && subject.read_at.is_some() {
+        for k in 0..4 {
+            let e = &head[446 + 16 * k..462 + 16 * k];
+            let (kind, start, count) = (e[4], le32(e, 8) as u64, le32(e, 12) as u64);
+            if kind == 0 || count == 0 || count == u32::MAX as u64 {
+                continue;
+            }
+            recognised = true;
+            if (start + count) * SECTOR > size {
+                return Err(Damage(format!(
+                    "MBR partition {} ends at sector {}, beyond the end of the image ({} sectors): truncated",
+                    k + 1,
+                    start + count - 1,
+                    size / SECTOR
+                )));
+            }
+        }
+    }
     if head.len() >= 1024 && &head[512..520] == b"EFI PART" {
         recognised = true;
         let gpt = check_gpt_header(&head[512..1024], "primary GPT header")?;

@@ -24,8 +24,9 @@ pub struct Damage(pub String);
 
 impl Damage {
     pub fn io(e: io::Error, context: &str) -> Damage {
-        let what = match e.kind() {
-            io::ErrorKind::UnexpectedEof => "unexpected end of data".to_string(),
+        // A bare end-of-file says only "failed to fill whole buffer".
+        let what = match (e.kind(), e.get_ref()) {
+            (io::ErrorKind::UnexpectedEof, None) => "unexpected end of data".to_string(),
             _ => e.to_string(),
         };
         Damage(format!("{context}: {what}"))
@@ -209,6 +210,36 @@ pub fn sniff(head: &[u8], name: &str) -> Kind {
     }
 }
 
+/// The compression a name promises.
+fn compression_promise(name: &str) -> Option<&'static str> {
+    let lower = name.to_ascii_lowercase();
+    if lower.ends_with(".gz") || lower.ends_with(".tgz") {
+        Some("gzip")
+    } else if lower.ends_with(".zst") || lower.ends_with(".zstd") {
+        Some("zstd")
+    } else {
+        None
+    }
+}
+
+/// The backup format a name promises, for files whose content matches none.
+fn name_promise(name: &str) -> Option<&'static str> {
+    let lower = name.to_ascii_lowercase();
+    let promises = [
+        (".dump", "a pg_dump archive"),
+        (".pgdump", "a pg_dump archive"),
+        (".backup", "a pg_dump archive"),
+        (".sql", "an SQL dump"),
+        (".tar", "a tar archive"),
+        (".qcow2", "a qcow2 image"),
+        ("toc.dat", "a pg_dump table of contents"),
+    ];
+    promises
+        .iter()
+        .find(|(ext, _)| lower.ends_with(ext))
+        .map(|(_, p)| *p)
+}
+
 fn strip_compression_ext(name: &str) -> &str {
     for ext in [".gz", ".zst", ".zstd", ".tgz"] {
         if let Some(s) = name.strip_suffix(ext) {
@@ -244,13 +275,23 @@ pub fn inspect(stream: &mut dyn Read, subject: &Subject<'_>) -> Inspection {
     }
     let mut outer = BufReader::with_capacity(READ_BUF, rest);
     let Some(c) = sniff_compression(&head) else {
+        if let Some(promised) = compression_promise(subject.name) {
+            let mut i = Inspection::new(Kind {
+                format: sniff_format(&head, subject.name),
+                compression: None,
+            });
+            i.result = Err(Damage(format!(
+                "named like a {promised} file, but has no {promised} header"
+            )));
+            return i;
+        }
         return inspect_format(&mut outer, &head, subject, None);
     };
     let kind = Kind {
         format: Format::Unknown,
         compression: Some(c),
     };
-    let stream_damage = |e: io::Error| Damage::io(e, &format!("{} stream", compression_name(c)));
+    let stream_damage = |e: io::Error| Damage::io(e, "decompressing");
     let dec = match decoder(c, outer) {
         Ok(d) => d,
         Err(e) => {
@@ -262,6 +303,7 @@ pub fn inspect(stream: &mut dyn Read, subject: &Subject<'_>) -> Inspection {
     let mut counted = CountingReader {
         inner: dec,
         count: 0,
+        label: compression_name(c),
     };
     let (inner_head, inner_rest) = match peek_head(&mut counted) {
         Ok(x) => x,
@@ -311,16 +353,34 @@ fn peek_head<R: Read>(mut r: R) -> io::Result<(Vec<u8>, impl Read)> {
     Ok((head.clone(), io::Cursor::new(head).chain(r)))
 }
 
+/// Counts decompressed bytes and words decoder errors, so that whichever
+/// inspector meets them reports a cut or corrupt stream as such.
 struct CountingReader<R> {
     inner: R,
     count: u64,
+    label: &'static str,
 }
 
 impl<R: Read> Read for CountingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.count += n as u64;
-        Ok(n)
+        match self.inner.read(buf) {
+            Ok(n) => {
+                self.count += n as u64;
+                Ok(n)
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Err(e),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Err(io::Error::new(
+                e.kind(),
+                format!(
+                    "{} stream ends early after {} decompressed bytes: truncated",
+                    self.label, self.count
+                ),
+            )),
+            Err(e) => Err(io::Error::new(
+                e.kind(),
+                format!("corrupt {} stream: {e}", self.label),
+            )),
+        }
     }
 }
 
@@ -359,13 +419,20 @@ fn inspect_format(
             i.evidence.extend(ev);
             i.warning = warning;
         }),
-        Format::Unknown => {
-            i.warning = Some(
-                "content not recognised as a known backup format: only checksums can vouch for it"
-                    .into(),
-            );
-            Ok(())
-        }
+        Format::Unknown => match name_promise(subject.name) {
+            // A file named like a backup that does not hold one is a broken
+            // backup (cut to a few bytes, overwritten), not an unknown file.
+            Some(promised) => Err(Damage(format!(
+                "named like {promised}, but the content is not: {} bytes of unrecognised data",
+                head.len()
+            ))),
+            None => {
+                i.warning = Some(
+                    "content not recognised as a known backup format: only checksums can vouch for it".into(),
+                );
+                Ok(())
+            }
+        },
     };
     i.result = result;
     i

@@ -34,6 +34,16 @@ impl LocalSource {
     /// Symlinks are followed, since backup trees often link "latest" into
     /// place.
     pub fn list(&self) -> Result<(Vec<Artifact>, Vec<SourceError>), SourceError> {
+        self.list_scoped(None)
+    }
+
+    /// With `only`, lists just the root's own files (where the manifests
+    /// for `only` live) and everything under `only` when it is a directory:
+    /// a spot check of one file must not walk its parent's whole tree.
+    pub fn list_scoped(
+        &self,
+        only: Option<&str>,
+    ) -> Result<(Vec<Artifact>, Vec<SourceError>), SourceError> {
         let meta = std::fs::metadata(&self.root).map_err(|e| SourceError {
             location: self.location(),
             reason: e.to_string(),
@@ -46,10 +56,23 @@ impl LocalSource {
         }
         let mut out = Vec::new();
         let mut problems = Vec::new();
-        for entry in walkdir::WalkDir::new(&self.root)
+        let walk = walkdir::WalkDir::new(&self.root)
             .follow_links(true)
-            .sort_by_file_name()
-        {
+            .sort_by_file_name();
+        let walk = match only {
+            Some(_) => walk.max_depth(1),
+            None => walk,
+        };
+        let inner = only
+            .map(|o| self.root.join(o))
+            .filter(|p| p.is_dir())
+            .map(|p| {
+                walkdir::WalkDir::new(p)
+                    .follow_links(true)
+                    .min_depth(1)
+                    .sort_by_file_name()
+            });
+        for entry in walk.into_iter().chain(inner.into_iter().flatten()) {
             let entry = match entry {
                 Ok(e) => e,
                 Err(e) => {

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh Debian machine as on a developer's:
+# installs what is missing, builds, runs every test against the committed
+# corpus, then makes a fresh corpus with the real tools (PostgreSQL, MariaDB,
+# qemu-img, tar, zstd) and runs the corpus tests against that too.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DEBIAN_FRONTEND=noninteractive
+
+# The corpus script installs its own tools (postgresql, mariadb-server,
+# qemu-utils, zstd, b3sum, fdisk, e2fsprogs) when missing, idempotently.
+fresh=$(mktemp -d /tmp/backproof-corpus.XXXXXX)
+trap 'rm -rf "$fresh"' EXIT
+bash fixtures/make.sh "$fresh/corpus"
+
+cargo build --all-targets --locked
+cargo test --locked
+BACKPROOF_CORPUS="$fresh/corpus" cargo test --locked --test corpus --test cli

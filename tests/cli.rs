@@ -1,0 +1,201 @@
+//! The command-line contract: exit codes, spot checks, ls, run with a
+//! config, the demo, and that verification never writes to a backup store.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+
+use common::*;
+
+#[test]
+fn unreadable_path_exits_2_naming_it() {
+    let (code, report) = verify_json(&[Path::new("/nonexistent/backups")]);
+    assert_eq!(code, 2);
+    let f = &findings(&report)[0];
+    assert_eq!(f["status"], "error");
+    assert_eq!(f["subject"], "/nonexistent/backups");
+}
+
+#[test]
+fn spot_check_of_one_file_uses_its_sidecar() {
+    let file = corpus().join("clean/mysql/shop-2026-11-20T0300.sql.gz");
+    let (code, report) = verify_json(&[&file]);
+    assert_eq!(code, 0, "{}", describe(&report));
+    let integrity = findings(&report)
+        .iter()
+        .find(|f| f["check"] == "integrity")
+        .unwrap();
+    assert_eq!(integrity["status"], "pass", "{integrity:#}");
+    assert_eq!(report["backups"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn spot_check_of_a_directory_dump_uses_the_manifest_beside_it() {
+    let dir = corpus().join("clean/postgres/appdb-2026-11-20T0300.dir");
+    let (code, report) = verify_json(&[&dir]);
+    assert_eq!(code, 0, "{}", describe(&report));
+    let integrity = findings(&report)
+        .iter()
+        .find(|f| f["check"] == "integrity")
+        .unwrap();
+    assert_eq!(integrity["status"], "pass", "{integrity:#}");
+}
+
+#[test]
+fn a_truncated_file_fails_without_any_manifest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let good = fs::read(corpus().join("clean/postgres/appdb-2026-11-20T0300.dump")).unwrap();
+    let cut = tmp.path().join("appdb.dump");
+    fs::write(&cut, &good[..good.len() - 1]).unwrap();
+    let o = run(&["verify", cut.to_str().unwrap()]);
+    assert_eq!(code(&o), 1);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("FAIL") && text.contains("appdb.dump"),
+        "{text}"
+    );
+
+    // And an empty dump is no backup at all.
+    let empty = tmp.path().join("empty.dump");
+    fs::write(&empty, b"").unwrap();
+    let (code, report) = verify_json(&[&empty]);
+    assert_eq!(code, 1, "{}", describe(&report));
+}
+
+#[test]
+fn spot_check_stays_in_its_directory() {
+    // A broken manifest in a sibling directory is none of this file's business.
+    let tmp = tempfile::tempdir().unwrap();
+    let src = corpus().join("clean/mysql/shop-2026-11-20T0300.sql.gz");
+    fs::copy(&src, tmp.path().join("shop.sql.gz")).unwrap();
+    fs::create_dir(tmp.path().join("other")).unwrap();
+    fs::write(tmp.path().join("other/SHA256SUMS"), "garbage\n").unwrap();
+    let (code, report) = verify_json(&[&tmp.path().join("shop.sql.gz")]);
+    assert_eq!(code, 0, "{}", describe(&report));
+    assert_eq!(findings(&report).len(), 2, "{}", describe(&report));
+}
+
+#[test]
+fn ls_lists_kinds_newest_first() {
+    let o = run(&[
+        "ls",
+        corpus().join("clean/postgres").to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code(&o), 0);
+    let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 6);
+    let custom = list.iter().find(|l| l["kind"] == "pg_custom").unwrap();
+    assert_eq!(custom["timestamp"], "2026-11-20T03:00:00Z");
+    assert_eq!(custom["timestamp_from"], "name");
+    assert_eq!(custom["checksums"][0], "sha256 (SHA256SUMS)");
+    let o = run(&["ls", corpus().join("clean").to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("qcow2") && text.contains("mysqldump+zstd"),
+        "{text}"
+    );
+}
+
+#[test]
+fn run_with_a_config_writes_reports_and_rejects_bad_configs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("backproof.toml");
+    fs::write(
+        &cfg,
+        format!(
+            "[report]\ndir = \"out\"\nformats = [\"json\", \"text\"]\n\n[[sources]]\nname = \"mysql\"\npath = \"{}\"\n",
+            corpus().join("clean/mysql").display()
+        ),
+    )
+    .unwrap();
+    let o = run(&["run", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stdout));
+    let report: serde_json::Value =
+        serde_json::from_slice(&fs::read(tmp.path().join("out/report.json")).unwrap()).unwrap();
+    assert_eq!(report["command"], "run");
+    assert_eq!(report["summary"]["backups"], 3);
+    assert!(tmp.path().join("out/report.txt").exists());
+    // No temporary files left beside the reports.
+    assert_eq!(fs::read_dir(tmp.path().join("out")).unwrap().count(), 2);
+
+    fs::write(
+        &cfg,
+        "[[sources]]\nname = \"x\"\npath = \"/x\"\nretention_days = 3\n",
+    )
+    .unwrap();
+    let o = run(&["run", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(code(&o), 2);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("backproof.toml") && err.contains("line 4") && err.contains("retention_days"),
+        "{err}"
+    );
+
+    // A configured source that does not exist: the audit cannot run.
+    fs::write(
+        &cfg,
+        "[report]\ndir = \"out\"\n[[sources]]\nname = \"x\"\npath = \"/nonexistent\"\n",
+    )
+    .unwrap();
+    assert_eq!(code(&run(&["run", "--config", cfg.to_str().unwrap()])), 2);
+}
+
+#[test]
+fn demo_reports_its_one_corrupted_backup() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = bin()
+        .args(["run", "--demo", "--format", "json"])
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 1, "{}", String::from_utf8_lossy(&o.stderr));
+    let report: serde_json::Value =
+        serde_json::from_slice(&fs::read(tmp.path().join("reports/demo/report.json")).unwrap())
+            .unwrap();
+    let failed: Vec<_> = findings(&report)
+        .iter()
+        .filter(|f| f["status"] == "fail")
+        .map(|f| f["subject"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!failed.is_empty());
+    assert!(
+        failed
+            .iter()
+            .all(|s| s.ends_with("appdb-2026-11-19T0300.sql.gz")),
+        "{failed:?}"
+    );
+}
+
+/// Size, mtime and content hash of every file under a tree.
+fn fingerprint(root: &Path) -> Vec<(String, u64, std::time::SystemTime, String)> {
+    use sha2::Digest;
+    let mut out = Vec::new();
+    for e in walkdir::WalkDir::new(root).sort_by_file_name() {
+        let e = e.unwrap();
+        let m = e.metadata().unwrap();
+        let hash = if m.is_file() {
+            hex::encode(sha2::Sha256::digest(fs::read(e.path()).unwrap()))
+        } else {
+            String::new()
+        };
+        out.push((
+            e.path().display().to_string(),
+            m.len(),
+            m.modified().unwrap(),
+            hash,
+        ));
+    }
+    out
+}
+
+#[test]
+fn verification_writes_nothing_to_the_backup_store() {
+    let root = corpus();
+    let before = fingerprint(&root);
+    let _ = verify_json(&[&root.join("clean"), &root.join("corrupt")]);
+    assert_eq!(before, fingerprint(&root));
+}

@@ -1,0 +1,63 @@
+//! Shared helpers: run the real binary, read its JSON report.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+pub fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_backproof"))
+}
+
+/// The corpus made by fixtures/make.sh: the committed one, or a freshly made
+/// one when BACKPROOF_CORPUS points at it (the test script does both).
+pub fn corpus() -> PathBuf {
+    match std::env::var_os("BACKPROOF_CORPUS") {
+        Some(p) => PathBuf::from(p),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/corpus"),
+    }
+}
+
+pub fn run(args: &[&str]) -> Output {
+    bin().args(args).output().expect("backproof runs")
+}
+
+pub fn code(o: &Output) -> i32 {
+    o.status.code().expect("exited normally")
+}
+
+/// `verify --format json` on the paths; returns (exit code, report).
+pub fn verify_json(paths: &[&Path]) -> (i32, Value) {
+    let mut cmd = bin();
+    cmd.arg("verify").arg("--format").arg("json");
+    cmd.args(paths);
+    let o = cmd.output().expect("backproof runs");
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    });
+    (code(&o), report)
+}
+
+pub fn findings(report: &Value) -> &Vec<Value> {
+    report["findings"].as_array().expect("findings array")
+}
+
+/// Findings as "status check subject" lines, for readable assertion failures.
+pub fn describe(report: &Value) -> String {
+    findings(report)
+        .iter()
+        .map(|f| {
+            format!(
+                "{} {} {}: {}",
+                f["status"], f["check"], f["subject"], f["summary"]
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
