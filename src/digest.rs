@@ -69,6 +69,14 @@ impl FromStr for Algorithm {
 /// Finished digests of one byte stream, lowercase hex.
 pub type DigestSet = BTreeMap<Algorithm, String>;
 
+/// Buffers at least this large are split across cores by BLAKE3.
+const BLAKE3_PARALLEL_MIN: usize = 256 * 1024;
+
+/// Buffer size of the pipelined reader for large files: big enough for
+/// BLAKE3 to spread over cores. The cache argument for 64 KiB does not hold
+/// there, since the buffers are filled on another core anyway.
+const PIPE_BUF: usize = 1024 * 1024;
+
 /// Files at least this large hash each extra digest on its own thread.
 pub const LANE_THRESHOLD: u64 = 32 * 1024 * 1024;
 /// Chunks queued per lane: bounds memory at LANE_DEPTH x READ_BUF per digest.
@@ -93,7 +101,12 @@ impl Hasher {
         match self {
             Hasher::Sha256(h) => h.update(buf),
             Hasher::Blake3(h) => {
-                h.update(buf);
+                // BLAKE3 is a tree: large buffers hash on all cores.
+                if buf.len() >= BLAKE3_PARALLEL_MIN {
+                    h.update_rayon(buf);
+                } else {
+                    h.update(buf);
+                }
             }
             Hasher::Md5(h) => h.update(buf),
         }
@@ -239,6 +252,66 @@ impl<R: Read> HashingReader<R> {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Like [`drain`](Self::drain), for large files: a second thread issues
+    /// the reads while this one hashes, so the kernel's copy out of the page
+    /// cache (or the wait for the disk) overlaps the hashing instead of
+    /// adding to it. Memory stays at PIPE_BUFFERS x PIPE_BUF.
+    pub fn drain_pipelined(&mut self) -> io::Result<u64>
+    where
+        R: Send,
+    {
+        const PIPE_BUFFERS: usize = 4;
+        let HashingReader {
+            inner,
+            hashers,
+            storage_error,
+            on_progress,
+        } = self;
+        let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<(Vec<u8>, usize)>(PIPE_BUFFERS);
+        let (empty_tx, empty_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(PIPE_BUFFERS);
+        for _ in 0..PIPE_BUFFERS {
+            empty_tx
+                .send(vec![0u8; PIPE_BUF])
+                .expect("channel has room");
+        }
+        let mut total = 0u64;
+        let read_result = std::thread::scope(|s| {
+            let reader = s.spawn(move || -> io::Result<()> {
+                for mut buf in empty_rx {
+                    // Fill the whole buffer: short reads would defeat BLAKE3's split.
+                    let mut n = 0;
+                    while n < buf.len() {
+                        match inner.read(&mut buf[n..]) {
+                            Ok(0) => break,
+                            Ok(k) => n += k,
+                            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    if n == 0 || full_tx.send((buf, n)).is_err() {
+                        return Ok(());
+                    }
+                }
+                Ok(())
+            });
+            for (buf, n) in full_rx {
+                hashers.update(&buf[..n]);
+                if let Some(p) = on_progress.as_mut() {
+                    p(n as u64);
+                }
+                total += n as u64;
+                // The reader may already have stopped; the buffer is then dropped.
+                let _ = empty_tx.send(buf);
+            }
+            reader.join().expect("reader thread panicked")
+        });
+        if let Err(e) = read_result {
+            *storage_error = Some(e.to_string());
+            return Err(e);
+        }
+        Ok(total)
     }
 
     pub fn storage_error(&self) -> Option<&str> {

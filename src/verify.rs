@@ -232,7 +232,11 @@ fn read_member(
         local_path: Some(&path),
     };
     let inspection = inspect::inspect(&mut tee, &subject);
-    let drained = tee.drain();
+    let drained = if lanes || size >= LANE_THRESHOLD {
+        tee.drain_pipelined()
+    } else {
+        tee.drain()
+    };
     let mut storage_error = tee.storage_error().map(str::to_string);
     if let (Err(e), None) = (&drained, &storage_error) {
         storage_error = Some(e.to_string());
