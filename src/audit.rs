@@ -131,7 +131,7 @@ pub fn run_config(config: &Config, opts: &VerifyOptions, show_progress: bool) ->
         };
         match verify_target(&target, &config.pattern_for(s), opts, show_progress) {
             Ok(v) => {
-                if v.backups.is_empty() {
+                if v.catalogued == 0 {
                     findings.push(
                         Finding::new(
                             target.source.location(),
@@ -265,4 +265,63 @@ pub fn render_listing(list: &[Listed]) -> String {
         out.push_str("* timestamp from modification time: no date found in the name\n");
     }
     out
+}
+
+/// Held for the whole of `backproof run`: a second run against the same
+/// history exits 2 instead of racing the first. The OS drops the lock when
+/// the process dies, so a crash leaves no stale lock behind.
+pub struct RunLock {
+    _file: std::fs::File,
+}
+
+impl RunLock {
+    pub fn acquire(path: &Path) -> Result<RunLock, String> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(|e| format!("cannot open lock {}: {e}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => Ok(RunLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(format!(
+                "another backproof run holds {}; not starting a second one",
+                path.display()
+            )),
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(format!("cannot lock {}: {e}", path.display()))
+            }
+        }
+    }
+}
+
+/// The lock file that goes with a history location.
+pub fn lock_path(history: &Path) -> PathBuf {
+    let mut name = history
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".lock");
+    history.with_file_name(name)
+}
+
+/// `backproof report --since`: the compliance export from the history.
+pub fn compliance_report(
+    history: &Path,
+    since: DateTime<Utc>,
+) -> Result<crate::compliance::Compliance, String> {
+    if !history.exists() {
+        return Err(format!(
+            "no history at {}: nothing has been recorded there yet",
+            history.display()
+        ));
+    }
+    let h = crate::history::History::open(history).map_err(|e| e.to_string())?;
+    let chain = h.verify().map_err(|e| e.to_string())?;
+    let runs = h.runs_since(since).map_err(|e| e.to_string())?;
+    Ok(crate::compliance::build(&runs, &chain, since))
 }

@@ -84,8 +84,6 @@ pub struct ConfigError {
     pub message: String,
 }
 
-pub const REPORT_FORMATS: &[&str] = &["json", "text"];
-
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let file = path.display().to_string();
@@ -134,10 +132,11 @@ impl Config {
                 .map_err(|e| format!("defaults.timestamp_pattern: {e}"))?;
         }
         for f in &config.report.formats {
-            if !REPORT_FORMATS.contains(&f.as_str()) {
+            if !crate::report::FORMATS.iter().any(|(n, _)| n == f) {
+                let known: Vec<&str> = crate::report::FORMATS.iter().map(|(n, _)| *n).collect();
                 return Err(format!(
                     "report.formats: unknown format {f:?} (known: {})",
-                    REPORT_FORMATS.join(", ")
+                    known.join(", ")
                 ));
             }
         }

@@ -79,8 +79,8 @@ const PIPE_BUF: usize = 1024 * 1024;
 
 /// Files at least this large hash each extra digest on its own thread.
 pub const LANE_THRESHOLD: u64 = 32 * 1024 * 1024;
-/// Chunks queued per lane: bounds memory at LANE_DEPTH x READ_BUF per digest.
-const LANE_DEPTH: usize = 16;
+/// Chunks queued per lane: bounds memory at LANE_DEPTH buffers per digest.
+const LANE_DEPTH: usize = 4;
 
 enum Hasher {
     Sha256(Sha256),

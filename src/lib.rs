@@ -7,10 +7,12 @@
 
 pub mod audit;
 pub mod catalog;
+pub mod compliance;
 pub mod config;
 pub mod demo;
 pub mod digest;
 pub mod finding;
+pub mod history;
 pub mod inspect;
 pub mod manifest;
 pub mod progress;

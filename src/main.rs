@@ -2,8 +2,9 @@
 //! outcome to the exit code contract (0 pass, 1 a check failed, 2 could not
 //! run). Nothing else lives here.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -11,6 +12,7 @@ use backproof::audit;
 use backproof::catalog::TimestampPattern;
 use backproof::config::Config;
 use backproof::digest::Algorithm;
+use backproof::history::{self, History};
 use backproof::report::{self, Report};
 use backproof::verify::VerifyOptions;
 
@@ -37,6 +39,11 @@ enum Command {
         common: Common,
         #[command(flatten)]
         work: Work,
+        #[command(flatten)]
+        store: Store,
+        /// Do not record this spot check in the history.
+        #[arg(long)]
+        no_history: bool,
     },
     /// List the backups found under a path: kind, timestamp, size, age and
     /// the checksums manifests record for them.
@@ -45,22 +52,58 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
-    /// The nightly job: audit every source in a config and write reports.
+    /// The nightly job: audit every source in a config, write reports and
+    /// record the run in the history.
     Run {
         /// The config file (see README).
         #[arg(long, short, required_unless_present = "demo", conflicts_with = "demo")]
         config: Option<PathBuf>,
         /// Run on a demo corpus generated under reports/demo (one backup in
-        /// it is corrupt on purpose).
+        /// it is corrupt on purpose); history in reports/demo/history.sqlite.
         #[arg(long)]
         demo: bool,
         /// Where reports go; overrides the config's report.dir.
         #[arg(long)]
         report_dir: Option<PathBuf>,
+        /// Time budget, e.g. "45m": no backup is started after it, and those
+        /// not reached are reported as errors.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        deadline: Option<Duration>,
         #[command(flatten)]
         common: Common,
         #[command(flatten)]
         work: Work,
+        #[command(flatten)]
+        store: Store,
+    },
+    /// Export a compliance report for a period from the history.
+    Report {
+        /// Start of the period, as an age: "90d", "12h", "2w".
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "90d")]
+        since: Duration,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Md)]
+        format: ReportFormat,
+        /// Write to this file (atomically) instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        store: Store,
+    },
+    /// The run history.
+    History {
+        #[command(subcommand)]
+        action: HistoryAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum HistoryAction {
+    /// Recompute the hash chain: exit 1 if a record was edited or deleted.
+    Verify {
+        #[command(flatten)]
+        store: Store,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
     },
 }
 
@@ -92,10 +135,52 @@ struct Work {
     no_progress: bool,
 }
 
+#[derive(Args)]
+struct Store {
+    /// History store (a SQLite file). Default: $BACKPROOF_HISTORY, else
+    /// $XDG_DATA_HOME/backproof/history.sqlite.
+    #[arg(long)]
+    history: Option<PathBuf>,
+}
+
+impl Store {
+    fn location(&self) -> PathBuf {
+        self.history
+            .clone()
+            .unwrap_or_else(history::default_location)
+    }
+}
+
 #[derive(Clone, Copy, ValueEnum, PartialEq)]
 enum Format {
     Text,
     Json,
+    Csv,
+    Md,
+    Junit,
+    Prometheus,
+}
+
+impl Format {
+    fn name(self) -> &'static str {
+        match self {
+            Format::Text => "text",
+            Format::Json => "json",
+            Format::Csv => "csv",
+            Format::Md => "md",
+            Format::Junit => "junit",
+            Format::Prometheus => "prometheus",
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+enum ReportFormat {
+    Json,
+    Csv,
+    Md,
+    Junit,
+    Prometheus,
 }
 
 fn main() -> ExitCode {
@@ -122,15 +207,23 @@ fn options(work: &Work, config_jobs: Option<usize>) -> VerifyOptions {
 }
 
 fn print_report(report: &Report, format: Format, verbose: bool) {
-    match format {
-        Format::Json => print!("{}", report::json::render(report)),
-        Format::Text => print!("{}", report::text::render(report, verbose)),
-    }
+    print!(
+        "{}",
+        report::render(report, format.name(), verbose).expect("known format")
+    );
 }
 
 fn fail(message: &str) -> i32 {
     eprintln!("backproof: {message}");
     2
+}
+
+/// Appends the run to the history; a run that cannot be recorded did not
+/// produce its evidence, so that alone makes the exit code 2.
+fn record(report: &Report, location: &Path) -> Result<(), String> {
+    let mut h = History::open(location).map_err(|e| e.to_string())?;
+    h.append(report).map_err(|e| e.to_string())?;
+    Ok(())
 }
 
 fn run(cli: Cli) -> i32 {
@@ -139,6 +232,8 @@ fn run(cli: Cli) -> i32 {
             paths,
             common,
             work,
+            store,
+            no_history,
         } => {
             let pattern = match pattern(&common) {
                 Ok(p) => p,
@@ -147,6 +242,9 @@ fn run(cli: Cli) -> i32 {
             let report =
                 audit::verify_paths(&paths, &pattern, &options(&work, None), !work.no_progress);
             print_report(&report, common.format, common.verbose);
+            if !no_history && let Err(e) = record(&report, &store.location()) {
+                return fail(&e);
+            }
             report.exit_code()
         }
         Command::Ls { path, common } => {
@@ -161,7 +259,7 @@ fn run(cli: Cli) -> i32 {
                             "{}",
                             serde_json::to_string_pretty(&list).expect("serializes")
                         ),
-                        Format::Text => print!("{}", audit::render_listing(&list)),
+                        _ => print!("{}", audit::render_listing(&list)),
                     }
                     0
                 }
@@ -172,18 +270,24 @@ fn run(cli: Cli) -> i32 {
             config,
             demo,
             report_dir,
+            deadline,
             common,
             work,
+            store,
         } => {
+            let started = Instant::now();
+            let demo_dir = PathBuf::from("reports/demo");
+            let history = match (&store.history, demo) {
+                (None, true) => demo_dir.join("history.sqlite"),
+                _ => store.location(),
+            };
+            let _lock = match audit::RunLock::acquire(&audit::lock_path(&history)) {
+                Ok(l) => l,
+                Err(e) => return fail(&e),
+            };
             let config = if demo {
-                match backproof::demo::prepare(&PathBuf::from("reports/demo")) {
-                    Ok(c) => {
-                        eprintln!(
-                            "backproof: demo corpus written to {}",
-                            c.sources[0].path.parent().unwrap().display()
-                        );
-                        c
-                    }
+                match backproof::demo::prepare(&demo_dir) {
+                    Ok(c) => c,
                     Err(e) => return fail(&format!("cannot write the demo corpus: {e}")),
                 }
             } else {
@@ -196,25 +300,88 @@ fn run(cli: Cli) -> i32 {
                     Err(e) => return fail(&e.to_string()),
                 }
             };
-            let report = audit::run_config(
-                &config,
-                &options(&work, config.defaults.jobs),
-                !work.no_progress,
-            );
+            let mut opts = options(&work, config.defaults.jobs);
+            opts.deadline = deadline.map(|d| started + d);
+            let report = audit::run_config(&config, &opts, !work.no_progress);
             let dir = report_dir.unwrap_or_else(|| config.report.dir.clone());
+            let mut code = report.exit_code();
             match report::write_all(&report, &dir, &config.report.formats) {
                 Ok(paths) => {
                     for p in paths {
                         eprintln!("backproof: wrote {}", p.display());
                     }
                 }
-                Err(e) => {
-                    print_report(&report, common.format, common.verbose);
-                    return fail(&format!("cannot write reports to {}: {e}", dir.display()));
-                }
+                Err(e) => code = fail(&format!("cannot write reports to {}: {e}", dir.display())),
+            }
+            if let Err(e) = record(&report, &history) {
+                code = fail(&e);
             }
             print_report(&report, common.format, common.verbose);
-            report.exit_code()
+            code
+        }
+        Command::Report {
+            since,
+            format,
+            out,
+            store,
+        } => {
+            let since = chrono::Utc::now()
+                - chrono::Duration::from_std(since).unwrap_or(chrono::Duration::MAX);
+            let c = match audit::compliance_report(&store.location(), since) {
+                Ok(c) => c,
+                Err(e) => return fail(&e),
+            };
+            let name = match format {
+                ReportFormat::Json => "json",
+                ReportFormat::Csv => "csv",
+                ReportFormat::Md => "md",
+                ReportFormat::Junit => "junit",
+                ReportFormat::Prometheus => "prometheus",
+            };
+            let text = backproof::compliance::render(&c, name).expect("known format");
+            match out {
+                Some(path) => {
+                    if let Err(e) = report::write_atomically(&path, text.as_bytes()) {
+                        return fail(&format!("cannot write {}: {e}", path.display()));
+                    }
+                }
+                None => print!("{text}"),
+            }
+            if c.chain_intact { 0 } else { 1 }
+        }
+        Command::History {
+            action: HistoryAction::Verify { store, format },
+        } => {
+            let location = store.location();
+            if !location.exists() {
+                return fail(&format!("no history at {}", location.display()));
+            }
+            let check = match History::open(&location).and_then(|h| h.verify()) {
+                Ok(c) => c,
+                Err(e) => return fail(&e.to_string()),
+            };
+            if format == Format::Json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&check).expect("serializes")
+                );
+            } else {
+                for p in &check.problems {
+                    println!("FAIL  {p}");
+                }
+                println!(
+                    "{}: {} run(s) in {}, chain head {}",
+                    if check.problems.is_empty() {
+                        "OK"
+                    } else {
+                        "TAMPERED"
+                    },
+                    check.runs,
+                    check.location,
+                    check.head
+                );
+            }
+            if check.problems.is_empty() { 0 } else { 1 }
         }
     }
 }

@@ -33,6 +33,9 @@ pub struct VerifyOptions {
     /// Digests to compute for every file, on top of those manifests need.
     /// Empty means SHA-256 (the evidence digest) only.
     pub digests: Vec<Algorithm>,
+    /// No new backup is started after this instant; those not reached are
+    /// reported as `error`, so a time budget never turns into a silent pass.
+    pub deadline: Option<Instant>,
 }
 
 impl Default for VerifyOptions {
@@ -42,6 +45,7 @@ impl Default for VerifyOptions {
                 .map(|n| n.get())
                 .unwrap_or(2),
             digests: Vec::new(),
+            deadline: None,
         }
     }
 }
@@ -63,6 +67,8 @@ pub struct BackupRecord {
 }
 
 pub struct Verified {
+    /// How many backups the catalog held (some may be unreached).
+    pub catalogued: usize,
     pub backups: Vec<BackupRecord>,
     pub findings: Vec<Finding>,
 }
@@ -89,6 +95,9 @@ pub fn verify_catalog(
                 s.spawn(|| {
                     let mut out = Vec::new();
                     loop {
+                        if opts.deadline.is_some_and(|d| Instant::now() >= d) {
+                            break;
+                        }
                         let i = next.fetch_add(1, Ordering::SeqCst);
                         let Some(b) = backups.get(i) else { break };
                         out.push((i, verify_backup(source, b, opts, progress)));
@@ -105,11 +114,25 @@ pub fn verify_catalog(
         done.store(true, Ordering::SeqCst);
     });
     let mut records = Vec::with_capacity(backups.len());
-    for (record, f) in results.into_iter().flatten() {
-        records.push(record);
-        findings.extend(f);
+    for (i, r) in results.into_iter().enumerate() {
+        match r {
+            Some((record, f)) => {
+                records.push(record);
+                findings.extend(f);
+            }
+            None => findings.push(
+                Finding::new(
+                    subject_of(&backups[i].key),
+                    Check::Structure,
+                    Status::Error,
+                    "not verified: the run's deadline passed before it was reached",
+                )
+                .remedy("Give the run more time (--deadline), more workers (--jobs), or spread full reads over several nights."),
+            ),
+        }
     }
     Verified {
+        catalogued: backups.len(),
         backups: records,
         findings,
     }

@@ -1,6 +1,10 @@
 //! Reports: one writer per output format over the same [`Report`].
 
+pub mod csv;
 pub mod json;
+pub mod junit;
+pub mod markdown;
+pub mod prometheus;
 pub mod text;
 
 use std::io;
@@ -83,17 +87,43 @@ pub fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-/// Writes the report in each format under `dir`, returning the paths.
+/// The formats a report renders to, with the file name `run` writes.
+pub const FORMATS: &[(&str, &str)] = &[
+    ("json", "report.json"),
+    ("text", "report.txt"),
+    ("csv", "findings.csv"),
+    ("md", "report.md"),
+    ("junit", "junit.xml"),
+    ("prometheus", "backproof.prom"),
+];
+
+/// Renders `report` in a named format.
+pub fn render(report: &Report, format: &str, verbose: bool) -> Option<String> {
+    Some(match format {
+        "json" => json::render(report),
+        "text" => text::render(report, verbose),
+        "csv" => csv::render(report),
+        "md" => markdown::render(report),
+        "junit" => junit::render(report),
+        "prometheus" => prometheus::render(report),
+        _ => return None,
+    })
+}
+
+/// Writes the report in each format under `dir`, returning the paths. Each
+/// file is replaced atomically, so a reader (node_exporter, a dashboard)
+/// never sees half of one.
 pub fn write_all(report: &Report, dir: &Path, formats: &[String]) -> io::Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     for f in formats {
-        let (name, bytes) = match f.as_str() {
-            "json" => ("report.json", json::render(report).into_bytes()),
-            "text" => ("report.txt", text::render(report, false).into_bytes()),
-            other => return Err(io::Error::other(format!("unknown report format {other}"))),
-        };
+        let name = FORMATS
+            .iter()
+            .find(|(n, _)| n == f)
+            .map(|(_, file)| *file)
+            .ok_or_else(|| io::Error::other(format!("unknown report format {f}")))?;
+        let text = render(report, f, false).expect("known format");
         let path = dir.join(name);
-        write_atomically(&path, &bytes)?;
+        write_atomically(&path, text.as_bytes())?;
         written.push(path);
     }
     Ok(written)

@@ -7,8 +7,16 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+/// The binary, with its history kept out of the user's home: one throwaway
+/// SQLite file per test process (tests that inspect history pass --history).
 pub fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_backproof"))
+    let mut c = Command::new(env!("CARGO_BIN_EXE_backproof"));
+    let history = std::env::temp_dir().join(format!(
+        "backproof-test-history-{}.sqlite",
+        std::process::id()
+    ));
+    c.env("BACKPROOF_HISTORY", history);
+    c
 }
 
 /// The corpus made by fixtures/make.sh: the committed one, or a freshly made

@@ -1,0 +1,358 @@
+//! The auditor's export: every run of a period, read back from the history,
+//! summarised per check (pass rate, every failure with its evidence) and per
+//! backup (when its bytes were last verified, with what result), stating the
+//! hash-chain head it was built from.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::history::{ChainCheck, StoredRun};
+
+#[derive(Debug, Serialize)]
+pub struct Compliance {
+    pub schema_version: u32,
+    pub tool: String,
+    pub generated_at: DateTime<Utc>,
+    pub period_start: DateTime<Utc>,
+    pub history: String,
+    /// Hash of the newest run in the history when the export was made.
+    pub chain_head: String,
+    pub chain_intact: bool,
+    pub chain_problems: Vec<String>,
+    pub runs: usize,
+    pub runs_failed: usize,
+    pub checks: Vec<CheckStats>,
+    pub backups: Vec<BackupEvidence>,
+    pub failures: Vec<FailureRecord>,
+}
+
+#[derive(Debug, Serialize, Default)]
+pub struct CheckStats {
+    pub check: String,
+    pub findings: usize,
+    pub pass: usize,
+    pub warn: usize,
+    pub fail: usize,
+    pub error: usize,
+    /// Share of findings that were not fail or error.
+    pub pass_rate: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BackupEvidence {
+    pub subject: String,
+    pub kind: String,
+    pub timestamp: String,
+    pub size: u64,
+    pub last_verified_at: DateTime<Utc>,
+    /// Worst status of its findings in that run.
+    pub last_result: String,
+    pub times_verified: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FailureRecord {
+    pub run_id: i64,
+    pub run_started_at: DateTime<Utc>,
+    pub subject: String,
+    pub check: String,
+    pub status: String,
+    pub summary: String,
+    pub evidence: Value,
+}
+
+fn rank(status: &str) -> u8 {
+    match status {
+        "pass" => 0,
+        "warn" => 1,
+        "fail" => 2,
+        _ => 3,
+    }
+}
+
+pub fn build(runs: &[StoredRun], chain: &ChainCheck, since: DateTime<Utc>) -> Compliance {
+    let mut checks: BTreeMap<String, CheckStats> = BTreeMap::new();
+    let mut backups: BTreeMap<String, BackupEvidence> = BTreeMap::new();
+    let mut failures = Vec::new();
+    for run in runs {
+        let findings = run.report["findings"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let mut worst: BTreeMap<String, &str> = BTreeMap::new();
+        for f in &findings {
+            let check = f["check"].as_str().unwrap_or("?").to_string();
+            let status = f["status"].as_str().unwrap_or("error");
+            let subject = f["subject"].as_str().unwrap_or("?").to_string();
+            let c = checks.entry(check.clone()).or_insert_with(|| CheckStats {
+                check: check.clone(),
+                ..Default::default()
+            });
+            c.findings += 1;
+            match status {
+                "pass" => c.pass += 1,
+                "warn" => c.warn += 1,
+                "fail" => c.fail += 1,
+                _ => c.error += 1,
+            }
+            let w = worst.entry(subject.clone()).or_insert("pass");
+            if rank(status) > rank(w) {
+                *w = status;
+            }
+            if rank(status) >= 2 {
+                failures.push(FailureRecord {
+                    run_id: run.id,
+                    run_started_at: run.started_at,
+                    subject,
+                    check,
+                    status: status.to_string(),
+                    summary: f["summary"].as_str().unwrap_or("").to_string(),
+                    evidence: f.get("evidence").cloned().unwrap_or(Value::Null),
+                });
+            }
+        }
+        for b in run.report["backups"].as_array().into_iter().flatten() {
+            let subject = b["subject"].as_str().unwrap_or("?").to_string();
+            let result = worst.get(&subject).copied().unwrap_or("pass").to_string();
+            let times = backups.get(&subject).map(|e| e.times_verified).unwrap_or(0) + 1;
+            backups.insert(
+                subject.clone(),
+                BackupEvidence {
+                    subject,
+                    kind: b["kind"].as_str().unwrap_or("?").to_string(),
+                    timestamp: b["timestamp"].as_str().unwrap_or("").to_string(),
+                    size: b["size"].as_u64().unwrap_or(0),
+                    last_verified_at: run.started_at,
+                    last_result: result,
+                    times_verified: times,
+                },
+            );
+        }
+    }
+    for c in checks.values_mut() {
+        c.pass_rate = if c.findings == 0 {
+            0.0
+        } else {
+            (c.pass + c.warn) as f64 / c.findings as f64
+        };
+    }
+    Compliance {
+        schema_version: 1,
+        tool: format!("backproof {}", env!("CARGO_PKG_VERSION")),
+        generated_at: Utc::now(),
+        period_start: since,
+        history: chain.location.clone(),
+        chain_head: chain.head.clone(),
+        chain_intact: chain.problems.is_empty(),
+        chain_problems: chain.problems.clone(),
+        runs: runs.len(),
+        runs_failed: runs.iter().filter(|r| r.exit_code != 0).count(),
+        checks: checks.into_values().collect(),
+        backups: backups.into_values().collect(),
+        failures,
+    }
+}
+
+pub const FORMATS: &[&str] = &["json", "csv", "md", "junit", "prometheus"];
+
+pub fn render(c: &Compliance, format: &str) -> Option<String> {
+    Some(match format {
+        "json" => serde_json::to_string_pretty(c).expect("serializes") + "\n",
+        "csv" => render_csv(c),
+        "md" => render_md(c),
+        "junit" => render_junit(c),
+        "prometheus" => render_prometheus(c),
+        _ => return None,
+    })
+}
+
+/// One row per failure in the period, then one per check with its rate.
+fn render_csv(c: &Compliance) -> String {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut write = || -> csv::Result<()> {
+        w.write_record([
+            "kind",
+            "run_id",
+            "run_started_at",
+            "check",
+            "subject",
+            "status",
+            "summary",
+            "evidence",
+        ])?;
+        for s in &c.checks {
+            w.write_record([
+                "check_summary",
+                "",
+                "",
+                &s.check,
+                "",
+                &format!("{:.4}", s.pass_rate),
+                &format!(
+                    "{} pass, {} warn, {} fail, {} error",
+                    s.pass, s.warn, s.fail, s.error
+                ),
+                "",
+            ])?;
+        }
+        for f in &c.failures {
+            w.write_record([
+                "failure",
+                &f.run_id.to_string(),
+                &f.run_started_at.to_rfc3339(),
+                &f.check,
+                &f.subject,
+                &f.status,
+                &f.summary,
+                &f.evidence.to_string(),
+            ])?;
+        }
+        Ok(())
+    };
+    write().expect("CSV to memory");
+    String::from_utf8(w.into_inner().expect("in-memory")).expect("UTF-8")
+}
+
+fn render_md(c: &Compliance) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "# Backup compliance report\n");
+    let _ = writeln!(
+        o,
+        "Period from {} to {} · {} run(s), {} with a failed check · history `{}`\n",
+        c.period_start.format("%Y-%m-%d %H:%M UTC"),
+        c.generated_at.format("%Y-%m-%d %H:%M UTC"),
+        c.runs,
+        c.runs_failed,
+        c.history
+    );
+    let _ = writeln!(
+        o,
+        "Built from hash-chain head `{}`: chain {}.\n",
+        c.chain_head,
+        if c.chain_intact {
+            "intact"
+        } else {
+            "BROKEN — see below"
+        }
+    );
+    for p in &c.chain_problems {
+        let _ = writeln!(o, "- ⚠️ {p}");
+    }
+    let _ = writeln!(
+        o,
+        "## Checks\n\n| check | findings | pass rate | pass | warn | fail | error |\n|---|---|---|---|---|---|---|"
+    );
+    for s in &c.checks {
+        let _ = writeln!(
+            o,
+            "| {} | {} | {:.1}% | {} | {} | {} | {} |",
+            s.check,
+            s.findings,
+            s.pass_rate * 100.0,
+            s.pass,
+            s.warn,
+            s.fail,
+            s.error
+        );
+    }
+    let _ = writeln!(
+        o,
+        "\n## Backups: last full verification\n\n| backup | kind | taken | verified | result | times |\n|---|---|---|---|---|---|"
+    );
+    for b in &c.backups {
+        let _ = writeln!(
+            o,
+            "| `{}` | {} | {} | {} | {} | {} |",
+            b.subject,
+            b.kind,
+            b.timestamp,
+            b.last_verified_at.format("%Y-%m-%d %H:%M"),
+            b.last_result,
+            b.times_verified
+        );
+    }
+    if !c.failures.is_empty() {
+        let _ = writeln!(
+            o,
+            "\n## Failures\n\n| run | when | check | subject | status | finding |\n|---|---|---|---|---|---|"
+        );
+        for f in &c.failures {
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | `{}` | {} | {} |",
+                f.run_id,
+                f.run_started_at.format("%Y-%m-%d %H:%M"),
+                f.check,
+                f.subject,
+                f.status,
+                f.summary.replace('|', "\\|")
+            );
+        }
+    }
+    o
+}
+
+fn render_junit(c: &Compliance) -> String {
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    let mut o = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let failing = c.checks.iter().filter(|s| s.fail + s.error > 0).count();
+    let _ = writeln!(
+        o,
+        "<testsuite name=\"backproof compliance\" tests=\"{}\" failures=\"{failing}\">",
+        c.checks.len()
+    );
+    for s in &c.checks {
+        let _ = write!(
+            o,
+            "  <testcase classname=\"backproof.compliance\" name=\"{}\"",
+            esc(&s.check)
+        );
+        if s.fail + s.error == 0 {
+            o.push_str("/>\n");
+        } else {
+            let _ = writeln!(
+                o,
+                "><failure message=\"{} fail, {} error of {} findings (pass rate {:.1}%)\"/></testcase>",
+                s.fail,
+                s.error,
+                s.findings,
+                s.pass_rate * 100.0
+            );
+        }
+    }
+    o.push_str("</testsuite>\n");
+    o
+}
+
+fn render_prometheus(c: &Compliance) -> String {
+    let mut o = String::from(
+        "# HELP backproof_check_pass_rate Share of passing findings per check over the report period.\n# TYPE backproof_check_pass_rate gauge\n",
+    );
+    for s in &c.checks {
+        let _ = writeln!(
+            o,
+            "backproof_check_pass_rate{{check=\"{}\"}} {:.6}",
+            s.check, s.pass_rate
+        );
+    }
+    let _ = writeln!(
+        o,
+        "# HELP backproof_history_chain_intact 1 when the history hash chain verifies.\n# TYPE backproof_history_chain_intact gauge\nbackproof_history_chain_intact {}",
+        u8::from(c.chain_intact)
+    );
+    let _ = writeln!(
+        o,
+        "# HELP backproof_runs Runs in the report period.\n# TYPE backproof_runs gauge\nbackproof_runs {}",
+        c.runs
+    );
+    o
+}

@@ -1,0 +1,99 @@
+//! Prometheus textfile-collector format (node_exporter): per-check status,
+//! backup ages, bytes verified and the run's own outcome, for alerting.
+
+use std::fmt::Write;
+
+use crate::finding::Status;
+
+use super::Report;
+
+fn label(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn code(s: Status) -> u8 {
+    match s {
+        Status::Pass => 0,
+        Status::Warn => 1,
+        Status::Fail => 2,
+        Status::Error => 3,
+    }
+}
+
+pub fn render(report: &Report) -> String {
+    let mut m = String::new();
+    let _ = writeln!(
+        m,
+        "# HELP backproof_check_status Outcome of each check: 0 pass, 1 warn, 2 fail, 3 error.\n# TYPE backproof_check_status gauge"
+    );
+    for f in &report.findings {
+        let _ = writeln!(
+            m,
+            "backproof_check_status{{check=\"{}\",subject=\"{}\"}} {}",
+            f.check.as_str(),
+            label(&f.subject),
+            code(f.status)
+        );
+    }
+    let _ = writeln!(
+        m,
+        "# HELP backproof_backup_age_seconds Age of each backup at the end of the run.\n# TYPE backproof_backup_age_seconds gauge"
+    );
+    for b in &report.backups {
+        let age = (report.finished_at - b.timestamp).num_seconds().max(0);
+        let _ = writeln!(
+            m,
+            "backproof_backup_age_seconds{{subject=\"{}\",kind=\"{}\"}} {age}",
+            label(&b.subject),
+            b.kind
+        );
+    }
+    let _ = writeln!(
+        m,
+        "# HELP backproof_backup_size_bytes Size of each backup.\n# TYPE backproof_backup_size_bytes gauge"
+    );
+    for b in &report.backups {
+        let _ = writeln!(
+            m,
+            "backproof_backup_size_bytes{{subject=\"{}\"}} {}",
+            label(&b.subject),
+            b.size
+        );
+    }
+    let t = &report.summary.findings;
+    let _ = writeln!(
+        m,
+        "# HELP backproof_findings Findings of the run by status.\n# TYPE backproof_findings gauge"
+    );
+    for (s, n) in [
+        ("pass", t.pass),
+        ("warn", t.warn),
+        ("fail", t.fail),
+        ("error", t.error),
+    ] {
+        let _ = writeln!(m, "backproof_findings{{status=\"{s}\"}} {n}");
+    }
+    let secs = (report.finished_at - report.started_at).num_milliseconds() as f64 / 1000.0;
+    let _ = writeln!(
+        m,
+        "# HELP backproof_bytes_verified Bytes read and verified in the run.\n# TYPE backproof_bytes_verified gauge\nbackproof_bytes_verified {}",
+        report.summary.bytes_read
+    );
+    let _ = writeln!(
+        m,
+        "# HELP backproof_run_exit_code Exit code of the run: 0 pass, 1 a check failed, 2 could not run.\n# TYPE backproof_run_exit_code gauge\nbackproof_run_exit_code {}",
+        report.exit_code()
+    );
+    let _ = writeln!(
+        m,
+        "# HELP backproof_run_timestamp_seconds When the run finished.\n# TYPE backproof_run_timestamp_seconds gauge\nbackproof_run_timestamp_seconds {}",
+        report.finished_at.timestamp()
+    );
+    let _ = writeln!(
+        m,
+        "# HELP backproof_run_duration_seconds How long the run took.\n# TYPE backproof_run_duration_seconds gauge\nbackproof_run_duration_seconds {secs:.3}"
+    );
+    m
+}

@@ -1,0 +1,254 @@
+//! History, compliance export, report formats, and the nightly run's lock
+//! and deadline.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+
+use common::*;
+
+fn run_with_history(history: &Path, args: &[&str]) -> std::process::Output {
+    bin()
+        .args(args)
+        .arg("--history")
+        .arg(history)
+        .output()
+        .unwrap()
+}
+
+fn two_runs(history: &Path) {
+    let clean = corpus().join("clean/mysql");
+    let broken = corpus().join("corrupt/mysql-truncated");
+    assert_eq!(
+        code(&run_with_history(
+            history,
+            &["verify", clean.to_str().unwrap()]
+        )),
+        0
+    );
+    assert_eq!(
+        code(&run_with_history(
+            history,
+            &["verify", broken.to_str().unwrap()]
+        )),
+        1
+    );
+}
+
+#[test]
+fn an_edited_or_deleted_record_is_detected() {
+    let tmp = tempfile::tempdir().unwrap();
+    let h = tmp.path().join("history.sqlite");
+    two_runs(&h);
+    let o = run_with_history(&h, &["history", "verify"]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stdout));
+
+    // Someone turns last night's failure into a pass.
+    let db = rusqlite::Connection::open(&h).unwrap();
+    let n = db
+        .execute(
+            "UPDATE findings SET status = 'pass' WHERE status = 'fail'",
+            [],
+        )
+        .unwrap();
+    assert!(n > 0);
+    let o = run_with_history(&h, &["history", "verify"]);
+    assert_eq!(code(&o), 1);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("run 2: finding") && out.contains("edited"),
+        "{out}"
+    );
+
+    // Editing the stored report itself breaks its hash.
+    db.execute(
+        "UPDATE findings SET status = 'fail' WHERE status = 'pass' AND run_id = 2",
+        [],
+    )
+    .unwrap();
+    db.execute(
+        "UPDATE runs SET report = replace(report, '\"fail\"', '\"pass\"') WHERE id = 2",
+        [],
+    )
+    .unwrap();
+    let out =
+        String::from_utf8_lossy(&run_with_history(&h, &["history", "verify"]).stdout).into_owned();
+    assert!(
+        out.contains("run 2: stored report does not match its hash"),
+        "{out}"
+    );
+
+    // Deleting the first run breaks the chain.
+    let tmp2 = tempfile::tempdir().unwrap();
+    let h2 = tmp2.path().join("history.sqlite");
+    two_runs(&h2);
+    let db = rusqlite::Connection::open(&h2).unwrap();
+    db.execute("DELETE FROM findings WHERE run_id = 1", [])
+        .unwrap();
+    db.execute("DELETE FROM backups WHERE run_id = 1", [])
+        .unwrap();
+    db.execute("DELETE FROM runs WHERE id = 1", []).unwrap();
+    let o = run_with_history(&h2, &["history", "verify", "--format", "json"]);
+    assert_eq!(code(&o), 1);
+    let check: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let problems = check["problems"].to_string();
+    assert!(problems.contains("deleted"), "{problems}");
+}
+
+#[test]
+fn compliance_export_covers_the_period_and_states_the_chain_head() {
+    let tmp = tempfile::tempdir().unwrap();
+    let h = tmp.path().join("history.sqlite");
+    two_runs(&h);
+    let head: serde_json::Value = serde_json::from_slice(
+        &run_with_history(&h, &["history", "verify", "--format", "json"]).stdout,
+    )
+    .unwrap();
+
+    let o = run_with_history(&h, &["report", "--since", "90d", "--format", "json"]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let c: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(c["runs"], 2);
+    assert_eq!(c["runs_failed"], 1);
+    assert_eq!(c["chain_head"], head["head"]);
+    assert_eq!(c["chain_intact"], true);
+    let structure = c["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["check"] == "structure")
+        .unwrap();
+    // 3 clean MySQL dumps, then the truncated one (its EXPECT file is only a warning).
+    assert_eq!(structure["fail"], 1);
+    let n = structure["findings"].as_f64().unwrap();
+    assert_eq!(structure["pass_rate"].as_f64().unwrap(), (n - 1.0) / n);
+    let failure = &c["failures"].as_array().unwrap()[0];
+    assert!(
+        failure["subject"]
+            .as_str()
+            .unwrap()
+            .ends_with("shop-2026-11-20T0300.sql")
+    );
+    assert!(failure["evidence"].is_object());
+
+    let out = tmp.path().join("audit.md");
+    let o = run_with_history(
+        &h,
+        &[
+            "report",
+            "--since",
+            "1d",
+            "--format",
+            "md",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code(&o), 0);
+    let md = fs::read_to_string(&out).unwrap();
+    assert!(md.contains(head["head"].as_str().unwrap()), "{md}");
+
+    let o = run_with_history(&h, &["report", "--format", "csv"]);
+    let rows = csv::Reader::from_reader(&o.stdout[..]).records().count();
+    assert!(rows >= 4, "check summaries and the failure: {rows}");
+
+    // No history yet: the export cannot run.
+    let o = run_with_history(&tmp.path().join("none.sqlite"), &["report"]);
+    assert_eq!(code(&o), 2);
+}
+
+fn config(dir: &Path, source: &Path) -> std::path::PathBuf {
+    let cfg = dir.join("backproof.toml");
+    fs::write(
+        &cfg,
+        format!(
+            "[report]\ndir = \"out\"\nformats = [\"json\", \"text\", \"csv\", \"md\", \"junit\", \"prometheus\"]\n\n[[sources]]\nname = \"pg\"\npath = \"{}\"\n",
+            source.display()
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+#[test]
+fn run_writes_every_report_format() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path(), &corpus().join("corrupt/pg-gz-truncated"));
+    let h = tmp.path().join("h.sqlite");
+    let o = run_with_history(&h, &["run", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(code(&o), 1);
+    let out = tmp.path().join("out");
+    let report: serde_json::Value =
+        serde_json::from_slice(&fs::read(out.join("report.json")).unwrap()).unwrap();
+    let n = findings(&report).len();
+
+    let csv_rows = csv::Reader::from_path(out.join("findings.csv"))
+        .unwrap()
+        .records()
+        .count();
+    assert_eq!(csv_rows, n);
+
+    let junit = fs::read_to_string(out.join("junit.xml")).unwrap();
+    assert_eq!(junit.matches("<testcase ").count(), n);
+    assert_eq!(junit.matches("<failure ").count(), 1, "{junit}");
+
+    let prom = fs::read_to_string(out.join("backproof.prom")).unwrap();
+    let sample =
+        regex::Regex::new(r#"^[a-z_]+(\{([a-z_]+="([^"\\]|\\.)*",?)*\})? -?[0-9.]+$"#).unwrap();
+    for line in prom.lines().filter(|l| !l.starts_with('#')) {
+        assert!(sample.is_match(line), "not a Prometheus sample: {line}");
+    }
+    assert!(prom.contains("backproof_run_exit_code 1"));
+    assert!(
+        prom.contains("check=\"structure\"") && prom.contains("} 2"),
+        "a fail is 2:\n{prom}"
+    );
+
+    let md = fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        md.contains("Needs attention") && md.contains("appdb-2026-11-20T0300.sql.gz"),
+        "{md}"
+    );
+    assert!(out.join("report.txt").exists());
+}
+
+#[test]
+fn a_second_concurrent_run_exits_2_and_a_deadline_is_an_error_not_a_pass() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path(), &corpus().join("clean/postgres"));
+    let h = tmp.path().join("h.sqlite");
+    {
+        let _held = backproof::audit::RunLock::acquire(&backproof::audit::lock_path(&h)).unwrap();
+        let o = run_with_history(&h, &["run", "--config", cfg.to_str().unwrap()]);
+        assert_eq!(code(&o), 2);
+        assert!(String::from_utf8_lossy(&o.stderr).contains("another backproof run"));
+    }
+    let o = run_with_history(
+        &h,
+        &[
+            "run",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--deadline",
+            "0s",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(code(&o), 2);
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let errors = findings(&report)
+        .iter()
+        .filter(|f| f["status"] == "error")
+        .count();
+    assert_eq!(errors, 6, "every backup unreached:\n{}", describe(&report));
+    // And once the lock is free and there is time, the run passes.
+    assert_eq!(
+        code(&run_with_history(
+            &h,
+            &["run", "--config", cfg.to_str().unwrap()]
+        )),
+        0
+    );
+}
