@@ -2,6 +2,7 @@
 //! catalog, verify, and assemble a [`Report`]. The CLI only parses flags and
 //! maps the report to an exit code.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
@@ -11,6 +12,7 @@ use crate::catalog::{self, Layout, TimestampFrom, TimestampPattern};
 use crate::config::Config;
 use crate::finding::{Check, Finding, Status};
 use crate::inspect::{self, Kind};
+use crate::policy::{self, Observed};
 use crate::progress::Progress;
 use crate::report::Report;
 use crate::source::{LocalSource, SourceError};
@@ -119,11 +121,13 @@ pub fn verify_paths(
     Report::new("verify", started, sources, backups, findings)
 }
 
-/// `backproof run`: every configured source.
+/// `backproof run`: every configured source, then the policies on what
+/// was found.
 pub fn run_config(config: &Config, opts: &VerifyOptions, show_progress: bool) -> Report {
     let started = Utc::now();
     let mut backups = Vec::new();
     let mut findings = Vec::new();
+    let mut observed: BTreeMap<String, Vec<Observed>> = BTreeMap::new();
     for s in &config.sources {
         let target = Target {
             source: LocalSource::new(&s.path),
@@ -131,7 +135,7 @@ pub fn run_config(config: &Config, opts: &VerifyOptions, show_progress: bool) ->
         };
         match verify_target(&target, &config.pattern_for(s), opts, show_progress) {
             Ok(v) => {
-                if v.catalogued == 0 {
+                if v.catalogued.is_empty() {
                     findings.push(
                         Finding::new(
                             target.source.location(),
@@ -142,18 +146,42 @@ pub fn run_config(config: &Config, opts: &VerifyOptions, show_progress: bool) ->
                         .remedy("The backup job may not be running or may write elsewhere."),
                     );
                 }
+                observed.insert(s.name.clone(), observe(&v));
                 backups.extend(v.backups);
                 findings.extend(v.findings);
             }
             Err(e) => findings.push(source_error_finding(&e)),
         }
     }
+    findings.extend(policy::evaluate(&config.checks, &observed, started));
     let sources = config
         .sources
         .iter()
         .map(|s| s.path.display().to_string())
         .collect();
     Report::new("run", started, sources, backups, findings)
+}
+
+/// What policies need of a source's verification: each backup with the
+/// worst of its integrity and structure verdicts.
+fn observe(v: &verify::Verified) -> Vec<Observed> {
+    let mut verdicts: BTreeMap<&str, Status> = BTreeMap::new();
+    for f in &v.findings {
+        if matches!(f.check, Check::Integrity | Check::Structure) {
+            let e = verdicts.entry(f.subject.as_str()).or_insert(Status::Pass);
+            *e = (*e).max(f.status);
+        }
+    }
+    v.catalogued
+        .iter()
+        .map(|(subject, key, timestamp, size)| Observed {
+            subject: subject.clone(),
+            key: key.clone(),
+            timestamp: *timestamp,
+            size: *size,
+            verdict: verdicts.get(subject.as_str()).copied(),
+        })
+        .collect()
 }
 
 /// One line of `backproof ls`.

@@ -22,6 +22,7 @@ use serde::Deserialize;
 
 use crate::catalog::TimestampPattern;
 use crate::digest::Algorithm;
+use crate::policy::{self, CheckDef};
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -32,6 +33,19 @@ pub struct Config {
     pub report: ReportConfig,
     #[serde(default)]
     pub sources: Vec<SourceConfig>,
+    #[serde(default)]
+    pub policy: PolicyConfig,
+    /// Promises to check, from the config itself and the included packs.
+    #[serde(default)]
+    pub checks: Vec<CheckDef>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Policy packs (files holding `[[checks]]`), relative to this file.
+    #[serde(default)]
+    pub include: Vec<PathBuf>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -106,6 +120,24 @@ impl Config {
         if config.report.dir.is_relative() {
             config.report.dir = base.join(&config.report.dir);
         }
+        for inc in config.policy.include.clone() {
+            let path = if inc.is_relative() {
+                base.join(&inc)
+            } else {
+                inc
+            };
+            let checks = policy::load_pack(&path).map_err(|message| ConfigError {
+                file: file.clone(),
+                message: format!("policy.include: {message}"),
+            })?;
+            for c in &checks {
+                config.check_refs(c).map_err(|message| ConfigError {
+                    file: path.display().to_string(),
+                    message,
+                })?;
+            }
+            config.checks.extend(checks);
+        }
         Ok(config)
     }
 
@@ -140,10 +172,30 @@ impl Config {
                 ));
             }
         }
+        for (i, c) in config.checks.iter().enumerate() {
+            config
+                .check_refs(c)
+                .map_err(|e| format!("checks[{i}]: {e}"))?;
+        }
         if config.defaults.jobs == Some(0) {
             return Err("defaults.jobs must be at least 1".into());
         }
         Ok(config)
+    }
+
+    /// A check's own values are sane and the sources it names exist.
+    fn check_refs(&self, c: &CheckDef) -> Result<(), String> {
+        c.validate()?;
+        for s in c.sources() {
+            if !self.sources.iter().any(|src| src.name == s) {
+                let known: Vec<&str> = self.sources.iter().map(|s| s.name.as_str()).collect();
+                return Err(format!(
+                    "check names source {s:?}, which the config does not define (sources: {})",
+                    known.join(", ")
+                ));
+            }
+        }
+        Ok(())
     }
 
     pub fn digests(&self) -> Result<Vec<Algorithm>, String> {

@@ -72,6 +72,8 @@ pub fn prepare(dir: &Path) -> io::Result<Config> {
     }
     Ok(Config {
         defaults: Default::default(),
+        policy: Default::default(),
+        checks: Vec::new(),
         report: ReportConfig {
             dir: dir.to_path_buf(),
             formats: vec!["json".into(), "text".into()],

@@ -34,7 +34,7 @@ impl Status {
 
 /// The checks this version knows; serialized as lowercase names in reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum Check {
     /// The source itself could be listed and read.
     Source,
@@ -45,6 +45,16 @@ pub enum Check {
     Structure,
     /// A manifest parses and everything it lists exists.
     Manifest,
+    /// Policy: the newest backup is within the RPO.
+    Freshness,
+    /// Policy: enough history, no gaps, nothing kept too long.
+    Retention,
+    /// Policy: the newest backup's size is in line with its predecessors.
+    SizeAnomaly,
+    /// Policy: the backups in scope passed verification.
+    Verified,
+    /// Policy: everything in the inventory has a recent backup.
+    Coverage,
 }
 
 impl Check {
@@ -54,6 +64,11 @@ impl Check {
             Check::Integrity => "integrity",
             Check::Structure => "structure",
             Check::Manifest => "manifest",
+            Check::Freshness => "freshness",
+            Check::Retention => "retention",
+            Check::SizeAnomaly => "size_anomaly",
+            Check::Verified => "verified",
+            Check::Coverage => "coverage",
         }
     }
 }

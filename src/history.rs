@@ -149,7 +149,13 @@ impl History {
             location: location.clone(),
             message: e.to_string(),
         };
-        let tx = self.conn.transaction().map_err(err)?;
+        // IMMEDIATE: take the write lock before reading the chain head, so
+        // two concurrent appends queue (busy timeout) instead of one failing
+        // on a read-to-write upgrade, and never chain to the same head.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
         let out = insert_run(&tx, report).map_err(err)?;
         tx.commit().map_err(err)?;
         Ok(out)

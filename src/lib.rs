@@ -15,6 +15,7 @@ pub mod finding;
 pub mod history;
 pub mod inspect;
 pub mod manifest;
+pub mod policy;
 pub mod progress;
 pub mod report;
 pub mod source;

@@ -67,8 +67,9 @@ pub struct BackupRecord {
 }
 
 pub struct Verified {
-    /// How many backups the catalog held (some may be unreached).
-    pub catalogued: usize,
+    /// Every backup the catalog held (some may be unreached): subject, key,
+    /// timestamp and size, for policies.
+    pub catalogued: Vec<(String, String, DateTime<Utc>, u64)>,
     pub backups: Vec<BackupRecord>,
     pub findings: Vec<Finding>,
 }
@@ -132,7 +133,10 @@ pub fn verify_catalog(
         }
     }
     Verified {
-        catalogued: backups.len(),
+        catalogued: backups
+            .iter()
+            .map(|b| (subject_of(&b.key), b.key.clone(), b.timestamp, b.size))
+            .collect(),
         backups: records,
         findings,
     }

@@ -252,3 +252,28 @@ fn a_second_concurrent_run_exits_2_and_a_deadline_is_an_error_not_a_pass() {
         0
     );
 }
+
+#[test]
+fn concurrent_runs_share_one_history_without_breaking_the_chain() {
+    // Sharded runs (--shard on many machines) append to one store at once.
+    let tmp = tempfile::tempdir().unwrap();
+    let h = tmp.path().join("history.sqlite");
+    let clean = corpus().join("clean/mysql");
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            bin()
+                .args(["verify", clean.to_str().unwrap(), "--history"])
+                .arg(&h)
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut c in children {
+        assert_eq!(c.wait().unwrap().code(), Some(0));
+    }
+    let o = run_with_history(&h, &["history", "verify", "--format", "json"]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stdout));
+    let check: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(check["runs"], 4);
+}
