@@ -12,6 +12,7 @@ use crate::catalog::{self, Layout, TimestampFrom, TimestampPattern};
 use crate::config::Config;
 use crate::finding::{Check, Finding, Status};
 use crate::inspect::{self, Kind};
+use crate::ledger::{self, Ledger, Sample};
 use crate::policy::{self, Observed};
 use crate::progress::Progress;
 use crate::report::Report;
@@ -74,13 +75,43 @@ fn verify_target(
     pattern: &TimestampPattern,
     opts: &VerifyOptions,
     show_progress: bool,
+    sample: Option<(&Ledger, Sample)>,
 ) -> Result<verify::Verified, SourceError> {
     let (artifacts, problems) = target.source.list_scoped(target.only.as_deref())?;
-    let catalog = catalog::build(&target.source, artifacts, pattern, target.only.as_deref());
+    let mut catalog = catalog::build(&target.source, artifacts, pattern, target.only.as_deref());
+    let all = catalog.backups.clone();
+    let mut carried = Vec::new();
+    if let Some((ledger, sample)) = sample {
+        let subjects: Vec<(String, u64)> = all
+            .iter()
+            .map(|b| (verify::subject(target.source.root(), &b.key), b.size))
+            .collect();
+        let chosen = ledger::plan(&subjects, ledger, sample);
+        catalog.backups = all
+            .iter()
+            .zip(&chosen)
+            .filter(|(_, c)| **c)
+            .map(|(b, _)| b.clone())
+            .collect();
+        for ((subject, _), c) in subjects.iter().zip(&chosen) {
+            if !c {
+                carried.push(ledger::carried(subject, &ledger[subject], sample));
+            }
+        }
+    }
     let total = catalog.backups.iter().map(|b| b.size).sum();
     let progress = Progress::bytes(total, show_progress);
     let mut verified = verify::verify_catalog(&target.source, &catalog, opts, &progress);
     progress.finish();
+    // Policies see every backup that exists, read tonight or not.
+    verified.catalogued = all
+        .iter()
+        .map(|b| {
+            let subject = verify::subject(target.source.root(), &b.key);
+            (subject, b.key.clone(), b.timestamp, b.size)
+        })
+        .collect();
+    verified.findings.extend(carried);
     verified
         .findings
         .extend(problems.iter().map(source_error_finding));
@@ -98,7 +129,7 @@ pub fn verify_paths(
     let mut backups = Vec::new();
     let mut findings = Vec::new();
     for path in paths {
-        match resolve(path).and_then(|t| verify_target(&t, pattern, opts, show_progress)) {
+        match resolve(path).and_then(|t| verify_target(&t, pattern, opts, show_progress, None)) {
             Ok(v) => {
                 if v.backups.is_empty() && v.findings.is_empty() {
                     findings.push(
@@ -123,7 +154,12 @@ pub fn verify_paths(
 
 /// `backproof run`: every configured source, then the policies on what
 /// was found.
-pub fn run_config(config: &Config, opts: &VerifyOptions, show_progress: bool) -> Report {
+pub fn run_config(
+    config: &Config,
+    opts: &VerifyOptions,
+    show_progress: bool,
+    sample: Option<(&Ledger, Sample)>,
+) -> Report {
     let started = Utc::now();
     let mut backups = Vec::new();
     let mut findings = Vec::new();
@@ -133,7 +169,7 @@ pub fn run_config(config: &Config, opts: &VerifyOptions, show_progress: bool) ->
             source: LocalSource::new(&s.path),
             only: None,
         };
-        match verify_target(&target, &config.pattern_for(s), opts, show_progress) {
+        match verify_target(&target, &config.pattern_for(s), opts, show_progress, sample) {
             Ok(v) => {
                 if v.catalogued.is_empty() {
                     findings.push(
@@ -352,4 +388,14 @@ pub fn compliance_report(
     let chain = h.verify().map_err(|e| e.to_string())?;
     let runs = h.runs_since(since).map_err(|e| e.to_string())?;
     Ok(crate::compliance::build(&runs, &chain, since))
+}
+
+/// The ledger for `--sample`, from the history (empty when there is none yet).
+pub fn load_ledger(history: &Path) -> Result<Ledger, String> {
+    if !history.exists() {
+        return Ok(Ledger::new());
+    }
+    crate::history::History::open(history)
+        .and_then(|h| h.ledger())
+        .map_err(|e| e.to_string())
 }

@@ -204,6 +204,61 @@ impl History {
         Ok(out)
     }
 
+    /// The verification ledger: each backup's latest full read.
+    pub fn ledger(&self) -> Result<crate::ledger::Ledger, HistoryError> {
+        use crate::finding::Status;
+        let run_ids: Vec<i64> = self
+            .conn
+            .prepare("SELECT id FROM runs WHERE command = 'run' ORDER BY id")
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+            .map_err(|e| self.err(e))?;
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT b.subject, b.run_id, r.started_at, b.size,
+                        (SELECT group_concat(f.status) FROM findings f
+                          WHERE f.run_id = b.run_id AND f.subject = b.subject
+                            AND f.check_name IN ('integrity', 'structure'))
+                   FROM backups b JOIN runs r ON r.id = b.run_id
+                  WHERE b.run_id = (SELECT max(run_id) FROM backups b2 WHERE b2.subject = b.subject)",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows: Vec<(String, i64, String, i64, Option<String>)> = stmt
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.err(e))?;
+        let mut ledger = crate::ledger::Ledger::new();
+        for (subject, run_id, started, size, statuses) in rows {
+            let result = statuses
+                .unwrap_or_default()
+                .split(',')
+                .map(|s| match s {
+                    "pass" => Status::Pass,
+                    "warn" => Status::Warn,
+                    "fail" => Status::Fail,
+                    _ => Status::Error,
+                })
+                .max()
+                .unwrap_or(Status::Error);
+            let verified_at = DateTime::parse_from_rfc3339(&started)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|e| self.err(format!("run {run_id}: {e}")))?;
+            ledger.insert(
+                subject,
+                crate::ledger::LedgerEntry {
+                    run_id,
+                    verified_at,
+                    size: size as u64,
+                    result,
+                    runs_ago: run_ids.iter().filter(|&&id| id > run_id).count(),
+                },
+            );
+        }
+        Ok(ledger)
+    }
+
     /// Hash of the newest run, or the genesis hash for an empty history.
     pub fn head(&self) -> Result<String, HistoryError> {
         Ok(self

@@ -14,6 +14,7 @@ pub mod digest;
 pub mod finding;
 pub mod history;
 pub mod inspect;
+pub mod ledger;
 pub mod manifest;
 pub mod policy;
 pub mod progress;

@@ -1,0 +1,115 @@
+//! `--sample rotate:N` over simulated nights: new backups are read the night
+//! they appear, every backup is re-read at least every N runs, and a night
+//! reads only part of the unchanged archive.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs;
+
+use chrono::{Duration, Utc};
+use common::*;
+use serde_json::Value;
+
+#[test]
+fn ten_nights_of_rotate_5() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("pg");
+    fs::create_dir(&src).unwrap();
+    let dump = fs::read(corpus().join("clean/postgres/appdb-2026-11-20T0300.sql.gz")).unwrap();
+    let add = |day: i64| {
+        let name = format!(
+            "appdb-{}.sql.gz",
+            (Utc::now() - Duration::days(30 - day)).format("%Y-%m-%d")
+        );
+        fs::write(src.join(&name), &dump).unwrap();
+        src.join(name).display().to_string()
+    };
+    for day in 0..10 {
+        add(day);
+    }
+    let cfg = tmp.path().join("backproof.toml");
+    fs::write(
+        &cfg,
+        format!("[report]\ndir = \"out\"\nformats = [\"json\"]\n[[sources]]\nname = \"pg\"\npath = \"{}\"\n", src.display()),
+    )
+    .unwrap();
+    let history = tmp.path().join("h.sqlite");
+
+    let mut reads: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    let mut born: BTreeMap<String, usize> = BTreeMap::new();
+    for night in 1..=10 {
+        let new = add(10 + night as i64);
+        born.insert(new.clone(), night);
+        let o = bin()
+            .args([
+                "run", "--format", "json", "--sample", "rotate:5", "--config",
+            ])
+            .arg(&cfg)
+            .arg("--history")
+            .arg(&history)
+            .output()
+            .unwrap();
+        assert_eq!(
+            code(&o),
+            0,
+            "night {night}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+        let read: Vec<String> = report["backups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["subject"].as_str().unwrap().to_string())
+            .collect();
+        assert!(
+            read.contains(&new),
+            "night {night}: the new backup was not read"
+        );
+        let total = 10 + night;
+        if night > 1 {
+            assert!(
+                read.len() < total / 2,
+                "night {night}: read {} of {total}: no sampling",
+                read.len()
+            );
+        }
+        // Those not read carry their last result, marked as such.
+        let carried = findings(&report)
+            .iter()
+            .filter(|f| f["evidence"]["sampled_out"] == true)
+            .count();
+        assert_eq!(carried + read.len(), total, "night {night}");
+        for s in read {
+            reads.entry(s).or_default().push(night);
+        }
+    }
+    for (subject, nights) in &reads {
+        let first = *born.get(subject).unwrap_or(&1);
+        assert_eq!(
+            nights[0], first,
+            "{subject} not read on its first night: {nights:?}"
+        );
+        let mut last = first;
+        for &n in &nights[1..] {
+            assert!(
+                n - last <= 5,
+                "{subject}: {} nights between reads: {nights:?}",
+                n - last
+            );
+            last = n;
+        }
+        assert!(
+            10 - last < 5,
+            "{subject}: not re-read in the last 5 nights: {nights:?}"
+        );
+        if first == 1 {
+            assert!(
+                nights.len() >= 3,
+                "{subject} present all along, read only {nights:?}"
+            );
+        }
+    }
+    assert_eq!(reads.len(), 20);
+}
