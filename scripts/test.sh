@@ -7,6 +7,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 
+# Headless Chromium renders the HTML report in a test.
+if ! command -v chromium >/dev/null 2>&1; then
+  apt-get update
+  apt-get install -y chromium
+fi
+
 # The corpus script installs its own tools (postgresql, mariadb-server,
 # qemu-utils, zstd, b3sum, fdisk, e2fsprogs) when missing, idempotently.
 fresh=$(mktemp -d /tmp/backproof-corpus.XXXXXX)

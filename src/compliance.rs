@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -28,6 +28,21 @@ pub struct Compliance {
     pub checks: Vec<CheckStats>,
     pub backups: Vec<BackupEvidence>,
     pub failures: Vec<FailureRecord>,
+    /// Worst status per check per day (UTC): the nightly calendar.
+    pub calendar: BTreeMap<String, BTreeMap<NaiveDate, String>>,
+    /// Restore timings found in the period, for the RTO trend.
+    pub restores: Vec<RestorePoint>,
+    /// Promised history per source (retention min_age), from the newest run.
+    pub retention_windows: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RestorePoint {
+    pub subject: String,
+    pub at: DateTime<Utc>,
+    pub seconds: f64,
+    pub rto_seconds: Option<f64>,
+    pub status: String,
 }
 
 #[derive(Debug, Serialize, Default)]
@@ -78,7 +93,11 @@ pub fn build(runs: &[StoredRun], chain: &ChainCheck, since: DateTime<Utc>) -> Co
     let mut checks: BTreeMap<String, CheckStats> = BTreeMap::new();
     let mut backups: BTreeMap<String, BackupEvidence> = BTreeMap::new();
     let mut failures = Vec::new();
+    let mut calendar: BTreeMap<String, BTreeMap<NaiveDate, String>> = BTreeMap::new();
+    let mut restores = Vec::new();
+    let mut retention_windows = BTreeMap::new();
     for run in runs {
+        let day = run.started_at.date_naive();
         let findings = run.report["findings"]
             .as_array()
             .cloned()
@@ -102,6 +121,32 @@ pub fn build(runs: &[StoredRun], chain: &ChainCheck, since: DateTime<Utc>) -> Co
             let w = worst.entry(subject.clone()).or_insert("pass");
             if rank(status) > rank(w) {
                 *w = status;
+            }
+            let cell = calendar
+                .entry(check.clone())
+                .or_default()
+                .entry(day)
+                .or_insert_with(|| "pass".into());
+            if rank(status) > rank(cell) {
+                *cell = status.to_string();
+            }
+            let ev = &f["evidence"];
+            if check == "retention"
+                && let (Some(src), Some(secs)) =
+                    (ev["source"].as_str(), ev["min_age_seconds"].as_u64())
+            {
+                retention_windows.insert(src.to_string(), secs);
+            }
+            if check == "restore"
+                && let Some(seconds) = restore_seconds(ev)
+            {
+                restores.push(RestorePoint {
+                    subject: subject.clone(),
+                    at: run.started_at,
+                    seconds,
+                    rto_seconds: ev["rto_seconds"].as_f64(),
+                    status: status.to_string(),
+                });
             }
             if rank(status) >= 2 {
                 failures.push(FailureRecord {
@@ -154,10 +199,29 @@ pub fn build(runs: &[StoredRun], chain: &ChainCheck, since: DateTime<Utc>) -> Co
         checks: checks.into_values().collect(),
         backups: backups.into_values().collect(),
         failures,
+        calendar,
+        restores,
+        retention_windows,
     }
 }
 
-pub const FORMATS: &[&str] = &["json", "csv", "md", "junit", "prometheus"];
+/// A restore finding's wall time, whichever unit its evidence uses.
+fn restore_seconds(ev: &Value) -> Option<f64> {
+    for (key, scale) in [
+        ("restore_seconds", 1.0),
+        ("total_seconds", 1.0),
+        ("restore_ms", 0.001),
+        ("total_ms", 0.001),
+        ("duration_ms", 0.001),
+    ] {
+        if let Some(v) = ev[key].as_f64() {
+            return Some(v * scale);
+        }
+    }
+    None
+}
+
+pub const FORMATS: &[&str] = &["json", "csv", "md", "junit", "prometheus", "html"];
 
 pub fn render(c: &Compliance, format: &str) -> Option<String> {
     Some(match format {
@@ -166,6 +230,7 @@ pub fn render(c: &Compliance, format: &str) -> Option<String> {
         "md" => render_md(c),
         "junit" => render_junit(c),
         "prometheus" => render_prometheus(c),
+        "html" => crate::report::html::render(c),
         _ => return None,
     })
 }

@@ -182,6 +182,7 @@ impl Format {
 
 #[derive(Clone, Copy, ValueEnum, PartialEq)]
 enum ReportFormat {
+    Html,
     Json,
     Csv,
     Md,
@@ -347,6 +348,7 @@ fn run(cli: Cli) -> i32 {
                 Err(e) => return fail(&e),
             };
             let name = match format {
+                ReportFormat::Html => "html",
                 ReportFormat::Json => "json",
                 ReportFormat::Csv => "csv",
                 ReportFormat::Md => "md",

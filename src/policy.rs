@@ -386,6 +386,7 @@ fn evaluate_one(
             Finding::new(&name, Check::Retention, status, summary)
                 .with("source", source.as_str())
                 .with("count", b.len())
+                .with("min_age_seconds", min_age.map(|d| d.as_secs()))
                 .with("oldest", b.first().map(|o| o.timestamp.to_rfc3339()))
                 .with("newest", b.last().map(|o| o.timestamp.to_rfc3339()))
                 .with(

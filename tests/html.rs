@@ -1,0 +1,117 @@
+//! The HTML compliance page: built from a history of nightly runs of real
+//! verifications, self-contained, and rendered by headless Chromium into a
+//! screenshot that shows the charts.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use backproof::audit;
+use backproof::catalog::TimestampPattern;
+use backproof::history::History;
+use backproof::verify::VerifyOptions;
+use chrono::{Duration, Utc};
+use common::*;
+
+/// Ten nights: the clean corpus passes, except nights 4 and 8 when a
+/// truncated dump is in the source too.
+fn history_of_nights(h: &Path) {
+    let mut history = History::open(h).unwrap();
+    let clean = corpus().join("clean/mysql");
+    let broken = corpus().join("corrupt/mysql-truncated");
+    for night in (0..10).rev() {
+        let mut paths = vec![clean.clone()];
+        if night % 4 == 0 && night > 0 {
+            paths.push(broken.clone());
+        }
+        let mut r = audit::verify_paths(
+            &paths,
+            &TimestampPattern::default(),
+            &VerifyOptions::default(),
+            false,
+        );
+        r.started_at = Utc::now() - Duration::days(night) - Duration::hours(2);
+        r.finished_at = r.started_at + Duration::seconds(3);
+        history.append(&r).unwrap();
+    }
+}
+
+fn chromium() -> &'static str {
+    for c in ["/usr/bin/chromium", "/usr/bin/chromium-browser"] {
+        if Path::new(c).exists() {
+            return c;
+        }
+    }
+    panic!("chromium is not installed: scripts/test.sh installs the Debian package `chromium`");
+}
+
+#[test]
+fn html_report_is_self_contained_and_its_screenshot_shows_the_charts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let h = tmp.path().join("history.sqlite");
+    history_of_nights(&h);
+    let page = tmp.path().join("report.html");
+    let o = bin()
+        .args(["report", "--since", "30d", "--format", "html", "--out"])
+        .arg(&page)
+        .arg("--history")
+        .arg(&h)
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("<svg") && html.contains("nightly results per check"));
+    assert!(!html.contains("<script") && !html.contains(" src=") && !html.contains(" href="));
+    let external = html.matches("http").count();
+    let namespaces = html.matches("http://www.w3.org/2000/svg").count();
+    assert_eq!(external, namespaces, "only SVG namespaces may name a URL");
+
+    let shot = tmp.path().join("shot.png");
+    let profile = tmp.path().join("profile");
+    let status = Command::new(chromium())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            "--window-size=1200,1400",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .unwrap();
+    assert!(
+        shot.exists(),
+        "no screenshot: {}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+
+    // Count the calendar's pass and fail colours in the picture.
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&shot).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let channels = info.color_type.samples();
+    let (mut green, mut red) = (0, 0);
+    for px in buf[..info.buffer_size()].chunks(channels) {
+        match (px[0], px[1], px[2]) {
+            (0x2e, 0x9e, 0x57) => green += 1,
+            (0xd2, 0x37, 0x2c) => red += 1,
+            _ => {}
+        }
+    }
+    // Ten nights of cells at 14x14 px: hundreds of pixels each.
+    assert!(green > 1500, "pass cells not visible: {green} green pixels");
+    assert!(red > 300, "fail cells not visible: {red} red pixels");
+    // Keep the picture for people to look at when run by hand.
+    if let Some(dir) = std::env::var_os("BACKPROOF_KEEP_SCREENSHOT") {
+        std::fs::copy(&shot, Path::new(&dir).join("report.png")).unwrap();
+    }
+}
