@@ -72,10 +72,10 @@ pub type DigestSet = BTreeMap<Algorithm, String>;
 /// Buffers at least this large are split across cores by BLAKE3.
 const BLAKE3_PARALLEL_MIN: usize = 256 * 1024;
 
-/// Buffer size of the pipelined reader for large files: big enough for
-/// BLAKE3 to spread over cores. The cache argument for 64 KiB does not hold
-/// there, since the buffers are filled on another core anyway.
-const PIPE_BUF: usize = 1024 * 1024;
+/// Buffer size of the pipelined reader when BLAKE3 is wanted: big enough
+/// for it to spread over cores. Otherwise the pipeline uses READ_BUF, which
+/// SHA-256 and MD5 hash fastest (the buffer stays in cache).
+const PIPE_BUF_BLAKE3: usize = 1024 * 1024;
 
 /// Files at least this large hash each extra digest on its own thread.
 pub const LANE_THRESHOLD: u64 = 32 * 1024 * 1024;
@@ -136,6 +136,7 @@ enum Lane {
 pub struct Hashers {
     lanes: Vec<Lane>,
     bytes: u64,
+    blake3: bool,
 }
 
 impl Hashers {
@@ -149,6 +150,7 @@ impl Hashers {
         let mut algorithms: Vec<Algorithm> = algorithms.into_iter().collect();
         algorithms.sort();
         algorithms.dedup();
+        let blake3 = algorithms.contains(&Algorithm::Blake3);
         // Cheapest first: it stays inline, beside the reading and decoding.
         algorithms.sort_by_key(|a| match a {
             Algorithm::Blake3 => 0,
@@ -173,7 +175,11 @@ impl Hashers {
                 Lane::Threaded { tx, handle }
             })
             .collect();
-        Hashers { lanes, bytes: 0 }
+        Hashers {
+            lanes,
+            bytes: 0,
+            blake3,
+        }
     }
 
     pub fn update(&mut self, buf: &[u8]) {
@@ -257,12 +263,13 @@ impl<R: Read> HashingReader<R> {
     /// Like [`drain`](Self::drain), for large files: a second thread issues
     /// the reads while this one hashes, so the kernel's copy out of the page
     /// cache (or the wait for the disk) overlaps the hashing instead of
-    /// adding to it. Memory stays at PIPE_BUFFERS x PIPE_BUF.
+    /// adding to it. Memory stays at PIPE_BUFFERS buffers.
     pub fn drain_pipelined(&mut self) -> io::Result<u64>
     where
         R: Send,
     {
         const PIPE_BUFFERS: usize = 4;
+        let buf_size = if self.hashers.blake3 { PIPE_BUF_BLAKE3 } else { READ_BUF };
         let HashingReader {
             inner,
             hashers,
@@ -273,7 +280,7 @@ impl<R: Read> HashingReader<R> {
         let (empty_tx, empty_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(PIPE_BUFFERS);
         for _ in 0..PIPE_BUFFERS {
             empty_tx
-                .send(vec![0u8; PIPE_BUF])
+                .send(vec![0u8; buf_size])
                 .expect("channel has room");
         }
         let mut total = 0u64;
