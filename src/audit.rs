@@ -16,48 +16,8 @@ use crate::ledger::{self, Ledger, Sample};
 use crate::policy::{self, Observed};
 use crate::progress::Progress;
 use crate::report::Report;
-use crate::source::{LocalSource, SourceError};
+use crate::source::{self, S3Options, SourceError, Target};
 use crate::verify::{self, VerifyOptions};
-
-/// A path as the user gave it, resolved to a source and an optional scope
-/// inside it.
-pub struct Target {
-    pub source: LocalSource,
-    /// Key of the one backup to check, when the path named a file or a
-    /// directory-format dump rather than a directory of backups.
-    pub only: Option<String>,
-}
-
-/// A file or a directory-format dump is checked with the manifests beside it,
-/// so its parent becomes the source; any other directory is the source.
-pub fn resolve(path: &Path) -> Result<Target, SourceError> {
-    let meta = std::fs::metadata(path).map_err(|e| SourceError {
-        location: path.display().to_string(),
-        reason: e.to_string(),
-    })?;
-    let is_pg_dir = meta.is_dir() && path.join("toc.dat").is_file();
-    if meta.is_dir() && !is_pg_dir {
-        return Ok(Target {
-            source: LocalSource::new(path),
-            only: None,
-        });
-    }
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .ok_or_else(|| SourceError {
-            location: path.display().to_string(),
-            reason: "names no file".into(),
-        })?;
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    Ok(Target {
-        source: LocalSource::new(parent),
-        only: Some(name),
-    })
-}
 
 fn source_error_finding(e: &SourceError) -> Finding {
     Finding::new(
@@ -66,10 +26,11 @@ fn source_error_finding(e: &SourceError) -> Finding {
         Status::Error,
         format!("cannot read: {}", e.reason),
     )
-    .remedy("Check that the path exists and that backproof may read it.")
+    .remedy("Check that the path or bucket exists, that backproof may read it, and (for S3) the endpoint, region and credentials.")
 }
 
-/// Verifies one resolved target.
+/// Verifies one resolved target; with a sample plan, only the backups the
+/// ledger says are due tonight are read.
 fn verify_target(
     target: &Target,
     pattern: &TimestampPattern,
@@ -78,13 +39,18 @@ fn verify_target(
     sample: Option<(&Ledger, Sample)>,
 ) -> Result<verify::Verified, SourceError> {
     let (artifacts, problems) = target.source.list_scoped(target.only.as_deref())?;
-    let mut catalog = catalog::build(&target.source, artifacts, pattern, target.only.as_deref());
+    let mut catalog = catalog::build(
+        target.source.as_ref(),
+        artifacts,
+        pattern,
+        target.only.as_deref(),
+    );
     let all = catalog.backups.clone();
     let mut carried = Vec::new();
     if let Some((ledger, sample)) = sample {
         let subjects: Vec<(String, u64)> = all
             .iter()
-            .map(|b| (verify::subject(target.source.root(), &b.key), b.size))
+            .map(|b| (target.source.subject(&b.key), b.size))
             .collect();
         let chosen = ledger::plan(&subjects, ledger, sample);
         catalog.backups = all
@@ -101,20 +67,20 @@ fn verify_target(
     }
     let total = catalog.backups.iter().map(|b| b.size).sum();
     let progress = Progress::bytes(total, show_progress);
-    let mut verified = verify::verify_catalog(&target.source, &catalog, opts, &progress);
+    let mut verified = verify::verify_catalog(target.source.as_ref(), &catalog, opts, &progress);
     progress.finish();
     // Policies see every backup that exists, read tonight or not.
     verified.catalogued = all
         .iter()
-        .map(|b| {
-            let subject = verify::subject(target.source.root(), &b.key);
-            (subject, b.key.clone(), b.timestamp, b.size)
-        })
+        .map(|b| (target.source.subject(&b.key), b.key.clone(), b.timestamp, b.size))
         .collect();
     verified.findings.extend(carried);
     verified
         .findings
         .extend(problems.iter().map(source_error_finding));
+    if target.only.is_none() {
+        verified.findings.extend(target.source.store_findings());
+    }
     Ok(verified)
 }
 
@@ -123,13 +89,16 @@ pub fn verify_paths(
     paths: &[PathBuf],
     pattern: &TimestampPattern,
     opts: &VerifyOptions,
+    s3: &S3Options,
     show_progress: bool,
 ) -> Report {
     let started = Utc::now();
     let mut backups = Vec::new();
     let mut findings = Vec::new();
     for path in paths {
-        match resolve(path).and_then(|t| verify_target(&t, pattern, opts, show_progress, None)) {
+        match source::resolve(path, s3)
+            .and_then(|t| verify_target(&t, pattern, opts, show_progress, None))
+        {
             Ok(v) => {
                 if v.backups.is_empty() && v.findings.is_empty() {
                     findings.push(
@@ -152,11 +121,12 @@ pub fn verify_paths(
     Report::new("verify", started, sources, backups, findings)
 }
 
-/// `backproof run`: every configured source, then the policies on what
-/// was found.
+/// `backproof run`: every configured source (and its copy), then the
+/// policies on what was found.
 pub fn run_config(
     config: &Config,
     opts: &VerifyOptions,
+    s3: &S3Options,
     show_progress: bool,
     sample: Option<(&Ledger, Sample)>,
 ) -> Report {
@@ -165,10 +135,22 @@ pub fn run_config(
     let mut findings = Vec::new();
     let mut observed: BTreeMap<String, Vec<Observed>> = BTreeMap::new();
     for s in &config.sources {
-        let target = Target {
-            source: LocalSource::new(&s.path),
-            only: None,
+        let target = match source::open_location(&s.path, s3) {
+            Ok(source) => Target { source, only: None },
+            Err(e) => {
+                findings.push(source_error_finding(&e));
+                continue;
+            }
         };
+        if let Some(copy) = &s.copy {
+            let parity = source::open_location(copy, s3).and_then(|dst| {
+                crate::compare::compare_stores(target.source.as_ref(), dst.as_ref(), opts)
+            });
+            match parity {
+                Ok(f) => findings.extend(f),
+                Err(e) => findings.push(source_error_finding(&e)),
+            }
+        }
         match verify_target(&target, &config.pattern_for(s), opts, show_progress, sample) {
             Ok(v) => {
                 if v.catalogued.is_empty() {
@@ -237,10 +219,19 @@ pub struct Listed {
 
 /// `backproof ls PATH`: what backups are there, newest first. Reads only the
 /// first bytes of each file to tell its kind.
-pub fn list_path(path: &Path, pattern: &TimestampPattern) -> Result<Vec<Listed>, SourceError> {
-    let target = resolve(path)?;
+pub fn list_path(
+    path: &Path,
+    pattern: &TimestampPattern,
+    s3: &S3Options,
+) -> Result<Vec<Listed>, SourceError> {
+    let target = source::resolve(path, s3)?;
     let (artifacts, _unreadable) = target.source.list_scoped(target.only.as_deref())?;
-    let catalog = catalog::build(&target.source, artifacts, pattern, target.only.as_deref());
+    let catalog = catalog::build(
+        target.source.as_ref(),
+        artifacts,
+        pattern,
+        target.only.as_deref(),
+    );
     let now = Utc::now();
     let mut out = Vec::new();
     for b in &catalog.backups {
@@ -251,7 +242,10 @@ pub fn list_path(path: &Path, pattern: &TimestampPattern) -> Result<Vec<Listed>,
             },
             Layout::File => {
                 let mut head = vec![0u8; 64 * 1024];
-                let n = target.source.read_at(&b.key, 0, &mut head).unwrap_or(0);
+                let n = target
+                    .source
+                    .read_at(&b.members[0], 0, &mut head)
+                    .unwrap_or(0);
                 inspect::sniff(&head[..n], b.members[0].file_name())
             }
         };
@@ -270,7 +264,7 @@ pub fn list_path(path: &Path, pattern: &TimestampPattern) -> Result<Vec<Listed>,
         checksums.sort();
         checksums.dedup();
         out.push(Listed {
-            path: verify::subject(target.source.root(), &b.key),
+            path: target.source.subject(&b.key),
             kind,
             layout: b.layout,
             timestamp: b.timestamp,

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::digest::Algorithm;
 use crate::manifest::{self, ManifestError};
-use crate::source::{Artifact, LocalSource};
+use crate::source::{Artifact, Storage};
 
 /// Manifests larger than this are refused rather than loaded into memory.
 const MAX_MANIFEST_BYTES: u64 = 64 * 1024 * 1024;
@@ -188,7 +188,7 @@ impl TimestampPattern {
 /// `only`, when set, keeps the backups whose key is (or is under) that key:
 /// a spot check of one file still uses the manifests beside it.
 pub fn build(
-    source: &LocalSource,
+    source: &dyn Storage,
     artifacts: Vec<Artifact>,
     pattern: &TimestampPattern,
     only: Option<&str>,
@@ -336,14 +336,14 @@ fn stamp(pattern: &TimestampPattern, name: &str, a: &Artifact) -> (DateTime<Utc>
     }
 }
 
-fn read_manifest(source: &LocalSource, a: &Artifact) -> Result<String, String> {
+fn read_manifest(source: &dyn Storage, a: &Artifact) -> Result<String, String> {
     if a.size > MAX_MANIFEST_BYTES {
         return Err(format!("{} bytes is too large for a manifest", a.size));
     }
     let mut text = String::new();
     source
-        .open(&a.key)
-        .and_then(|f| f.take(MAX_MANIFEST_BYTES).read_to_string(&mut text))
+        .open(a)
+        .and_then(|f| f.reader.take(MAX_MANIFEST_BYTES).read_to_string(&mut text))
         .map_err(|e| e.to_string())?;
     Ok(text)
 }

@@ -14,6 +14,11 @@
 //! name = "postgres"
 //! path = "/srv/backups/postgres"
 //! timestamp_pattern = "appdb-%Y%m%d"  # overrides the default
+//!
+//! [[sources]]
+//! name = "dumps-in-s3"
+//! path = "s3://backups/nightly"      # S3 URLs work wherever paths do
+//! copy = "s3://offsite/nightly"       # a copy that must match it (missing, stale, extra)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -88,6 +93,9 @@ pub struct SourceConfig {
     pub name: String,
     pub path: PathBuf,
     pub timestamp_pattern: Option<String>,
+    /// A secondary copy of this source (directory or S3 URL) that must hold
+    /// the same objects: checked like `backproof compare path copy`.
+    pub copy: Option<PathBuf>,
 }
 
 /// A config that cannot be used: the audit cannot run (exit 2).
@@ -113,8 +121,10 @@ impl Config {
         // cron happened to start us.
         let base = path.parent().unwrap_or(Path::new("."));
         for s in &mut config.sources {
-            if s.path.is_relative() {
-                s.path = base.join(&s.path);
+            for p in std::iter::once(&mut s.path).chain(s.copy.as_mut()) {
+                if p.is_relative() && !crate::source::is_s3(&p.to_string_lossy()) {
+                    *p = base.join(&*p);
+                }
             }
         }
         if config.report.dir.is_relative() {
@@ -231,9 +241,9 @@ mod tests {
     fn bad_values_are_refused() {
         assert!(Config::parse("").unwrap_err().contains("no [[sources]]"));
         let e =
-            Config::parse("[defaults]\ndigests=[\"sha1\"]\n[[sources]]\nname=\"a\"\npath=\"/x\"\n")
+            Config::parse("[defaults]\ndigests=[\"sha3\"]\n[[sources]]\nname=\"a\"\npath=\"/x\"\n")
                 .unwrap_err();
-        assert!(e.contains("sha1"), "{e}");
+        assert!(e.contains("sha3"), "{e}");
         let e = Config::parse("[[sources]]\nname=\"a\"\npath=\"/x\"\ntimestamp_pattern=\"%Y\"\n")
             .unwrap_err();
         assert!(e.contains("lacks %m"), "{e}");

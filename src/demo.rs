@@ -84,6 +84,7 @@ pub fn prepare(dir: &Path) -> io::Result<Config> {
                 name: d.to_string(),
                 path: corpus.join(d),
                 timestamp_pattern: None,
+                copy: None,
             })
             .collect(),
     })

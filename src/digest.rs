@@ -24,16 +24,34 @@ pub enum Algorithm {
     Sha256,
     Blake3,
     Md5,
+    /// The digests S3 records for objects (`x-amz-checksum-*`), computed in the
+    /// same pass when the store promises one of them.
+    Sha1,
+    Crc32,
+    Crc32c,
+    Crc64nvme,
 }
 
 impl Algorithm {
-    pub const ALL: [Algorithm; 3] = [Algorithm::Sha256, Algorithm::Blake3, Algorithm::Md5];
+    pub const ALL: [Algorithm; 7] = [
+        Algorithm::Sha256,
+        Algorithm::Blake3,
+        Algorithm::Md5,
+        Algorithm::Sha1,
+        Algorithm::Crc32,
+        Algorithm::Crc32c,
+        Algorithm::Crc64nvme,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Algorithm::Sha256 => "sha256",
             Algorithm::Blake3 => "blake3",
             Algorithm::Md5 => "md5",
+            Algorithm::Sha1 => "sha1",
+            Algorithm::Crc32 => "crc32",
+            Algorithm::Crc32c => "crc32c",
+            Algorithm::Crc64nvme => "crc64nvme",
         }
     }
 
@@ -42,6 +60,9 @@ impl Algorithm {
         match self {
             Algorithm::Sha256 | Algorithm::Blake3 => 64,
             Algorithm::Md5 => 32,
+            Algorithm::Sha1 => 40,
+            Algorithm::Crc32 | Algorithm::Crc32c => 8,
+            Algorithm::Crc64nvme => 16,
         }
     }
 }
@@ -59,8 +80,12 @@ impl FromStr for Algorithm {
             "sha256" | "sha-256" => Ok(Algorithm::Sha256),
             "blake3" | "b3" => Ok(Algorithm::Blake3),
             "md5" => Ok(Algorithm::Md5),
+            "sha1" | "sha-1" => Ok(Algorithm::Sha1),
+            "crc32" => Ok(Algorithm::Crc32),
+            "crc32c" => Ok(Algorithm::Crc32c),
+            "crc64nvme" => Ok(Algorithm::Crc64nvme),
             other => Err(format!(
-                "unknown digest algorithm {other:?} (known: sha256, blake3, md5)"
+                "unknown digest algorithm {other:?} (known: sha256, blake3, md5, sha1, crc32, crc32c, crc64nvme)"
             )),
         }
     }
@@ -86,6 +111,10 @@ enum Hasher {
     Sha256(Sha256),
     Blake3(Box<blake3::Hasher>),
     Md5(Md5),
+    Sha1(sha1::Sha1),
+    Crc32(crc32fast::Hasher),
+    Crc32c(u32),
+    Crc64nvme(crc64fast_nvme::Digest),
 }
 
 impl Hasher {
@@ -94,6 +123,10 @@ impl Hasher {
             Algorithm::Sha256 => Hasher::Sha256(Sha256::new()),
             Algorithm::Blake3 => Hasher::Blake3(Box::new(blake3::Hasher::new())),
             Algorithm::Md5 => Hasher::Md5(Md5::new()),
+            Algorithm::Sha1 => Hasher::Sha1(sha1::Sha1::new()),
+            Algorithm::Crc32 => Hasher::Crc32(crc32fast::Hasher::new()),
+            Algorithm::Crc32c => Hasher::Crc32c(0),
+            Algorithm::Crc64nvme => Hasher::Crc64nvme(crc64fast_nvme::Digest::new()),
         }
     }
 
@@ -109,6 +142,10 @@ impl Hasher {
                 }
             }
             Hasher::Md5(h) => h.update(buf),
+            Hasher::Sha1(h) => h.update(buf),
+            Hasher::Crc32(h) => h.update(buf),
+            Hasher::Crc32c(c) => *c = crc32c::crc32c_append(*c, buf),
+            Hasher::Crc64nvme(h) => h.write(buf),
         }
     }
 
@@ -117,6 +154,11 @@ impl Hasher {
             Hasher::Sha256(h) => (Algorithm::Sha256, hex::encode(h.finalize())),
             Hasher::Blake3(h) => (Algorithm::Blake3, h.finalize().to_hex().to_string()),
             Hasher::Md5(h) => (Algorithm::Md5, hex::encode(h.finalize())),
+            Hasher::Sha1(h) => (Algorithm::Sha1, hex::encode(h.finalize())),
+            // Big-endian, as S3 encodes its CRCs (before base64).
+            Hasher::Crc32(h) => (Algorithm::Crc32, format!("{:08x}", h.finalize())),
+            Hasher::Crc32c(c) => (Algorithm::Crc32c, format!("{c:08x}")),
+            Hasher::Crc64nvme(h) => (Algorithm::Crc64nvme, format!("{:016x}", h.sum64())),
         }
     }
 }
@@ -153,9 +195,11 @@ impl Hashers {
         let blake3 = algorithms.contains(&Algorithm::Blake3);
         // Cheapest first: it stays inline, beside the reading and decoding.
         algorithms.sort_by_key(|a| match a {
-            Algorithm::Blake3 => 0,
-            Algorithm::Sha256 => 1,
-            Algorithm::Md5 => 2,
+            Algorithm::Crc32c | Algorithm::Crc64nvme | Algorithm::Crc32 => 0,
+            Algorithm::Blake3 => 1,
+            Algorithm::Sha256 => 2,
+            Algorithm::Sha1 => 3,
+            Algorithm::Md5 => 4,
         });
         let lanes = algorithms
             .into_iter()
@@ -372,6 +416,17 @@ mod tests {
             d[&Algorithm::Blake3],
             "6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85"
         );
+        assert_eq!(
+            d[&Algorithm::Sha1],
+            "a9993e364706816aba3e25717850c26c9cd0d89d"
+        );
+        // Check values of the CRC catalogue ("123456789"), via the same hashers.
+        let mut h = Hashers::new(Algorithm::ALL);
+        h.update(b"123456789");
+        let d = h.finish();
+        assert_eq!(d[&Algorithm::Crc32], "cbf43926");
+        assert_eq!(d[&Algorithm::Crc32c], "e3069283");
+        assert_eq!(d[&Algorithm::Crc64nvme], "ae8b14860a799888");
     }
 
     #[test]

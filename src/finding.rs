@@ -47,7 +47,8 @@ pub enum Check {
     Manifest,
     /// Policy: the newest backup is within the RPO.
     Freshness,
-    /// Policy: enough history, no gaps, nothing kept too long.
+    /// Policy: enough history, no gaps, nothing kept too long; and for
+    /// object stores: versioning, Object Lock, noncurrent-version lifetime.
     Retention,
     /// Policy: the newest backup's size is in line with its predecessors.
     SizeAnomaly,
@@ -55,6 +56,12 @@ pub enum Check {
     Verified,
     /// Policy: everything in the inventory has a recent backup.
     Coverage,
+    /// A deleted object can be restored: a previous version exists and
+    /// reads back with a valid checksum.
+    Recovery,
+    /// A copy holds every object of its source, with the same bytes, and
+    /// nothing else.
+    Parity,
 }
 
 impl Check {
@@ -69,6 +76,8 @@ impl Check {
             Check::SizeAnomaly => "size_anomaly",
             Check::Verified => "verified",
             Check::Coverage => "coverage",
+            Check::Recovery => "recovery",
+            Check::Parity => "parity",
         }
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod catalog;
+pub mod compare;
 pub mod compliance;
 pub mod config;
 pub mod demo;

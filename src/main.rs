@@ -15,6 +15,7 @@ use backproof::digest::Algorithm;
 use backproof::history::{self, History};
 use backproof::ledger::Sample;
 use backproof::report::{self, Report};
+use backproof::source::S3Options;
 use backproof::verify::VerifyOptions;
 
 #[derive(Parser)]
@@ -33,7 +34,8 @@ enum Command {
     /// Verify backups in files or directories: checksums against manifests
     /// and sidecars, and the format's own structure. No config needed.
     Verify {
-        /// Backup files, directory-format dumps, or directories of backups.
+        /// Backup files, directory-format dumps, or directories of backups;
+        /// or s3://bucket/prefix URLs (a prefix, an object, a dump prefix).
         #[arg(required = true)]
         paths: Vec<PathBuf>,
         #[command(flatten)]
@@ -52,6 +54,18 @@ enum Command {
         path: PathBuf,
         #[command(flatten)]
         common: Common,
+    },
+    /// Compare a copy with its source (each a directory or an s3:// URL):
+    /// objects missing, stale or extra in the copy, and the copy lag.
+    Compare {
+        /// The original.
+        src: PathBuf,
+        /// The copy.
+        dst: PathBuf,
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        work: Work,
     },
     /// The nightly job: audit every source in a config, write reports and
     /// record the run in the history.
@@ -125,6 +139,38 @@ struct Common {
     /// Also list passing checks in text output.
     #[arg(long, short)]
     verbose: bool,
+    #[command(flatten)]
+    s3: S3Args,
+}
+
+/// How to reach S3 for `s3://` locations; the SDK's standard chain
+/// (environment, profiles, SSO, instance roles) fills in the rest.
+#[derive(Args)]
+struct S3Args {
+    /// AWS profile for credentials and settings.
+    #[arg(long, env = "AWS_PROFILE")]
+    profile: Option<String>,
+    /// AWS region (default: from the environment or profile).
+    #[arg(long)]
+    region: Option<String>,
+    /// S3 endpoint, for S3-compatible stores (default: AWS_ENDPOINT_URL_S3,
+    /// AWS_ENDPOINT_URL, the profile's, then AWS).
+    #[arg(long)]
+    endpoint_url: Option<String>,
+    /// Path-style bucket addressing (implied for IP and localhost endpoints).
+    #[arg(long)]
+    path_style: bool,
+}
+
+impl S3Args {
+    fn options(&self) -> S3Options {
+        S3Options {
+            profile: self.profile.clone(),
+            region: self.region.clone(),
+            endpoint_url: self.endpoint_url.clone(),
+            path_style: self.path_style,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -246,8 +292,28 @@ fn run(cli: Cli) -> i32 {
                 Ok(p) => p,
                 Err(e) => return fail(&e),
             };
-            let report =
-                audit::verify_paths(&paths, &pattern, &options(&work, None), !work.no_progress);
+            let report = audit::verify_paths(
+                &paths,
+                &pattern,
+                &options(&work, None),
+                &common.s3.options(),
+                !work.no_progress,
+            );
+            print_report(&report, common.format, common.verbose);
+            report.exit_code()
+        }
+        Command::Compare {
+            src,
+            dst,
+            common,
+            work,
+        } => {
+            let report = backproof::compare::compare(
+                &src,
+                &dst,
+                &options(&work, None),
+                &common.s3.options(),
+            );
             print_report(&report, common.format, common.verbose);
             if !no_history && let Err(e) = record(&report, &store.location()) {
                 return fail(&e);
@@ -259,7 +325,7 @@ fn run(cli: Cli) -> i32 {
                 Ok(p) => p,
                 Err(e) => return fail(&e),
             };
-            match audit::list_path(&path, &pattern) {
+            match audit::list_path(&path, &pattern, &common.s3.options()) {
                 Ok(list) => {
                     match common.format {
                         Format::Json => println!(
@@ -318,7 +384,7 @@ fn run(cli: Cli) -> i32 {
                 None => None,
             };
             let plan = ledger.as_ref().zip(sample);
-            let report = audit::run_config(&config, &opts, !work.no_progress, plan);
+            let report = audit::run_config(&config, &opts, &common.s3.options(), !work.no_progress, plan);
             let dir = report_dir.unwrap_or_else(|| config.report.dir.clone());
             let mut code = report.exit_code();
             match report::write_all(&report, &dir, &config.report.formats) {

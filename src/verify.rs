@@ -3,7 +3,6 @@
 //! prefetcher keeping many reads in flight ahead of them.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -12,12 +11,12 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use crate::catalog::{Backup, Catalog, Layout, ManifestState, TimestampFrom};
+use crate::catalog::{Backup, Catalog, Expectation, Layout, ManifestState, TimestampFrom};
 use crate::digest::{Algorithm, DigestSet, Hashers, HashingReader, LANE_THRESHOLD};
 use crate::finding::{Check, Finding, Status};
 use crate::inspect::{self, Format, Inspection, Kind, Subject};
 use crate::progress::Progress;
-use crate::source::LocalSource;
+use crate::source::{Artifact, Storage};
 
 /// How far the prefetcher runs ahead of the workers, in files and bytes.
 const PREFETCH_FILES: usize = 128;
@@ -76,12 +75,12 @@ pub struct Verified {
 
 /// Verifies every backup of `catalog`, plus the catalog's manifest findings.
 pub fn verify_catalog(
-    source: &LocalSource,
+    source: &dyn Storage,
     catalog: &Catalog,
     opts: &VerifyOptions,
     progress: &Progress,
 ) -> Verified {
-    let subject_of = |key: &str| subject(source.root(), key);
+    let subject_of = |key: &str| source.subject(key);
     let mut findings = manifest_findings(catalog, &subject_of);
 
     let backups = &catalog.backups;
@@ -142,15 +141,7 @@ pub fn verify_catalog(
     }
 }
 
-pub fn subject(root: &Path, key: &str) -> String {
-    if key.is_empty() {
-        root.display().to_string()
-    } else {
-        root.join(key).display().to_string()
-    }
-}
-
-fn prefetch(source: &LocalSource, backups: &[Backup], next: &AtomicUsize, done: &AtomicBool) {
+fn prefetch(source: &dyn Storage, backups: &[Backup], next: &AtomicUsize, done: &AtomicBool) {
     let mut ahead = 0usize;
     while ahead < backups.len() && !done.load(Ordering::Relaxed) {
         let claimed = next.load(Ordering::Relaxed);
@@ -168,7 +159,7 @@ fn prefetch(source: &LocalSource, backups: &[Backup], next: &AtomicUsize, done: 
         }
         for m in &backups[ahead].members {
             if m.size <= PREFETCH_MAX_FILE {
-                source.prefetch(&m.key);
+                source.prefetch(m);
             }
         }
         ahead += 1;
@@ -225,16 +216,22 @@ struct MemberPass {
     digests: DigestSet,
     bytes: u64,
     storage_error: Option<String>,
+    /// Checksums the store records for the member (S3 ETag and the like).
+    promises: Vec<Expectation>,
+    /// Store checks worked out while reading, with the value the bytes gave.
+    settled: Vec<(Expectation, String)>,
+    /// The object version read, on versioned stores.
+    version_id: Option<String>,
 }
 
 fn read_member(
-    source: &LocalSource,
-    key: &str,
-    size: u64,
-    algorithms: BTreeSet<Algorithm>,
+    source: &dyn Storage,
+    member: &Artifact,
+    mut algorithms: BTreeSet<Algorithm>,
     progress: &Progress,
 ) -> MemberPass {
-    let file = match source.open(key) {
+    let (key, size) = (member.key.as_str(), member.size);
+    let opened = match source.open(member) {
         Ok(f) => f,
         Err(e) => {
             return MemberPass {
@@ -242,21 +239,27 @@ fn read_member(
                 digests: DigestSet::new(),
                 bytes: 0,
                 storage_error: Some(e.to_string()),
+                promises: Vec::new(),
+                settled: Vec::new(),
+                version_id: None,
             };
         }
     };
+    // The store's own checksums are computed in the same pass.
+    algorithms.extend(opened.promises.iter().map(|p| p.algorithm));
+    let file = opened.reader;
     let bar = progress.clone();
     let lanes = size >= LANE_THRESHOLD && algorithms.len() > 1;
     let mut tee = HashingReader::new(file, Hashers::with_lanes(algorithms, lanes))
         .on_progress(move |n| bar.advance(n));
-    let path = source.path_of(key);
-    let read_at = |off: u64, buf: &mut [u8]| source.read_at(key, off, buf);
+    let path = source.local_path(key);
+    let read_at = |off: u64, buf: &mut [u8]| source.read_at(member, off, buf);
     let name = key.rsplit('/').next().unwrap_or(key);
     let subject = Subject {
         name,
         size,
         read_at: Some(&read_at),
-        local_path: Some(&path),
+        local_path: path.as_deref(),
     };
     let inspection = inspect::inspect(&mut tee, &subject);
     let drained = if lanes || size >= LANE_THRESHOLD {
@@ -280,6 +283,9 @@ fn read_member(
         digests: tee.finish(),
         bytes,
         storage_error,
+        promises: opened.promises,
+        version_id: opened.version_id,
+        settled: std::mem::take(&mut *opened.settled.lock().expect("settled lock")),
     }
 }
 
@@ -294,20 +300,17 @@ fn inspect_skipped() -> Inspection {
 }
 
 pub fn verify_backup(
-    source: &LocalSource,
+    source: &dyn Storage,
     b: &Backup,
     opts: &VerifyOptions,
     progress: &Progress,
 ) -> (BackupRecord, Vec<Finding>) {
     let started = Instant::now();
-    let subj = subject(source.root(), &b.key);
+    let subj = source.subject(&b.key);
     let mut passes: Vec<(String, MemberPass)> = Vec::new();
     for m in &b.members {
         let algorithms = b.algorithms_for(&m.key, &opts.digests);
-        passes.push((
-            m.key.clone(),
-            read_member(source, &m.key, m.size, algorithms, progress),
-        ));
+        passes.push((m.key.clone(), read_member(source, m, algorithms, progress)));
     }
     let kind = match b.layout {
         Layout::File => passes[0].1.inspection.kind,
@@ -445,13 +448,20 @@ fn integrity_finding(subj: &str, b: &Backup, passes: &[(String, MemberPass)]) ->
     let mut matched = Vec::new();
     let mut uncovered = Vec::new();
     for (key, p) in passes {
-        let expected = b.expected.get(key).map(Vec::as_slice).unwrap_or(&[]);
+        let expected: Vec<(&Expectation, String)> = b
+            .expected
+            .get(key)
+            .into_iter()
+            .flatten()
+            .chain(&p.promises)
+            .map(|e| (e, p.digests.get(&e.algorithm).cloned().unwrap_or_default()))
+            .chain(p.settled.iter().map(|(e, actual)| (e, actual.clone())))
+            .collect();
         if expected.is_empty() {
             uncovered.push(key.clone());
         }
-        for e in expected {
-            let actual = p.digests.get(&e.algorithm).cloned().unwrap_or_default();
-            let entry = json!({
+        for (e, actual) in expected {
+            let mut entry = json!({
                 "file": key,
                 "algorithm": e.algorithm,
                 "expected": e.digest,
@@ -459,6 +469,9 @@ fn integrity_finding(subj: &str, b: &Backup, passes: &[(String, MemberPass)]) ->
                 "manifest": e.manifest,
                 "line": e.line,
             });
+            if let Some(v) = &p.version_id {
+                entry["version_id"] = json!(v);
+            }
             if actual == e.digest {
                 matched.push(entry);
             } else {
@@ -483,12 +496,20 @@ fn integrity_finding(subj: &str, b: &Backup, passes: &[(String, MemberPass)]) ->
             Check::Integrity,
             Status::Fail,
             format!(
-                "{} digest does not match {} line {} ({} mismatch(es))",
+                "{} digest does not match {}{} ({} mismatch(es))",
                 first["algorithm"].as_str().unwrap_or("?"),
                 first["manifest"].as_str().unwrap_or("?"),
-                first["line"],
+                match first["line"].as_u64() {
+                    Some(0) | None => String::new(),
+                    Some(n) => format!(" line {n}"),
+                },
                 mismatches.len()
-            ),
+            ) + &match first["version_id"].as_str() {
+                Some(v) if !first["manifest"].as_str().unwrap_or("").contains(v) => {
+                    format!(" in version {v}")
+                }
+                _ => String::new(),
+            },
         )
         .with("mismatches", mismatches)
         .with("matched", matched)
@@ -515,7 +536,7 @@ fn integrity_finding(subj: &str, b: &Backup, passes: &[(String, MemberPass)]) ->
         subj,
         Check::Integrity,
         Status::Pass,
-        format!("{} digest(s) match their manifest", matched.len()),
+        format!("{} digest(s) match their manifest or store", matched.len()),
     )
     .with("matched", matched)
     .with_evidence(digests)

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 
-use super::{Artifact, SourceError};
+use super::{Artifact, Opened, SourceError, Storage};
 
 /// A directory tree of backups. Read-only: nothing here opens for writing.
 #[derive(Clone, Debug)]
@@ -34,13 +34,13 @@ impl LocalSource {
     /// Symlinks are followed, since backup trees often link "latest" into
     /// place.
     pub fn list(&self) -> Result<(Vec<Artifact>, Vec<SourceError>), SourceError> {
-        self.list_scoped(None)
+        self.list_files(None)
     }
 
     /// With `only`, lists just the root's own files (where the manifests
     /// for `only` live) and everything under `only` when it is a directory:
     /// a spot check of one file must not walk its parent's whole tree.
-    pub fn list_scoped(
+    pub fn list_files(
         &self,
         only: Option<&str>,
     ) -> Result<(Vec<Artifact>, Vec<SourceError>), SourceError> {
@@ -117,11 +117,7 @@ impl LocalSource {
                 .modified()
                 .map(DateTime::from)
                 .unwrap_or_else(|_| Utc::now());
-            out.push(Artifact {
-                key,
-                size: meta.len(),
-                modified,
-            });
+            out.push(Artifact::new(key, meta.len(), modified));
         }
         Ok((out, problems))
     }
@@ -129,28 +125,58 @@ impl LocalSource {
     pub fn path_of(&self, key: &str) -> PathBuf {
         self.root.join(key)
     }
+}
+
+impl Storage for LocalSource {
+    fn location(&self) -> String {
+        LocalSource::location(self)
+    }
+
+    fn subject(&self, key: &str) -> String {
+        if key.is_empty() {
+            self.location()
+        } else {
+            self.root.join(key).display().to_string()
+        }
+    }
+
+    fn list_scoped(
+        &self,
+        only: Option<&str>,
+    ) -> Result<(Vec<Artifact>, Vec<SourceError>), SourceError> {
+        self.list_files(only)
+    }
+
+    fn local_path(&self, key: &str) -> Option<PathBuf> {
+        Some(self.path_of(key))
+    }
 
     /// Opens an artifact for one sequential pass, telling the kernel so: it
     /// then reads ahead further.
-    pub fn open(&self, key: &str) -> io::Result<File> {
-        let f = File::open(self.path_of(key))?;
+    fn open(&self, artifact: &Artifact) -> io::Result<Opened<'_>> {
+        let f = File::open(self.path_of(&artifact.key))?;
         let _ = rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::Sequential);
-        Ok(f)
+        Ok(Opened {
+            reader: Box::new(f),
+            promises: Vec::new(),
+            settled: Default::default(),
+            version_id: None,
+        })
     }
 
     /// Asks the kernel to start reading a file in the background, so that many
     /// reads are in flight while the workers hash: cold trees of small files
     /// read about twice as fast with a deep queue as with one read per core.
-    pub fn prefetch(&self, key: &str) {
-        if let Ok(f) = File::open(self.path_of(key)) {
+    fn prefetch(&self, artifact: &Artifact) {
+        if let Ok(f) = File::open(self.path_of(&artifact.key)) {
             let _ = rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::WillNeed);
         }
     }
 
     /// Positional read for formats whose metadata is scattered (qcow2 tables).
-    pub fn read_at(&self, key: &str, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+    fn read_at(&self, artifact: &Artifact, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
         use std::os::unix::fs::FileExt;
-        let f = File::open(self.path_of(key))?;
+        let f = File::open(self.path_of(&artifact.key))?;
         let mut done = 0;
         while done < buf.len() {
             let n = f.read_at(&mut buf[done..], offset + done as u64)?;
@@ -161,4 +187,29 @@ impl LocalSource {
         }
         Ok(done)
     }
+}
+
+/// A directory of backups as a whole, or one backup file (or
+/// directory-format dump) named within its parent.
+pub fn resolve(path: &Path) -> Result<(LocalSource, Option<String>), SourceError> {
+    let meta = std::fs::metadata(path).map_err(|e| SourceError {
+        location: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    let is_pg_dir = meta.is_dir() && path.join("toc.dat").is_file();
+    if meta.is_dir() && !is_pg_dir {
+        return Ok((LocalSource::new(path), None));
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| SourceError {
+            location: path.display().to_string(),
+            reason: "names no file".into(),
+        })?;
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    Ok((LocalSource::new(parent), Some(name)))
 }

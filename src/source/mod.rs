@@ -1,13 +1,22 @@
-//! Where backups live. An [`Artifact`] is one stored file or object; a source
-//! lists them and opens them for reading. Only local directories exist yet;
-//! S3 joins behind the same shape (list with size and time, read, read range).
+//! Where backups live. An [`Artifact`] is one stored file or object; a
+//! [`Storage`] lists them and opens them for reading. Two real stores sit
+//! behind the seam: local directories ([`LocalSource`]) and S3 buckets
+//! ([`S3Source`]); a location string picks one ([`open_location`]).
 
 pub mod local;
+pub mod s3;
+
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::catalog::Expectation;
+
 pub use local::LocalSource;
+pub use s3::{S3Options, S3Source};
 
 /// One stored file, as listed by its source.
 #[derive(Clone, Debug, Serialize)]
@@ -16,9 +25,25 @@ pub struct Artifact {
     pub key: String,
     pub size: u64,
     pub modified: DateTime<Utc>,
+    /// Object stores only: the ETag, the version read and whether it is the
+    /// current one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
 }
 
 impl Artifact {
+    pub fn new(key: impl Into<String>, size: u64, modified: DateTime<Utc>) -> Self {
+        Artifact {
+            key: key.into(),
+            size,
+            modified,
+            etag: None,
+            version_id: None,
+        }
+    }
+
     /// The last path component.
     pub fn file_name(&self) -> &str {
         self.key.rsplit('/').next().unwrap_or(&self.key)
@@ -39,4 +64,103 @@ impl Artifact {
 pub struct SourceError {
     pub location: String,
     pub reason: String,
+}
+
+/// An artifact opened for one sequential pass.
+pub struct Opened<'a> {
+    pub reader: Box<dyn Read + Send + 'a>,
+    /// Checksums the store itself records for these bytes (S3's ETag,
+    /// `x-amz-checksum-*`, checksum metadata): checked like manifest lines.
+    pub promises: Vec<Expectation>,
+    /// Checks the store works out itself while the reader runs (a
+    /// multipart ETag needs the part layout): each promise with the value
+    /// the bytes gave, filled in when the reader reaches the end.
+    pub settled: Settled,
+    /// The object version being read, where the store has versions: a
+    /// mismatch must name it.
+    pub version_id: Option<String>,
+}
+
+/// See [`Opened::settled`].
+pub type Settled = Arc<Mutex<Vec<(Expectation, String)>>>;
+
+/// A place backups are stored. Read-only by contract: no implementation
+/// holds a call that writes, deletes or changes metadata.
+pub trait Storage: Sync {
+    /// How reports name the source.
+    fn location(&self) -> String;
+
+    /// How reports name one artifact of it.
+    fn subject(&self, key: &str) -> String;
+
+    /// Every artifact under the root, sorted by key, plus the entries that
+    /// could not be read (findings, while the rest is audited). With `only`,
+    /// just the root's own files (where the manifests for `only` live) and
+    /// everything under `only`: a spot check must not walk a whole tree.
+    fn list_scoped(
+        &self,
+        only: Option<&str>,
+    ) -> Result<(Vec<Artifact>, Vec<SourceError>), SourceError>;
+
+    fn open(&self, artifact: &Artifact) -> io::Result<Opened<'_>>;
+
+    /// Positional read for formats whose metadata is scattered (qcow2 tables).
+    fn read_at(&self, artifact: &Artifact, offset: u64, buf: &mut [u8]) -> io::Result<usize>;
+
+    /// A hint that `artifact` will be read soon.
+    fn prefetch(&self, _artifact: &Artifact) {}
+
+    /// Findings about the store itself rather than one backup (bucket
+    /// versioning and retention, recoverability of deleted objects), for a
+    /// whole-source audit.
+    fn store_findings(&self) -> Vec<crate::finding::Finding> {
+        Vec::new()
+    }
+
+    /// A local path external tools (`qemu-img check`) may open, if any.
+    fn local_path(&self, _key: &str) -> Option<PathBuf> {
+        None
+    }
+}
+
+/// A resolved command-line target: the source, and within it the one
+/// backup to check when a single file (or dump directory) was named.
+pub struct Target {
+    pub source: Box<dyn Storage>,
+    pub only: Option<String>,
+}
+
+/// True for `s3://` locations.
+pub fn is_s3(location: &str) -> bool {
+    location.starts_with("s3://")
+}
+
+/// A location (path or `s3://bucket/prefix`) as a whole source, without
+/// narrowing to one backup: config sources.
+pub fn open_location(location: &Path, s3: &S3Options) -> Result<Box<dyn Storage>, SourceError> {
+    let text = location.to_string_lossy();
+    if is_s3(&text) {
+        Ok(Box::new(S3Source::connect(&text, s3)?))
+    } else {
+        Ok(Box::new(LocalSource::new(location)))
+    }
+}
+
+/// Resolves a command-line target: a directory of backups, one backup file
+/// or directory-format dump (then `only` names it within its parent), or an
+/// S3 prefix or object.
+pub fn resolve(location: &Path, s3: &S3Options) -> Result<Target, SourceError> {
+    let text = location.to_string_lossy();
+    if is_s3(&text) {
+        let (source, only) = S3Source::resolve(&text, s3)?;
+        return Ok(Target {
+            source: Box::new(source),
+            only,
+        });
+    }
+    let (source, only) = local::resolve(location)?;
+    Ok(Target {
+        source: Box::new(source),
+        only,
+    })
 }

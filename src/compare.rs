@@ -1,0 +1,303 @@
+//! Secondary-copy parity: every artifact of a source must be in its copy,
+//! with the same bytes, and the copy holds nothing the source does not.
+//! Either side may be a local directory or an S3 prefix ("was this
+//! directory uploaded faithfully?").
+
+use std::collections::BTreeMap;
+use std::io::{self, Read};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+
+use chrono::Utc;
+use serde_json::json;
+
+use crate::digest::{Algorithm, Hashers, READ_BUF};
+use crate::finding::{Check, Finding, Status};
+use crate::report::Report;
+use crate::source::{self, Artifact, S3Options, SourceError, Storage};
+use crate::verify::VerifyOptions;
+
+/// How two copies of one key compare.
+#[derive(Debug, PartialEq)]
+enum Verdict {
+    Same {
+        by: &'static str,
+    },
+    Differs {
+        why: String,
+    },
+    /// One side could not be read: the comparison did not happen.
+    Unread {
+        why: String,
+    },
+}
+
+/// A single-part ETag is the MD5 of the bytes; a multipart one ("-N")
+/// depends on how the upload was cut, so only two identical layouts compare.
+fn plain_md5(etag: &str) -> bool {
+    etag.len() == 32 && etag.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Compares by stored checksums when both sides have comparable ones.
+fn by_checksums(src: &Artifact, dst: &Artifact) -> Option<Verdict> {
+    let (a, b) = (src.etag.as_deref()?, dst.etag.as_deref()?);
+    if a.eq_ignore_ascii_case(b) {
+        return Some(Verdict::Same { by: "ETag" });
+    }
+    (plain_md5(a) && plain_md5(b)).then(|| Verdict::Differs {
+        why: format!("MD5 (ETag) {a} in the source, {b} in the copy"),
+    })
+}
+
+fn sha256_of(store: &dyn Storage, a: &Artifact) -> io::Result<(String, u64)> {
+    let mut reader = store.open(a)?.reader;
+    let mut hashers = Hashers::new([Algorithm::Sha256]);
+    let mut buf = vec![0u8; READ_BUF];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => hashers.update(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let n = hashers.bytes();
+    Ok((hashers.finish()[&Algorithm::Sha256].clone(), n))
+}
+
+/// Reads both sides when no stored checksum settles it.
+fn by_bytes(src: &dyn Storage, a: &Artifact, dst: &dyn Storage, b: &Artifact) -> Verdict {
+    let (x, y) = match (sha256_of(src, a), sha256_of(dst, b)) {
+        (Ok(x), Ok(y)) => (x, y),
+        (Err(e), _) => {
+            return Verdict::Unread {
+                why: format!("source: {e}"),
+            };
+        }
+        (_, Err(e)) => {
+            return Verdict::Unread {
+                why: format!("copy: {e}"),
+            };
+        }
+    };
+    if x == y {
+        Verdict::Same { by: "sha256" }
+    } else {
+        Verdict::Differs {
+            why: format!("sha256 {} in the source, {} in the copy", x.0, y.0),
+        }
+    }
+}
+
+/// `backproof compare SRC DST`.
+pub fn compare(
+    src_location: &std::path::Path,
+    dst_location: &std::path::Path,
+    opts: &VerifyOptions,
+    s3: &S3Options,
+) -> Report {
+    let started = Utc::now();
+    let sources = vec![
+        src_location.display().to_string(),
+        dst_location.display().to_string(),
+    ];
+    let findings = match (
+        source::open_location(src_location, s3),
+        source::open_location(dst_location, s3),
+    ) {
+        (Ok(src), Ok(dst)) => match compare_stores(src.as_ref(), dst.as_ref(), opts) {
+            Ok(f) => f,
+            Err(e) => vec![unreadable(&e)],
+        },
+        (Err(e), _) | (_, Err(e)) => vec![unreadable(&e)],
+    };
+    Report::new("compare", started, sources, Vec::new(), findings)
+}
+
+fn unreadable(e: &SourceError) -> Finding {
+    Finding::new(
+        &e.location,
+        Check::Source,
+        Status::Error,
+        format!("cannot read: {}", e.reason),
+    )
+    .remedy("Check that the path or bucket exists, that backproof may read it, and (for S3) the endpoint, region and credentials.")
+}
+
+/// Parity findings for a copy of `src`.
+pub fn compare_stores(
+    src: &dyn Storage,
+    dst: &dyn Storage,
+    opts: &VerifyOptions,
+) -> Result<Vec<Finding>, SourceError> {
+    let (src_list, _) = src.list_scoped(None)?;
+    let (dst_list, _) = dst.list_scoped(None)?;
+    let dst_by_key: BTreeMap<&str, &Artifact> =
+        dst_list.iter().map(|a| (a.key.as_str(), a)).collect();
+    let src_keys: std::collections::BTreeSet<&str> =
+        src_list.iter().map(|a| a.key.as_str()).collect();
+
+    let mut findings = Vec::new();
+    let mut pairs: Vec<(&Artifact, &Artifact)> = Vec::new();
+    for a in &src_list {
+        match dst_by_key.get(a.key.as_str()) {
+            None => findings.push(
+                Finding::new(
+                    dst.subject(&a.key),
+                    Check::Parity,
+                    Status::Fail,
+                    "missing in the copy",
+                )
+                .with("source", src.subject(&a.key))
+                .with("size", a.size)
+                .with("source_modified", a.modified.to_rfc3339())
+                .remedy("The copy job skipped or has not yet reached this object: check its logs, then copy it."),
+            ),
+            Some(b) => pairs.push((a, b)),
+        }
+    }
+    for b in &dst_list {
+        if !src_keys.contains(b.key.as_str()) {
+            findings.push(
+                Finding::new(
+                    dst.subject(&b.key),
+                    Check::Parity,
+                    Status::Fail,
+                    "extra in the copy: the source does not hold it",
+                )
+                .with("size", b.size)
+                .with("modified", b.modified.to_rfc3339())
+                .remedy("Deleted or renamed at the source but not in the copy, or written to the copy by something else: find out which."),
+            );
+        }
+    }
+
+    // Sizes first, then stored checksums; bytes are read only when neither
+    // settles it, by a bounded pool of workers.
+    let mut verdicts: Vec<Option<Verdict>> = pairs
+        .iter()
+        .map(|(a, b)| {
+            if a.size != b.size {
+                Some(Verdict::Differs {
+                    why: format!("{} bytes in the source, {} in the copy", a.size, b.size),
+                })
+            } else {
+                by_checksums(a, b)
+            }
+        })
+        .collect();
+    let to_read: Vec<usize> = (0..pairs.len())
+        .filter(|&i| verdicts[i].is_none())
+        .collect();
+    let next = AtomicUsize::new(0);
+    let read: Vec<(usize, Verdict)> = thread::scope(|s| {
+        let workers: Vec<_> = (0..opts.jobs.max(1).min(to_read.len().max(1)))
+            .map(|_| {
+                s.spawn(|| {
+                    let mut out = Vec::new();
+                    while let Some(&i) = to_read.get(next.fetch_add(1, Ordering::SeqCst)) {
+                        let (a, b) = pairs[i];
+                        out.push((i, by_bytes(src, a, dst, b)));
+                    }
+                    out
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("compare worker panicked"))
+            .collect()
+    });
+    for (i, v) in read {
+        verdicts[i] = Some(v);
+    }
+
+    let mut same = 0usize;
+    let mut max_lag = 0i64;
+    for ((a, b), v) in pairs.iter().zip(verdicts) {
+        let lag = (a.modified - b.modified).num_seconds().max(0);
+        match v.expect("every pair judged") {
+            Verdict::Same { .. } => same += 1,
+            Verdict::Differs { why } => {
+                max_lag = max_lag.max(lag);
+                findings.push(
+                    Finding::new(
+                        dst.subject(&b.key),
+                        Check::Parity,
+                        Status::Fail,
+                        format!("stale in the copy: {why}"),
+                    )
+                    .with("source", src.subject(&a.key))
+                    .with("source_modified", a.modified.to_rfc3339())
+                    .with("copy_modified", b.modified.to_rfc3339())
+                    .with("lag_seconds", lag)
+                    .with("version_id", json!(b.version_id))
+                    .remedy("The copy holds an older or damaged version: copy the object again and check the copy job."),
+                );
+            }
+            Verdict::Unread { why } => findings.push(
+                Finding::new(
+                    dst.subject(&b.key),
+                    Check::Parity,
+                    Status::Error,
+                    format!("could not compare: {why}"),
+                )
+                .remedy("Check permissions and the storage; this object's copy is unproven."),
+            ),
+        }
+    }
+    let problems = findings.len();
+    let summary = format!(
+        "{same} of {} object(s) identical in the copy; {problems} problem(s); copy lag {max_lag} s",
+        src_list.len()
+    );
+    findings.insert(
+        0,
+        Finding::new(
+            dst.location(),
+            Check::Parity,
+            if problems == 0 {
+                Status::Pass
+            } else {
+                Status::Fail
+            },
+            summary,
+        )
+        .with("source", src.location())
+        .with("objects", src_list.len())
+        .with("identical", same)
+        .with("copy_lag_seconds", max_lag),
+    );
+    Ok(findings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn art(etag: Option<&str>) -> Artifact {
+        let mut a = Artifact::new("k", 3, Utc::now());
+        a.etag = etag.map(str::to_string);
+        a
+    }
+
+    #[test]
+    fn stored_checksums_settle_only_comparable_pairs() {
+        let md5a = "900150983cd24fb0d6963f7d28e17f72";
+        let md5b = "0cc175b9c0f1b6a831c399e269772661";
+        assert_eq!(
+            by_checksums(&art(Some(md5a)), &art(Some(md5a))),
+            Some(Verdict::Same { by: "ETag" })
+        );
+        assert!(matches!(
+            by_checksums(&art(Some(md5a)), &art(Some(md5b))),
+            Some(Verdict::Differs { .. })
+        ));
+        // Different multipart layouts: only the bytes can tell.
+        assert_eq!(
+            by_checksums(&art(Some(&format!("{md5a}-2"))), &art(Some(md5b))),
+            None
+        );
+        assert_eq!(by_checksums(&art(None), &art(Some(md5b))), None);
+    }
+}

