@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::finding::{Check, Finding, Status};
 use crate::inspect::{self, Kind};
 use crate::ledger::{self, Ledger, Sample};
-use crate::policy::{self, Observed};
+use crate::policy::{self, Observed, SourceView};
 use crate::progress::Progress;
 use crate::report::Report;
 use crate::source::{self, S3Options, SourceError, Target};
@@ -72,7 +72,14 @@ fn verify_target(
     // Policies see every backup that exists, read tonight or not.
     verified.catalogued = all
         .iter()
-        .map(|b| (target.source.subject(&b.key), b.key.clone(), b.timestamp, b.size))
+        .map(|b| {
+            (
+                target.source.subject(&b.key),
+                b.key.clone(),
+                b.timestamp,
+                b.size,
+            )
+        })
         .collect();
     verified.findings.extend(carried);
     verified
@@ -133,7 +140,7 @@ pub fn run_config(
     let started = Utc::now();
     let mut backups = Vec::new();
     let mut findings = Vec::new();
-    let mut observed: BTreeMap<String, Vec<Observed>> = BTreeMap::new();
+    let mut observed: BTreeMap<String, SourceView> = BTreeMap::new();
     for s in &config.sources {
         let target = match source::open_location(&s.path, s3) {
             Ok(source) => Target { source, only: None },
@@ -142,14 +149,25 @@ pub fn run_config(
                 continue;
             }
         };
+        let mut view = SourceView {
+            location: target.source.location(),
+            storage: storage_of(&s.path),
+            region: s.region.clone().or_else(|| target.source.region()),
+            account: s.account.clone(),
+            is_s3: source::is_s3(&s.path.to_string_lossy()),
+            copy: s.copy.as_ref().map(|c| c.display().to_string()),
+            ..SourceView::default()
+        };
         if let Some(copy) = &s.copy {
             let parity = source::open_location(copy, s3).and_then(|dst| {
                 crate::compare::compare_stores(target.source.as_ref(), dst.as_ref(), opts)
             });
-            match parity {
-                Ok(f) => findings.extend(f),
-                Err(e) => findings.push(source_error_finding(&e)),
-            }
+            let found = match parity {
+                Ok(f) => f,
+                Err(e) => vec![source_error_finding(&e)],
+            };
+            view.facts.extend(found.iter().cloned());
+            findings.extend(found);
         }
         match verify_target(&target, &config.pattern_for(s), opts, show_progress, sample) {
             Ok(v) => {
@@ -164,12 +182,19 @@ pub fn run_config(
                         .remedy("The backup job may not be running or may write elsewhere."),
                     );
                 }
-                observed.insert(s.name.clone(), observe(&v));
+                view.backups = observe(&v);
+                view.facts.extend(
+                    v.findings
+                        .iter()
+                        .filter(|f| matches!(f.check, Check::Retention | Check::Recovery))
+                        .cloned(),
+                );
                 backups.extend(v.backups);
                 findings.extend(v.findings);
             }
             Err(e) => findings.push(source_error_finding(&e)),
         }
+        observed.insert(s.name.clone(), view);
     }
     findings.extend(policy::evaluate(&config.checks, &observed, started));
     let sources = config
@@ -183,6 +208,11 @@ pub fn run_config(
 /// What policies need of a source's verification: each backup with the
 /// worst of its integrity and structure verdicts.
 fn observe(v: &verify::Verified) -> Vec<Observed> {
+    let encryption: BTreeMap<&str, &str> = v
+        .backups
+        .iter()
+        .filter_map(|b| Some((b.subject.as_str(), b.encryption.as_deref()?)))
+        .collect();
     let mut verdicts: BTreeMap<&str, Status> = BTreeMap::new();
     for f in &v.findings {
         if matches!(f.check, Check::Integrity | Check::Structure) {
@@ -198,8 +228,26 @@ fn observe(v: &verify::Verified) -> Vec<Observed> {
             timestamp: *timestamp,
             size: *size,
             verdict: verdicts.get(subject.as_str()).copied(),
+            encryption: encryption.get(subject.as_str()).map(|e| e.to_string()),
         })
         .collect()
+}
+
+/// The storage a source lives on, for separation checks: its bucket, or
+/// the filesystem (device) of a local directory.
+fn storage_of(path: &Path) -> Option<String> {
+    let text = path.to_string_lossy();
+    if source::is_s3(&text) {
+        let bucket = text.trim_start_matches("s3://").split('/').next()?;
+        return Some(format!("s3://{bucket}"));
+    }
+    use std::os::unix::fs::MetadataExt;
+    let dev = std::fs::metadata(path).ok()?.dev();
+    Some(format!(
+        "filesystem {}:{}",
+        rustix::fs::major(dev),
+        rustix::fs::minor(dev)
+    ))
 }
 
 /// One line of `backproof ls`.

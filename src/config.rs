@@ -96,6 +96,10 @@ pub struct SourceConfig {
     /// A secondary copy of this source (directory or S3 URL) that must hold
     /// the same objects: checked like `backproof compare path copy`.
     pub copy: Option<PathBuf>,
+    /// Where the source lives, for separation checks: the region (S3
+    /// sources default to the client's) and the account that owns it.
+    pub region: Option<String>,
+    pub account: Option<String>,
 }
 
 /// A config that cannot be used: the audit cannot run (exit 2).

@@ -85,6 +85,8 @@ pub fn prepare(dir: &Path) -> io::Result<Config> {
                 path: corpus.join(d),
                 timestamp_pattern: None,
                 copy: None,
+                region: None,
+                account: None,
             })
             .collect(),
     })

@@ -62,6 +62,12 @@ pub enum Check {
     /// A copy holds every object of its source, with the same bytes, and
     /// nothing else.
     Parity,
+    /// Policy: bucket versioning on, old versions kept, Object Lock.
+    Versioning,
+    /// Policy: sources live apart (bucket, region, account).
+    Separation,
+    /// Policy: backups are encrypted at rest.
+    Encryption,
 }
 
 impl Check {
@@ -78,6 +84,9 @@ impl Check {
             Check::Coverage => "coverage",
             Check::Recovery => "recovery",
             Check::Parity => "parity",
+            Check::Versioning => "versioning",
+            Check::Separation => "separation",
+            Check::Encryption => "encryption",
         }
     }
 }

@@ -66,6 +66,11 @@ enum Command {
         common: Common,
         #[command(flatten)]
         work: Work,
+        #[command(flatten)]
+        store: Store,
+        /// Do not record this comparison in the history.
+        #[arg(long)]
+        no_history: bool,
     },
     /// The nightly job: audit every source in a config, write reports and
     /// record the run in the history.
@@ -300,6 +305,9 @@ fn run(cli: Cli) -> i32 {
                 !work.no_progress,
             );
             print_report(&report, common.format, common.verbose);
+            if !no_history && let Err(e) = record(&report, &store.location()) {
+                return fail(&e);
+            }
             report.exit_code()
         }
         Command::Compare {
@@ -307,6 +315,8 @@ fn run(cli: Cli) -> i32 {
             dst,
             common,
             work,
+            store,
+            no_history,
         } => {
             let report = backproof::compare::compare(
                 &src,
@@ -384,7 +394,13 @@ fn run(cli: Cli) -> i32 {
                 None => None,
             };
             let plan = ledger.as_ref().zip(sample);
-            let report = audit::run_config(&config, &opts, &common.s3.options(), !work.no_progress, plan);
+            let report = audit::run_config(
+                &config,
+                &opts,
+                &common.s3.options(),
+                !work.no_progress,
+                plan,
+            );
             let dir = report_dir.unwrap_or_else(|| config.report.dir.clone());
             let mut code = report.exit_code();
             match report::write_all(&report, &dir, &config.report.formats) {

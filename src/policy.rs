@@ -21,6 +21,8 @@ use serde_json::json;
 
 use crate::finding::{Check, Finding, Status};
 
+mod stores;
+
 /// One promise. Thresholds are durations ("26h", "3d") or plain numbers.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -78,6 +80,45 @@ pub enum CheckDef {
         #[serde(default)]
         scope: Scope,
     },
+    /// The source's bucket keeps old versions: versioning enabled,
+    /// noncurrent versions kept at least `keep_noncurrent`, Object Lock on
+    /// when `object_lock` is required.
+    Versioning {
+        name: Option<String>,
+        source: String,
+        #[serde(default, with = "humantime_serde")]
+        keep_noncurrent: Option<Duration>,
+        #[serde(default)]
+        object_lock: bool,
+    },
+    /// The source's secondary copy (its `copy` setting) is complete and
+    /// identical, and no object reached it later than `max_lag`.
+    Copy {
+        name: Option<String>,
+        source: String,
+        #[serde(default, with = "humantime_serde")]
+        max_lag: Option<Duration>,
+    },
+    /// The named sources live apart: in different buckets or filesystems,
+    /// and, when asked, in different regions or accounts.
+    Separation {
+        name: Option<String>,
+        sources: Vec<String>,
+        #[serde(default = "default_apart")]
+        by: Vec<Apart>,
+    },
+    /// Backups are encrypted at rest by the store (SSE-S3 or SSE-KMS), and
+    /// the bucket encrypts new objects by default when required.
+    Encryption {
+        name: Option<String>,
+        source: String,
+        #[serde(default)]
+        scope: Scope,
+        #[serde(default)]
+        require_kms: bool,
+        #[serde(default)]
+        bucket_default: bool,
+    },
     /// Every name in the inventory has a recent backup in some source.
     Coverage {
         name: Option<String>,
@@ -98,6 +139,30 @@ fn default_warn_below() -> f64 {
 }
 fn default_fail_above() -> f64 {
     3.0
+}
+
+/// What must differ between separated sources.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Apart {
+    /// The storage itself: the bucket (and endpoint) or the filesystem.
+    Storage,
+    Region,
+    Account,
+}
+
+impl Apart {
+    fn as_str(self) -> &'static str {
+        match self {
+            Apart::Storage => "storage",
+            Apart::Region => "region",
+            Apart::Account => "account",
+        }
+    }
+}
+
+fn default_apart() -> Vec<Apart> {
+    vec![Apart::Storage]
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
@@ -130,7 +195,11 @@ impl CheckDef {
             CheckDef::Freshness { source, .. }
             | CheckDef::Retention { source, .. }
             | CheckDef::SizeAnomaly { source, .. }
-            | CheckDef::Verified { source, .. } => vec![source.as_str()],
+            | CheckDef::Verified { source, .. }
+            | CheckDef::Versioning { source, .. }
+            | CheckDef::Copy { source, .. }
+            | CheckDef::Encryption { source, .. } => vec![source.as_str()],
+            CheckDef::Separation { sources, .. } => sources.iter().map(String::as_str).collect(),
             CheckDef::Coverage { .. } => vec![],
         }
     }
@@ -142,7 +211,7 @@ impl CheckDef {
             | CheckDef::Retention { pattern, .. }
             | CheckDef::SizeAnomaly { pattern, .. }
             | CheckDef::Verified { pattern, .. } => pattern.as_deref(),
-            CheckDef::Coverage { .. } => None,
+            _ => None,
         };
         if let Some(p) = pattern {
             glob::Pattern::new(p).map_err(|e| format!("pattern {p:?}: {e}"))?;
@@ -181,6 +250,15 @@ impl CheckDef {
             CheckDef::Coverage { inventory, .. } if inventory.is_empty() => {
                 Err("inventory is empty".into())
             }
+            CheckDef::Separation { sources, by, .. } => {
+                if sources.len() < 2 {
+                    Err("a separation check names at least two sources".into())
+                } else if by.is_empty() {
+                    Err("by must name storage, region or account".into())
+                } else {
+                    Ok(())
+                }
+            }
             _ => Ok(()),
         }
     }
@@ -191,6 +269,14 @@ impl CheckDef {
             CheckDef::Retention { name, source, .. } => (name, "retention", source.as_str()),
             CheckDef::SizeAnomaly { name, source, .. } => (name, "size_anomaly", source.as_str()),
             CheckDef::Verified { name, source, .. } => (name, "verified", source.as_str()),
+            CheckDef::Versioning { name, source, .. } => (name, "versioning", source.as_str()),
+            CheckDef::Copy { name, source, .. } => (name, "copy", source.as_str()),
+            CheckDef::Encryption { name, source, .. } => (name, "encryption", source.as_str()),
+            CheckDef::Separation { name, sources, .. } => {
+                return name
+                    .clone()
+                    .unwrap_or_else(|| format!("separation:{}", sources.join("+")));
+            }
             CheckDef::Coverage { name, .. } => (name, "coverage", "inventory"),
         };
         name.clone().unwrap_or_else(|| format!("{kind}:{source}"))
@@ -207,6 +293,27 @@ pub struct Observed {
     pub size: u64,
     /// Worst integrity/structure status this run; `None` if not verified.
     pub verdict: Option<Status>,
+    /// Server-side encryption the store reported when the bytes were read
+    /// tonight; `None` if not read or the store has no such notion.
+    pub encryption: Option<String>,
+}
+
+/// What policies see of one configured source.
+#[derive(Debug, Clone, Default)]
+pub struct SourceView {
+    pub location: String,
+    /// The storage holding it, for separation: "s3://bucket at ENDPOINT" or
+    /// "filesystem DEV"; `None` when it could not be told.
+    pub storage: Option<String>,
+    pub region: Option<String>,
+    pub account: Option<String>,
+    pub is_s3: bool,
+    pub backups: Vec<Observed>,
+    /// What the run found about the store and its copy (bucket facts,
+    /// parity), for the promises about them.
+    pub facts: Vec<Finding>,
+    /// The copy the config names, if any.
+    pub copy: Option<String>,
 }
 
 fn human(d: chrono::Duration) -> String {
@@ -231,7 +338,7 @@ fn select<'a>(backups: &'a [Observed], pattern: &Option<String>) -> Vec<&'a Obse
 /// Evaluates every check at `now` against the backups observed per source.
 pub fn evaluate(
     checks: &[CheckDef],
-    by_source: &BTreeMap<String, Vec<Observed>>,
+    by_source: &BTreeMap<String, SourceView>,
     now: DateTime<Utc>,
 ) -> Vec<Finding> {
     checks
@@ -242,11 +349,11 @@ pub fn evaluate(
 
 fn evaluate_one(
     def: &CheckDef,
-    by_source: &BTreeMap<String, Vec<Observed>>,
+    by_source: &BTreeMap<String, SourceView>,
     now: DateTime<Utc>,
 ) -> Finding {
     let name = def.name();
-    let source_backups = |source: &str| by_source.get(source);
+    let source_backups = |source: &str| by_source.get(source).map(|v| &v.backups);
     let unknown = |source: &str, check: Check| {
         Finding::new(
             &name,
@@ -546,11 +653,11 @@ fn evaluate_one(
                 let newest = by_source
                     .iter()
                     .filter(|(s, _)| s.contains(item.as_str()))
-                    .flat_map(|(_, v)| v.iter())
+                    .flat_map(|(_, v)| v.backups.iter())
                     .chain(
                         by_source
                             .values()
-                            .flatten()
+                            .flat_map(|v| v.backups.iter())
                             .filter(|o| o.key.contains(item.as_str())),
                     )
                     .map(|o| o.timestamp)
@@ -583,6 +690,41 @@ fn evaluate_one(
                 .with("missing", missing)
                 .with("policy", name.as_str())
                 .remedy_if(status, "Something in the inventory has no recent backup: add a backup job and a source for it.")
+        }
+        CheckDef::Versioning {
+            source,
+            keep_noncurrent,
+            object_lock,
+            ..
+        } => match by_source.get(source) {
+            None => unknown(source, Check::Versioning),
+            Some(view) => stores::versioning(&name, view, *keep_noncurrent, *object_lock),
+        },
+        CheckDef::Copy {
+            source, max_lag, ..
+        } => match by_source.get(source) {
+            None => unknown(source, Check::Parity),
+            Some(view) => stores::copy(&name, view, *max_lag),
+        },
+        CheckDef::Encryption {
+            source,
+            scope,
+            require_kms,
+            bucket_default,
+            ..
+        } => match by_source.get(source) {
+            None => unknown(source, Check::Encryption),
+            Some(view) => stores::encryption(&name, view, *scope, *require_kms, *bucket_default),
+        },
+        CheckDef::Separation { sources, by, .. } => {
+            let mut views = Vec::new();
+            for s in sources {
+                match by_source.get(s) {
+                    Some(v) => views.push((s.as_str(), v)),
+                    None => return unknown(s, Check::Separation),
+                }
+            }
+            stores::separation(&name, &views, by)
         }
     }
 }

@@ -63,6 +63,10 @@ pub struct BackupRecord {
     /// Per member key (one entry for single-file backups).
     pub digests: BTreeMap<String, DigestSet>,
     pub duration_ms: u64,
+    /// Server-side encryption of the stored bytes, where the store reports
+    /// it; the weakest member's for a directory dump ("none" wins).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<String>,
 }
 
 pub struct Verified {
@@ -222,6 +226,8 @@ struct MemberPass {
     settled: Vec<(Expectation, String)>,
     /// The object version read, on versioned stores.
     version_id: Option<String>,
+    /// Encryption at rest, where the store reports it.
+    encryption: Option<String>,
 }
 
 fn read_member(
@@ -242,6 +248,7 @@ fn read_member(
                 promises: Vec::new(),
                 settled: Vec::new(),
                 version_id: None,
+                encryption: None,
             };
         }
     };
@@ -285,6 +292,7 @@ fn read_member(
         storage_error,
         promises: opened.promises,
         version_id: opened.version_id,
+        encryption: opened.encryption,
         settled: std::mem::take(&mut *opened.settled.lock().expect("settled lock")),
     }
 }
@@ -354,8 +362,24 @@ pub fn verify_backup(
             .map(|(k, p)| (k.clone(), p.digests.clone()))
             .collect(),
         duration_ms: started.elapsed().as_millis() as u64,
+        encryption: weakest_encryption(passes.iter().map(|(_, p)| p.encryption.as_deref())),
     };
     (record, findings)
+}
+
+/// One unencrypted member makes the whole backup unencrypted; members
+/// encrypted differently are "mixed".
+fn weakest_encryption<'a>(members: impl Iterator<Item = Option<&'a str>>) -> Option<String> {
+    let kinds: Option<BTreeSet<&str>> = members.collect();
+    let kinds = kinds.filter(|k| !k.is_empty())?;
+    let weakest = if kinds.contains("none") {
+        "none"
+    } else if kinds.len() == 1 {
+        kinds.first()?
+    } else {
+        "mixed"
+    };
+    Some(weakest.to_string())
 }
 
 fn structure_finding(
@@ -536,7 +560,18 @@ fn integrity_finding(subj: &str, b: &Backup, passes: &[(String, MemberPass)]) ->
         subj,
         Check::Integrity,
         Status::Pass,
-        format!("{} digest(s) match their manifest or store", matched.len()),
+        format!(
+            "{} digest(s) match their {}",
+            matched.len(),
+            if passes
+                .iter()
+                .any(|(_, p)| !p.promises.is_empty() || !p.settled.is_empty())
+            {
+                "manifest or the store's checksums"
+            } else {
+                "manifest"
+            }
+        ),
     )
     .with("matched", matched)
     .with_evidence(digests)

@@ -29,6 +29,7 @@ fn history_of_nights(h: &Path) {
             &paths,
             &TimestampPattern::default(),
             &VerifyOptions::default(),
+            &Default::default(),
             false,
         );
         r.started_at = Utc::now() - Duration::days(night) - Duration::hours(2);

@@ -57,6 +57,10 @@ fn run(
                 "size_anomaly",
                 "verified",
                 "coverage",
+                "versioning",
+                "parity",
+                "separation",
+                "encryption",
             ]
             .contains(&f["check"].as_str().unwrap())
         })
@@ -231,6 +235,107 @@ max_age = "1d"
             .contains("shop (no backup found)")
     );
     assert_eq!(status(&f, "inventory-pg"), "pass");
+}
+
+/// Copy, separation, versioning and encryption promises on local sources:
+/// copies are compared like buckets; what only a bucket can prove is an
+/// error, never a pass.
+#[test]
+fn store_promises_on_local_sources() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (pg, pg_copy) = (tmp.path().join("pg"), tmp.path().join("pg-copy"));
+    let (my, my_copy) = (tmp.path().join("my"), tmp.path().join("my-copy"));
+    let dump = clean("postgres/appdb-2026-11-20T0300.dump");
+    let sql = clean("mysql/shop-2026-11-20T0300.sql");
+    backup(&pg, "appdb", "dump", 2, &dump);
+    backup(&pg_copy, "appdb", "dump", 2, &dump);
+    backup(&my, "shop", "sql", 30, &sql);
+    backup(&my, "shop", "sql", 2, &sql);
+    backup(&my_copy, "shop", "sql", 30, &sql); // last night's copy is missing
+    let source = |name: &str, path: &Path, extra: &str| {
+        format!(
+            "\n[[sources]]\nname = \"{name}\"\npath = \"{}\"\n{extra}",
+            path.display()
+        )
+    };
+    let body = source(
+        "pg",
+        &pg,
+        &format!("copy = \"{}\"\nregion = \"eu-west-1\"\n", pg_copy.display()),
+    ) + &source(
+        "my",
+        &my,
+        &format!(
+            "copy = \"{}\"\nregion = \"eu-central-1\"\n",
+            my_copy.display()
+        ),
+    ) + &source("pg-again", &pg, "")
+        + r#"
+[[checks]]
+name = "pg-copied"
+type = "copy"
+source = "pg"
+max_lag = "1h"
+[[checks]]
+name = "my-copied"
+type = "copy"
+source = "my"
+[[checks]]
+name = "no-copy"
+type = "copy"
+source = "pg-again"
+[[checks]]
+name = "same-disk"
+type = "separation"
+sources = ["pg", "my"]
+[[checks]]
+name = "regions"
+type = "separation"
+sources = ["pg", "my"]
+by = ["region"]
+[[checks]]
+name = "same-region"
+type = "separation"
+sources = ["pg", "pg-again"]
+by = ["region"]
+[[checks]]
+name = "accounts"
+type = "separation"
+sources = ["pg", "my"]
+by = ["account"]
+[[checks]]
+name = "versioned"
+type = "versioning"
+source = "pg"
+[[checks]]
+name = "encrypted"
+type = "encryption"
+source = "pg"
+"#;
+    let (code, f) = run(tmp.path(), &[], &body);
+    assert_eq!(code, 1);
+    assert_eq!(status(&f, "pg-copied"), "pass", "{:#?}", f["pg-copied"]);
+    assert_eq!(status(&f, "my-copied"), "fail");
+    assert!(
+        f["my-copied"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("problem")
+    );
+    assert_eq!(status(&f, "no-copy"), "fail");
+    assert_eq!(status(&f, "same-disk"), "fail");
+    assert!(
+        f["same-disk"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("share the storage")
+    );
+    assert_eq!(status(&f, "regions"), "pass");
+    // pg-again declares no region and a local directory has none.
+    assert_eq!(status(&f, "same-region"), "error");
+    assert_eq!(status(&f, "accounts"), "error");
+    assert_eq!(status(&f, "versioned"), "error");
+    assert_eq!(status(&f, "encrypted"), "error");
 }
 
 fn pack(name: &str) -> PathBuf {

@@ -380,6 +380,7 @@ fn s3_sources() {
     s3.put_tree("backups", "corpus/", &corpus());
     let planted = plant_checksums(&s3);
     plant_copy(&s3);
+    plant_sealed(&s3);
     let before = s3.fingerprint();
 
     corpus_reads_as_it_does_locally(&s3);
@@ -388,6 +389,7 @@ fn s3_sources() {
     bucket_facts_and_deleted_objects(&s3);
     copies_are_compared(&s3);
     config_sources_take_urls(&s3);
+    store_promises(&s3);
     unreachable_and_refused_exit_2(&s3);
 
     let after = s3.fingerprint();
@@ -852,6 +854,170 @@ fn copies_are_compared(s3: &S3) {
         4,
         "three objects and the summary:\n{}",
         describe(&report)
+    );
+}
+
+/// A bucket that encrypts by default, holding one dump stored with SSE-S3.
+fn plant_sealed(s3: &S3) {
+    use aws_sdk_s3::types::{
+        ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
+        ServerSideEncryptionRule,
+    };
+    s3.bucket("sealed", false);
+    let rule = ServerSideEncryptionRule::builder()
+        .apply_server_side_encryption_by_default(
+            ServerSideEncryptionByDefault::builder()
+                .sse_algorithm(ServerSideEncryption::Aes256)
+                .build()
+                .unwrap(),
+        )
+        .build();
+    s3.rt
+        .block_on(
+            s3.client
+                .put_bucket_encryption()
+                .bucket("sealed")
+                .server_side_encryption_configuration(
+                    ServerSideEncryptionConfiguration::builder()
+                        .rules(rule)
+                        .build()
+                        .unwrap(),
+                )
+                .send(),
+        )
+        .unwrap();
+    let dump = std::fs::read(corpus().join("clean/postgres/appdb-2026-11-20T0300.dump")).unwrap();
+    s3.rt
+        .block_on(
+            s3.client
+                .put_object()
+                .bucket("sealed")
+                .key("pg/appdb-2026-11-20T0300.dump")
+                .server_side_encryption(ServerSideEncryption::Aes256)
+                .body(ByteStream::from(dump))
+                .send(),
+        )
+        .unwrap();
+}
+
+/// Versioning, copy, separation and encryption promises on buckets, each
+/// kept and broken.
+fn store_promises(s3: &S3) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("backproof.toml");
+    std::fs::write(
+        &config,
+        r#"
+[report]
+dir = "reports"
+
+[[sources]]
+name = "content"
+path = "s3://content/deleted"
+
+[[sources]]
+name = "pg"
+path = "s3://backups/corpus/clean/postgres"
+copy = "s3://copy/postgres"
+
+[[sources]]
+name = "mysql"
+path = "s3://backups/corpus/clean/mysql"
+copy = "s3://copy/mysql"
+
+[[sources]]
+name = "sealed"
+path = "s3://sealed/pg"
+
+[[checks]]
+name = "content-versioned"
+type = "versioning"
+source = "content"
+keep_noncurrent = "30d"
+[[checks]]
+name = "content-locked"
+type = "versioning"
+source = "content"
+object_lock = true
+[[checks]]
+name = "pg-versioned"
+type = "versioning"
+source = "pg"
+[[checks]]
+name = "pg-copied"
+type = "copy"
+source = "pg"
+[[checks]]
+name = "mysql-copied"
+type = "copy"
+source = "mysql"
+[[checks]]
+name = "dumps-apart"
+type = "separation"
+sources = ["pg", "mysql"]
+[[checks]]
+name = "sealed-apart"
+type = "separation"
+sources = ["pg", "sealed"]
+[[checks]]
+name = "sealed-encrypted"
+type = "encryption"
+source = "sealed"
+bucket_default = true
+[[checks]]
+name = "sealed-kms"
+type = "encryption"
+source = "sealed"
+require_kms = true
+[[checks]]
+name = "pg-encrypted"
+type = "encryption"
+source = "pg"
+scope = "all"
+"#,
+    )
+    .unwrap();
+    let o = s3.backproof(&[
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--format",
+        "json",
+        "--no-progress",
+    ]);
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(code(&o), 1, "{}", describe(&report));
+    let policy = |name: &str| {
+        findings(&report)
+            .iter()
+            .find(|f| f["subject"] == name)
+            .unwrap_or_else(|| panic!("no finding {name}:\n{}", describe(&report)))
+            .clone()
+    };
+    for (name, want) in [
+        ("content-versioned", "pass"),
+        ("content-locked", "fail"),
+        ("pg-versioned", "fail"),
+        ("pg-copied", "pass"),
+        ("mysql-copied", "fail"),
+        ("dumps-apart", "fail"),
+        ("sealed-apart", "pass"),
+        ("sealed-encrypted", "pass"),
+        ("sealed-kms", "fail"),
+        ("pg-encrypted", "fail"),
+    ] {
+        let f = policy(name);
+        assert_eq!(f["status"], want, "{name}: {f:#}");
+    }
+    assert!(
+        policy("content-locked")["summary"]
+            .as_str()
+            .unwrap()
+            .contains("Object Lock is not enabled")
+    );
+    assert_eq!(
+        policy("sealed-encrypted")["evidence"]["bucket_default"],
+        "AES256"
     );
 }
 

@@ -161,6 +161,7 @@ impl Storage for LocalSource {
             promises: Vec::new(),
             settled: Default::default(),
             version_id: None,
+            encryption: None,
         })
     }
 

@@ -79,6 +79,9 @@ pub struct Opened<'a> {
     /// The object version being read, where the store has versions: a
     /// mismatch must name it.
     pub version_id: Option<String>,
+    /// Server-side encryption the store reports for these bytes ("AES256",
+    /// "aws:kms", "none"); `None` where the store has no such notion.
+    pub encryption: Option<String>,
 }
 
 /// See [`Opened::settled`].
@@ -115,6 +118,11 @@ pub trait Storage: Sync {
     /// whole-source audit.
     fn store_findings(&self) -> Vec<crate::finding::Finding> {
         Vec::new()
+    }
+
+    /// The region the store lives in, where it has one (separation checks).
+    fn region(&self) -> Option<String> {
+        None
     }
 
     /// A local path external tools (`qemu-img check`) may open, if any.

@@ -427,6 +427,7 @@ impl S3Source {
                 return (f, None);
             }
         };
+        let mut lock_enabled = Some(false);
         let lock = match rt.block_on(
             self.client
                 .get_object_lock_configuration()
@@ -435,6 +436,7 @@ impl S3Source {
         ) {
             Ok(l) => match l.object_lock_configuration() {
                 Some(c) if c.object_lock_enabled().is_some() => {
+                    lock_enabled = Some(true);
                     match c.rule().and_then(|r| r.default_retention()) {
                         Some(d) => format!(
                             "enabled, default {} retention of {}",
@@ -456,8 +458,14 @@ impl S3Source {
             {
                 "not enabled".into()
             }
-            Err(e) => format!("unknown ({})", describe(&e)),
+            Err(e) => {
+                lock_enabled = None;
+                format!("unknown ({})", describe(&e))
+            }
         };
+        // Days noncurrent versions live: None while unknown, Some(None)
+        // when no rule expires them.
+        let mut noncurrent_days: Option<Option<i32>> = None;
         let noncurrent = match rt.block_on(
             self.client
                 .get_bucket_lifecycle_configuration()
@@ -472,6 +480,7 @@ impl S3Source {
                     .filter_map(|r| r.noncurrent_version_expiration())
                     .filter_map(|n| n.noncurrent_days())
                     .collect();
+                noncurrent_days = Some(days.iter().min().copied());
                 match days.iter().min() {
                     Some(d) => format!("expire after {d} day(s)"),
                     None => "kept until deleted by hand (no expiring rule)".into(),
@@ -481,7 +490,33 @@ impl S3Source {
                 if e.err().code() == Some("NoSuchLifecycleConfiguration")
                     || e.raw().status().as_u16() == 404 =>
             {
+                noncurrent_days = Some(None);
                 "kept until deleted by hand (no lifecycle rules)".into()
+            }
+            Err(e) => format!("unknown ({})", describe(&e)),
+        };
+        let default_encryption = match rt.block_on(
+            self.client
+                .get_bucket_encryption()
+                .bucket(&self.bucket)
+                .send(),
+        ) {
+            Ok(e) => {
+                let algorithms: Vec<&str> = e
+                    .server_side_encryption_configuration()
+                    .map(|c| c.rules())
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|r| r.apply_server_side_encryption_by_default())
+                    .map(|d| d.sse_algorithm().as_str())
+                    .collect();
+                algorithms.first().copied().unwrap_or("none").to_string()
+            }
+            Err(SdkError::ServiceError(e))
+                if e.err().code() == Some("ServerSideEncryptionConfigurationNotFoundError")
+                    || e.raw().status().as_u16() == 404 =>
+            {
+                "none".into()
             }
             Err(e) => format!("unknown ({})", describe(&e)),
         };
@@ -511,7 +546,11 @@ impl S3Source {
                     .unwrap_or("never enabled"),
             )
             .with("object_lock", lock)
-            .with("noncurrent_versions", noncurrent);
+            .with("object_lock_enabled", lock_enabled)
+            .with("noncurrent_versions", noncurrent)
+            .with("noncurrent_known", noncurrent_days.is_some())
+            .with("noncurrent_days", noncurrent_days.flatten())
+            .with("default_encryption", default_encryption);
         if let Some(r) = remedy {
             f = f.remedy(r);
         }
@@ -956,7 +995,17 @@ impl Storage for S3Source {
                 })
                 .map(|layout| PartChecks::start(layout, parted, settled.clone()))
         };
+        // What protects the bytes at rest, as the store reports it.
+        let encryption = match (
+            reply.server_side_encryption(),
+            reply.sse_customer_algorithm(),
+        ) {
+            (Some(a), _) => a.as_str().to_string(),
+            (None, Some(_)) => "SSE-C".to_string(),
+            (None, None) => "none".to_string(),
+        };
         Ok(Opened {
+            encryption: Some(encryption),
             version_id: reply
                 .version_id()
                 .filter(|v| *v != "null")
@@ -965,6 +1014,10 @@ impl Storage for S3Source {
             promises,
             settled,
         })
+    }
+
+    fn region(&self) -> Option<String> {
+        self.client.config().region().map(|r| r.to_string())
     }
 
     fn store_findings(&self) -> Vec<Finding> {

@@ -1,0 +1,313 @@
+//! Promises about where backups are kept rather than what they hold:
+//! versioning, the secondary copy, separation and encryption at rest. They
+//! read the facts the run gathered about each store (bucket facts, parity
+//! findings, what each GET reported) and never ask the store themselves.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::{Apart, RemedyIf, Scope, SourceView};
+use crate::finding::{Check, Finding, Status};
+
+/// The bucket-facts finding of an S3 source (versioning, lock, lifecycle,
+/// default encryption), if the run could gather it.
+fn bucket_facts(view: &SourceView) -> Option<&Finding> {
+    view.facts
+        .iter()
+        .find(|f| f.check == Check::Retention && f.evidence.contains_key("versioning"))
+}
+
+fn not_s3(name: &str, check: Check, view: &SourceView, what: &str) -> Finding {
+    Finding::new(
+        name,
+        check,
+        Status::Error,
+        format!(
+            "{what} is a property of S3 buckets; {} is not one",
+            view.location
+        ),
+    )
+    .remedy(
+        "Point this promise at an S3 source, or prove it another way and drop it from the policy.",
+    )
+}
+
+fn facts_missing(name: &str, check: Check, view: &SourceView) -> Finding {
+    Finding::new(
+        name,
+        check,
+        Status::Error,
+        format!("the facts of {} could not be read", view.location),
+    )
+    .with("source", view.location.as_str())
+    .remedy("See the source and retention findings of this bucket: backproof needs s3:GetBucketVersioning, s3:GetLifecycleConfiguration, s3:GetBucketObjectLockConfiguration and s3:GetEncryptionConfiguration.")
+}
+
+pub(super) fn versioning(
+    name: &str,
+    view: &SourceView,
+    keep_noncurrent: Option<Duration>,
+    object_lock: bool,
+) -> Finding {
+    if !view.is_s3 {
+        return not_s3(name, Check::Versioning, view, "versioning");
+    }
+    let Some(facts) = bucket_facts(view).filter(|f| f.status != Status::Error) else {
+        return facts_missing(name, Check::Versioning, view);
+    };
+    let ev = &facts.evidence;
+    let mut problems = Vec::new();
+    let mut unknown = Vec::new();
+    let versioning = ev["versioning"].as_str().unwrap_or("?");
+    if versioning != "Enabled" {
+        problems.push(format!("versioning is {versioning}"));
+    }
+    if let Some(keep) = keep_noncurrent {
+        let days = keep.as_secs().div_ceil(86_400);
+        match (ev.get("noncurrent_known"), ev.get("noncurrent_days")) {
+            (Some(Value::Bool(true)), Some(Value::Number(n))) => {
+                let have = n.as_u64().unwrap_or(0);
+                if have < days {
+                    problems.push(format!(
+                        "noncurrent versions expire after {have} day(s), promise is {days}"
+                    ));
+                }
+            }
+            // No rule expires them: kept for ever, which keeps the promise.
+            (Some(Value::Bool(true)), _) => {}
+            _ => unknown.push("noncurrent-version lifecycle"),
+        }
+    }
+    if object_lock {
+        match ev.get("object_lock_enabled") {
+            Some(Value::Bool(true)) => {}
+            Some(Value::Bool(false)) => problems.push("Object Lock is not enabled".into()),
+            _ => unknown.push("Object Lock configuration"),
+        }
+    }
+    let status = if !problems.is_empty() {
+        Status::Fail
+    } else if !unknown.is_empty() {
+        Status::Error
+    } else {
+        Status::Pass
+    };
+    let summary = match status {
+        Status::Pass => format!("{}: {}", view.location, facts.summary),
+        Status::Error => format!("could not read the bucket's {}", unknown.join(" and ")),
+        _ => problems.join("; "),
+    };
+    Finding::new(name, Check::Versioning, status, summary)
+        .with("source", view.location.as_str())
+        .with("versioning", versioning)
+        .with("noncurrent_days", ev.get("noncurrent_days").cloned())
+        .with("object_lock", ev.get("object_lock").cloned())
+        .with("keep_noncurrent_days", keep_noncurrent.map(|k| k.as_secs().div_ceil(86_400)))
+        .with("problems", problems)
+        .with("policy", name)
+        .remedy_if(status, "Enable versioning, keep noncurrent versions at least as long as promised (a lifecycle NoncurrentVersionExpiration rule), and Object Lock where required.")
+}
+
+pub(super) fn copy(name: &str, view: &SourceView, max_lag: Option<Duration>) -> Finding {
+    let Some(copy) = &view.copy else {
+        return Finding::new(
+            name,
+            Check::Parity,
+            Status::Fail,
+            format!("{} has no secondary copy configured", view.location),
+        )
+        .with("source", view.location.as_str())
+        .remedy("Set copy = \"s3://...\" on the source, and make sure the nightly copy job runs.");
+    };
+    // compare puts its summary first, named after the copy.
+    let summary = view
+        .facts
+        .iter()
+        .find(|f| f.check == Check::Parity && f.evidence.contains_key("copy_lag_seconds"));
+    let Some(summary) = summary else {
+        let why = view
+            .facts
+            .iter()
+            .find(|f| f.check == Check::Source && f.subject.starts_with(copy.as_str()))
+            .map(|f| f.summary.clone())
+            .unwrap_or_else(|| "the copy was not compared".into());
+        return Finding::new(name, Check::Parity, Status::Error, why)
+            .with("source", view.location.as_str())
+            .with("copy", copy.as_str())
+            .remedy("See the source findings of the copy: it must be readable by backproof.");
+    };
+    let lag = summary.evidence["copy_lag_seconds"].as_i64().unwrap_or(0);
+    let mut problems = Vec::new();
+    if summary.status != Status::Pass {
+        problems.push(summary.summary.clone());
+    }
+    if let Some(max) = max_lag
+        && lag > max.as_secs() as i64
+    {
+        problems.push(format!(
+            "copy lag {} exceeds the promised {}",
+            humantime::format_duration(Duration::from_secs(lag.max(0) as u64)),
+            humantime::format_duration(max)
+        ));
+    }
+    let status = if problems.is_empty() {
+        Status::Pass
+    } else {
+        Status::Fail
+    };
+    let text = if problems.is_empty() {
+        summary.summary.clone()
+    } else {
+        problems.join("; ")
+    };
+    Finding::new(name, Check::Parity, status, text)
+        .with("source", view.location.as_str())
+        .with("copy", copy.as_str())
+        .with("objects", summary.evidence.get("objects").cloned())
+        .with("identical", summary.evidence.get("identical").cloned())
+        .with("copy_lag_seconds", lag)
+        .with("max_lag_seconds", max_lag.map(|m| m.as_secs()))
+        .with("policy", name)
+        .remedy_if(
+            status,
+            "See the parity findings: re-run the copy job, and find out why it missed objects.",
+        )
+}
+
+pub(super) fn encryption(
+    name: &str,
+    view: &SourceView,
+    scope: Scope,
+    require_kms: bool,
+    bucket_default: bool,
+) -> Finding {
+    if !view.is_s3 {
+        return not_s3(name, Check::Encryption, view, "server-side encryption");
+    }
+    let mut backups: Vec<_> = view.backups.iter().collect();
+    backups.sort_by_key(|b| b.timestamp);
+    let in_scope: Vec<_> = match scope {
+        Scope::All => backups,
+        Scope::Newest => backups.last().into_iter().copied().collect(),
+    };
+    let acceptable = |e: &str| {
+        if require_kms {
+            e.starts_with("aws:kms")
+        } else {
+            e != "none" && e != "mixed"
+        }
+    };
+    let mut weak = Vec::new();
+    let mut unread = Vec::new();
+    for b in &in_scope {
+        match b.encryption.as_deref() {
+            Some(e) if acceptable(e) => {}
+            Some(e) => weak.push(format!("{} ({e})", b.subject)),
+            None => unread.push(b.subject.as_str()),
+        }
+    }
+    let mut problems = Vec::new();
+    if !weak.is_empty() {
+        problems.push(format!(
+            "{} of {} backup(s) not encrypted {}: {}",
+            weak.len(),
+            in_scope.len(),
+            if require_kms { "with KMS" } else { "at rest" },
+            weak.iter().take(3).cloned().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    let default = bucket_facts(view)
+        .and_then(|f| f.evidence.get("default_encryption"))
+        .and_then(Value::as_str);
+    if bucket_default {
+        match default {
+            Some(d) if d.starts_with("unknown") => {
+                unread.push("the bucket's default encryption");
+            }
+            Some(d) if acceptable(d) => {}
+            Some(d) => problems.push(format!("bucket default encryption is {d}")),
+            None => unread.push("the bucket's default encryption"),
+        }
+    }
+    let status = if !problems.is_empty() {
+        Status::Fail
+    } else if in_scope.is_empty() {
+        problems.push("no backup to check".into());
+        Status::Fail
+    } else if !unread.is_empty() {
+        // Not read tonight (sampling) is not proof either way.
+        Status::Warn
+    } else {
+        Status::Pass
+    };
+    let summary = match status {
+        Status::Pass => format!("{} backup(s) in scope encrypted at rest", in_scope.len()),
+        Status::Warn => format!(
+            "encryption unknown for {} (not read this run)",
+            unread.join(", ")
+        ),
+        _ => problems.join("; "),
+    };
+    Finding::new(name, Check::Encryption, status, summary)
+        .with("source", view.location.as_str())
+        .with("checked", in_scope.len())
+        .with("not_encrypted", weak)
+        .with("unknown", unread)
+        .with("bucket_default", default)
+        .with("policy", name)
+        .remedy_if(status, "Set default encryption on the bucket (SSE-S3 or SSE-KMS) and re-upload, or copy in place, the objects stored without it.")
+}
+
+pub(super) fn separation(name: &str, views: &[(&str, &SourceView)], by: &[Apart]) -> Finding {
+    let mut problems = Vec::new();
+    let mut unknown = Vec::new();
+    let mut seen = serde_json::Map::new();
+    for level in by {
+        let value = |v: &SourceView| match level {
+            Apart::Storage => v.storage.clone(),
+            Apart::Region => v.region.clone(),
+            Apart::Account => v.account.clone(),
+        };
+        for (i, (a, va)) in views.iter().enumerate() {
+            let Some(x) = value(va) else {
+                unknown.push(format!("{} of {a}", level.as_str()));
+                continue;
+            };
+            seen.insert(format!("{a}.{}", level.as_str()), x.clone().into());
+            for (b, vb) in &views[i + 1..] {
+                if value(vb).as_ref() == Some(&x) {
+                    problems.push(format!("{a} and {b} share the {} {x}", level.as_str()));
+                }
+            }
+        }
+    }
+    let status = if !problems.is_empty() {
+        Status::Fail
+    } else if !unknown.is_empty() {
+        Status::Error
+    } else {
+        Status::Pass
+    };
+    let names: Vec<&str> = views.iter().map(|(n, _)| *n).collect();
+    let summary = match status {
+        Status::Pass => format!(
+            "{} kept apart by {}",
+            names.join(", "),
+            by.iter().map(|l| l.as_str()).collect::<Vec<_>>().join(", ")
+        ),
+        Status::Error => format!("cannot tell the {}", unknown.join(", ")),
+        _ => problems.join("; "),
+    };
+    let remedy = if status == Status::Error {
+        "Declare region = \"...\" and account = \"...\" on the sources in the config."
+    } else {
+        "One incident (a deleted bucket, a compromised account, a regional outage) would take both: move one of them."
+    };
+    Finding::new(name, Check::Separation, status, summary)
+        .with("sources", names)
+        .with("placement", seen)
+        .with("problems", problems)
+        .with("policy", name)
+        .remedy_if(status, remedy)
+}
