@@ -390,6 +390,7 @@ fn s3_sources() {
     copies_are_compared(&s3);
     config_sources_take_urls(&s3);
     store_promises(&s3);
+    lms_storage_pack(&s3);
     unreachable_and_refused_exit_2(&s3);
 
     let after = s3.fingerprint();
@@ -857,13 +858,19 @@ fn copies_are_compared(s3: &S3) {
     );
 }
 
-/// A bucket that encrypts by default, holding one dump stored with SSE-S3.
+/// Buckets that encrypt by default, each holding one dump stored with SSE-S3.
 fn plant_sealed(s3: &S3) {
+    for bucket in ["sealed", "vault"] {
+        plant_sealed_bucket(s3, bucket);
+    }
+}
+
+fn plant_sealed_bucket(s3: &S3, bucket: &str) {
     use aws_sdk_s3::types::{
         ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
         ServerSideEncryptionRule,
     };
-    s3.bucket("sealed", false);
+    s3.bucket(bucket, false);
     let rule = ServerSideEncryptionRule::builder()
         .apply_server_side_encryption_by_default(
             ServerSideEncryptionByDefault::builder()
@@ -876,7 +883,7 @@ fn plant_sealed(s3: &S3) {
         .block_on(
             s3.client
                 .put_bucket_encryption()
-                .bucket("sealed")
+                .bucket(bucket)
                 .server_side_encryption_configuration(
                     ServerSideEncryptionConfiguration::builder()
                         .rules(rule)
@@ -891,7 +898,7 @@ fn plant_sealed(s3: &S3) {
         .block_on(
             s3.client
                 .put_object()
-                .bucket("sealed")
+                .bucket(bucket)
                 .key("pg/appdb-2026-11-20T0300.dump")
                 .server_side_encryption(ServerSideEncryption::Aes256)
                 .body(ByteStream::from(dump))
@@ -1019,6 +1026,71 @@ scope = "all"
         policy("sealed-encrypted")["evidence"]["bucket_default"],
         "AES256"
     );
+}
+
+/// checks/lms-hosting-s3.toml on buckets that keep the plan and on ones
+/// that break it.
+fn lms_storage_pack(s3: &S3) {
+    let pack = Path::new(env!("CARGO_MANIFEST_DIR")).join("checks/lms-hosting-s3.toml");
+    let run = |content: &str, copy: &str, mysql: &str, snapshots: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("backproof.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[policy]\ninclude = [\"{}\"]\n\n\
+                 [[sources]]\nname = \"content\"\npath = \"{content}\"\ncopy = \"{copy}\"\n\n\
+                 [[sources]]\nname = \"mysql\"\npath = \"{mysql}\"\n\n\
+                 [[sources]]\nname = \"snapshots\"\npath = \"{snapshots}\"\n",
+                pack.display()
+            ),
+        )
+        .unwrap();
+        let o = s3.backproof(&[
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--report-dir",
+            dir.path().to_str().unwrap(),
+            "--format",
+            "json",
+            "--no-progress",
+        ]);
+        let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+        findings(&report)
+            .iter()
+            .filter(|f| f["evidence"]["policy"].is_string())
+            .map(|f| {
+                (
+                    f["subject"].as_str().unwrap().to_string(),
+                    f["status"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect::<BTreeMap<String, String>>()
+    };
+    let kept = run(
+        "s3://content/deleted",
+        "s3://copy/none",
+        "s3://sealed/pg",
+        "s3://vault/pg",
+    );
+    assert_eq!(kept.len(), 5, "{kept:#?}");
+    assert!(kept.values().all(|s| s == "pass"), "{kept:#?}");
+
+    let broken = run(
+        "s3://backups/corpus/clean/postgres",
+        "s3://copy/mysql",
+        "s3://backups/corpus/clean/mysql",
+        "s3://backups/corpus/clean/disk",
+    );
+    for name in [
+        "content: versioned, old versions kept 30 days",
+        "content: nightly copy complete and identical, at most 26 h behind",
+        "dumps and snapshots in separate buckets",
+        "snapshots: snapshots encrypted at rest",
+    ] {
+        assert_eq!(broken[name], "fail", "{name}: {broken:#?}");
+    }
 }
 
 /// `run` with S3 sources in the config, one with a copy to check.
