@@ -407,6 +407,14 @@ impl RunLock {
 
 /// The lock file that goes with a history location.
 pub fn lock_path(history: &Path) -> PathBuf {
+    let text = history.to_string_lossy();
+    if crate::history::is_url(&text) {
+        // A database history: runs on this host serialise on a lock file
+        // named after it (the history's own table lock orders appends).
+        use sha2::Digest;
+        let id = hex::encode(sha2::Sha256::digest(text.as_bytes()));
+        return std::env::temp_dir().join(format!("backproof-history-{}.lock", &id[..16]));
+    }
     let mut name = history
         .file_name()
         .map(|n| n.to_os_string())
@@ -420,7 +428,7 @@ pub fn compliance_report(
     history: &Path,
     since: DateTime<Utc>,
 ) -> Result<crate::compliance::Compliance, String> {
-    if !history.exists() {
+    if !crate::history::is_url(&history.to_string_lossy()) && !history.exists() {
         return Err(format!(
             "no history at {}: nothing has been recorded there yet",
             history.display()
@@ -434,7 +442,7 @@ pub fn compliance_report(
 
 /// The ledger for `--sample`, from the history (empty when there is none yet).
 pub fn load_ledger(history: &Path) -> Result<Ledger, String> {
-    if !history.exists() {
+    if !crate::history::is_url(&history.to_string_lossy()) && !history.exists() {
         return Ok(Ledger::new());
     }
     crate::history::History::open(history)

@@ -1,15 +1,17 @@
-//! History: every run appended to a store (a SQLite file by default), each
-//! record chained to the previous one by hash so that an edited or deleted
-//! record is detectable by `backproof history verify`.
+//! History: every run appended to a store (a SQLite file by default, or a
+//! PostgreSQL database a team shares), each record chained to the previous
+//! one by hash so that an edited or deleted record is detectable by
+//! `backproof history verify`.
 //!
 //! A run is stored as the JSON report it produced (the evidence, verbatim)
 //! and, for queries, exploded into finding and backup rows; `verify` checks
 //! both the chain and that the rows still say what the JSON says.
 
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::Connection;
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -27,8 +29,162 @@ pub struct HistoryError {
 }
 
 pub struct History {
-    conn: Connection,
+    db: RefCell<Db>,
     location: String,
+}
+
+/// The two stores, behind the few statements the history needs. Queries
+/// are written once, with `?N` placeholders and portable SQL.
+enum Db {
+    Sqlite(Connection),
+    Postgres(Box<postgres::Client>),
+}
+
+/// A value crossing into or out of either store.
+#[derive(Debug, Clone, PartialEq)]
+enum Sql {
+    Int(i64),
+    Text(String),
+    Null,
+}
+
+impl From<i64> for Sql {
+    fn from(v: i64) -> Self {
+        Sql::Int(v)
+    }
+}
+impl From<String> for Sql {
+    fn from(v: String) -> Self {
+        Sql::Text(v)
+    }
+}
+impl From<&str> for Sql {
+    fn from(v: &str) -> Self {
+        Sql::Text(v.to_string())
+    }
+}
+impl From<Option<String>> for Sql {
+    fn from(v: Option<String>) -> Self {
+        v.map_or(Sql::Null, Sql::Text)
+    }
+}
+
+impl Sql {
+    fn int(&self) -> i64 {
+        match self {
+            Sql::Int(v) => *v,
+            Sql::Text(t) => t.parse().unwrap_or(0),
+            Sql::Null => 0,
+        }
+    }
+    fn text(&self) -> String {
+        match self {
+            Sql::Int(v) => v.to_string(),
+            Sql::Text(t) => t.clone(),
+            Sql::Null => String::new(),
+        }
+    }
+}
+
+impl Db {
+    fn is_postgres(&self) -> bool {
+        matches!(self, Db::Postgres(_))
+    }
+
+    fn query(&mut self, sql: &str, params: &[Sql]) -> Result<Vec<Vec<Sql>>, String> {
+        match self {
+            Db::Sqlite(c) => {
+                let mut stmt = c.prepare(sql).map_err(|e| e.to_string())?;
+                let n = stmt.column_count();
+                let bound = params.iter().map(|p| match p {
+                    Sql::Int(v) => rusqlite::types::Value::Integer(*v),
+                    Sql::Text(t) => rusqlite::types::Value::Text(t.clone()),
+                    Sql::Null => rusqlite::types::Value::Null,
+                });
+                let rows = stmt
+                    .query_map(rusqlite::params_from_iter(bound), |r| {
+                        (0..n)
+                            .map(|i| {
+                                Ok(match r.get::<_, rusqlite::types::Value>(i)? {
+                                    rusqlite::types::Value::Integer(v) => Sql::Int(v),
+                                    rusqlite::types::Value::Text(t) => Sql::Text(t),
+                                    rusqlite::types::Value::Real(f) => Sql::Text(f.to_string()),
+                                    _ => Sql::Null,
+                                })
+                            })
+                            .collect::<rusqlite::Result<Vec<Sql>>>()
+                    })
+                    .map_err(|e| e.to_string())?;
+                rows.collect::<rusqlite::Result<_>>()
+                    .map_err(|e| e.to_string())
+            }
+            Db::Postgres(c) => {
+                use postgres::types::{ToSql, Type};
+                let sql = pg_placeholders(sql);
+                let owned: Vec<Box<dyn ToSql + Sync>> = params
+                    .iter()
+                    .map(|p| -> Box<dyn ToSql + Sync> {
+                        match p {
+                            Sql::Int(v) => Box::new(*v),
+                            Sql::Text(t) => Box::new(t.clone()),
+                            Sql::Null => Box::new(None::<String>),
+                        }
+                    })
+                    .collect();
+                let refs: Vec<&(dyn ToSql + Sync)> = owned.iter().map(|b| b.as_ref()).collect();
+                let rows = c.query(&sql, &refs).map_err(|e| pg_error(&e))?;
+                Ok(rows
+                    .iter()
+                    .map(|r| {
+                        (0..r.len())
+                            .map(|i| match *r.columns()[i].type_() {
+                                Type::INT8 => {
+                                    r.get::<_, Option<i64>>(i).map_or(Sql::Null, Sql::Int)
+                                }
+                                Type::INT4 => r
+                                    .get::<_, Option<i32>>(i)
+                                    .map_or(Sql::Null, |v| Sql::Int(v.into())),
+                                _ => r.get::<_, Option<String>>(i).map_or(Sql::Null, Sql::Text),
+                            })
+                            .collect()
+                    })
+                    .collect())
+            }
+        }
+    }
+
+    fn execute(&mut self, sql: &str, params: &[Sql]) -> Result<(), String> {
+        self.query(sql, params).map(drop)
+    }
+
+    fn batch(&mut self, sql: &str) -> Result<(), String> {
+        match self {
+            Db::Sqlite(c) => c.execute_batch(sql).map_err(|e| e.to_string()),
+            Db::Postgres(c) => c.batch_execute(sql).map_err(|e| pg_error(&e)),
+        }
+    }
+}
+
+/// PostgreSQL numbers its placeholders `$N` where SQLite takes `?N`.
+fn pg_placeholders(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '?' && chars.peek().is_some_and(|d| d.is_ascii_digit()) {
+            out.push('$');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The server's own message, not just "db error".
+fn pg_error(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(d) => format!("{}: {}", d.severity(), d.message()),
+        None => e.to_string(),
+    }
 }
 
 /// The stored run, as read back.
@@ -67,18 +223,18 @@ pub fn default_location() -> PathBuf {
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS runs (
-    id          INTEGER PRIMARY KEY,
+    id          BIGINT PRIMARY KEY,
     started_at  TEXT NOT NULL,
     finished_at TEXT NOT NULL,
     command     TEXT NOT NULL,
-    exit_code   INTEGER NOT NULL,
+    exit_code   BIGINT NOT NULL,
     report      TEXT NOT NULL,
     prev_hash   TEXT NOT NULL,
     hash        TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS findings (
-    run_id      INTEGER NOT NULL REFERENCES runs(id),
-    seq         INTEGER NOT NULL,
+    run_id      BIGINT NOT NULL REFERENCES runs(id),
+    seq         BIGINT NOT NULL,
     subject     TEXT NOT NULL,
     check_name  TEXT NOT NULL,
     status      TEXT NOT NULL,
@@ -88,13 +244,13 @@ CREATE TABLE IF NOT EXISTS findings (
 );
 CREATE INDEX IF NOT EXISTS findings_subject ON findings(subject, check_name);
 CREATE TABLE IF NOT EXISTS backups (
-    run_id      INTEGER NOT NULL REFERENCES runs(id),
-    seq         INTEGER NOT NULL,
+    run_id      BIGINT NOT NULL REFERENCES runs(id),
+    seq         BIGINT NOT NULL,
     subject     TEXT NOT NULL,
     kind        TEXT NOT NULL,
     timestamp   TEXT NOT NULL,
-    size        INTEGER NOT NULL,
-    bytes_read  INTEGER NOT NULL,
+    size        BIGINT NOT NULL,
+    bytes_read  BIGINT NOT NULL,
     sha256      TEXT,
     PRIMARY KEY (run_id, seq)
 );
@@ -109,29 +265,39 @@ fn chain_hash(prev: &str, report_json: &str) -> String {
 }
 
 impl History {
-    /// Opens (creating if needed) the store at `location`: a file path.
+    /// Opens (creating if needed) the store at `location`: a file path, or
+    /// a `postgres://` URL naming a database backproof may create tables in.
     pub fn open(location: &Path) -> Result<History, HistoryError> {
         let loc = location.display().to_string();
         let err = |m: String| HistoryError {
-            location: loc.clone(),
+            location: redact(&loc),
             message: m,
         };
-        if loc.starts_with("postgres://") || loc.starts_with("postgresql://") {
-            return Err(err(
-                "a PostgreSQL history is not supported by this version; use a SQLite file path"
-                    .into(),
-            ));
+        let mut db = if is_url(&loc) {
+            let client =
+                postgres::Client::connect(&loc, postgres::NoTls).map_err(|e| err(pg_error(&e)))?;
+            Db::Postgres(Box::new(client))
+        } else {
+            if let Some(dir) = location.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+            }
+            let conn = Connection::open(location).map_err(|e| err(e.to_string()))?;
+            conn.busy_timeout(std::time::Duration::from_secs(30))
+                .map_err(|e| err(e.to_string()))?;
+            Db::Sqlite(conn)
+        };
+        if db.is_postgres() {
+            // Two first runs racing to create the tables would collide.
+            db.batch(&format!(
+                "SELECT pg_advisory_lock(7362); {SCHEMA}; SELECT pg_advisory_unlock(7362);"
+            ))
+        } else {
+            db.batch(SCHEMA)
         }
-        if let Some(dir) = location.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
-        }
-        let conn = Connection::open(location).map_err(|e| err(e.to_string()))?;
-        conn.busy_timeout(std::time::Duration::from_secs(30))
-            .and_then(|_| conn.execute_batch(SCHEMA))
-            .map_err(|e| err(e.to_string()))?;
+        .map_err(err)?;
         Ok(History {
-            conn,
-            location: loc,
+            db: RefCell::new(db),
+            location: redact(&loc),
         })
     }
 
@@ -142,62 +308,60 @@ impl History {
         }
     }
 
+    fn query(&self, sql: &str, params: &[Sql]) -> Result<Vec<Vec<Sql>>, HistoryError> {
+        self.db
+            .borrow_mut()
+            .query(sql, params)
+            .map_err(|e| self.err(e))
+    }
+
     /// Appends a run in one transaction; returns its id and chain hash.
     pub fn append(&mut self, report: &Report) -> Result<(i64, String), HistoryError> {
-        let location = self.location.clone();
-        let err = |e: rusqlite::Error| HistoryError {
-            location: location.clone(),
-            message: e.to_string(),
+        let db = self.db.get_mut();
+        // Take the write lock before reading the chain head, so two
+        // concurrent appends queue instead of chaining to the same head
+        // (SQLite: IMMEDIATE; PostgreSQL: a table lock other appends wait on).
+        let begin = if db.is_postgres() {
+            "BEGIN; LOCK TABLE runs IN SHARE ROW EXCLUSIVE MODE"
+        } else {
+            "BEGIN IMMEDIATE"
         };
-        // IMMEDIATE: take the write lock before reading the chain head, so
-        // two concurrent appends queue (busy timeout) instead of one failing
-        // on a read-to-write upgrade, and never chain to the same head.
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(err)?;
-        let out = insert_run(&tx, report).map_err(err)?;
-        tx.commit().map_err(err)?;
-        Ok(out)
+        let out = db
+            .batch(begin)
+            .and_then(|_| insert_run(db, report))
+            .and_then(|out| db.batch("COMMIT").map(|_| out));
+        match out {
+            Ok(out) => Ok(out),
+            Err(e) => {
+                let _ = db.batch("ROLLBACK");
+                Err(self.err(e))
+            }
+        }
     }
 
     /// Runs started at or after `since`, oldest first.
     pub fn runs_since(&self, since: DateTime<Utc>) -> Result<Vec<StoredRun>, HistoryError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT id, started_at, command, exit_code, hash, report FROM runs ORDER BY id",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, i32>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, String>(5)?,
-                ))
-            })
-            .map_err(|e| self.err(e))?;
+        let rows = self.query(
+            "SELECT id, started_at, command, exit_code, hash, report FROM runs ORDER BY id",
+            &[],
+        )?;
         let mut out = Vec::new();
         for row in rows {
-            let (id, started, command, exit_code, hash, report) = row.map_err(|e| self.err(e))?;
-            let started_at = DateTime::parse_from_rfc3339(&started)
+            let id = row[0].int();
+            let started_at = DateTime::parse_from_rfc3339(&row[1].text())
                 .map_err(|e| self.err(format!("run {id}: bad started_at: {e}")))?
                 .with_timezone(&Utc);
             if started_at < since {
                 continue;
             }
-            let report: Value =
-                serde_json::from_str(&report).map_err(|e| self.err(format!("run {id}: {e}")))?;
+            let report: Value = serde_json::from_str(&row[5].text())
+                .map_err(|e| self.err(format!("run {id}: {e}")))?;
             out.push(StoredRun {
                 id,
                 started_at,
-                command,
-                exit_code,
-                hash,
+                command: row[2].text(),
+                exit_code: row[3].int() as i32,
+                hash: row[4].text(),
                 report,
             });
         }
@@ -208,31 +372,31 @@ impl History {
     pub fn ledger(&self) -> Result<crate::ledger::Ledger, HistoryError> {
         use crate::finding::Status;
         let run_ids: Vec<i64> = self
-            .conn
-            .prepare("SELECT id FROM runs WHERE command = 'run' ORDER BY id")
-            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
-            .map_err(|e| self.err(e))?;
-        let mut stmt = self
-            .conn
-            .prepare(
+            .query("SELECT id FROM runs WHERE command = 'run' ORDER BY id", &[])?
+            .iter()
+            .map(|r| r[0].int())
+            .collect();
+        let concat = if self.db.borrow().is_postgres() {
+            "string_agg(f.status, ',')"
+        } else {
+            "group_concat(f.status)"
+        };
+        let rows = self.query(
+            &format!(
                 "SELECT b.subject, b.run_id, r.started_at, b.size,
-                        (SELECT group_concat(f.status) FROM findings f
+                        (SELECT {concat} FROM findings f
                           WHERE f.run_id = b.run_id AND f.subject = b.subject
                             AND f.check_name IN ('integrity', 'structure'))
                    FROM backups b JOIN runs r ON r.id = b.run_id
-                  WHERE b.run_id = (SELECT max(run_id) FROM backups b2 WHERE b2.subject = b.subject)",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows: Vec<(String, i64, String, i64, Option<String>)> = stmt
-            .query_map([], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-            })
-            .and_then(|rows| rows.collect())
-            .map_err(|e| self.err(e))?;
+                  WHERE b.run_id = (SELECT max(run_id) FROM backups b2 WHERE b2.subject = b.subject)"
+            ),
+            &[],
+        )?;
         let mut ledger = crate::ledger::Ledger::new();
-        for (subject, run_id, started, size, statuses) in rows {
-            let result = statuses
-                .unwrap_or_default()
+        for row in rows {
+            let run_id = row[1].int();
+            let result = row[4]
+                .text()
                 .split(',')
                 .map(|s| match s {
                     "pass" => Status::Pass,
@@ -242,15 +406,15 @@ impl History {
                 })
                 .max()
                 .unwrap_or(Status::Error);
-            let verified_at = DateTime::parse_from_rfc3339(&started)
+            let verified_at = DateTime::parse_from_rfc3339(&row[2].text())
                 .map(|t| t.with_timezone(&Utc))
                 .map_err(|e| self.err(format!("run {run_id}: {e}")))?;
             ledger.insert(
-                subject,
+                row[0].text(),
                 crate::ledger::LedgerEntry {
                     run_id,
                     verified_at,
-                    size: size as u64,
+                    size: row[3].int() as u64,
                     result,
                     runs_ago: run_ids.iter().filter(|&&id| id > run_id).count(),
                 },
@@ -262,12 +426,9 @@ impl History {
     /// Hash of the newest run, or the genesis hash for an empty history.
     pub fn head(&self) -> Result<String, HistoryError> {
         Ok(self
-            .conn
-            .query_row("SELECT hash FROM runs ORDER BY id DESC LIMIT 1", [], |r| {
-                r.get(0)
-            })
-            .optional()
-            .map_err(|e| self.err(e))?
+            .query("SELECT hash FROM runs ORDER BY id DESC LIMIT 1", &[])?
+            .first()
+            .map(|r| r[0].text())
             .unwrap_or_else(|| GENESIS.to_string()))
     }
 
@@ -275,49 +436,44 @@ impl History {
     /// stored report. Every discrepancy is listed, not just the first.
     pub fn verify(&self) -> Result<ChainCheck, HistoryError> {
         let mut problems = Vec::new();
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id, report, prev_hash, hash FROM runs ORDER BY id")
-            .map_err(|e| self.err(e))?;
-        let runs: Vec<(i64, String, String, String)> = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-            .and_then(|rows| rows.collect())
-            .map_err(|e| self.err(e))?;
+        let runs = self.query(
+            "SELECT id, report, prev_hash, hash FROM runs ORDER BY id",
+            &[],
+        )?;
         let mut prev = GENESIS.to_string();
         let mut last_id = 0;
-        for (id, json, prev_hash, hash) in &runs {
-            if *id != last_id + 1 {
+        for row in &runs {
+            let (id, json, prev_hash, hash) =
+                (row[0].int(), row[1].text(), row[2].text(), row[3].text());
+            if id != last_id + 1 {
                 problems.push(format!(
                     "run(s) {}..{} missing before run {id}: records were deleted",
                     last_id + 1,
                     id - 1
                 ));
             }
-            if *prev_hash != prev {
+            if prev_hash != prev {
                 problems.push(format!(
                     "run {id}: previous-hash link broken (a record before it was edited or deleted)"
                 ));
             }
-            if chain_hash(prev_hash, json) != *hash {
+            if chain_hash(&prev_hash, &json) != hash {
                 problems.push(format!(
                     "run {id}: stored report does not match its hash: the record was edited"
                 ));
             }
-            match serde_json::from_str::<Value>(json) {
-                Ok(report) => problems.extend(self.compare_rows(*id, &report)?),
+            match serde_json::from_str::<Value>(&json) {
+                Ok(report) => problems.extend(self.compare_rows(id, &report)?),
                 Err(e) => problems.push(format!("run {id}: stored report is not JSON: {e}")),
             }
-            prev = hash.clone();
-            last_id = *id;
+            prev = hash;
+            last_id = id;
         }
-        let orphans: i64 = self
-            .conn
-            .query_row(
-                "SELECT count(*) FROM findings WHERE run_id NOT IN (SELECT id FROM runs)",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(|e| self.err(e))?;
+        let orphans = self.query(
+            "SELECT count(*) FROM findings WHERE run_id NOT IN (SELECT id FROM runs)",
+            &[],
+        )?[0][0]
+            .int();
         if orphans > 0 {
             problems.push(format!(
                 "{orphans} finding row(s) belong to no run: a run record was deleted"
@@ -334,23 +490,10 @@ impl History {
     fn compare_rows(&self, id: i64, report: &Value) -> Result<Vec<String>, HistoryError> {
         let mut problems = Vec::new();
         let expected = report["findings"].as_array().cloned().unwrap_or_default();
-        let mut stmt = self
-            .conn
-            .prepare("SELECT seq, subject, check_name, status, summary, evidence FROM findings WHERE run_id = ?1 ORDER BY seq")
-            .map_err(|e| self.err(e))?;
-        let rows: Vec<(i64, String, String, String, String, String)> = stmt
-            .query_map([id], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                ))
-            })
-            .and_then(|rows| rows.collect())
-            .map_err(|e| self.err(e))?;
+        let rows = self.query(
+            "SELECT seq, subject, check_name, status, summary, evidence FROM findings WHERE run_id = ?1 ORDER BY seq",
+            &[id.into()],
+        )?;
         if rows.len() != expected.len() {
             problems.push(format!(
                 "run {id}: {} finding row(s) stored, its report has {}",
@@ -358,11 +501,14 @@ impl History {
                 expected.len()
             ));
         }
-        for (seq, subject, check, status, summary, evidence) in rows {
+        for row in rows {
+            let seq = row[0].int();
+            let (subject, check, status, summary) =
+                (row[1].text(), row[2].text(), row[3].text(), row[4].text());
             let Some(f) = expected.get(seq as usize) else {
                 continue;
             };
-            let evidence_json: Value = serde_json::from_str(&evidence).unwrap_or(Value::Null);
+            let evidence_json: Value = serde_json::from_str(&row[5].text()).unwrap_or(Value::Null);
             let want_evidence = f
                 .get("evidence")
                 .cloned()
@@ -382,41 +528,63 @@ impl History {
     }
 }
 
-fn insert_run(tx: &rusqlite::Transaction<'_>, report: &Report) -> rusqlite::Result<(i64, String)> {
+/// A history named by URL rather than by path.
+pub fn is_url(location: &str) -> bool {
+    location.starts_with("postgres://") || location.starts_with("postgresql://")
+}
+
+/// The location as reports and errors show it: never with a password
+/// (`postgres://user:secret@host/db` shows as `postgres://user:***@host/db`).
+pub fn redact(location: &str) -> String {
+    if !is_url(location) {
+        return location.to_string();
+    }
+    let (scheme, rest) = location.split_once("://").unwrap_or(("", location));
+    match rest.split_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***@{host}")
+        }
+        _ => location.to_string(),
+    }
+}
+
+/// Inside the caller's transaction, with the runs table locked.
+fn insert_run(db: &mut Db, report: &Report) -> Result<(i64, String), String> {
     let json = report::json::render(report);
-    let prev: String = tx
-        .query_row("SELECT hash FROM runs ORDER BY id DESC LIMIT 1", [], |r| {
-            r.get(0)
-        })
-        .optional()?
-        .unwrap_or_else(|| GENESIS.to_string());
+    let last = db.query("SELECT id, hash FROM runs ORDER BY id DESC LIMIT 1", &[])?;
+    let (id, prev) = match last.first() {
+        Some(r) => (r[0].int() + 1, r[1].text()),
+        None => (1, GENESIS.to_string()),
+    };
     let hash = chain_hash(&prev, &json);
-    tx.execute(
-        "INSERT INTO runs (started_at, finished_at, command, exit_code, report, prev_hash, hash)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
-            report.started_at.to_rfc3339(),
-            report.finished_at.to_rfc3339(),
-            report.command,
-            report.exit_code(),
-            json,
-            prev,
-            hash
+    // Ids are assigned here, not by a sequence: a gap must mean a deletion.
+    db.execute(
+        "INSERT INTO runs (id, started_at, finished_at, command, exit_code, report, prev_hash, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        &[
+            id.into(),
+            report.started_at.to_rfc3339().into(),
+            report.finished_at.to_rfc3339().into(),
+            report.command.as_str().into(),
+            i64::from(report.exit_code()).into(),
+            json.into(),
+            prev.into(),
+            hash.as_str().into(),
         ],
     )?;
-    let id = tx.last_insert_rowid();
     for (seq, f) in report.findings.iter().enumerate() {
-        tx.execute(
+        db.execute(
             "INSERT INTO findings (run_id, seq, subject, check_name, status, summary, evidence)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                id,
-                seq as i64,
-                f.subject,
-                f.check.as_str(),
-                f.status.as_str(),
-                f.summary,
-                Value::Object(f.evidence.clone()).to_string()
+            &[
+                id.into(),
+                (seq as i64).into(),
+                f.subject.as_str().into(),
+                f.check.as_str().into(),
+                f.status.as_str().into(),
+                f.summary.as_str().into(),
+                Value::Object(f.evidence.clone()).to_string().into(),
             ],
         )?;
     }
@@ -427,18 +595,18 @@ fn insert_run(tx: &rusqlite::Transaction<'_>, report: &Report) -> rusqlite::Resu
             .next()
             .and_then(|d| d.get(&crate::digest::Algorithm::Sha256))
             .cloned();
-        tx.execute(
+        db.execute(
             "INSERT INTO backups (run_id, seq, subject, kind, timestamp, size, bytes_read, sha256)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![
-                id,
-                seq as i64,
-                b.subject,
-                b.kind.to_string(),
-                b.timestamp.to_rfc3339(),
-                b.size as i64,
-                b.bytes_read as i64,
-                sha
+            &[
+                id.into(),
+                (seq as i64).into(),
+                b.subject.as_str().into(),
+                b.kind.to_string().into(),
+                b.timestamp.to_rfc3339().into(),
+                (b.size as i64).into(),
+                (b.bytes_read as i64).into(),
+                sha.into(),
             ],
         )?;
     }

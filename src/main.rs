@@ -194,7 +194,8 @@ struct Work {
 
 #[derive(Args)]
 struct Store {
-    /// History store (a SQLite file). Default: $BACKPROOF_HISTORY, else
+    /// History store: a SQLite file, or a postgres:// URL for a history a
+    /// team shares. Default: $BACKPROOF_HISTORY, else
     /// $XDG_DATA_HOME/backproof/history.sqlite.
     #[arg(long)]
     history: Option<PathBuf>,
@@ -452,7 +453,7 @@ fn run(cli: Cli) -> i32 {
             action: HistoryAction::Verify { store, format },
         } => {
             let location = store.location();
-            if !location.exists() {
+            if !history::is_url(&location.to_string_lossy()) && !location.exists() {
                 return fail(&format!("no history at {}", location.display()));
             }
             let check = match History::open(&location).and_then(|h| h.verify()) {

@@ -277,3 +277,146 @@ fn concurrent_runs_share_one_history_without_breaking_the_chain() {
     let check: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(check["runs"], 4);
 }
+
+/// A throwaway PostgreSQL server on a unix socket, for the team history.
+struct Postgres {
+    dir: tempfile::TempDir,
+    url: String,
+}
+
+impl Postgres {
+    fn start() -> Postgres {
+        let bin = Path::new("/usr/lib/postgresql/15/bin");
+        let dir = tempfile::Builder::new()
+            .prefix("backproof-history-pg")
+            .tempdir()
+            .unwrap();
+        let root = rustix::process::geteuid().is_root();
+        // The server refuses root: run it as the postgres system user.
+        let as_server = |cmd: &Path| {
+            let mut c = if root {
+                let mut c = std::process::Command::new("runuser");
+                c.args(["-u", "postgres", "--"]).arg(cmd);
+                c
+            } else {
+                std::process::Command::new(cmd)
+            };
+            c.stdout(std::process::Stdio::null());
+            c
+        };
+        if root {
+            std::process::Command::new("chown")
+                .args(["postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .unwrap();
+        }
+        let data = dir.path().join("data");
+        let ok = as_server(&bin.join("initdb"))
+            .args(["-A", "trust", "-U", "backproof", "-D"])
+            .arg(&data)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "initdb");
+        let ok = as_server(&bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(&data)
+            .args(["-w", "-l"])
+            .arg(dir.path().join("log"))
+            .arg("-o")
+            .arg(format!(
+                "-c listen_addresses='' -c unix_socket_directories='{}' -c fsync=off",
+                dir.path().display()
+            ))
+            .arg("start")
+            .status()
+            .unwrap();
+        assert!(ok.success(), "pg_ctl start");
+        let socket = dir.path().display().to_string().replace('/', "%2F");
+        Postgres {
+            url: format!("postgres://backproof:secret@{socket}/postgres"),
+            dir,
+        }
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("runuser")
+            .args([
+                "-u",
+                "postgres",
+                "--",
+                "/usr/lib/postgresql/15/bin/pg_ctl",
+                "-D",
+            ])
+            .arg(self.dir.path().join("data"))
+            .args(["-m", "immediate", "stop"])
+            .stdout(std::process::Stdio::null())
+            .status();
+    }
+}
+
+/// The same history on PostgreSQL: runs append, the chain verifies, an
+/// edit made with psql is caught, the export reads it, and no password
+/// reaches the output.
+#[test]
+fn a_postgres_history_is_chained_like_sqlite() {
+    let pg = Postgres::start();
+    let url = Path::new(&pg.url);
+    two_runs(url);
+    let o = run_with_history(url, &["history", "verify"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(code(&o), 0, "{out}{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.contains("2 run"), "{out}");
+    assert!(!out.contains("secret"), "{out}");
+
+    let o = run_with_history(url, &["report", "--since", "1d", "--format", "json"]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let export: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(export["runs"], 2);
+    assert_eq!(export["runs_failed"], 1);
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("secret"));
+
+    // The ledger reads back from PostgreSQL too: with rotate:1000 the
+    // second run re-reads just one backup (the quota rounds up).
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path(), &corpus().join("clean/postgres"));
+    let nightly = || {
+        let o = run_with_history(
+            url,
+            &[
+                "run",
+                "--config",
+                cfg.to_str().unwrap(),
+                "--sample",
+                "rotate:1000",
+                "--format",
+                "json",
+            ],
+        );
+        assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+        let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        r["summary"]["bytes_read"].as_u64().unwrap()
+    };
+    let (first, second) = (nightly(), nightly());
+    assert!(second > 0 && second < first / 4, "{first} then {second}");
+
+    let psql = std::process::Command::new("psql")
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d"])
+        .arg(pg.url.replace(":secret", ""))
+        .args([
+            "-c",
+            "UPDATE findings SET status = 'pass' WHERE status = 'fail'",
+        ])
+        .status()
+        .unwrap();
+    assert!(psql.success());
+    let o = run_with_history(url, &["history", "verify"]);
+    assert_eq!(code(&o), 1);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("run 2: finding") && out.contains("edited"),
+        "{out}"
+    );
+}

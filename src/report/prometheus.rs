@@ -62,6 +62,38 @@ pub fn render(report: &Report) -> String {
             b.size
         );
     }
+    // Restores, by whatever check reported them with a wall time.
+    let restores: Vec<_> = report
+        .findings
+        .iter()
+        .filter_map(|f| Some((f, f.evidence.get("restore_seconds")?.as_f64()?)))
+        .collect();
+    if !restores.is_empty() {
+        let _ = writeln!(
+            m,
+            "# HELP backproof_restore_duration_seconds Wall time of the test restore.\n# TYPE backproof_restore_duration_seconds gauge"
+        );
+        for (f, secs) in &restores {
+            let _ = writeln!(
+                m,
+                "backproof_restore_duration_seconds{{subject=\"{}\"}} {secs:.3}",
+                label(&f.subject)
+            );
+        }
+        let _ = writeln!(
+            m,
+            "# HELP backproof_restore_success Whether the test restore passed: 1 yes, 0 no.\n# TYPE backproof_restore_success gauge"
+        );
+        for (f, _) in &restores {
+            let ok = matches!(f.status, Status::Pass | Status::Warn);
+            let _ = writeln!(
+                m,
+                "backproof_restore_success{{subject=\"{}\"}} {}",
+                label(&f.subject),
+                u8::from(ok)
+            );
+        }
+    }
     let t = &report.summary.findings;
     let _ = writeln!(
         m,
