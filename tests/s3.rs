@@ -580,6 +580,8 @@ fn store_checksums_are_checked(s3: &S3, p: &Planted) {
     }
 
     // Multipart: the ETag and the composite CRC32 rebuilt from the parts.
+    // At 16 MiB and more the object is read as parallel ranged GETs, so
+    // these digests also prove the ranges reach the hashers in order.
     let (_, report) = s3.verify_json(&["s3://content/multi"]);
     let f = finding(
         &report,

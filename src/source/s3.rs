@@ -35,6 +35,11 @@ use crate::finding::{Check, Finding, Status};
 /// open object to a few MiB in flight.
 const CHANNEL_DEPTH: usize = 64;
 
+/// Objects from this size on are read as parallel ranged GETs.
+const RANGED_FROM: u64 = 16 * 1024 * 1024;
+const RANGE_SIZE: u64 = 8 * 1024 * 1024;
+const RANGES_IN_FLIGHT: usize = 3;
+
 /// How to reach S3: each `None` leaves the choice to the SDK's standard
 /// chain (environment, profile files, SSO, instance roles).
 #[derive(Clone, Debug, Default)]
@@ -755,6 +760,8 @@ struct ObjectFacts {
     version_id: Option<String>,
     etag: Option<String>,
     kms_or_customer_key: bool,
+    /// Server-side encryption: "AES256", "aws:kms", "SSE-C" or "none".
+    encryption: String,
     sha256: Option<String>,
     sha1: Option<String>,
     crc32: Option<String>,
@@ -763,8 +770,11 @@ struct ObjectFacts {
     metadata: Vec<(String, String)>,
 }
 
-impl ObjectFacts {
-    fn of_get(o: &aws_sdk_s3::operation::get_object::GetObjectOutput) -> Self {
+/// GET and HEAD replies carry the same facts under the same accessor
+/// names but are distinct types.
+macro_rules! object_facts {
+    ($o:expr) => {{
+        let o = $o;
         ObjectFacts {
             version_id: o.version_id().map(str::to_string),
             etag: o.e_tag().map(unquote),
@@ -772,6 +782,11 @@ impl ObjectFacts {
                 o.server_side_encryption(),
                 Some(ServerSideEncryption::AwsKms | ServerSideEncryption::AwsKmsDsse)
             ) || o.sse_customer_algorithm().is_some(),
+            encryption: match (o.server_side_encryption(), o.sse_customer_algorithm()) {
+                (Some(a), _) => a.as_str().to_string(),
+                (None, Some(_)) => "SSE-C".to_string(),
+                (None, None) => "none".to_string(),
+            },
             sha256: o.checksum_sha256().map(str::to_string),
             sha1: o.checksum_sha1().map(str::to_string),
             crc32: o.checksum_crc32().map(str::to_string),
@@ -786,6 +801,16 @@ impl ObjectFacts {
                 })
                 .unwrap_or_default(),
         }
+    }};
+}
+
+impl ObjectFacts {
+    fn of_get(o: &aws_sdk_s3::operation::get_object::GetObjectOutput) -> Self {
+        object_facts!(o)
+    }
+
+    fn of_head(o: &aws_sdk_s3::operation::head_object::HeadObjectOutput) -> Self {
+        object_facts!(o)
     }
 }
 
@@ -841,6 +866,87 @@ fn bridge(mut body: ByteStream, parts: Option<PartChecks>) -> ChannelReader {
             if tx.send(item).await.is_err() || stop {
                 break;
             }
+        }
+    });
+    ChannelReader {
+        rx,
+        current: Bytes::new(),
+        parts,
+    }
+}
+
+/// One object version, fetched by byte ranges.
+struct RangedObject {
+    client: Client,
+    bucket: String,
+    key: String,
+    version_id: Option<String>,
+    /// Quoted, for If-Match: a range of a replaced object is refused
+    /// rather than spliced into the old one's bytes.
+    etag: Option<String>,
+    size: u64,
+}
+
+impl RangedObject {
+    async fn fetch(&self, start: u64) -> Result<Bytes, String> {
+        let end = (start + RANGE_SIZE).min(self.size) - 1;
+        let reply = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .set_version_id(self.version_id.clone())
+            .set_if_match(self.etag.clone())
+            .range(format!("bytes={start}-{end}"))
+            .send()
+            .await
+            .map_err(|e| format!("bytes {start}-{end}: {}", describe(&e)))?;
+        let bytes = reply
+            .body
+            .collect()
+            .await
+            .map_err(|e| format!("bytes {start}-{end}: {}", DisplayErrorContext(e)))?
+            .into_bytes();
+        if bytes.len() as u64 != end - start + 1 {
+            return Err(format!(
+                "bytes {start}-{end}: got {} bytes: object changed during verification",
+                bytes.len()
+            ));
+        }
+        Ok(bytes)
+    }
+}
+
+/// Fetches `object` as RANGE_SIZE ranges, RANGES_IN_FLIGHT at a time, and
+/// hands them to the reader in order: one HTTP stream rarely fills the link
+/// to S3, several do. Memory stays bounded at RANGES_IN_FLIGHT ranges plus
+/// the channel, whatever the object's size.
+fn ranged(object: RangedObject, parts: Option<PartChecks>) -> ChannelReader {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    runtime().spawn(async move {
+        let object = std::sync::Arc::new(object);
+        let mut next = 0u64;
+        let mut in_flight = std::collections::VecDeque::new();
+        let mut spawn_next = |in_flight: &mut std::collections::VecDeque<_>| {
+            if next < object.size {
+                let (o, start) = (object.clone(), next);
+                in_flight.push_back(tokio::spawn(async move { o.fetch(start).await }));
+                next += RANGE_SIZE;
+            }
+        };
+        for _ in 0..RANGES_IN_FLIGHT {
+            spawn_next(&mut in_flight);
+        }
+        while let Some(task) = in_flight.pop_front() {
+            let item = task.await.unwrap_or_else(|e| Err(e.to_string()));
+            let stop = item.is_err();
+            if tx.send(item).await.is_err() || stop {
+                break;
+            }
+            spawn_next(&mut in_flight);
+        }
+        for task in in_flight {
+            task.abort();
         }
     });
     ChannelReader {
@@ -970,24 +1076,42 @@ impl Storage for S3Source {
 
     fn open(&self, artifact: &Artifact) -> io::Result<Opened<'_>> {
         let key = self.full_key(&artifact.key);
-        let reply = runtime()
-            .block_on(
-                self.client
-                    .get_object()
-                    .bucket(&self.bucket)
-                    .key(&key)
-                    .set_version_id(artifact.version_id.clone())
-                    .checksum_mode(ChecksumMode::Enabled)
-                    .send(),
-            )
-            .map_err(|e| io::Error::other(describe(&e)))?;
-        let (promises, parted) = self.promises_of(&ObjectFacts::of_get(&reply));
+        // Small objects: one GET gives facts and bytes. Large ones: a HEAD
+        // for the facts (a ranged GET carries no whole-object checksum),
+        // then ranges fetched in parallel, pinned to the version and ETag.
+        let (facts, body) = if artifact.size >= RANGED_FROM {
+            let head = runtime()
+                .block_on(
+                    self.client
+                        .head_object()
+                        .bucket(&self.bucket)
+                        .key(&key)
+                        .set_version_id(artifact.version_id.clone())
+                        .checksum_mode(ChecksumMode::Enabled)
+                        .send(),
+                )
+                .map_err(|e| io::Error::other(describe(&e)))?;
+            (ObjectFacts::of_head(&head), None)
+        } else {
+            let reply = runtime()
+                .block_on(
+                    self.client
+                        .get_object()
+                        .bucket(&self.bucket)
+                        .key(&key)
+                        .set_version_id(artifact.version_id.clone())
+                        .checksum_mode(ChecksumMode::Enabled)
+                        .send(),
+                )
+                .map_err(|e| io::Error::other(describe(&e)))?;
+            (ObjectFacts::of_get(&reply), Some(reply.body))
+        };
+        let (promises, parted) = self.promises_of(&facts);
         let settled = Settled::default();
         let parts = if parted.is_empty() {
             None
         } else {
-            let version = reply.version_id().map(str::to_string);
-            self.part_layout(&key, version, artifact.size)
+            self.part_layout(&key, facts.version_id.clone(), artifact.size)
                 .filter(|l| {
                     parted
                         .iter()
@@ -995,22 +1119,24 @@ impl Storage for S3Source {
                 })
                 .map(|layout| PartChecks::start(layout, parted, settled.clone()))
         };
-        // What protects the bytes at rest, as the store reports it.
-        let encryption = match (
-            reply.server_side_encryption(),
-            reply.sse_customer_algorithm(),
-        ) {
-            (Some(a), _) => a.as_str().to_string(),
-            (None, Some(_)) => "SSE-C".to_string(),
-            (None, None) => "none".to_string(),
+        let reader = match body {
+            Some(body) => bridge(body, parts),
+            None => ranged(
+                RangedObject {
+                    client: self.client.clone(),
+                    bucket: self.bucket.clone(),
+                    key,
+                    version_id: facts.version_id.clone().filter(|v| v != "null"),
+                    etag: facts.etag.as_ref().map(|e| format!("\"{e}\"")),
+                    size: artifact.size,
+                },
+                parts,
+            ),
         };
         Ok(Opened {
-            encryption: Some(encryption),
-            version_id: reply
-                .version_id()
-                .filter(|v| *v != "null")
-                .map(str::to_string),
-            reader: Box::new(bridge(reply.body, parts)),
+            encryption: Some(facts.encryption.clone()),
+            version_id: facts.version_id.filter(|v| v != "null"),
+            reader: Box::new(reader),
             promises,
             settled,
         })
