@@ -26,6 +26,11 @@ pub struct Compliance {
     pub runs: usize,
     pub runs_failed: usize,
     pub checks: Vec<CheckStats>,
+    /// Per written promise (policy check): pass rate and, for RPO and RTO
+    /// promises, the worst achieved against the promised.
+    pub promises: Vec<PromiseStats>,
+    /// The last passing restore per restored backup series.
+    pub last_restores: Vec<RestorePoint>,
     pub backups: Vec<BackupEvidence>,
     pub failures: Vec<FailureRecord>,
     /// Worst status per check per day (UTC): the nightly calendar.
@@ -55,6 +60,30 @@ pub struct CheckStats {
     pub error: usize,
     /// Share of findings that were not fail or error.
     pub pass_rate: f64,
+}
+
+#[derive(Debug, Serialize, Default)]
+pub struct PromiseStats {
+    pub promise: String,
+    pub check: String,
+    pub findings: usize,
+    pub pass: usize,
+    pub warn: usize,
+    pub fail: usize,
+    pub error: usize,
+    pub pass_rate: f64,
+    /// "RPO" (newest backup age) or "RTO" (restore wall time).
+    pub measure: Option<String>,
+    pub worst_achieved_seconds: Option<f64>,
+    pub promised_seconds: Option<f64>,
+}
+
+/// What a finding measured against its promise, if it is an RPO or RTO one.
+fn measured(ev: &Value) -> Option<(&'static str, f64, Option<f64>)> {
+    if let Some(age) = ev["age_seconds"].as_f64() {
+        return Some(("RPO", age, ev["fail_after_seconds"].as_f64()));
+    }
+    restore_seconds(ev).map(|secs| ("RTO", secs, ev["rto_seconds"].as_f64()))
 }
 
 #[derive(Debug, Serialize)]
@@ -95,6 +124,7 @@ pub fn build(runs: &[StoredRun], chain: &ChainCheck, since: DateTime<Utc>) -> Co
     let mut failures = Vec::new();
     let mut calendar: BTreeMap<String, BTreeMap<NaiveDate, String>> = BTreeMap::new();
     let mut restores = Vec::new();
+    let mut promises: BTreeMap<String, PromiseStats> = BTreeMap::new();
     let mut retention_windows = BTreeMap::new();
     for run in runs {
         let day = run.started_at.date_naive();
@@ -131,6 +161,30 @@ pub fn build(runs: &[StoredRun], chain: &ChainCheck, since: DateTime<Utc>) -> Co
                 *cell = status.to_string();
             }
             let ev = &f["evidence"];
+            if let Some(name) = ev["policy"].as_str() {
+                let p = promises
+                    .entry(name.to_string())
+                    .or_insert_with(|| PromiseStats {
+                        promise: name.to_string(),
+                        check: check.clone(),
+                        ..Default::default()
+                    });
+                p.findings += 1;
+                match status {
+                    "pass" => p.pass += 1,
+                    "warn" => p.warn += 1,
+                    "fail" => p.fail += 1,
+                    _ => p.error += 1,
+                }
+                if let Some((measure, achieved, promised)) = measured(ev) {
+                    p.measure = Some(measure.to_string());
+                    p.worst_achieved_seconds = Some(
+                        p.worst_achieved_seconds
+                            .map_or(achieved, |w| w.max(achieved)),
+                    );
+                    p.promised_seconds = promised.or(p.promised_seconds);
+                }
+            }
             if check == "retention"
                 && let (Some(src), Some(secs)) =
                     (ev["source"].as_str(), ev["min_age_seconds"].as_u64())
@@ -185,6 +239,23 @@ pub fn build(runs: &[StoredRun], chain: &ChainCheck, since: DateTime<Utc>) -> Co
             (c.pass + c.warn) as f64 / c.findings as f64
         };
     }
+    for p in promises.values_mut() {
+        p.pass_rate = (p.pass + p.warn) as f64 / p.findings.max(1) as f64;
+    }
+    let mut last_restores: BTreeMap<&str, &RestorePoint> = BTreeMap::new();
+    for r in restores.iter().filter(|r| r.status == "pass") {
+        last_restores.insert(r.subject.as_str(), r);
+    }
+    let last_restores = last_restores
+        .into_values()
+        .map(|r| RestorePoint {
+            subject: r.subject.clone(),
+            at: r.at,
+            seconds: r.seconds,
+            rto_seconds: r.rto_seconds,
+            status: r.status.clone(),
+        })
+        .collect();
     Compliance {
         schema_version: 1,
         tool: format!("backproof {}", env!("CARGO_PKG_VERSION")),
@@ -197,6 +268,8 @@ pub fn build(runs: &[StoredRun], chain: &ChainCheck, since: DateTime<Utc>) -> Co
         runs: runs.len(),
         runs_failed: runs.iter().filter(|r| r.exit_code != 0).count(),
         checks: checks.into_values().collect(),
+        promises: promises.into_values().collect(),
+        last_restores,
         backups: backups.into_values().collect(),
         failures,
         calendar,
@@ -264,6 +337,26 @@ fn render_csv(c: &Compliance) -> String {
                 "",
             ])?;
         }
+        for p in &c.promises {
+            w.write_record([
+                "promise_summary",
+                "",
+                "",
+                &p.check,
+                &p.promise,
+                &format!("{:.4}", p.pass_rate),
+                &format!(
+                    "{} pass, {} warn, {} fail, {} error",
+                    p.pass, p.warn, p.fail, p.error
+                ),
+                &serde_json::json!({
+                    "measure": p.measure,
+                    "worst_achieved_seconds": p.worst_achieved_seconds,
+                    "promised_seconds": p.promised_seconds,
+                })
+                .to_string(),
+            ])?;
+        }
         for f in &c.failures {
             w.write_record([
                 "failure",
@@ -323,6 +416,54 @@ fn render_md(c: &Compliance) -> String {
             s.fail,
             s.error
         );
+    }
+    if !c.promises.is_empty() {
+        let _ = writeln!(
+            o,
+            "\n## Promises\n\n| promise | check | findings | pass rate | fail | error | achieved (worst) | promised |\n|---|---|---|---|---|---|---|---|"
+        );
+        for p in &c.promises {
+            let secs = |s: Option<f64>| {
+                s.map(|v| {
+                    humantime::format_duration(std::time::Duration::from_secs(v.max(0.0) as u64))
+                        .to_string()
+                })
+                .unwrap_or_default()
+            };
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {:.1}% | {} | {} | {} | {} |",
+                p.promise.replace('|', "\\|"),
+                p.check,
+                p.findings,
+                p.pass_rate * 100.0,
+                p.fail,
+                p.error,
+                p.measure
+                    .as_ref()
+                    .map(|m| format!("{m} {}", secs(p.worst_achieved_seconds)))
+                    .unwrap_or_default(),
+                secs(p.promised_seconds)
+            );
+        }
+    }
+    if !c.last_restores.is_empty() {
+        let _ = writeln!(
+            o,
+            "\n## Last successful restore\n\n| backup | when | took | RTO |\n|---|---|---|---|"
+        );
+        for r in &c.last_restores {
+            let _ = writeln!(
+                o,
+                "| `{}` | {} | {:.1} s | {} |",
+                r.subject,
+                r.at.format("%Y-%m-%d %H:%M"),
+                r.seconds,
+                r.rto_seconds
+                    .map(|s| format!("{s:.0} s"))
+                    .unwrap_or_default()
+            );
+        }
     }
     let _ = writeln!(
         o,

@@ -116,6 +116,29 @@ fail_after = "11h"
     assert_eq!(status(&f, "rpo-warn"), "warn");
     assert!(f["rpo-9h"]["evidence"]["age_seconds"].as_i64().unwrap() >= 10 * 3600 - 120);
     assert_eq!(code, 1);
+
+    // The auditor's export states, per promise, the RPO achieved against it.
+    let o = bin()
+        .args(["report", "--since", "1d", "--format", "json", "--history"])
+        .arg(tmp.path().join("h.sqlite"))
+        .output()
+        .unwrap();
+    let export: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let promise = |name: &str| {
+        export["promises"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["promise"] == name)
+            .unwrap_or_else(|| panic!("no promise {name}: {export:#}"))
+            .clone()
+    };
+    let p = promise("rpo-9h");
+    assert_eq!(p["measure"], "RPO");
+    assert_eq!(p["pass_rate"], 0.0);
+    assert_eq!(p["promised_seconds"], 9.0 * 3600.0);
+    assert!(p["worst_achieved_seconds"].as_f64().unwrap() >= 10.0 * 3600.0 - 120.0);
+    assert_eq!(promise("rpo-11h")["pass_rate"], 1.0);
 }
 
 #[test]

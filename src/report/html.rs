@@ -68,6 +68,8 @@ pub fn render(c: &Compliance) -> String {
         .replace("{{calendar}}", &calendar(c))
         .replace("{{timeline}}", &timeline(c))
         .replace("{{rto}}", &rto(c))
+        .replace("{{promises}}", &promises_table(c))
+        .replace("{{last_restores}}", &last_restores_table(c))
         .replace("{{checks}}", &checks_table(c))
         .replace("{{backups}}", &backups_table(c))
         .replace("{{failures}}", &failures_table(c))
@@ -301,6 +303,64 @@ fn rto(c: &Compliance) -> String {
         }
     }
     s.push_str("</svg>");
+    s
+}
+
+fn human_secs(s: Option<f64>) -> String {
+    s.map(|v| {
+        humantime::format_duration(std::time::Duration::from_secs(v.max(0.0) as u64)).to_string()
+    })
+    .unwrap_or_default()
+}
+
+fn promises_table(c: &Compliance) -> String {
+    if c.promises.is_empty() {
+        return "<p>No written promises in this period.</p>".into();
+    }
+    let mut s = String::from(
+        "<table><tr><th>promise</th><th>check</th><th>findings</th><th>pass rate</th><th>fail</th><th>error</th><th>achieved (worst)</th><th>promised</th></tr>",
+    );
+    for p in &c.promises {
+        let over =
+            matches!((p.worst_achieved_seconds, p.promised_seconds), (Some(a), Some(b)) if a > b);
+        let _ = write!(
+            s,
+            "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{:.1}%</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td{}>{}</td><td>{}</td></tr>",
+            esc(&p.promise),
+            esc(&p.check),
+            p.findings,
+            p.pass_rate * 100.0,
+            p.fail,
+            p.error,
+            if over { " style=\"color:#d2372c\"" } else { "" },
+            p.measure
+                .as_ref()
+                .map(|m| format!("{m} {}", human_secs(p.worst_achieved_seconds)))
+                .unwrap_or_default(),
+            human_secs(p.promised_seconds)
+        );
+    }
+    s.push_str("</table>");
+    s
+}
+
+fn last_restores_table(c: &Compliance) -> String {
+    if c.last_restores.is_empty() {
+        return "<p>No successful restore in this period.</p>".into();
+    }
+    let mut s =
+        String::from("<table><tr><th>backup</th><th>when</th><th>took</th><th>RTO</th></tr>");
+    for r in &c.last_restores {
+        let _ = write!(
+            s,
+            "<tr><td><code>{}</code></td><td>{}</td><td class=\"num\">{:.1} s</td><td>{}</td></tr>",
+            esc(&r.subject),
+            r.at.format("%Y-%m-%d %H:%M"),
+            r.seconds,
+            human_secs(r.rto_seconds)
+        );
+    }
+    s.push_str("</table>");
     s
 }
 
