@@ -165,6 +165,10 @@ struct S3Args {
     /// Path-style bucket addressing (implied for IP and localhost endpoints).
     #[arg(long)]
     path_style: bool,
+    /// Also read every noncurrent object version and check it against the
+    /// checksums S3 stored for it (deleted objects' last versions always are).
+    #[arg(long)]
+    all_versions: bool,
 }
 
 impl S3Args {
@@ -174,6 +178,7 @@ impl S3Args {
             region: self.region.clone(),
             endpoint_url: self.endpoint_url.clone(),
             path_style: self.path_style,
+            all_versions: self.all_versions,
         }
     }
 }

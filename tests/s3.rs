@@ -387,6 +387,7 @@ fn s3_sources() {
     store_checksums_are_checked(&s3, &planted);
     spot_check_and_ls(&s3);
     bucket_facts_and_deleted_objects(&s3);
+    every_version_with_all_versions(&s3, &planted);
     copies_are_compared(&s3);
     config_sources_take_urls(&s3);
     store_promises(&s3);
@@ -453,6 +454,7 @@ fn corpus_reads_as_it_does_locally(s3: &S3) {
 }
 
 struct Planted {
+    damaged_version: String,
     /// Version of sums/db-2026-11-20.sql.gz, whose sidecar is wrong.
     sidecar_version: String,
     sha: String,
@@ -540,7 +542,26 @@ fn plant_checksums(s3: &S3) -> Planted {
         None,
         &[],
     );
+    // An object whose older version does not match the sha256 its metadata
+    // records, overwritten since by a good one.
+    let damaged_version = s3
+        .put(
+            "content",
+            "history/db-2026-11-20.sql.gz",
+            dump.clone(),
+            None,
+            &[("sha256", &wrong)],
+        )
+        .unwrap();
+    s3.put(
+        "content",
+        "history/db-2026-11-20.sql.gz",
+        dump.clone(),
+        Some(ChecksumAlgorithm::Sha256),
+        &[("sha256", &sha)],
+    );
     Planted {
+        damaged_version,
         sidecar_version,
         sha,
         wrong,
@@ -785,6 +806,25 @@ fn bucket_facts_and_deleted_objects(s3: &S3) {
     );
     assert_eq!(f["status"], "fail", "{f:#}");
     assert_eq!(code, 1, "{}", describe(&report));
+}
+
+/// Only the current version is read by default; --all-versions reads the
+/// older ones too, and a damaged one fails, named by its version id.
+fn every_version_with_all_versions(s3: &S3, p: &Planted) {
+    let (code, report) = s3.verify_json(&["s3://content/history"]);
+    assert_eq!(code, 0, "{}", describe(&report));
+    let (code, report) = s3.verify_json(&["--all-versions", "s3://content/history"]);
+    assert_eq!(code, 1, "{}", describe(&report));
+    let f = findings(&report)
+        .iter()
+        .find(|f| f["evidence"]["version_id"] == p.damaged_version.as_str())
+        .unwrap_or_else(|| panic!("no finding for the old version:\n{}", describe(&report)));
+    assert_eq!(f["check"], "integrity", "{f:#}");
+    assert_eq!(f["status"], "fail", "{f:#}");
+    assert!(
+        f["summary"].as_str().unwrap().contains("x-amz-meta-sha256"),
+        "{f:#}"
+    );
 }
 
 /// A secondary bucket: postgres/ copied faithfully; in mysql/ one object

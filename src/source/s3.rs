@@ -39,6 +39,8 @@ const CHANNEL_DEPTH: usize = 64;
 const RANGED_FROM: u64 = 16 * 1024 * 1024;
 const RANGE_SIZE: u64 = 8 * 1024 * 1024;
 const RANGES_IN_FLIGHT: usize = 3;
+/// Noncurrent versions read at once with --all-versions.
+const VERSIONS_IN_FLIGHT: usize = 4;
 
 /// How to reach S3: each `None` leaves the choice to the SDK's standard
 /// chain (environment, profile files, SSO, instance roles).
@@ -50,6 +52,9 @@ pub struct S3Options {
     pub endpoint_url: Option<String>,
     /// Path-style addressing; implied for IP and localhost endpoints.
     pub path_style: bool,
+    /// Also read every noncurrent version and check it against the
+    /// checksums S3 stored for it.
+    pub all_versions: bool,
 }
 
 /// One runtime for every S3 source of a run: two workers are plenty for
@@ -201,6 +206,7 @@ pub struct S3Source {
     bucket: String,
     /// "" or ending with '/': keys relative to it are what manifests name.
     prefix: String,
+    all_versions: bool,
 }
 
 impl S3Source {
@@ -210,7 +216,7 @@ impl S3Source {
             location: url.to_string(),
             reason,
         })?;
-        Ok(S3Source::at(client(opts), bucket, &key))
+        Ok(S3Source::at(client(opts), bucket, &key).with(opts))
     }
 
     fn at(client: Client, bucket: String, prefix: &str) -> S3Source {
@@ -222,7 +228,14 @@ impl S3Source {
             client,
             bucket,
             prefix,
+            all_versions: false,
         }
+    }
+
+    /// Per-audit settings from the options.
+    fn with(mut self, opts: &S3Options) -> S3Source {
+        self.all_versions = opts.all_versions;
+        self
     }
 
     pub fn client(&self) -> &Client {
@@ -243,15 +256,18 @@ impl S3Source {
         })?;
         let client = client(opts);
         if key.is_empty() || key.ends_with('/') {
-            return Ok((S3Source::at(client, bucket, &key), None));
+            return Ok((S3Source::at(client, bucket, &key).with(opts), None));
         }
         let probe = S3Source::at(client.clone(), bucket.clone(), "");
         let is_single = probe.exists(&key)? || probe.exists(&format!("{key}/toc.dat"))?;
         if !is_single {
-            return Ok((S3Source::at(client, bucket, &key), None));
+            return Ok((S3Source::at(client, bucket, &key).with(opts), None));
         }
         let (parent, name) = key.rsplit_once('/').unwrap_or(("", &key));
-        Ok((S3Source::at(client, bucket, parent), Some(name.to_string())))
+        Ok((
+            S3Source::at(client, bucket, parent).with(opts),
+            Some(name.to_string()),
+        ))
     }
 
     fn error(&self, reason: String) -> SourceError {
@@ -569,6 +585,7 @@ impl S3Source {
     /// versions come newest first per key, so one pass holds one key.
     fn recovery_findings(&self) -> Vec<Finding> {
         let mut deleted: Vec<(String, DateTime<Utc>, Option<Artifact>)> = Vec::new();
+        let mut noncurrent: Vec<Artifact> = Vec::new();
         let mut key_marker: Option<String> = None;
         let mut version_marker: Option<String> = None;
         loop {
@@ -607,15 +624,21 @@ impl S3Source {
                     continue;
                 };
                 let modified = to_utc(v.last_modified());
+                let artifact = || {
+                    let mut a = Artifact::new(key, v.size().unwrap_or(0).max(0) as u64, modified);
+                    a.etag = v.e_tag().map(unquote);
+                    a.version_id = v.version_id().map(str::to_string);
+                    a
+                };
+                if self.all_versions && v.is_latest() != Some(true) {
+                    noncurrent.push(artifact());
+                }
                 // The newest version older than the marker.
                 if let Some(d) = deleted.iter_mut().find(|d| d.0 == key)
                     && modified <= d.1
                     && d.2.as_ref().is_none_or(|a| a.modified < modified)
                 {
-                    let mut a = Artifact::new(key, v.size().unwrap_or(0).max(0) as u64, modified);
-                    a.etag = v.e_tag().map(unquote);
-                    a.version_id = v.version_id().map(str::to_string);
-                    d.2 = Some(a);
+                    d.2 = Some(artifact());
                 }
             }
             if page.is_truncated() != Some(true) {
@@ -627,10 +650,115 @@ impl S3Source {
                 break;
             }
         }
-        deleted
+        // A deleted object's last version is read once, for its recovery.
+        noncurrent.retain(|a| {
+            !deleted.iter().any(|d| {
+                d.2.as_ref()
+                    .is_some_and(|p| p.version_id == a.version_id && p.key == a.key)
+            })
+        });
+        let mut out: Vec<Finding> = deleted
             .into_iter()
             .map(|(key, when, previous)| self.recovery_finding(&key, when, previous))
-            .collect()
+            .collect();
+        out.extend(self.version_findings(&noncurrent));
+        out
+    }
+
+    /// Every noncurrent version read back and checked against the
+    /// checksums S3 stored for it, a few at a time.
+    fn version_findings(&self, versions: &[Artifact]) -> Vec<Finding> {
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let found = std::sync::Mutex::new(Vec::new());
+        std::thread::scope(|scope| {
+            for _ in 0..VERSIONS_IN_FLIGHT.min(versions.len()) {
+                scope.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(a) = versions.get(i) else { break };
+                        let f = self.version_finding(a);
+                        found.lock().expect("findings lock").push((i, f));
+                    }
+                });
+            }
+        });
+        let mut found = found.into_inner().expect("findings lock");
+        found.sort_by_key(|(i, _)| *i);
+        found.into_iter().map(|(_, f)| f).collect()
+    }
+
+    fn version_finding(&self, a: &Artifact) -> Finding {
+        let version = a.version_id.clone().unwrap_or_default();
+        let base = |status, summary: String| {
+            Finding::new(self.subject(&a.key), Check::Integrity, status, summary)
+                .with("version_id", version.clone())
+                .with("modified", a.modified.to_rfc3339())
+                .with("size", a.size)
+        };
+        match self.read_version(a) {
+            Err(e) => base(Status::Error, format!("noncurrent version {version}: {e}"))
+                .remedy("Check permissions (s3:GetObjectVersion) and the storage; this version is unproven."),
+            Ok(r) if r.read != a.size => base(
+                Status::Fail,
+                format!("noncurrent version {version} read {} of {} bytes", r.read, a.size),
+            )
+            .remedy("This old version is damaged: it will not restore the object as it was."),
+            Ok(r) if !r.bad.is_empty() => base(
+                Status::Fail,
+                format!("noncurrent version {version} does not match its checksum: {}", r.bad.join("; ")),
+            )
+            .with("mismatches", r.bad)
+            .remedy("This old version is damaged: it will not restore the object as it was."),
+            Ok(r) if r.checks.is_empty() => base(
+                Status::Warn,
+                format!("noncurrent version {version} reads back, but S3 records no checksum to check it against"),
+            )
+            .remedy("Upload with a checksum (x-amz-checksum-*) so every version can be proven intact."),
+            Ok(r) => base(
+                Status::Pass,
+                format!("noncurrent version {version} matches {} stored checksum(s)", r.checks.len()),
+            )
+            .with("checks", r.checks),
+        }
+    }
+
+    /// Reads one version to its end through the checksums S3 stores for it.
+    fn read_version(&self, a: &Artifact) -> Result<VersionRead, String> {
+        let opened = self.open(a).map_err(|e| format!("cannot be read: {e}"))?;
+        let mut hashers = Hashers::new(opened.promises.iter().map(|p| p.algorithm));
+        let mut reader = opened.reader;
+        let mut buf = vec![0u8; crate::digest::READ_BUF];
+        loop {
+            match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => hashers.update(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(format!("reading failed: {e}")),
+            }
+        }
+        drop(reader);
+        let read = hashers.bytes();
+        let digests = hashers.finish();
+        let mut checks: Vec<(Expectation, String)> = opened
+            .promises
+            .into_iter()
+            .map(|e| {
+                let actual = digests.get(&e.algorithm).cloned().unwrap_or_default();
+                (e, actual)
+            })
+            .collect();
+        checks.extend(std::mem::take(
+            &mut *opened.settled.lock().expect("settled lock"),
+        ));
+        Ok(VersionRead {
+            read,
+            bad: checks
+                .iter()
+                .filter(|(e, actual)| &e.digest != actual)
+                .map(|(e, actual)| format!("{}: expected {} got {actual}", e.manifest, e.digest))
+                .collect(),
+            checks: checks.into_iter().map(|(e, _)| e.manifest).collect(),
+        })
     }
 
     fn recovery_finding(
@@ -657,51 +785,15 @@ impl S3Source {
                 .with("version_id", version.clone())
                 .with("size", a.size)
         };
-        let opened = match self.open(&a) {
-            Ok(o) => o,
+        let (read, bad, names) = match self.read_version(&a) {
+            Ok(r) => (r.read, r.bad, r.checks),
             Err(e) => {
                 return base(
                     Status::Error,
-                    format!("deleted; previous version {version} cannot be read: {e}"),
+                    format!("deleted; previous version {version} {e}"),
                 );
             }
         };
-        let mut hashers = Hashers::new(opened.promises.iter().map(|p| p.algorithm));
-        let mut reader = opened.reader;
-        let mut buf = vec![0u8; crate::digest::READ_BUF];
-        loop {
-            match reader.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => hashers.update(&buf[..n]),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    return base(
-                        Status::Error,
-                        format!("deleted; reading previous version {version} failed: {e}"),
-                    );
-                }
-            }
-        }
-        drop(reader);
-        let read = hashers.bytes();
-        let digests = hashers.finish();
-        let mut checks: Vec<(Expectation, String)> = opened
-            .promises
-            .into_iter()
-            .map(|e| {
-                let actual = digests.get(&e.algorithm).cloned().unwrap_or_default();
-                (e, actual)
-            })
-            .collect();
-        checks.extend(std::mem::take(
-            &mut *opened.settled.lock().expect("settled lock"),
-        ));
-        let bad: Vec<String> = checks
-            .iter()
-            .filter(|(e, actual)| &e.digest != actual)
-            .map(|(e, actual)| format!("{}: expected {} got {actual}", e.manifest, e.digest))
-            .collect();
-        let names: Vec<String> = checks.iter().map(|(e, _)| e.manifest.clone()).collect();
         if read != a.size {
             base(
                 Status::Fail,
@@ -715,7 +807,7 @@ impl S3Source {
             )
             .with("mismatches", bad)
             .remedy("The version that should restore this object is damaged: restore from another copy.")
-        } else if checks.is_empty() {
+        } else if names.is_empty() {
             base(
                 Status::Warn,
                 format!("deleted; previous version {version} reads back, but S3 records no checksum to check it against"),
@@ -724,7 +816,7 @@ impl S3Source {
         } else {
             base(
                 Status::Pass,
-                format!("deleted; previous version {version} reads back and matches {} stored checksum(s)", checks.len()),
+                format!("deleted; previous version {version} reads back and matches {} stored checksum(s)", names.len()),
             )
             .with("checks", names)
         }
@@ -753,6 +845,14 @@ impl S3Source {
             && size <= part_size * parts;
         fits.then_some(PartLayout { part_size, parts })
     }
+}
+
+/// One version read back: bytes read, the stored checksums it was checked
+/// against, and those it failed.
+struct VersionRead {
+    read: u64,
+    checks: Vec<String>,
+    bad: Vec<String>,
 }
 
 /// What a GET or HEAD says about an object's bytes.
