@@ -19,16 +19,6 @@ use crate::report::Report;
 use crate::source::{self, S3Options, SourceError, Target};
 use crate::verify::{self, VerifyOptions};
 
-fn source_error_finding(e: &SourceError) -> Finding {
-    Finding::new(
-        &e.location,
-        Check::Source,
-        Status::Error,
-        format!("cannot read: {}", e.reason),
-    )
-    .remedy("Check that the path or bucket exists, that backproof may read it, and (for S3) the endpoint, region and credentials.")
-}
-
 /// Verifies one resolved target; with a sample plan, only the backups the
 /// ledger says are due tonight are read.
 fn verify_target(
@@ -84,7 +74,7 @@ fn verify_target(
     verified.findings.extend(carried);
     verified
         .findings
-        .extend(problems.iter().map(source_error_finding));
+        .extend(problems.iter().map(SourceError::finding));
     if target.only.is_none() {
         verified.findings.extend(target.source.store_findings());
     }
@@ -121,7 +111,7 @@ pub fn verify_paths(
                 backups.extend(v.backups);
                 findings.extend(v.findings);
             }
-            Err(e) => findings.push(source_error_finding(&e)),
+            Err(e) => findings.push(e.finding()),
         }
     }
     let sources = paths.iter().map(|p| p.display().to_string()).collect();
@@ -145,7 +135,7 @@ pub fn run_config(
         let target = match source::open_location(&s.path, s3) {
             Ok(source) => Target { source, only: None },
             Err(e) => {
-                findings.push(source_error_finding(&e));
+                findings.push(e.finding());
                 continue;
             }
         };
@@ -164,7 +154,7 @@ pub fn run_config(
             });
             let found = match parity {
                 Ok(f) => f,
-                Err(e) => vec![source_error_finding(&e)],
+                Err(e) => vec![e.finding()],
             };
             view.facts.extend(found.iter().cloned());
             findings.extend(found);
@@ -192,7 +182,7 @@ pub fn run_config(
                 backups.extend(v.backups);
                 findings.extend(v.findings);
             }
-            Err(e) => findings.push(source_error_finding(&e)),
+            Err(e) => findings.push(e.finding()),
         }
         observed.insert(s.name.clone(), view);
     }

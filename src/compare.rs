@@ -107,21 +107,11 @@ pub fn compare(
     ) {
         (Ok(src), Ok(dst)) => match compare_stores(src.as_ref(), dst.as_ref(), opts) {
             Ok(f) => f,
-            Err(e) => vec![unreadable(&e)],
+            Err(e) => vec![e.finding()],
         },
-        (Err(e), _) | (_, Err(e)) => vec![unreadable(&e)],
+        (Err(e), _) | (_, Err(e)) => vec![e.finding()],
     };
     Report::new("compare", started, sources, Vec::new(), findings)
-}
-
-fn unreadable(e: &SourceError) -> Finding {
-    Finding::new(
-        &e.location,
-        Check::Source,
-        Status::Error,
-        format!("cannot read: {}", e.reason),
-    )
-    .remedy("Check that the path or bucket exists, that backproof may read it, and (for S3) the endpoint, region and credentials.")
 }
 
 /// Parity findings for a copy of `src`.

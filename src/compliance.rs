@@ -78,6 +78,14 @@ pub struct PromiseStats {
     pub promised_seconds: Option<f64>,
 }
 
+/// "1h 2m 3s", or nothing when there is no value.
+pub fn human_secs(s: Option<f64>) -> String {
+    s.map(|v| {
+        humantime::format_duration(std::time::Duration::from_secs(v.max(0.0) as u64)).to_string()
+    })
+    .unwrap_or_default()
+}
+
 /// What a finding measured against its promise, if it is an RPO or RTO one.
 fn measured(ev: &Value) -> Option<(&'static str, f64, Option<f64>)> {
     if let Some(age) = ev["age_seconds"].as_f64() {
@@ -423,13 +431,6 @@ fn render_md(c: &Compliance) -> String {
             "\n## Promises\n\n| promise | check | findings | pass rate | fail | error | achieved (worst) | promised |\n|---|---|---|---|---|---|---|---|"
         );
         for p in &c.promises {
-            let secs = |s: Option<f64>| {
-                s.map(|v| {
-                    humantime::format_duration(std::time::Duration::from_secs(v.max(0.0) as u64))
-                        .to_string()
-                })
-                .unwrap_or_default()
-            };
             let _ = writeln!(
                 o,
                 "| {} | {} | {} | {:.1}% | {} | {} | {} | {} |",
@@ -441,9 +442,9 @@ fn render_md(c: &Compliance) -> String {
                 p.error,
                 p.measure
                     .as_ref()
-                    .map(|m| format!("{m} {}", secs(p.worst_achieved_seconds)))
+                    .map(|m| format!("{m} {}", human_secs(p.worst_achieved_seconds)))
                     .unwrap_or_default(),
-                secs(p.promised_seconds)
+                human_secs(p.promised_seconds)
             );
         }
     }

@@ -319,6 +319,21 @@ impl S3 {
         backproof_env(args, &self.endpoint, KEY_ID, SECRET)
     }
 
+    /// `run --config FILE --format json`: (exit code, report).
+    fn run_json(&self, config: &Path) -> (i32, Value) {
+        let o = self.backproof(&[
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--format",
+            "json",
+            "--no-progress",
+        ]);
+        let report = serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&o.stderr)));
+        (code(&o), report)
+    }
+
     fn verify_json(&self, args: &[&str]) -> (i32, Value) {
         let mut all = vec!["verify", "--format", "json", "--no-progress"];
         all.extend_from_slice(args);
@@ -1026,16 +1041,8 @@ scope = "all"
 "#,
     )
     .unwrap();
-    let o = s3.backproof(&[
-        "run",
-        "--config",
-        config.to_str().unwrap(),
-        "--format",
-        "json",
-        "--no-progress",
-    ]);
-    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(code(&o), 1, "{}", describe(&report));
+    let (code, report) = s3.run_json(&config);
+    assert_eq!(code, 1, "{}", describe(&report));
     let policy = |name: &str| {
         findings(&report)
             .iter()
@@ -1088,17 +1095,7 @@ fn lms_storage_pack(s3: &S3) {
             ),
         )
         .unwrap();
-        let o = s3.backproof(&[
-            "run",
-            "--config",
-            config.to_str().unwrap(),
-            "--report-dir",
-            dir.path().to_str().unwrap(),
-            "--format",
-            "json",
-            "--no-progress",
-        ]);
-        let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+        let (_, report) = s3.run_json(&config);
         findings(&report)
             .iter()
             .filter(|f| f["evidence"]["policy"].is_string())
@@ -1148,16 +1145,8 @@ fn config_sources_take_urls(s3: &S3) {
          copy = \"s3://copy/mysql\"\n",
     )
     .unwrap();
-    let o = s3.backproof(&[
-        "run",
-        "--config",
-        config.to_str().unwrap(),
-        "--format",
-        "json",
-        "--no-progress",
-    ]);
-    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(code(&o), 1, "{}", describe(&report));
+    let (code, report) = s3.run_json(&config);
+    assert_eq!(code, 1, "{}", describe(&report));
     assert_eq!(
         report["backups"].as_array().unwrap().len(),
         6 + 3,

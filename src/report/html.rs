@@ -7,7 +7,7 @@ use std::fmt::Write;
 
 use chrono::{Duration, NaiveDate, Utc};
 
-use crate::compliance::Compliance;
+use crate::compliance::{Compliance, human_secs};
 
 const TEMPLATE: &str = include_str!("../../reports/compliance.html");
 
@@ -304,13 +304,6 @@ fn rto(c: &Compliance) -> String {
     }
     s.push_str("</svg>");
     s
-}
-
-fn human_secs(s: Option<f64>) -> String {
-    s.map(|v| {
-        humantime::format_duration(std::time::Duration::from_secs(v.max(0.0) as u64)).to_string()
-    })
-    .unwrap_or_default()
 }
 
 fn promises_table(c: &Compliance) -> String {

@@ -66,6 +66,20 @@ pub struct SourceError {
     pub reason: String,
 }
 
+impl SourceError {
+    /// The audit could not read this: an `error` finding, never a pass.
+    pub fn finding(&self) -> crate::finding::Finding {
+        use crate::finding::{Check, Finding, Status};
+        Finding::new(
+            &self.location,
+            Check::Source,
+            Status::Error,
+            format!("cannot read: {}", self.reason),
+        )
+        .remedy("Check that the path or bucket exists, that backproof may read it, and (for S3) the endpoint, region and credentials.")
+    }
+}
+
 /// An artifact opened for one sequential pass.
 pub struct Opened<'a> {
     pub reader: Box<dyn Read + Send + 'a>,
