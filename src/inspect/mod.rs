@@ -384,8 +384,11 @@ impl<R: Read> Read for CountingReader<R> {
     }
 }
 
+/// Substring search: sniffing runs on every file of a tree, and a naive
+/// window compare over 4 KiB per banner showed up as a fifth of the time
+/// of verifying 20,000 small files.
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
+    memchr::memmem::find(hay, needle).is_some()
 }
 
 fn inspect_format(
