@@ -85,6 +85,7 @@ pub fn prepare(dir: &Path) -> io::Result<Config> {
                 path: corpus.join(d),
                 timestamp_pattern: None,
                 copy: None,
+                restore: None,
             })
             .collect(),
     })

@@ -313,7 +313,11 @@ impl<R: Read> HashingReader<R> {
         R: Send,
     {
         const PIPE_BUFFERS: usize = 4;
-        let buf_size = if self.hashers.blake3 { PIPE_BUF_BLAKE3 } else { READ_BUF };
+        let buf_size = if self.hashers.blake3 {
+            PIPE_BUF_BLAKE3
+        } else {
+            READ_BUF
+        };
         let HashingReader {
             inner,
             hashers,

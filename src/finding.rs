@@ -62,6 +62,9 @@ pub enum Check {
     /// A copy holds every object of its source, with the same bytes, and
     /// nothing else.
     Parity,
+    /// The dump restored into a scratch database, the result passed its
+    /// sanity checks, and within the RTO.
+    Restore,
 }
 
 impl Check {
@@ -78,6 +81,7 @@ impl Check {
             Check::Coverage => "coverage",
             Check::Recovery => "recovery",
             Check::Parity => "parity",
+            Check::Restore => "restore",
         }
     }
 }

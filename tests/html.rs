@@ -29,7 +29,9 @@ fn history_of_nights(h: &Path) {
             &paths,
             &TimestampPattern::default(),
             &VerifyOptions::default(),
+            &Default::default(),
             false,
+            None,
         );
         r.started_at = Utc::now() - Duration::days(night) - Duration::hours(2);
         r.finished_at = r.started_at + Duration::seconds(3);

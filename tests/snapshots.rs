@@ -23,7 +23,14 @@ fn pinned_report() -> Report {
         jobs: 1,
         ..Default::default()
     };
-    let mut r = audit::verify_paths(&paths, &TimestampPattern::default(), &opts, false);
+    let mut r = audit::verify_paths(
+        &paths,
+        &TimestampPattern::default(),
+        &opts,
+        &Default::default(),
+        false,
+        None,
+    );
     r.started_at = Utc.with_ymd_and_hms(2026, 11, 21, 3, 30, 0).unwrap();
     r.finished_at = Utc.with_ymd_and_hms(2026, 11, 21, 3, 30, 2).unwrap();
     for b in &mut r.backups {
