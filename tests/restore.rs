@@ -156,7 +156,10 @@ fn broken_and_hostile_dumps_fail_with_the_tools_message_and_run_nothing() {
 
     let f = restore_of(&report, "empty.dump");
     assert_eq!(f["status"], "fail", "{f:#}");
-    assert!(stderr_of(f).contains("input file is too short"), "{f:#}");
+    assert!(
+        stderr_of(f).contains("pg_restore: error: could not read from input file"),
+        "{f:#}"
+    );
 
     let f = restore_of(&report, "shop-cut.sql");
     assert_eq!(f["status"], "fail", "{f:#}");
@@ -488,7 +491,7 @@ impl TestServer {
 
     fn url(&self) -> String {
         format!(
-            "postgres://postgres@localhost/postgres?host={}&port=5433",
+            "postgres:///postgres?user=postgres&host={}&port=5433",
             self.dir.path().display()
         )
     }

@@ -149,9 +149,13 @@ struct Facts {
     database_bytes: u64,
     /// (sql, Ok(true/false) or the error).
     assertions: Vec<(String, Result<bool, String>)>,
-    /// (newest value as text, its age in seconds).
-    freshness: Option<(Option<String>, Option<f64>)>,
+    /// (newest value as text, its age in seconds), or why it could not be
+    /// read (the column is not there: a finding about the data).
+    freshness: Option<Result<Newest, String>>,
 }
+
+/// The newest value of the freshness column (as text) and its age in seconds.
+type Newest = (Option<String>, Option<f64>);
 
 /// A scratch database created for one restore, and how to log into it as
 /// its unprivileged owner.
@@ -616,11 +620,15 @@ fn judge(
         }
         f.evidence.insert("assertions".into(), Value::Array(out));
     }
-    if let (Some(col), Some((newest, age))) = (&spec.freshness_column, &facts.freshness) {
-        f.evidence.insert(
-            "freshness".into(),
-            json!({"column": col, "newest": newest, "age_seconds": age}),
-        );
+    match (&spec.freshness_column, &facts.freshness) {
+        (Some(col), Some(Ok((newest, age)))) => {
+            f.evidence.insert(
+                "freshness".into(),
+                json!({"column": col, "newest": newest, "age_seconds": age}),
+            );
+        }
+        (Some(_), Some(Err(e))) => problems.push(e.clone()),
+        _ => {}
     }
     if let Some(prev) = previous {
         let max_drop = spec.max_row_drop.unwrap_or(DEFAULT_MAX_ROW_DROP);
@@ -655,8 +663,10 @@ pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => {
             let userinfo = &url[s + 3..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{}{user}:***{}", &url[..s + 3], &url[at..])
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
         }
         _ => url.to_string(),
     }

@@ -267,7 +267,7 @@ impl EngineOps for MariaDb {
                     ident(column)
                 ),
             )
-            .map_err(|e| format!("freshness_column {col}: {e}"))?;
+            .map_err(|e| format!("freshness_column {col}: {e}"));
             let age = first_value(
                 &mut c,
                 &format!(
@@ -278,7 +278,7 @@ impl EngineOps for MariaDb {
             .ok()
             .flatten()
             .and_then(|v| v.parse::<f64>().ok());
-            facts.freshness = Some((newest, age));
+            facts.freshness = Some(newest.map(|n| (n, age)));
         }
         Ok(facts)
     }

@@ -40,7 +40,15 @@ fn connect(c: &Config) -> Result<Client, String> {
     let mut c = c.clone();
     c.connect_timeout(Duration::from_secs(10));
     c.application_name("backproof");
-    c.connect(NoTls).map_err(|e| e.to_string())
+    c.connect(NoTls).map_err(pg_err)
+}
+
+/// The server's own words: `postgres::Error` alone says just "db error".
+fn pg_err(e: postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.severity(), db.message()),
+        None => e.to_string(),
+    }
 }
 
 /// The scratch database's own login (same host, its own role).
@@ -60,7 +68,7 @@ fn literal(s: &str) -> String {
 
 pub fn ping(endpoint: &Endpoint) -> Result<(), String> {
     let mut c = connect(&admin_config(endpoint)?)?;
-    c.simple_query("select 1").map_err(|e| e.to_string())?;
+    c.simple_query("select 1").map_err(pg_err)?;
     Ok(())
 }
 
@@ -85,17 +93,21 @@ fn tool_command(program: &std::path::Path, db: &ScratchDb) -> Result<Command, St
             cmd.env(var, v);
         }
     }
-    match c.get_hosts().first() {
-        Some(Host::Tcp(h)) => {
-            cmd.env("PGHOST", h);
-        }
-        Some(Host::Unix(p)) => {
-            cmd.env("PGHOST", p);
-        }
-        None => {}
+    // libpq takes the same lists of hosts and ports the URL gave.
+    let hosts: Vec<String> = c
+        .get_hosts()
+        .iter()
+        .map(|h| match h {
+            Host::Tcp(h) => h.clone(),
+            Host::Unix(p) => p.display().to_string(),
+        })
+        .collect();
+    if !hosts.is_empty() {
+        cmd.env("PGHOST", hosts.join(","));
     }
-    if let Some(p) = c.get_ports().first() {
-        cmd.env("PGPORT", p.to_string());
+    let ports: Vec<String> = c.get_ports().iter().map(|p| p.to_string()).collect();
+    if !ports.is_empty() {
+        cmd.env("PGPORT", ports.join(","));
     }
     cmd.env("PGUSER", &db.user)
         .env("PGPASSWORD", &db.password)
@@ -118,7 +130,7 @@ impl EngineOps for Postgres {
                 ident(&name),
                 literal(&password)
             ))
-            .map_err(|e| e.to_string())?;
+            .map_err(pg_err)?;
         // template0: nothing a site added to template1 may clash with the dump.
         if let Err(e) = admin.batch_execute(&format!(
             "CREATE DATABASE {} OWNER {} TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'",
@@ -143,10 +155,10 @@ impl EngineOps for Postgres {
                 "DROP DATABASE IF EXISTS {} WITH (FORCE)",
                 ident(&db.name)
             ))
-            .map_err(|e| e.to_string())?;
+            .map_err(pg_err)?;
         admin
             .batch_execute(&format!("DROP ROLE IF EXISTS {}", ident(&db.user)))
-            .map_err(|e| e.to_string())
+            .map_err(pg_err)
     }
 
     fn sweep(&self, endpoint: &Endpoint) -> Vec<String> {
@@ -252,7 +264,7 @@ impl EngineOps for Postgres {
 
     fn facts(&self, db: &ScratchDb, spec: &RestoreSpec) -> Result<Facts, String> {
         let mut c = connect(&db_config(db)?)?;
-        let e = |e: postgres::Error| e.to_string();
+        let e = pg_err;
         let mut facts = Facts::default();
         let tables = c
             .query(
@@ -305,7 +317,7 @@ impl EngineOps for Postgres {
                 &mut c,
                 &format!("SELECT max({})::text FROM {table_sql}", ident(column)),
             )
-            .map_err(|e| format!("freshness_column {col}: {e}"))?;
+            .map_err(|e| format!("freshness_column {col}: {e}"));
             let age = first_value(
                 &mut c,
                 &format!(
@@ -316,7 +328,7 @@ impl EngineOps for Postgres {
             .ok()
             .flatten()
             .and_then(|v| v.parse::<f64>().ok());
-            facts.freshness = Some((newest, age));
+            facts.freshness = Some(newest.map(|n| (n, age)));
         }
         Ok(facts)
     }
@@ -325,7 +337,7 @@ impl EngineOps for Postgres {
 /// The first column of the first row, as text (simple query protocol, so
 /// that any type reads the same way).
 fn first_value(c: &mut Client, sql: &str) -> Result<Option<String>, String> {
-    let msgs = c.simple_query(sql).map_err(|e| e.to_string())?;
+    let msgs = c.simple_query(sql).map_err(pg_err)?;
     for m in msgs {
         if let SimpleQueryMessage::Row(r) = m {
             return Ok(r.get(0).map(str::to_string));
