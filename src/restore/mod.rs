@@ -468,6 +468,9 @@ impl DbGuard {
 
 impl Drop for DbGuard {
     fn drop(&mut self) {
+        if scratch::interrupted() {
+            return;
+        }
         if let Err(e) = self.ops.drop_db(&self.db) {
             eprintln!(
                 "backproof: could not drop scratch database {}: {e}",

@@ -62,6 +62,13 @@ type CleanupFn = Box<dyn FnOnce() + Send>;
 static CLEANUPS: Mutex<Vec<(u64, CleanupFn)>> = Mutex::new(Vec::new());
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 static HANDLER: std::sync::Once = std::sync::Once::new();
+/// Set once the interrupt handler runs: the normal teardown then leaves the
+/// work to it instead of racing it.
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
 
 /// Registers `f` to run if the process is interrupted; returns a token to
 /// unregister it once the normal teardown has run.
@@ -70,6 +77,7 @@ pub fn on_interrupt(f: CleanupFn) -> u64 {
         // If another handler is already installed (a host program), its
         // owner is responsible for shutdown; Drop guards still clean up.
         let _ = ctrlc::set_handler(|| {
+            INTERRUPTED.store(true, Ordering::SeqCst);
             let pending: Vec<_> = CLEANUPS
                 .lock()
                 .map(|mut c| c.drain(..).collect())
