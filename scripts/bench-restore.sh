@@ -37,7 +37,7 @@ field() { python3 -c "import json,sys; r=json.load(open(sys.argv[1])); f=[f for 
 # ---------------------------------------------------------------- PostgreSQL
 install -d -o postgres -g postgres "$WORK/pgdata" "$WORK/pgsock"
 runuser -u postgres -- "$PGBIN/initdb" -D "$WORK/pgdata" -U postgres --auth=trust >/dev/null
-runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/pgdata" -l "$WORK/pg.log" -w \
+runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/pgdata" -l "$WORK/pgsock/pg.log" -w \
     -o "-c listen_addresses='' -k $WORK/pgsock -p 5439" start >/dev/null
 export PGHOST=$WORK/pgsock PGPORT=5439 PGUSER=postgres
 "$PGBIN/createdb" bench
@@ -71,7 +71,7 @@ MY_PID=$!
 MY=(--no-defaults -S "$WORK/myrun/my.sock" -u root)
 for _ in $(seq 300); do mariadb-admin "${MY[@]}" ping >/dev/null 2>&1 && break; sleep 0.1; done
 echo "== generating 2M rows in MariaDB"
-mariadb "${MY[@]}" -e "CREATE DATABASE gen; CREATE DATABASE bare;
+mariadb "${MY[@]}" -e "CREATE DATABASE gen; CREATE DATABASE bare; USE gen;
   CREATE TABLE gen.t (id INT PRIMARY KEY, a CHAR(32), b CHAR(32), n INT) ENGINE=InnoDB;
   INSERT INTO gen.t SELECT seq, md5(seq), md5(seq+1), seq % 1000 FROM seq_1_to_2000000;
   CREATE TABLE gen.u LIKE gen.t; INSERT INTO gen.u SELECT * FROM gen.t WHERE id <= 1000000;"

@@ -341,9 +341,9 @@ fn a_restore_over_its_timeout_is_killed_and_cleaned_up() {
     assert_no_leftovers();
 }
 
-/// Scratch dirs of this test process's children that still exist.
-fn scratch_dirs_of(pid: u32) -> Vec<PathBuf> {
-    fs::read_dir(std::env::temp_dir())
+/// Scratch dirs of backproof process `pid` under `tmp`.
+fn scratch_dirs_of(tmp: &Path, pid: u32) -> Vec<PathBuf> {
+    fs::read_dir(tmp)
         .unwrap()
         .flatten()
         .map(|e| e.path())
@@ -388,9 +388,15 @@ fn assert_no_leftovers() {
 #[test]
 fn a_killed_run_is_swept_by_the_next() {
     let tmp = tempfile::tempdir().unwrap();
+    // A TMPDIR of its own: backproofs of tests running meanwhile must not
+    // sweep this test's leftovers before its own next run does. The server
+    // user must be able to reach its scratch dir inside.
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755)).unwrap();
     let dump = tmp.path().join("sleepy.sql");
     fs::write(&dump, pg_plain("SELECT pg_sleep(30);")).unwrap();
     let mut child = bin()
+        .env("TMPDIR", tmp.path())
         .args(["verify", "--no-history", "--no-progress", "--restore"])
         .arg(&dump)
         .stdout(Stdio::null())
@@ -401,11 +407,13 @@ fn a_killed_run_is_swept_by_the_next() {
     let until = Instant::now() + Duration::from_secs(60);
     let dir = loop {
         assert!(Instant::now() < until, "the scratch instance never came up");
-        let ready = scratch_dirs_of(child.id()).into_iter().find(|d| {
-            fs::read_to_string(d.join("data/postmaster.pid"))
-                .map(|t| t.contains("ready"))
-                .unwrap_or(false)
-        });
+        let ready = scratch_dirs_of(tmp.path(), child.id())
+            .into_iter()
+            .find(|d| {
+                fs::read_to_string(d.join("data/postmaster.pid"))
+                    .map(|t| t.contains("ready"))
+                    .unwrap_or(false)
+            });
         if let Some(d) = ready {
             break d;
         }
@@ -418,7 +426,24 @@ fn a_killed_run_is_swept_by_the_next() {
 
     // The next run sweeps it.
     let good = corpus().join("clean/postgres/appdb-2026-11-20T0300.dump");
-    let (code, report, stderr) = restore_json(&[], &[&good]);
+    let o = bin()
+        .env("TMPDIR", tmp.path())
+        .args([
+            "verify",
+            "--no-history",
+            "--no-progress",
+            "--format",
+            "json",
+            "--restore",
+        ])
+        .arg(&good)
+        .output()
+        .unwrap();
+    let (code, report, stderr) = (
+        code(&o),
+        serde_json::from_slice::<Value>(&o.stdout).unwrap(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    );
     assert_eq!(code, 0, "{}", describe(&report));
     assert!(stderr.contains("swept"), "{stderr}");
     assert!(!dir.exists(), "{} was not swept", dir.display());

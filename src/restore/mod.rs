@@ -417,7 +417,15 @@ impl RestoreSession {
         }
         let tables = facts.rows.len();
         let rows: u64 = facts.rows.values().sum();
-        if problems.is_empty() {
+        if problems.is_empty() && tables == 0 {
+            // Nothing was required, so not a failure; but a backup of no
+            // tables is rarely what anyone meant to keep.
+            f.tap_status(
+                Status::Warn,
+                format!("restored in {total:.1}s, but it holds no tables"),
+            )
+            .remedy("Set required_tables for this source if it must hold data, or check that the backup job dumps the right database.")
+        } else if problems.is_empty() {
             f.tap_status(
                 Status::Pass,
                 format!("restored in {total:.1}s: {tables} table(s), {rows} row(s)"),
