@@ -219,7 +219,12 @@ impl EngineOps for MariaDb {
             &tool,
             cmds,
             move |stdins, exited| {
-                split_feed(BufReader::with_capacity(256 * 1024, reader), stdins, exited)
+                split_feed(
+                    BufReader::with_capacity(256 * 1024, reader),
+                    stdins,
+                    exited,
+                    opts,
+                )
             },
             deadline,
         )
@@ -380,6 +385,7 @@ fn split_feed(
     mut input: impl BufRead,
     stdins: Vec<ChildStdin>,
     exited: &[AtomicBool],
+    probe: Opts,
 ) -> io::Result<()> {
     std::thread::scope(|s| {
         let mut lanes = Vec::new();
@@ -398,7 +404,11 @@ fn split_feed(
                 assigned: 0,
             });
         }
-        let result = split_lines(&mut input, &mut lanes, exited);
+        let mut probe = TableProbe {
+            opts: probe,
+            conn: None,
+        };
+        let result = split_lines(&mut input, &mut lanes, exited, &mut probe);
         for l in &mut lanes {
             let _ = l.flush();
             l.tx = None;
@@ -412,10 +422,78 @@ fn split_feed(
     })
 }
 
+/// Once a table's section carries this much data, its remaining INSERT
+/// statements are spread over every connection: a dump of one big table
+/// loads in parallel too. Small tables stay on one connection (no wait).
+const SPREAD_AFTER: u64 = 4 * 1024 * 1024;
+
+/// Asks the server whether a table exists yet (the scratch user's own
+/// driver connection), so that INSERTs on another connection never run
+/// before the CREATE TABLE they need.
+struct TableProbe {
+    opts: Opts,
+    conn: Option<Conn>,
+}
+
+impl TableProbe {
+    /// Waits until `table` exists; false if it does not come (its
+    /// connection failed) or the probe cannot connect.
+    fn wait_for(&mut self, table: &str, lane_exited: &AtomicBool) -> bool {
+        if self.conn.is_none() {
+            self.conn = connect(self.opts.clone()).ok();
+        }
+        let Some(conn) = self.conn.as_mut() else {
+            return false;
+        };
+        let sql = format!(
+            "SELECT COUNT(*) FROM information_schema.tables \
+             WHERE table_schema = DATABASE() AND table_name = {}",
+            literal(table)
+        );
+        let until = std::time::Instant::now() + Duration::from_secs(600);
+        while std::time::Instant::now() < until && !lane_exited.load(Ordering::SeqCst) {
+            match conn.query_first::<u64, _>(&sql) {
+                Ok(Some(n)) if n > 0 => return true,
+                Ok(_) => std::thread::sleep(Duration::from_millis(5)),
+                Err(_) => return false,
+            }
+        }
+        false
+    }
+}
+
+fn trimmed(line: &[u8]) -> &[u8] {
+    let mut l = line;
+    while let [rest @ .., b'\n' | b'\r' | b' '] = l {
+        l = rest;
+    }
+    l
+}
+
+/// The name in `CREATE TABLE [IF NOT EXISTS] `name``.
+fn created_table(line: &[u8]) -> Option<String> {
+    let start = line.iter().position(|&b| b == b'`')? + 1;
+    let len = line[start..].iter().position(|&b| b == b'`')?;
+    Some(String::from_utf8_lossy(&line[start..start + len]).into_owned())
+}
+
+/// A statement ends with the line that ends in `;` (mariadb-dump escapes
+/// newlines inside strings, so a line never ends inside a literal).
+fn ends_statement(line: &[u8]) -> bool {
+    trimmed(line).ends_with(b";")
+}
+
+fn least_loaded(lanes: &[Lane]) -> usize {
+    (0..lanes.len())
+        .min_by_key(|&i| lanes[i].assigned)
+        .unwrap_or(0)
+}
+
 fn split_lines(
     input: &mut impl BufRead,
     lanes: &mut [Lane],
     exited: &[AtomicBool],
+    probe: &mut TableProbe,
 ) -> io::Result<()> {
     let definer = definer_regex();
     let mut header: Vec<u8> = Vec::new();
@@ -424,10 +502,23 @@ fn split_lines(
     let mut current: Option<usize> = None;
     let mut serial = false;
     let mut section_has_create = false;
+    // The current section's table, its bytes so far, and whether its
+    // INSERTs are being spread; the lane of a multi-line INSERT under way.
+    let mut table: Option<String> = None;
+    let mut section_bytes = 0u64;
+    let mut spread = false;
+    let mut statement_lane: Option<usize> = None;
     loop {
         line.clear();
         if input.read_until(b'\n', &mut line)? == 0 {
             break;
+        }
+        if let Some(l) = statement_lane {
+            lanes[l].push(&line)?;
+            if ends_statement(&line) {
+                statement_lane = None;
+            }
+            continue;
         }
         // LOCK TABLES serialises nothing useful for InnoDB and breaks
         // parallel loads: a table locked on one connection cannot see a
@@ -454,9 +545,7 @@ fn split_lines(
                     }
                     header = Vec::new();
                 }
-                let next = (0..lanes.len())
-                    .min_by_key(|&i| lanes[i].assigned)
-                    .unwrap_or(0);
+                let next = least_loaded(lanes);
                 if let Some(c) = current
                     && c != next
                 {
@@ -464,13 +553,43 @@ fn split_lines(
                 }
                 current = Some(next);
                 section_has_create = false;
+                table = None;
+                section_bytes = 0;
+                spread = false;
             }
             if line.starts_with(b"CREATE TABLE") {
                 section_has_create = true;
+                table = created_table(&line);
+            }
+            if let Some(c) = current
+                && line.starts_with(b"INSERT ")
+            {
+                if !spread
+                    && section_bytes > SPREAD_AFTER
+                    && let Some(t) = &table
+                {
+                    lanes[c].flush()?;
+                    spread = probe.wait_for(t, &exited[c]);
+                    if !spread {
+                        // Never ask again for this section.
+                        table = None;
+                    }
+                }
+                if spread {
+                    let l = least_loaded(lanes);
+                    lanes[l].push(&line)?;
+                    if !ends_statement(&line) {
+                        statement_lane = Some(l);
+                    }
+                    continue;
+                }
             }
         }
         match current {
-            Some(c) => lanes[c].push(&line)?,
+            Some(c) => {
+                section_bytes += line.len() as u64;
+                lanes[c].push(&line)?
+            }
             None => header.extend_from_slice(&line),
         }
     }
