@@ -103,6 +103,60 @@ fn good_dumps_of_every_format_restore_with_exact_row_counts() {
     drop(tmp);
 }
 
+/// A mariadb-dump-shaped file of one big table (both INSERT styles: one
+/// statement per line, and one row per line), big enough that its INSERTs
+/// are spread over both connections: every row must arrive exactly once.
+#[test]
+fn a_big_single_table_dump_loads_every_row_once() {
+    use std::io::Write;
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("big-2026-11-20.sql");
+    let mut f = std::io::BufWriter::new(fs::File::create(&path).unwrap());
+    writeln!(f, "-- MariaDB dump 10.19  Distrib 10.11.14-MariaDB\n").unwrap();
+    writeln!(f, "/*!40101 SET NAMES utf8mb4 */;\n/*!40014 SET @OLD_FOREIGN_KEY_CHECKS=@@FOREIGN_KEY_CHECKS, FOREIGN_KEY_CHECKS=0 */;\n").unwrap();
+    writeln!(
+        f,
+        "--\n-- Table structure for table `big`\n--\n\nDROP TABLE IF EXISTS `big`;"
+    )
+    .unwrap();
+    writeln!(f, "CREATE TABLE `big` (\n  `id` int NOT NULL,\n  `v` char(40) NOT NULL,\n  PRIMARY KEY (`id`)\n) ENGINE=InnoDB;\n").unwrap();
+    writeln!(
+        f,
+        "--\n-- Dumping data for table `big`\n--\n\nLOCK TABLES `big` WRITE;"
+    )
+    .unwrap();
+    let mut id = 0u64;
+    for stmt in 0..600 {
+        if stmt % 2 == 0 {
+            write!(f, "INSERT INTO `big` VALUES ").unwrap();
+            for r in 0..250 {
+                id += 1;
+                let sep = if r == 249 { ";\n" } else { "," };
+                write!(f, "({id},'{:040}'){sep}", id).unwrap();
+            }
+        } else {
+            writeln!(f, "INSERT INTO `big` VALUES").unwrap();
+            for r in 0..250 {
+                id += 1;
+                let sep = if r == 249 { ";" } else { "," };
+                writeln!(f, "({id},'{:040}'){sep}", id).unwrap();
+            }
+        }
+    }
+    writeln!(
+        f,
+        "UNLOCK TABLES;\n-- Dump completed on 2026-11-20  3:00:00"
+    )
+    .unwrap();
+    drop(f);
+    assert!(fs::metadata(&path).unwrap().len() > 5 * 1024 * 1024);
+    let (code, report, stderr) = restore_json(&["--restore-timeout", "5m"], &[&path]);
+    let r = restore_of(&report, "big-2026-11-20.sql");
+    assert_eq!(r["status"], "pass", "{r:#}\n{stderr}");
+    assert_eq!(code, 0);
+    assert_eq!(rows(r, "big"), id);
+}
+
 /// A plain PostgreSQL dump made of `body`, recognisable as one.
 fn pg_plain(body: &str) -> String {
     format!(
