@@ -624,3 +624,111 @@ fn a_scratch_url_target_keeps_nothing() {
         "0"
     );
 }
+
+/// A MariaDB server of the test's own, on a unix socket, killed on drop.
+struct TestMariaDb {
+    dir: tempfile::TempDir,
+    child: std::process::Child,
+}
+
+impl TestMariaDb {
+    fn start() -> TestMariaDb {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::Builder::new()
+            .prefix("bp-testmy-")
+            .tempdir()
+            .unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
+        let data = dir.path().join("data");
+        let st = Command::new("mariadb-install-db")
+            .args([
+                "--no-defaults",
+                "--user=mysql",
+                "--auth-root-authentication-method=normal",
+            ])
+            .arg(format!("--datadir={}", data.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let child = Command::new("mariadbd")
+            .args(["--no-defaults", "--user=mysql", "--skip-networking"])
+            .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--socket={}", dir.path().join("my.sock").display()))
+            .arg(format!(
+                "--log-error={}",
+                dir.path().join("err.log").display()
+            ))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let s = TestMariaDb { dir, child };
+        let until = Instant::now() + Duration::from_secs(60);
+        while s.try_query("SELECT 1").is_none() {
+            assert!(Instant::now() < until, "test mariadbd did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        s
+    }
+
+    fn url(&self) -> String {
+        format!(
+            "mysql://root@localhost/?socket={}",
+            self.dir.path().join("my.sock").display()
+        )
+    }
+
+    fn try_query(&self, sql: &str) -> Option<String> {
+        let o = Command::new("mariadb")
+            .args(["--no-defaults", "-u", "root", "-N", "-B"])
+            .arg(format!(
+                "--socket={}",
+                self.dir.path().join("my.sock").display()
+            ))
+            .args(["-e", sql])
+            .output()
+            .ok()?;
+        o.status
+            .success()
+            .then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    }
+}
+
+impl Drop for TestMariaDb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_mysql_scratch_url_target_keeps_nothing() {
+    let server = TestMariaDb::start();
+    server
+        .try_query("CREATE DATABASE backproof_scratch_999999_cafebabe")
+        .unwrap();
+    let dump = corpus().join("clean/mysql/shop-2026-11-20T0300.sql.gz");
+    let (code, report, stderr) = restore_json(&["--scratch-url", &server.url()], &[&dump]);
+    assert_eq!(code, 0, "{}\n{stderr}", describe(&report));
+    let f = restore_of(&report, "shop-2026-11-20T0300.sql.gz");
+    assert_eq!(f["status"], "pass", "{f:#}");
+    assert_eq!(rows(f, "sales"), 2000);
+    assert!(
+        stderr.contains("backproof_scratch_999999_cafebabe"),
+        "{stderr}"
+    );
+    assert_eq!(
+        server
+            .try_query("SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name LIKE 'backproof%'")
+            .unwrap(),
+        "0"
+    );
+    assert_eq!(
+        server
+            .try_query("SELECT COUNT(*) FROM mysql.user WHERE User LIKE 'backproof%'")
+            .unwrap(),
+        "0"
+    );
+}
