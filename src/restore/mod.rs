@@ -338,7 +338,8 @@ impl RestoreSession {
             f = f.with("rto_seconds", r.as_secs_f64());
         }
         let started = Instant::now();
-        let input = match open_input(source, backup, kind, format) {
+        // `_staged` holds a staged copy until the restore is done.
+        let (input, _staged) = match open_input(source, backup, kind, format) {
             Ok(i) => i,
             Err(e) => {
                 drop(guard);
@@ -557,19 +558,24 @@ fn open_input<'a>(
     backup: &'a Backup,
     kind: Kind,
     format: Format,
-) -> Result<Input<'a>, String> {
+) -> Result<(Input<'a>, Option<tempfile::TempDir>), String> {
     let local = source.local_path(&backup.key);
     if format == Format::PgToc {
-        // pg_restore reads a directory dump's files by name.
-        return local.map(Input::Path).ok_or_else(|| {
-            "a directory-format dump restores from a local directory only".to_string()
-        });
+        // pg_restore reads a directory dump's files by name, so one from an
+        // object store is staged (the one format that cannot be streamed).
+        return match local {
+            Some(p) => Ok((Input::Path(p), None)),
+            None => stage_directory(source, backup).map(|d| {
+                let path = d.path().join("dump");
+                (Input::Path(path), Some(d))
+            }),
+        };
     }
     if matches!(format, Format::PgCustom | Format::PgTar)
         && kind.compression.is_none()
         && let Some(p) = local
     {
-        return Ok(Input::Path(p));
+        return Ok((Input::Path(p), None));
     }
     let member = backup.members.first().ok_or("the backup has no files")?;
     let opened = source.open(member).map_err(|e| e.to_string())?;
@@ -581,7 +587,44 @@ fn open_input<'a>(
             Box::new(zstd::stream::read::Decoder::new(reader).map_err(|e| format!("zstd: {e}"))?)
         }
     };
-    Ok(Input::Stream(decoded))
+    Ok((Input::Stream(decoded), None))
+}
+
+/// Copies a directory-format dump's files into a scratch dir (named like
+/// the instances' dirs, so a crashed run's copy is swept too), removed when
+/// the returned guard drops.
+fn stage_directory(source: &dyn Storage, backup: &Backup) -> Result<tempfile::TempDir, String> {
+    let dir = tempfile::Builder::new()
+        .prefix(&format!(
+            "{}{}-stage-",
+            scratch::DIR_PREFIX,
+            std::process::id()
+        ))
+        .tempdir()
+        .map_err(|e| format!("cannot create a staging dir: {e}"))?;
+    let root = dir.path().join("dump");
+    let copy = || -> Result<(), String> {
+        std::fs::create_dir_all(&root).map_err(|e| format!("{}: {e}", root.display()))?;
+        for m in &backup.members {
+            let rel = m
+                .key
+                .strip_prefix(&format!("{}/", backup.key))
+                .unwrap_or(m.file_name());
+            if rel.split('/').any(|c| c == ".." || c.is_empty()) {
+                return Err(format!("refusing to stage a member named {:?}", m.key));
+            }
+            let path = root.join(rel);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+            }
+            let mut out =
+                std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let mut opened = source.open(m).map_err(|e| format!("{}: {e}", m.key))?;
+            io::copy(&mut opened.reader, &mut out).map_err(|e| format!("{}: {e}", m.key))?;
+        }
+        Ok(())
+    };
+    copy().map(|()| dir)
 }
 
 /// Checks facts against the spec; adds the evidence; returns the problems.
