@@ -19,6 +19,13 @@
 //! name = "dumps-in-s3"
 //! path = "s3://backups/nightly"      # S3 URLs work wherever paths do
 //! copy = "s3://offsite/nightly"       # a copy that must match it (missing, stale, extra)
+//!
+//! [sources.restore]                  # test-restore the newest dump of the source
+//! rto = "1h"                         # a restore (load + sanity) over it fails
+//! required_tables = ["users"]
+//! min_rows = { users = 1 }
+//! assertions = ["select count(*) > 0 from users"]
+//! freshness_column = "orders.created_at"
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -100,6 +107,8 @@ pub struct SourceConfig {
     /// sources default to the client's) and the account that owns it.
     pub region: Option<String>,
     pub account: Option<String>,
+    /// Test restores of this source (see [`crate::restore::RestoreSpec`]).
+    pub restore: Option<crate::restore::RestoreSpec>,
 }
 
 /// A config that cannot be used: the audit cannot run (exit 2).
@@ -171,6 +180,10 @@ impl Config {
                 TimestampPattern::from_strftime(p)
                     .map_err(|e| format!("sources.{}.timestamp_pattern: {e}", s.name))?;
             }
+            if let Some(r) = &s.restore {
+                r.validate()
+                    .map_err(|e| format!("sources.{}.restore: {e}", s.name))?;
+            }
         }
         config.digests()?;
         if let Some(p) = &config.defaults.timestamp_pattern {
@@ -239,6 +252,18 @@ mod tests {
         let e =
             Config::parse("[[sources]]\nname = \"a\"\npath = \"/x\"\nretention = 3\n").unwrap_err();
         assert!(e.contains("line 4") && e.contains("retention"), "{e}");
+    }
+
+    #[test]
+    fn restore_section_is_strict() {
+        let ok = "[[sources]]\nname=\"a\"\npath=\"/x\"\n[sources.restore]\nrto=\"1h\"\nmin_rows={ users = 1 }\n";
+        let c = Config::parse(ok).unwrap();
+        let r = c.sources[0].restore.as_ref().unwrap();
+        assert_eq!(r.rto, Some(std::time::Duration::from_secs(3600)));
+        let e = Config::parse(&format!("{ok}rows = 3\n")).unwrap_err();
+        assert!(e.contains("line 7") && e.contains("rows"), "{e}");
+        let e = Config::parse(&format!("{ok}freshness_column = \"x\"\n")).unwrap_err();
+        assert!(e.contains("sources.a.restore"), "{e}");
     }
 
     #[test]

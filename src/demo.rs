@@ -87,6 +87,7 @@ pub fn prepare(dir: &Path) -> io::Result<Config> {
                 copy: None,
                 region: None,
                 account: None,
+                restore: None,
             })
             .collect(),
     })

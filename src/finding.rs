@@ -68,6 +68,9 @@ pub enum Check {
     Separation,
     /// Policy: backups are encrypted at rest.
     Encryption,
+    /// The dump restored into a scratch database, the result passed its
+    /// sanity checks, and within the RTO.
+    Restore,
 }
 
 impl Check {
@@ -87,6 +90,7 @@ impl Check {
             Check::Versioning => "versioning",
             Check::Separation => "separation",
             Check::Encryption => "encryption",
+            Check::Restore => "restore",
         }
     }
 }

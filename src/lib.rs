@@ -20,5 +20,6 @@ pub mod manifest;
 pub mod policy;
 pub mod progress;
 pub mod report;
+pub mod restore;
 pub mod source;
 pub mod verify;

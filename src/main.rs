@@ -15,6 +15,7 @@ use backproof::digest::Algorithm;
 use backproof::history::{self, History};
 use backproof::ledger::Sample;
 use backproof::report::{self, Report};
+use backproof::restore::RestoreOverrides;
 use backproof::source::S3Options;
 use backproof::verify::VerifyOptions;
 
@@ -47,6 +48,8 @@ enum Command {
         /// Do not record this spot check in the history.
         #[arg(long)]
         no_history: bool,
+        #[command(flatten)]
+        restore: RestoreArgs,
     },
     /// List the backups found under a path: kind, timestamp, size, age and
     /// the checksums manifests record for them.
@@ -184,6 +187,35 @@ impl S3Args {
 }
 
 #[derive(Args)]
+struct RestoreArgs {
+    /// Also restore every database dump found into a scratch database and
+    /// check the result (tables, row counts); scratch instances are started
+    /// and removed by backproof unless --scratch-url names a server.
+    #[arg(long)]
+    restore: bool,
+    /// A PostgreSQL or MySQL server (postgres://... / mysql://...) where
+    /// backproof creates, and always drops, its own scratch databases.
+    #[arg(long, requires = "restore")]
+    scratch_url: Option<String>,
+    /// Promised recovery time, e.g. "1h": a slower restore fails.
+    #[arg(long, requires = "restore", value_parser = humantime::parse_duration)]
+    rto: Option<Duration>,
+    /// Kill a restore after this long (default: twice the RTO, else 6h).
+    #[arg(long, requires = "restore", value_parser = humantime::parse_duration)]
+    restore_timeout: Option<Duration>,
+}
+
+impl RestoreArgs {
+    fn overrides(&self) -> Option<RestoreOverrides> {
+        self.restore.then(|| RestoreOverrides {
+            scratch_url: self.scratch_url.clone(),
+            rto: self.rto,
+            timeout: self.restore_timeout,
+        })
+    }
+}
+
+#[derive(Args)]
 struct Work {
     /// Worker threads (default: number of cores).
     #[arg(long, short)]
@@ -298,6 +330,7 @@ fn run(cli: Cli) -> i32 {
             work,
             store,
             no_history,
+            restore,
         } => {
             let pattern = match pattern(&common) {
                 Ok(p) => p,
@@ -309,6 +342,7 @@ fn run(cli: Cli) -> i32 {
                 &options(&work, None),
                 &common.s3.options(),
                 !work.no_progress,
+                restore.overrides().as_ref(),
             );
             print_report(&report, common.format, common.verbose);
             if !no_history && let Err(e) = record(&report, &store.location()) {
@@ -406,6 +440,7 @@ fn run(cli: Cli) -> i32 {
                 &common.s3.options(),
                 !work.no_progress,
                 plan,
+                Some(&history),
             );
             let dir = report_dir.unwrap_or_else(|| config.report.dir.clone());
             let mut code = report.exit_code();

@@ -31,6 +31,7 @@ fn history_of_nights(h: &Path) {
             &VerifyOptions::default(),
             &Default::default(),
             false,
+            None,
         );
         r.started_at = Utc::now() - Duration::days(night) - Duration::hours(2);
         r.finished_at = r.started_at + Duration::seconds(3);

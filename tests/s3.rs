@@ -408,11 +408,32 @@ fn s3_sources() {
     store_promises(&s3);
     lms_storage_pack(&s3);
     unreachable_and_refused_exit_2(&s3);
+    restores_read_from_s3(&s3);
 
     let after = s3.fingerprint();
     assert_eq!(before.len(), after.len());
     assert!(before.len() > 70, "fingerprint covers the buckets");
     assert_eq!(before, after, "a run changed the buckets");
+}
+
+/// Test restores read dumps straight from the bucket: streamed into the
+/// restore tool (plain, custom, tar), or staged (the directory format).
+fn restores_read_from_s3(s3: &S3) {
+    let (code, report) = s3.verify_json(&[
+        "--no-history",
+        "--restore",
+        "s3://backups/corpus/clean/postgres",
+    ]);
+    assert_eq!(code, 0, "{}", describe(&report));
+    let restores: Vec<&Value> = findings(&report)
+        .iter()
+        .filter(|f| f["check"] == "restore")
+        .collect();
+    assert_eq!(restores.len(), 6, "{}", describe(&report));
+    for f in restores {
+        assert_eq!(f["status"], "pass", "{f:#}");
+        assert_eq!(f["evidence"]["row_counts"]["orders"], 3000, "{f:#}");
+    }
 }
 
 /// The corpus gives the same structure and manifest verdicts from S3 as

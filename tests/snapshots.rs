@@ -29,6 +29,7 @@ fn pinned_report() -> Report {
         &opts,
         &Default::default(),
         false,
+        None,
     );
     r.started_at = Utc.with_ymd_and_hms(2026, 11, 21, 3, 30, 0).unwrap();
     r.finished_at = Utc.with_ymd_and_hms(2026, 11, 21, 3, 30, 2).unwrap();

@@ -1,0 +1,734 @@
+//! Test restores against real servers: ephemeral PostgreSQL and MariaDB
+//! instances that backproof starts itself, and a PostgreSQL server this test
+//! starts as a `--scratch-url` target. Never skipped: the test script
+//! installs postgresql and mariadb-server (fixtures/make.sh).
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use common::*;
+
+/// `verify --restore --format json` with extra args; (exit code, report, stderr).
+fn restore_json(args: &[&str], paths: &[&Path]) -> (i32, Value, String) {
+    let mut cmd = bin();
+    cmd.args([
+        "verify",
+        "--no-history",
+        "--no-progress",
+        "--format",
+        "json",
+        "--restore",
+    ]);
+    cmd.args(args);
+    cmd.args(paths);
+    let o = cmd.output().expect("backproof runs");
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}):\n{}\nstderr:\n{stderr}",
+            String::from_utf8_lossy(&o.stdout)
+        )
+    });
+    (code(&o), report, stderr)
+}
+
+/// The restore finding whose subject ends with `name`.
+fn restore_of<'a>(report: &'a Value, name: &str) -> &'a Value {
+    findings(report)
+        .iter()
+        .find(|f| f["check"] == "restore" && f["subject"].as_str().unwrap().ends_with(name))
+        .unwrap_or_else(|| panic!("no restore finding for {name}:\n{}", describe(report)))
+}
+
+fn rows(f: &Value, table: &str) -> u64 {
+    f["evidence"]["row_counts"][table]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no row count for {table}: {f:#}"))
+}
+
+fn stderr_of(f: &Value) -> String {
+    f["evidence"]["tool_stderr"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn good_dumps_of_every_format_restore_with_exact_row_counts() {
+    let clean = corpus().join("clean");
+    let tmp = tempfile::tempdir().unwrap();
+    // The MariaDB plain and gzip dumps (the .zst one too, it is free).
+    let (code, report, stderr) =
+        restore_json(&[], &[&clean.join("postgres"), &clean.join("mysql")]);
+    assert_eq!(code, 0, "{}\n{stderr}", describe(&report));
+    for name in [
+        "appdb-2026-11-20T0300.dump",
+        "appdb-2026-11-20T0300.dir",
+        "appdb-2026-11-20T0300.tar",
+        "appdb-2026-11-20T0300.sql",
+        "appdb-2026-11-20T0300.sql.gz",
+        "appdb-2026-11-20T0300.sql.zst",
+    ] {
+        let f = restore_of(&report, name);
+        assert_eq!(f["status"], "pass", "{f:#}");
+        assert_eq!(f["evidence"]["engine"], "postgres");
+        assert_eq!(rows(f, "customers"), 1500, "{name}");
+        assert_eq!(rows(f, "orders"), 3000, "{name}");
+        assert!(f["evidence"]["database_bytes"].as_u64().unwrap() > 0);
+        for k in ["restore_seconds", "sanity_seconds", "scratch_start_seconds"] {
+            assert!(f["evidence"][k].is_number(), "{k}: {f:#}");
+        }
+    }
+    for name in ["shop-2026-11-20T0300.sql", "shop-2026-11-20T0300.sql.gz"] {
+        let f = restore_of(&report, name);
+        assert_eq!(f["status"], "pass", "{f:#}");
+        assert_eq!(f["evidence"]["engine"], "mariadb");
+        assert_eq!(rows(f, "products"), 1000, "{name}");
+        assert_eq!(rows(f, "sales"), 2000, "{name}");
+    }
+    // One instance per engine, shared: only the first restore started it.
+    let starts: Vec<f64> = findings(&report)
+        .iter()
+        .filter(|f| f["check"] == "restore" && f["evidence"]["engine"] == "postgres")
+        .map(|f| f["evidence"]["scratch_start_seconds"].as_f64().unwrap())
+        .collect();
+    assert_eq!(starts.iter().filter(|s| **s > 0.0).count(), 1, "{starts:?}");
+    assert_no_leftovers();
+    drop(tmp);
+}
+
+/// A mariadb-dump-shaped file of one big table (both INSERT styles: one
+/// statement per line, and one row per line), big enough that its INSERTs
+/// are spread over both connections: every row must arrive exactly once.
+#[test]
+fn a_big_single_table_dump_loads_every_row_once() {
+    use std::io::Write;
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("big-2026-11-20.sql");
+    let mut f = std::io::BufWriter::new(fs::File::create(&path).unwrap());
+    writeln!(f, "-- MariaDB dump 10.19  Distrib 10.11.14-MariaDB\n").unwrap();
+    writeln!(f, "/*!40101 SET NAMES utf8mb4 */;\n/*!40014 SET @OLD_FOREIGN_KEY_CHECKS=@@FOREIGN_KEY_CHECKS, FOREIGN_KEY_CHECKS=0 */;\n").unwrap();
+    writeln!(
+        f,
+        "--\n-- Table structure for table `big`\n--\n\nDROP TABLE IF EXISTS `big`;"
+    )
+    .unwrap();
+    writeln!(f, "CREATE TABLE `big` (\n  `id` int NOT NULL,\n  `v` char(40) NOT NULL,\n  PRIMARY KEY (`id`)\n) ENGINE=InnoDB;\n").unwrap();
+    writeln!(
+        f,
+        "--\n-- Dumping data for table `big`\n--\n\nLOCK TABLES `big` WRITE;"
+    )
+    .unwrap();
+    let mut id = 0u64;
+    for stmt in 0..600 {
+        if stmt % 2 == 0 {
+            write!(f, "INSERT INTO `big` VALUES ").unwrap();
+            for r in 0..250 {
+                id += 1;
+                let sep = if r == 249 { ";\n" } else { "," };
+                write!(f, "({id},'{:040}'){sep}", id).unwrap();
+            }
+        } else {
+            writeln!(f, "INSERT INTO `big` VALUES").unwrap();
+            for r in 0..250 {
+                id += 1;
+                let sep = if r == 249 { ";" } else { "," };
+                writeln!(f, "({id},'{:040}'){sep}", id).unwrap();
+            }
+        }
+    }
+    writeln!(
+        f,
+        "UNLOCK TABLES;\n-- Dump completed on 2026-11-20  3:00:00"
+    )
+    .unwrap();
+    drop(f);
+    assert!(fs::metadata(&path).unwrap().len() > 5 * 1024 * 1024);
+    let (code, report, stderr) = restore_json(&["--restore-timeout", "5m"], &[&path]);
+    let r = restore_of(&report, "big-2026-11-20.sql");
+    assert_eq!(r["status"], "pass", "{r:#}\n{stderr}");
+    assert_eq!(code, 0);
+    assert_eq!(rows(r, "big"), id);
+}
+
+/// A plain PostgreSQL dump made of `body`, recognisable as one.
+fn pg_plain(body: &str) -> String {
+    format!(
+        "--\n-- PostgreSQL database dump\n--\n\nSET client_min_messages = warning;\n{body}\n--\n-- PostgreSQL database dump complete\n--\n"
+    )
+}
+
+#[test]
+fn broken_and_hostile_dumps_fail_with_the_tools_message_and_run_nothing() {
+    let clean = corpus().join("clean");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let good = fs::read(clean.join("postgres/appdb-2026-11-20T0300.dump")).unwrap();
+    fs::write(dir.join("truncated.dump"), &good[..good.len() * 55 / 100]).unwrap();
+    fs::copy(
+        corpus().join("corrupt/pg-custom-bitflip/appdb-2026-11-20T0300.dump"),
+        dir.join("bitflip.dump"),
+    )
+    .unwrap();
+    fs::write(dir.join("empty.dump"), b"").unwrap();
+    let my = fs::read(clean.join("mysql/shop-2026-11-20T0300.sql")).unwrap();
+    fs::write(dir.join("shop-cut.sql"), &my[..my.len() * 70 / 100]).unwrap();
+
+    let pwned_pg = format!("/tmp/pwned-pg-{}", std::process::id());
+    let pwned_my = format!("/tmp/pwned-my-{}", std::process::id());
+    fs::write(
+        dir.join("hostile-pg.sql"),
+        pg_plain(&format!(
+            "CREATE TABLE t (a int);\nCOPY (SELECT 1) TO PROGRAM 'touch {pwned_pg}';\n"
+        )),
+    )
+    .unwrap();
+    fs::write(
+        dir.join("hostile-my.sql"),
+        format!(
+            "-- MariaDB dump 10.19  Distrib 10.11.14-MariaDB\n\nCREATE TABLE t (a int);\nINSERT INTO t VALUES (1);\nSELECT a INTO OUTFILE '{pwned_my}' FROM t;\n-- Dump completed on 2026-11-20  3:00:00\n"
+        ),
+    )
+    .unwrap();
+
+    let (code, report, stderr) = restore_json(&[], &[dir]);
+    assert_eq!(code, 1, "{}\n{stderr}", describe(&report));
+
+    let f = restore_of(&report, "truncated.dump");
+    assert_eq!(f["status"], "fail", "{f:#}");
+    assert!(stderr_of(f).contains("pg_restore: error:"), "{f:#}");
+
+    let f = restore_of(&report, "bitflip.dump");
+    assert_eq!(f["status"], "fail", "{f:#}");
+    assert!(stderr_of(f).contains("could not uncompress data"), "{f:#}");
+
+    let f = restore_of(&report, "empty.dump");
+    assert_eq!(f["status"], "fail", "{f:#}");
+    assert!(
+        stderr_of(f).contains("pg_restore: error: could not read from input file"),
+        "{f:#}"
+    );
+
+    let f = restore_of(&report, "shop-cut.sql");
+    assert_eq!(f["status"], "fail", "{f:#}");
+    assert!(stderr_of(f).contains("ERROR"), "{f:#}");
+
+    let f = restore_of(&report, "hostile-pg.sql");
+    assert_eq!(f["status"], "fail", "{f:#}");
+    assert!(
+        stderr_of(f).contains("pg_execute_server_program"),
+        "the server's refusal is the evidence: {f:#}"
+    );
+    assert!(!Path::new(&pwned_pg).exists(), "COPY TO PROGRAM ran");
+
+    let f = restore_of(&report, "hostile-my.sql");
+    assert_eq!(f["status"], "fail", "{f:#}");
+    assert!(stderr_of(f).contains("Access denied"), "{f:#}");
+    assert!(!Path::new(&pwned_my).exists(), "INTO OUTFILE wrote a file");
+    assert_no_leftovers();
+}
+
+#[test]
+fn expectations_from_config_header_only_dump_and_failing_assertion() {
+    let clean = corpus().join("clean/postgres/appdb-2026-11-20T0300.dump");
+    let tmp = tempfile::tempdir().unwrap();
+    let (good, empty) = (tmp.path().join("good"), tmp.path().join("empty"));
+    fs::create_dir_all(&good).unwrap();
+    fs::create_dir_all(&empty).unwrap();
+    fs::copy(&clean, good.join("appdb-2026-11-20T0300.dump")).unwrap();
+    // What pg_dump writes for a database without tables: the header only.
+    let plain =
+        fs::read_to_string(corpus().join("clean/postgres/appdb-2026-11-20T0300.sql")).unwrap();
+    let header: String = plain
+        .lines()
+        .take_while(|l| !l.starts_with("CREATE") && !l.starts_with("-- Name:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    fs::write(
+        empty.join("appdb-2026-11-21T0300.sql"),
+        format!("{header}--\n-- PostgreSQL database dump complete\n--\n"),
+    )
+    .unwrap();
+    let config = tmp.path().join("backproof.toml");
+    fs::write(
+        &config,
+        format!(
+            r#"
+[report]
+dir = "{reports}"
+formats = ["json"]
+
+[[sources]]
+name = "appdb"
+path = "{good}"
+[sources.restore]
+rto = "1h"
+required_tables = ["customers", "orders"]
+min_rows = {{ customers = 1 }}
+assertions = ["select count(*) = 1500 from customers", "select count(*) > 5000 from orders"]
+freshness_column = "orders.placed_at"
+
+[[sources]]
+name = "empty"
+path = "{empty}"
+[sources.restore]
+required_tables = ["customers"]
+"#,
+            reports = tmp.path().join("reports").display(),
+            good = good.display(),
+            empty = empty.display(),
+        ),
+    )
+    .unwrap();
+    let history = tmp.path().join("history.sqlite");
+    let o = bin()
+        .args(["run", "--no-progress", "--format", "json", "--config"])
+        .arg(&config)
+        .arg("--history")
+        .arg(&history)
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stderr)));
+    assert_eq!(code(&o), 1, "{}", describe(&report));
+
+    let f = restore_of(&report, "appdb-2026-11-20T0300.dump");
+    assert_eq!(f["status"], "fail", "{f:#}");
+    assert!(
+        f["summary"]
+            .as_str()
+            .unwrap()
+            .contains("assertion failed: select count(*) > 5000 from orders"),
+        "{f:#}"
+    );
+    let asserts = f["evidence"]["assertions"].as_array().unwrap();
+    assert_eq!(asserts[0]["result"], true);
+    assert_eq!(asserts[1]["result"], false);
+    assert_eq!(f["evidence"]["source"], "appdb");
+    let fresh = &f["evidence"]["freshness"];
+    assert!(
+        fresh["newest"].as_str().unwrap().starts_with("20"),
+        "{fresh}"
+    );
+    assert!(fresh["age_seconds"].as_f64().unwrap() > 0.0, "{fresh}");
+
+    let f = restore_of(&report, "appdb-2026-11-21T0300.sql");
+    assert_eq!(f["status"], "fail", "{f:#}");
+    assert!(
+        f["summary"]
+            .as_str()
+            .unwrap()
+            .contains("required table customers is missing"),
+        "{f:#}"
+    );
+    assert_eq!(f["evidence"]["table_count"], 0);
+
+    // The next run compares with this one's row counts: the good source now
+    // holds a dump that lost most of its customers.
+    let mut small = String::from("--\n-- PostgreSQL database dump\n--\n");
+    small.push_str(
+        "CREATE TABLE customers (id int);\nINSERT INTO customers SELECT generate_series(1, 100);\n",
+    );
+    small.push_str(
+        "CREATE TABLE orders (id int);\nINSERT INTO orders SELECT generate_series(1, 3000);\n",
+    );
+    small.push_str("--\n-- PostgreSQL database dump complete\n--\n");
+    fs::remove_file(good.join("appdb-2026-11-20T0300.dump")).unwrap();
+    fs::write(good.join("appdb-2026-11-22T0300.sql"), small).unwrap();
+    let o = bin()
+        .args(["run", "--no-progress", "--format", "json", "--config"])
+        .arg(&config)
+        .arg("--history")
+        .arg(&history)
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let f = restore_of(&report, "appdb-2026-11-22T0300.sql");
+    assert_eq!(f["status"], "fail", "{f:#}");
+    assert!(
+        f["summary"]
+            .as_str()
+            .unwrap()
+            .contains("customers has 100 row(s), down from 1500"),
+        "{f:#}"
+    );
+    assert_no_leftovers();
+}
+
+#[test]
+fn rto_is_enforced() {
+    let dump = corpus().join("clean/postgres/appdb-2026-11-20T0300.dump");
+    let (code, report, _) = restore_json(&["--rto", "1ms", "--restore-timeout", "5m"], &[&dump]);
+    assert_eq!(code, 1, "{}", describe(&report));
+    let f = restore_of(&report, "appdb-2026-11-20T0300.dump");
+    assert_eq!(f["status"], "fail", "{f:#}");
+    assert!(
+        f["summary"].as_str().unwrap().contains("over the RTO"),
+        "{f:#}"
+    );
+
+    let (code, report, _) = restore_json(&["--rto", "1h"], &[&dump]);
+    assert_eq!(code, 0, "{}", describe(&report));
+    let f = restore_of(&report, "appdb-2026-11-20T0300.dump");
+    assert_eq!(f["status"], "pass", "{f:#}");
+    assert_eq!(f["evidence"]["rto_seconds"], 3600.0);
+}
+
+#[test]
+fn a_restore_over_its_timeout_is_killed_and_cleaned_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dump = tmp.path().join("slow.sql");
+    fs::write(&dump, pg_plain("SELECT pg_sleep(60);")).unwrap();
+    let started = Instant::now();
+    let (code, report, _) = restore_json(&["--restore-timeout", "2s"], &[&dump]);
+    assert!(started.elapsed() < Duration::from_secs(40));
+    assert_eq!(code, 1, "{}", describe(&report));
+    let f = restore_of(&report, "slow.sql");
+    assert_eq!(f["status"], "fail", "{f:#}");
+    assert!(f["summary"].as_str().unwrap().contains("killed"), "{f:#}");
+    assert_no_leftovers();
+}
+
+/// Scratch dirs of backproof process `pid` under `tmp`.
+fn scratch_dirs_of(tmp: &Path, pid: u32) -> Vec<PathBuf> {
+    fs::read_dir(tmp)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(&format!("backproof-scratch-{pid}-"))
+        })
+        .collect()
+}
+
+/// Processes whose command line mentions `needle`.
+fn processes_mentioning(needle: &str) -> Vec<u32> {
+    fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
+        .filter(|pid| {
+            fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains(needle))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// No scratch dir of a dead backproof remains (live ones belong to tests
+/// running in parallel).
+fn assert_no_leftovers() {
+    for e in fs::read_dir(std::env::temp_dir()).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(rest) = name.strip_prefix("backproof-scratch-") {
+            let pid: u32 = rest.split('-').next().unwrap().parse().unwrap();
+            assert!(
+                Path::new(&format!("/proc/{pid}")).exists(),
+                "leftover scratch dir {name}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_killed_run_is_swept_by_the_next() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A TMPDIR of its own: backproofs of tests running meanwhile must not
+    // sweep this test's leftovers before its own next run does. The server
+    // user must be able to reach its scratch dir inside.
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let dump = tmp.path().join("sleepy.sql");
+    fs::write(&dump, pg_plain("SELECT pg_sleep(30);")).unwrap();
+    let mut child = bin()
+        .env("TMPDIR", tmp.path())
+        .args(["verify", "--no-history", "--no-progress", "--restore"])
+        .arg(&dump)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until its instance is up, then give psql a moment to connect.
+    let until = Instant::now() + Duration::from_secs(60);
+    let dir = loop {
+        assert!(Instant::now() < until, "the scratch instance never came up");
+        let ready = scratch_dirs_of(tmp.path(), child.id())
+            .into_iter()
+            .find(|d| {
+                fs::read_to_string(d.join("data/postmaster.pid"))
+                    .map(|t| t.contains("ready"))
+                    .unwrap_or(false)
+            });
+        if let Some(d) = ready {
+            break d;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    std::thread::sleep(Duration::from_millis(1000));
+    child.kill().unwrap(); // SIGKILL: no cleanup of its own
+    child.wait().unwrap();
+    assert!(dir.exists(), "the dir outlives a SIGKILL");
+
+    // The next run sweeps it.
+    let good = corpus().join("clean/postgres/appdb-2026-11-20T0300.dump");
+    let o = bin()
+        .env("TMPDIR", tmp.path())
+        .args([
+            "verify",
+            "--no-history",
+            "--no-progress",
+            "--format",
+            "json",
+            "--restore",
+        ])
+        .arg(&good)
+        .output()
+        .unwrap();
+    let (code, report, stderr) = (
+        code(&o),
+        serde_json::from_slice::<Value>(&o.stdout).unwrap(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    );
+    assert_eq!(code, 0, "{}", describe(&report));
+    assert!(stderr.contains("swept"), "{stderr}");
+    assert!(!dir.exists(), "{} was not swept", dir.display());
+    let until = Instant::now() + Duration::from_secs(10);
+    while !processes_mentioning(&dir.to_string_lossy()).is_empty() {
+        assert!(
+            Instant::now() < until,
+            "a server of the killed run still runs"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A PostgreSQL server of the test's own, on a unix socket, stopped on drop.
+struct TestServer {
+    dir: tempfile::TempDir,
+    bindir: PathBuf,
+}
+
+impl TestServer {
+    fn start() -> TestServer {
+        let bindir = fs::read_dir("/usr/lib/postgresql")
+            .unwrap()
+            .flatten()
+            .map(|e| e.path().join("bin"))
+            .find(|p| p.join("initdb").exists())
+            .expect("postgresql installed");
+        let dir = tempfile::Builder::new()
+            .prefix("bp-testpg-")
+            .tempdir()
+            .unwrap();
+        let run_as = |args: &[&str]| {
+            let st = Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .args(args)
+                .stdout(Stdio::null())
+                .status()
+                .unwrap();
+            assert!(st.success(), "{args:?}");
+        };
+        Command::new("chown")
+            .args(["postgres:postgres"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        let data = dir.path().join("data");
+        let d = dir.path().to_str().unwrap();
+        run_as(&[
+            bindir.join("initdb").to_str().unwrap(),
+            "-D",
+            data.to_str().unwrap(),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--no-sync",
+        ]);
+        run_as(&[
+            bindir.join("pg_ctl").to_str().unwrap(),
+            "-D",
+            data.to_str().unwrap(),
+            "-l",
+            &format!("{d}/log"),
+            "-w",
+            "-o",
+            &format!("-c listen_addresses='' -k {d} -p 5433 -c fsync=off"),
+            "start",
+        ]);
+        TestServer { dir, bindir }
+    }
+
+    fn url(&self) -> String {
+        format!(
+            "postgres:///postgres?user=postgres&host={}&port=5433",
+            self.dir.path().display()
+        )
+    }
+
+    fn query(&self, sql: &str) -> String {
+        let o = Command::new(self.bindir.join("psql"))
+            .args(["-X", "-At", "-U", "postgres", "-p", "5433", "-h"])
+            .arg(self.dir.path())
+            .args(["-d", "postgres", "-c", sql])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(self.bindir.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["-m", "immediate", "-w", "stop"])
+            .stdout(Stdio::null())
+            .status();
+    }
+}
+
+#[test]
+fn a_scratch_url_target_keeps_nothing() {
+    let server = TestServer::start();
+    // A leftover of a "crashed" run (pid 999999 does not exist) is swept.
+    server.query("CREATE DATABASE backproof_scratch_999999_deadbeef");
+    let dump = corpus().join("clean/postgres/appdb-2026-11-20T0300.sql.gz");
+    let (code, report, stderr) = restore_json(&["--scratch-url", &server.url()], &[&dump]);
+    assert_eq!(code, 0, "{}\n{stderr}", describe(&report));
+    let f = restore_of(&report, "appdb-2026-11-20T0300.sql.gz");
+    assert_eq!(f["status"], "pass", "{f:#}");
+    assert_eq!(rows(f, "customers"), 1500);
+    assert!(
+        stderr.contains("backproof_scratch_999999_deadbeef"),
+        "{stderr}"
+    );
+    assert_eq!(
+        server.query("SELECT count(*) FROM pg_database WHERE datname LIKE 'backproof%'"),
+        "0"
+    );
+    assert_eq!(
+        server.query("SELECT count(*) FROM pg_roles WHERE rolname LIKE 'backproof%'"),
+        "0"
+    );
+}
+
+/// A MariaDB server of the test's own, on a unix socket, killed on drop.
+struct TestMariaDb {
+    dir: tempfile::TempDir,
+    child: std::process::Child,
+}
+
+impl TestMariaDb {
+    fn start() -> TestMariaDb {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::Builder::new()
+            .prefix("bp-testmy-")
+            .tempdir()
+            .unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
+        let data = dir.path().join("data");
+        let st = Command::new("mariadb-install-db")
+            .args([
+                "--no-defaults",
+                "--user=mysql",
+                "--auth-root-authentication-method=normal",
+            ])
+            .arg(format!("--datadir={}", data.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let child = Command::new("mariadbd")
+            .args(["--no-defaults", "--user=mysql", "--skip-networking"])
+            .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--socket={}", dir.path().join("my.sock").display()))
+            .arg(format!(
+                "--log-error={}",
+                dir.path().join("err.log").display()
+            ))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let s = TestMariaDb { dir, child };
+        let until = Instant::now() + Duration::from_secs(60);
+        while s.try_query("SELECT 1").is_none() {
+            assert!(Instant::now() < until, "test mariadbd did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        s
+    }
+
+    fn url(&self) -> String {
+        format!(
+            "mysql://root@localhost/?socket={}",
+            self.dir.path().join("my.sock").display()
+        )
+    }
+
+    fn try_query(&self, sql: &str) -> Option<String> {
+        let o = Command::new("mariadb")
+            .args(["--no-defaults", "-u", "root", "-N", "-B"])
+            .arg(format!(
+                "--socket={}",
+                self.dir.path().join("my.sock").display()
+            ))
+            .args(["-e", sql])
+            .output()
+            .ok()?;
+        o.status
+            .success()
+            .then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    }
+}
+
+impl Drop for TestMariaDb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_mysql_scratch_url_target_keeps_nothing() {
+    let server = TestMariaDb::start();
+    server
+        .try_query("CREATE DATABASE backproof_scratch_999999_cafebabe")
+        .unwrap();
+    let dump = corpus().join("clean/mysql/shop-2026-11-20T0300.sql.gz");
+    let (code, report, stderr) = restore_json(&["--scratch-url", &server.url()], &[&dump]);
+    assert_eq!(code, 0, "{}\n{stderr}", describe(&report));
+    let f = restore_of(&report, "shop-2026-11-20T0300.sql.gz");
+    assert_eq!(f["status"], "pass", "{f:#}");
+    assert_eq!(rows(f, "sales"), 2000);
+    assert!(
+        stderr.contains("backproof_scratch_999999_cafebabe"),
+        "{stderr}"
+    );
+    assert_eq!(
+        server
+            .try_query("SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name LIKE 'backproof%'")
+            .unwrap(),
+        "0"
+    );
+    assert_eq!(
+        server
+            .try_query("SELECT COUNT(*) FROM mysql.user WHERE User LIKE 'backproof%'")
+            .unwrap(),
+        "0"
+    );
+}
