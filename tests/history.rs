@@ -224,6 +224,17 @@ fn a_second_concurrent_run_exits_2_and_a_deadline_is_an_error_not_a_pass() {
         assert_eq!(code(&o), 2);
         assert!(String::from_utf8_lossy(&o.stderr).contains("another backproof run"));
     }
+    // A child another test forked while the lock was held shares its file
+    // description until it execs; wait for that brief window to close.
+    let lock = backproof::audit::lock_path(&h);
+    let free = (0..100).any(|_| {
+        let got = backproof::audit::RunLock::acquire(&lock).is_ok();
+        if !got {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        got
+    });
+    assert!(free, "the lock was never released");
     let o = run_with_history(
         &h,
         &[
@@ -236,8 +247,9 @@ fn a_second_concurrent_run_exits_2_and_a_deadline_is_an_error_not_a_pass() {
             "json",
         ],
     );
-    assert_eq!(code(&o), 2);
-    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(code(&o), 2, "{}", String::from_utf8_lossy(&o.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stderr)));
     let errors = findings(&report)
         .iter()
         .filter(|f| f["status"] == "error")
