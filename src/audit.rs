@@ -236,6 +236,12 @@ pub fn run_config(
     let mut findings = Vec::new();
     let mut session = RestoreSession::new(RestoreOverrides::default());
     let mut observed: BTreeMap<String, SourceView> = BTreeMap::new();
+    // Restore promises look back further than tonight.
+    let past_restores = history
+        .filter(|h| crate::history::exists(h))
+        .and_then(|h| crate::history::History::open(h).ok())
+        .and_then(|h| h.findings_of("restore").ok())
+        .unwrap_or_default();
     for s in &config.sources {
         let target = match source::open_location(&s.path, s3) {
             Ok(source) => Target { source, only: None },
@@ -292,6 +298,14 @@ pub fn run_config(
                     );
                 }
                 view.backups = observe(&v);
+                view.restores.extend(
+                    v.findings
+                        .iter()
+                        .filter(|f| f.check == Check::Restore)
+                        .map(|f| {
+                            restore_seen(started, &f.subject, f.status, &f.summary, &f.evidence)
+                        }),
+                );
                 view.facts.extend(
                     v.findings
                         .iter()
@@ -303,6 +317,17 @@ pub fn run_config(
             }
             Err(e) => findings.push(e.finding()),
         }
+        view.restores.extend(
+            past_restores
+                .iter()
+                .filter(|p| p.evidence["source"] == s.name.as_str())
+                .map(|p| {
+                    let status =
+                        serde_json::from_value(p.status.as_str().into()).unwrap_or(Status::Error);
+                    let evidence = p.evidence.as_object().cloned().unwrap_or_default();
+                    restore_seen(p.at, &p.subject, status, &p.summary, &evidence)
+                }),
+        );
         observed.insert(s.name.clone(), view);
     }
     session.finish();
@@ -341,6 +366,24 @@ fn observe(v: &verify::Verified) -> Vec<Observed> {
             encryption: encryption.get(subject.as_str()).map(|e| e.to_string()),
         })
         .collect()
+}
+
+/// A restore finding as the restore promise sees it.
+fn restore_seen(
+    at: DateTime<Utc>,
+    subject: &str,
+    status: Status,
+    summary: &str,
+    evidence: &serde_json::Map<String, serde_json::Value>,
+) -> policy::RestoreSeen {
+    let secs = |k: &str| evidence.get(k).and_then(|v| v.as_f64());
+    policy::RestoreSeen {
+        at,
+        subject: subject.to_string(),
+        status,
+        summary: summary.to_string(),
+        seconds: secs("restore_seconds").map(|r| r + secs("sanity_seconds").unwrap_or(0.0)),
+    }
 }
 
 /// The storage a source lives on, for separation checks: its bucket, or
@@ -538,7 +581,7 @@ pub fn compliance_report(
     history: &Path,
     since: DateTime<Utc>,
 ) -> Result<crate::compliance::Compliance, String> {
-    if !crate::history::is_url(&history.to_string_lossy()) && !history.exists() {
+    if !crate::history::exists(history) {
         return Err(format!(
             "no history at {}: nothing has been recorded there yet",
             history.display()
@@ -552,7 +595,7 @@ pub fn compliance_report(
 
 /// The ledger for `--sample`, from the history (empty when there is none yet).
 pub fn load_ledger(history: &Path) -> Result<Ledger, String> {
-    if !crate::history::is_url(&history.to_string_lossy()) && !history.exists() {
+    if !crate::history::exists(history) {
         return Ok(Ledger::new());
     }
     crate::history::History::open(history)

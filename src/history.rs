@@ -198,6 +198,16 @@ pub struct StoredRun {
     pub report: Value,
 }
 
+/// One finding of an earlier run, as stored.
+#[derive(Debug, Clone)]
+pub struct PastFinding {
+    pub at: DateTime<Utc>,
+    pub subject: String,
+    pub status: String,
+    pub summary: String,
+    pub evidence: Value,
+}
+
 /// Outcome of `history verify`.
 #[derive(Debug, Serialize)]
 pub struct ChainCheck {
@@ -423,6 +433,29 @@ impl History {
         Ok(ledger)
     }
 
+    /// Every stored finding of one check, newest run first.
+    pub fn findings_of(&self, check: &str) -> Result<Vec<PastFinding>, HistoryError> {
+        let rows = self.query(
+            "SELECT r.started_at, f.subject, f.status, f.summary, f.evidence
+               FROM findings f JOIN runs r ON r.id = f.run_id
+              WHERE f.check_name = ?1 ORDER BY f.run_id DESC, f.seq",
+            &[check.into()],
+        )?;
+        rows.iter()
+            .map(|r| {
+                Ok(PastFinding {
+                    at: DateTime::parse_from_rfc3339(&r[0].text())
+                        .map_err(|e| self.err(format!("bad started_at: {e}")))?
+                        .with_timezone(&Utc),
+                    subject: r[1].text(),
+                    status: r[2].text(),
+                    summary: r[3].text(),
+                    evidence: serde_json::from_str(&r[4].text()).unwrap_or(Value::Null),
+                })
+            })
+            .collect()
+    }
+
     /// Hash of the newest run, or the genesis hash for an empty history.
     pub fn head(&self) -> Result<String, HistoryError> {
         Ok(self
@@ -531,6 +564,11 @@ impl History {
 /// A history named by URL rather than by path.
 pub fn is_url(location: &str) -> bool {
     location.starts_with("postgres://") || location.starts_with("postgresql://")
+}
+
+/// Whether anything was ever recorded at `location` (a URL is asked).
+pub fn exists(location: &Path) -> bool {
+    is_url(&location.to_string_lossy()) || location.exists()
 }
 
 /// The location as reports and errors show it: never with a password

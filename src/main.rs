@@ -493,7 +493,7 @@ fn run(cli: Cli) -> i32 {
             action: HistoryAction::Verify { store, format },
         } => {
             let location = store.location();
-            if !history::is_url(&location.to_string_lossy()) && !location.exists() {
+            if !history::exists(&location) {
                 return fail(&format!("no history at {}", location.display()));
             }
             let check = match History::open(&location).and_then(|h| h.verify()) {

@@ -119,6 +119,17 @@ pub enum CheckDef {
         #[serde(default)]
         bucket_default: bool,
     },
+    /// A backup of the source was restored within the last `within`
+    /// (this run or an earlier one), passed its checks, and took no longer
+    /// than `rto` (load plus sanity checks).
+    Restore {
+        name: Option<String>,
+        source: String,
+        #[serde(with = "humantime_serde")]
+        within: Duration,
+        #[serde(default, with = "humantime_serde")]
+        rto: Option<Duration>,
+    },
     /// Every name in the inventory has a recent backup in some source.
     Coverage {
         name: Option<String>,
@@ -198,7 +209,8 @@ impl CheckDef {
             | CheckDef::Verified { source, .. }
             | CheckDef::Versioning { source, .. }
             | CheckDef::Copy { source, .. }
-            | CheckDef::Encryption { source, .. } => vec![source.as_str()],
+            | CheckDef::Encryption { source, .. }
+            | CheckDef::Restore { source, .. } => vec![source.as_str()],
             CheckDef::Separation { sources, .. } => sources.iter().map(String::as_str).collect(),
             CheckDef::Coverage { .. } => vec![],
         }
@@ -272,6 +284,7 @@ impl CheckDef {
             CheckDef::Versioning { name, source, .. } => (name, "versioning", source.as_str()),
             CheckDef::Copy { name, source, .. } => (name, "copy", source.as_str()),
             CheckDef::Encryption { name, source, .. } => (name, "encryption", source.as_str()),
+            CheckDef::Restore { name, source, .. } => (name, "restore", source.as_str()),
             CheckDef::Separation { name, sources, .. } => {
                 return name
                     .clone()
@@ -314,6 +327,19 @@ pub struct SourceView {
     pub facts: Vec<Finding>,
     /// The copy the config names, if any.
     pub copy: Option<String>,
+    /// Test restores of this source, this run's and earlier ones.
+    pub restores: Vec<RestoreSeen>,
+}
+
+/// One test restore of a source's backup.
+#[derive(Debug, Clone)]
+pub struct RestoreSeen {
+    pub at: DateTime<Utc>,
+    pub subject: String,
+    pub status: Status,
+    pub summary: String,
+    /// Load plus sanity checks, in seconds.
+    pub seconds: Option<f64>,
 }
 
 fn human(d: chrono::Duration) -> String {
@@ -716,6 +742,15 @@ fn evaluate_one(
             None => unknown(source, Check::Encryption),
             Some(view) => stores::encryption(&name, view, *scope, *require_kms, *bucket_default),
         },
+        CheckDef::Restore {
+            source,
+            within,
+            rto,
+            ..
+        } => match by_source.get(source) {
+            None => unknown(source, Check::Restore),
+            Some(view) => restored(&name, view, *within, *rto, now),
+        },
         CheckDef::Separation { sources, by, .. } => {
             let mut views = Vec::new();
             for s in sources {
@@ -727,6 +762,69 @@ fn evaluate_one(
             stores::separation(&name, &views, by)
         }
     }
+}
+
+/// The newest restore of the source inside the window decides.
+fn restored(
+    name: &str,
+    view: &SourceView,
+    within: Duration,
+    rto: Option<Duration>,
+    now: DateTime<Utc>,
+) -> Finding {
+    let window = chrono::Duration::from_std(within).unwrap_or(chrono::Duration::MAX);
+    let newest = view.restores.iter().max_by_key(|r| r.at);
+    let base = |status, summary: String| {
+        Finding::new(name, Check::Restore, status, summary)
+            .with("source", view.location.as_str())
+            .with("within_seconds", within.as_secs())
+            .with("rto_seconds", rto.map(|r| r.as_secs_f64()))
+            .with("policy", name)
+    };
+    let Some(last) = newest.filter(|r| now - r.at <= window) else {
+        let summary = match newest {
+            Some(r) => format!(
+                "last restore was {} ago, promise is every {}",
+                human(now - r.at),
+                humantime::format_duration(within)
+            ),
+            None => "never restored".to_string(),
+        };
+        return base(Status::Fail, summary)
+            .with("last_restore", newest.map(|r| r.at.to_rfc3339()))
+            .remedy("Add [sources.restore] to this source so backproof restores it, and run it at least as often as promised.");
+    };
+    let over_rto = matches!((last.seconds, rto), (Some(s), Some(r)) if s > r.as_secs_f64());
+    let status = if last.status >= Status::Fail || over_rto {
+        Status::Fail
+    } else {
+        Status::Pass
+    };
+    let summary = if last.status >= Status::Fail {
+        format!("last restore of {} failed: {}", last.subject, last.summary)
+    } else if over_rto {
+        format!(
+            "last restore of {} took {:.1} s, over the {} RTO",
+            last.subject,
+            last.seconds.unwrap_or_default(),
+            humantime::format_duration(rto.unwrap_or_default())
+        )
+    } else {
+        format!(
+            "{} restored {} ago in {:.1} s",
+            last.subject,
+            human(now - last.at),
+            last.seconds.unwrap_or_default()
+        )
+    };
+    base(status, summary)
+        .with("restored", last.subject.as_str())
+        .with("restored_at", last.at.to_rfc3339())
+        .with("restore_seconds", last.seconds)
+        .remedy_if(
+            status,
+            "See the restore finding: fix the dump or the job, and make restores fast enough for the RTO.",
+        )
 }
 
 trait RemedyIf {

@@ -61,6 +61,7 @@ fn run(
                 "parity",
                 "separation",
                 "encryption",
+                "restore",
             ]
             .contains(&f["check"].as_str().unwrap())
         })
@@ -424,26 +425,32 @@ fn heroku_pack_kept_and_broken() {
     for day in 0..8 {
         backup(&pg, "appdb", "dump", 3 + 24 * day, &dump);
     }
-    let (_, f) = run(
-        tmp.path(),
-        &[("postgres", &pg)],
-        &with_pack("heroku-postgres.toml"),
+    // Restored into a scratch PostgreSQL each night (the table attaches
+    // to the last [[sources]] entry).
+    let body = format!(
+        "[sources.restore]\nrto = \"1h\"\n{}",
+        with_pack("heroku-postgres.toml")
     );
+    let (_, f) = run(tmp.path(), &[("postgres", &pg)], &body);
     all_pass(&f).unwrap();
 
-    // Last night's dump is a 1 KB stub: size and verification promises break.
+    // Last night's dump is a 1 KB stub: size, verification and restore
+    // promises break.
     backup(&pg, "appdb", "dump", 1, &dump[..1024]);
-    let (code, f) = run(
-        tmp.path(),
-        &[("postgres", &pg)],
-        &with_pack("heroku-postgres.toml"),
-    );
+    let (code, f) = run(tmp.path(), &[("postgres", &pg)], &body);
     assert_eq!(code, 1);
     assert_eq!(
         status(&f, "postgres: newest dump not suspiciously small or large"),
         "fail"
     );
     assert_eq!(status(&f, "postgres: newest dump intact"), "fail");
+    assert_eq!(
+        status(
+            &f,
+            "postgres: newest dump restored in the last day, within the 1 h RTO"
+        ),
+        "fail"
+    );
 }
 
 #[test]

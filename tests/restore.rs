@@ -732,3 +732,128 @@ fn a_mysql_scratch_url_target_keeps_nothing() {
         "0"
     );
 }
+
+/// The restore promise: passes on tonight's restore, fails over its RTO
+/// and for a source never restored, and on a night without restores
+/// still sees the last one in the history; the export states the RTO
+/// achieved against the promise.
+#[test]
+fn restore_promises_use_this_run_and_the_history() {
+    let clean = corpus().join("clean/postgres/appdb-2026-11-20T0300.dump");
+    let tmp = tempfile::tempdir().unwrap();
+    let (good, other) = (tmp.path().join("good"), tmp.path().join("other"));
+    for d in [&good, &other] {
+        fs::create_dir_all(d).unwrap();
+        fs::copy(&clean, d.join("appdb-2026-11-20T0300.dump")).unwrap();
+    }
+    let history = tmp.path().join("history.sqlite");
+    let run = |restore: &str| {
+        let config = tmp.path().join("backproof.toml");
+        fs::write(
+            &config,
+            format!(
+                r#"
+[report]
+dir = "{reports}"
+formats = ["json"]
+
+[[sources]]
+name = "appdb"
+path = "{good}"
+{restore}
+
+[[sources]]
+name = "other"
+path = "{other}"
+
+[[checks]]
+name = "restored-daily"
+type = "restore"
+source = "appdb"
+within = "1d"
+rto = "1h"
+
+[[checks]]
+name = "restored-fast"
+type = "restore"
+source = "appdb"
+within = "1d"
+rto = "1ms"
+
+[[checks]]
+name = "other-restored"
+type = "restore"
+source = "other"
+within = "7d"
+"#,
+                reports = tmp.path().join("reports").display(),
+                good = good.display(),
+                other = other.display(),
+            ),
+        )
+        .unwrap();
+        let o = bin()
+            .args(["run", "--no-progress", "--format", "json", "--config"])
+            .arg(&config)
+            .arg("--history")
+            .arg(&history)
+            .output()
+            .unwrap();
+        let report: Value = serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stderr)));
+        let promise = |name: &str| {
+            findings(&report)
+                .iter()
+                .find(|f| f["subject"] == name && f["check"] == "restore")
+                .unwrap_or_else(|| panic!("no {name}:\n{}", describe(&report)))
+                .clone()
+        };
+        (
+            promise("restored-daily"),
+            promise("restored-fast"),
+            promise("other-restored"),
+        )
+    };
+
+    let (daily, fast, other) = run("[sources.restore]\nrto = \"1h\"");
+    assert_eq!(daily["status"], "pass", "{daily:#}");
+    assert!(daily["evidence"]["restore_seconds"].as_f64().unwrap() > 0.0);
+    assert_eq!(fast["status"], "fail", "{fast:#}");
+    assert!(
+        fast["summary"]
+            .as_str()
+            .unwrap()
+            .contains("over the 1ms RTO"),
+        "{fast:#}"
+    );
+    assert_eq!(other["status"], "fail", "{other:#}");
+    assert_eq!(other["summary"], "never restored");
+
+    // No restore tonight: the promise is kept by last night's.
+    let (daily, _, _) = run("");
+    assert_eq!(daily["status"], "pass", "{daily:#}");
+    assert!(
+        daily["evidence"]["restored"]
+            .as_str()
+            .unwrap()
+            .ends_with("appdb-2026-11-20T0300.dump")
+    );
+
+    let o = bin()
+        .args(["report", "--since", "1d", "--format", "json", "--history"])
+        .arg(&history)
+        .output()
+        .unwrap();
+    let export: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let p = export["promises"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["promise"] == "restored-daily")
+        .unwrap()
+        .clone();
+    assert_eq!(p["measure"], "RTO", "{p:#}");
+    assert_eq!(p["promised_seconds"], 3600.0);
+    assert!(!export["last_restores"].as_array().unwrap().is_empty());
+    assert_no_leftovers();
+}

@@ -501,19 +501,14 @@ pub fn previous_row_counts(
     history: &std::path::Path,
     source_name: &str,
 ) -> Option<Map<String, Value>> {
-    if !history.exists() {
+    if !crate::history::exists(history) {
         return None;
     }
     let h = crate::history::History::open(history).ok()?;
-    let runs = h
-        .runs_since(chrono::DateTime::<chrono::Utc>::UNIX_EPOCH)
-        .ok()?;
-    runs.iter().rev().find_map(|run| {
-        run.report["findings"].as_array()?.iter().find_map(|f| {
-            (f["check"] == "restore" && f["evidence"]["source"] == source_name)
-                .then(|| f["evidence"]["row_counts"].as_object().cloned())
-                .flatten()
-        })
+    h.findings_of("restore").ok()?.into_iter().find_map(|f| {
+        (f.evidence["source"] == source_name)
+            .then(|| f.evidence["row_counts"].as_object().cloned())
+            .flatten()
     })
 }
 
