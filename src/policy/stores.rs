@@ -311,3 +311,73 @@ pub(super) fn separation(name: &str, views: &[(&str, &SourceView)], by: &[Apart]
         .with("policy", name)
         .remedy_if(status, remedy)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s3_view(facts: Vec<Finding>) -> SourceView {
+        SourceView {
+            location: "s3://content/".into(),
+            is_s3: true,
+            copy: Some("s3://copy/".into()),
+            facts,
+            ..SourceView::default()
+        }
+    }
+
+    fn bucket(noncurrent_days: Option<i64>, lock: bool) -> Finding {
+        Finding::new("s3://content", Check::Retention, Status::Pass, "facts")
+            .with("versioning", "Enabled")
+            .with("noncurrent_known", true)
+            .with("noncurrent_days", noncurrent_days)
+            .with("object_lock_enabled", lock)
+    }
+
+    const DAY: u64 = 86_400;
+
+    #[test]
+    fn noncurrent_versions_kept_at_the_threshold() {
+        let keep = Some(Duration::from_secs(30 * DAY));
+        let status = |days, lock, want_lock| {
+            versioning("p", &s3_view(vec![bucket(days, lock)]), keep, want_lock).status
+        };
+        assert_eq!(status(Some(29), false, false), Status::Fail);
+        assert_eq!(status(Some(30), false, false), Status::Pass);
+        assert_eq!(status(None, false, false), Status::Pass, "never expired");
+        assert_eq!(
+            status(Some(30), false, true),
+            Status::Fail,
+            "no Object Lock"
+        );
+        assert_eq!(status(Some(30), true, true), Status::Pass);
+        let suspended = bucket(Some(30), true).with("versioning", "Suspended");
+        assert_eq!(
+            versioning("p", &s3_view(vec![suspended]), keep, false).status,
+            Status::Fail
+        );
+        assert_eq!(
+            versioning("p", &s3_view(vec![]), keep, false).status,
+            Status::Error,
+            "facts unknown is never a pass"
+        );
+    }
+
+    #[test]
+    fn copy_lag_at_the_threshold() {
+        let parity = |lag: i64| {
+            Finding::new("s3://copy/", Check::Parity, Status::Pass, "identical")
+                .with("copy_lag_seconds", lag)
+        };
+        let max = Some(Duration::from_secs(26 * 3600));
+        let status = |lag| copy("p", &s3_view(vec![parity(lag)]), max).status;
+        assert_eq!(status(26 * 3600), Status::Pass);
+        assert_eq!(status(26 * 3600 + 1), Status::Fail);
+        let mut incomplete = parity(0);
+        incomplete.status = Status::Fail;
+        assert_eq!(
+            copy("p", &s3_view(vec![incomplete]), max).status,
+            Status::Fail
+        );
+    }
+}
