@@ -1,22 +1,36 @@
 //! Local directory source.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 
 use super::{Artifact, Opened, SourceError, Storage};
 
 /// A directory tree of backups. Read-only: nothing here opens for writing.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct LocalSource {
     root: PathBuf,
+    /// Files the prefetcher opened, handed to `open` so that a file is
+    /// opened once (at most the prefetch window's worth are held).
+    prefetched: Mutex<HashMap<String, File>>,
 }
+
+/// Below this, asking the kernel for sequential readahead costs a system
+/// call and gains nothing: the first read takes the whole file.
+const SEQUENTIAL_HINT_FROM: u64 = 256 * 1024;
+/// Prefetched files kept open for `open`, well under the usual fd limit.
+const MAX_HELD: usize = 256;
 
 impl LocalSource {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        LocalSource { root: root.into() }
+        LocalSource {
+            root: root.into(),
+            prefetched: Mutex::default(),
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -154,8 +168,18 @@ impl Storage for LocalSource {
     /// Opens an artifact for one sequential pass, telling the kernel so: it
     /// then reads ahead further.
     fn open(&self, artifact: &Artifact) -> io::Result<Opened<'_>> {
-        let f = File::open(self.path_of(&artifact.key))?;
-        let _ = rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::Sequential);
+        let held = self
+            .prefetched
+            .lock()
+            .expect("prefetch lock")
+            .remove(&artifact.key);
+        let f = match held {
+            Some(f) => f,
+            None => File::open(self.path_of(&artifact.key))?,
+        };
+        if artifact.size >= SEQUENTIAL_HINT_FROM {
+            let _ = rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::Sequential);
+        }
         Ok(Opened {
             reader: Box::new(f),
             promises: Vec::new(),
@@ -171,6 +195,14 @@ impl Storage for LocalSource {
     fn prefetch(&self, artifact: &Artifact) {
         if let Ok(f) = File::open(self.path_of(&artifact.key)) {
             let _ = rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::WillNeed);
+            let mut held = self.prefetched.lock().expect("prefetch lock");
+            // Full means mostly files a worker opened before the prefetcher
+            // got to them (or a directory dump of many tables): start over
+            // rather than hold descriptors nobody will take.
+            if held.len() >= MAX_HELD {
+                held.clear();
+            }
+            held.insert(artifact.key.clone(), f);
         }
     }
 
