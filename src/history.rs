@@ -8,6 +8,7 @@
 //! both the chain and that the rows still say what the JSON says.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
@@ -37,7 +38,7 @@ pub struct History {
 /// are written once, with `?N` placeholders and portable SQL.
 enum Db {
     Sqlite(Connection),
-    Postgres(Box<postgres::Client>),
+    Postgres(Box<postgres::Client>, HashMap<String, postgres::Statement>),
 }
 
 /// A value crossing into or out of either store.
@@ -88,13 +89,14 @@ impl Sql {
 
 impl Db {
     fn is_postgres(&self) -> bool {
-        matches!(self, Db::Postgres(_))
+        matches!(self, Db::Postgres(..))
     }
 
     fn query(&mut self, sql: &str, params: &[Sql]) -> Result<Vec<Vec<Sql>>, String> {
         match self {
             Db::Sqlite(c) => {
-                let mut stmt = c.prepare(sql).map_err(|e| e.to_string())?;
+                // Cached: an append runs the same insert once per finding.
+                let mut stmt = c.prepare_cached(sql).map_err(|e| e.to_string())?;
                 let n = stmt.column_count();
                 let bound = params.iter().map(|p| match p {
                     Sql::Int(v) => rusqlite::types::Value::Integer(*v),
@@ -118,9 +120,16 @@ impl Db {
                 rows.collect::<rusqlite::Result<_>>()
                     .map_err(|e| e.to_string())
             }
-            Db::Postgres(c) => {
+            Db::Postgres(c, prepared) => {
                 use postgres::types::{ToSql, Type};
-                let sql = pg_placeholders(sql);
+                let stmt = match prepared.get(sql) {
+                    Some(s) => s.clone(),
+                    None => {
+                        let s = c.prepare(&pg_placeholders(sql)).map_err(|e| pg_error(&e))?;
+                        prepared.insert(sql.to_string(), s.clone());
+                        s
+                    }
+                };
                 let owned: Vec<Box<dyn ToSql + Sync>> = params
                     .iter()
                     .map(|p| -> Box<dyn ToSql + Sync> {
@@ -132,7 +141,7 @@ impl Db {
                     })
                     .collect();
                 let refs: Vec<&(dyn ToSql + Sync)> = owned.iter().map(|b| b.as_ref()).collect();
-                let rows = c.query(&sql, &refs).map_err(|e| pg_error(&e))?;
+                let rows = c.query(&stmt, &refs).map_err(|e| pg_error(&e))?;
                 Ok(rows
                     .iter()
                     .map(|r| {
@@ -160,7 +169,7 @@ impl Db {
     fn batch(&mut self, sql: &str) -> Result<(), String> {
         match self {
             Db::Sqlite(c) => c.execute_batch(sql).map_err(|e| e.to_string()),
-            Db::Postgres(c) => c.batch_execute(sql).map_err(|e| pg_error(&e)),
+            Db::Postgres(c, _) => c.batch_execute(sql).map_err(|e| pg_error(&e)),
         }
     }
 }
@@ -286,7 +295,7 @@ impl History {
         let mut db = if is_url(&loc) {
             let client =
                 postgres::Client::connect(&loc, postgres::NoTls).map_err(|e| err(pg_error(&e)))?;
-            Db::Postgres(Box::new(client))
+            Db::Postgres(Box::new(client), HashMap::new())
         } else {
             if let Some(dir) = location.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
