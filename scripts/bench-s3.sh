@@ -59,14 +59,14 @@ time_of() { # prints "seconds peak_kib"
 }
 bp_runs=(); rc_runs=(); bp_rss=0
 for _ in $(seq 1 "$RUNS"); do
-  read -r t m < <(time_of "$BP" verify --no-progress "s3://bench/big")
+  read -r t m < <(time_of "$BP" verify --no-progress --no-history "s3://bench/big")
   bp_runs+=("$t"); [ "$m" -gt "$bp_rss" ] && bp_rss=$m
   read -r t _ < <(time_of rclone hashsum sha256 --download "sw:bench/big")
   rc_runs+=("$t")
 done
 bp=$(printf '%s\n' "${bp_runs[@]}" | best)
 rc=$(printf '%s\n' "${rc_runs[@]}" | best)
-sum_bp=$("$BP" verify --no-progress --format json s3://bench/big | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["backups"][0]["digests"][list(r["backups"][0]["digests"])[0]]["sha256"])')
+sum_bp=$("$BP" verify --no-progress --no-history --format json s3://bench/big | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["backups"][0]["digests"][list(r["backups"][0]["digests"])[0]]["sha256"])')
 sum_rc=$(rclone hashsum sha256 --download sw:bench/big | cut -d' ' -f1)
 [ "$sum_bp" = "$sum_rc" ] || { echo "sha256 differs: $sum_bp vs $sum_rc" >&2; exit 1; }
 printf '%-34s %8s s  peak RSS %s MiB\n' "backproof verify s3://" "$bp" "$((bp_rss / 1024))"

@@ -1081,8 +1081,15 @@ struct PartChecks {
 }
 
 impl PartChecks {
-    fn start(layout: PartLayout, promises: Vec<PartPromise>, settled: Settled) -> PartChecks {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Bytes>(CHANNEL_DEPTH);
+    /// `depth` chunks may wait for the part hashers: the body's chunks are
+    /// small, but a ranged read's are whole ranges, so fewer of them.
+    fn start(
+        layout: PartLayout,
+        promises: Vec<PartPromise>,
+        settled: Settled,
+        depth: usize,
+    ) -> PartChecks {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Bytes>(depth);
         let handle = std::thread::spawn(move || {
             let algorithms: Vec<Algorithm> = promises.iter().map(|p| p.algorithm).collect();
             let mut joined: Vec<Vec<u8>> = vec![Vec::new(); algorithms.len()];
@@ -1217,7 +1224,10 @@ impl Storage for S3Source {
                         .iter()
                         .all(|p| p.expectation.digest.ends_with(&format!("-{}", l.parts)))
                 })
-                .map(|layout| PartChecks::start(layout, parted, settled.clone()))
+                .map(|layout| {
+                    let depth = if body.is_some() { CHANNEL_DEPTH } else { 2 };
+                    PartChecks::start(layout, parted, settled.clone(), depth)
+                })
         };
         let reader = match body {
             Some(body) => bridge(body, parts),
