@@ -39,6 +39,20 @@ fn restore_json(args: &[&str], paths: &[&Path]) -> (i32, Value, String) {
 }
 
 /// The restore finding whose subject ends with `name`.
+/// `run --config CONFIG --history HISTORY --format json`: (exit code, report).
+fn run_json(config: &Path, history: &Path) -> (i32, Value) {
+    let o = bin()
+        .args(["run", "--no-progress", "--format", "json", "--config"])
+        .arg(config)
+        .arg("--history")
+        .arg(history)
+        .output()
+        .unwrap();
+    let report = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stderr)));
+    (code(&o), report)
+}
+
 fn restore_of<'a>(report: &'a Value, name: &str) -> &'a Value {
     findings(report)
         .iter()
@@ -287,16 +301,8 @@ required_tables = ["customers"]
     )
     .unwrap();
     let history = tmp.path().join("history.sqlite");
-    let o = bin()
-        .args(["run", "--no-progress", "--format", "json", "--config"])
-        .arg(&config)
-        .arg("--history")
-        .arg(&history)
-        .output()
-        .unwrap();
-    let report: Value = serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stderr)));
-    assert_eq!(code(&o), 1, "{}", describe(&report));
+    let (code, report) = run_json(&config, &history);
+    assert_eq!(code, 1, "{}", describe(&report));
 
     let f = restore_of(&report, "appdb-2026-11-20T0300.dump");
     assert_eq!(f["status"], "fail", "{f:#}");
@@ -341,14 +347,7 @@ required_tables = ["customers"]
     small.push_str("--\n-- PostgreSQL database dump complete\n--\n");
     fs::remove_file(good.join("appdb-2026-11-20T0300.dump")).unwrap();
     fs::write(good.join("appdb-2026-11-22T0300.sql"), small).unwrap();
-    let o = bin()
-        .args(["run", "--no-progress", "--format", "json", "--config"])
-        .arg(&config)
-        .arg("--history")
-        .arg(&history)
-        .output()
-        .unwrap();
-    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let (_, report) = run_json(&config, &history);
     let f = restore_of(&report, "appdb-2026-11-22T0300.sql");
     assert_eq!(f["status"], "fail", "{f:#}");
     assert!(
@@ -792,15 +791,7 @@ within = "7d"
             ),
         )
         .unwrap();
-        let o = bin()
-            .args(["run", "--no-progress", "--format", "json", "--config"])
-            .arg(&config)
-            .arg("--history")
-            .arg(&history)
-            .output()
-            .unwrap();
-        let report: Value = serde_json::from_slice(&o.stdout)
-            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stderr)));
+        let (_, report) = run_json(&config, &history);
         let promise = |name: &str| {
             findings(&report)
                 .iter()
