@@ -237,8 +237,12 @@ pub fn run_config(
     let mut session = RestoreSession::new(RestoreOverrides::default());
     let mut observed: BTreeMap<String, SourceView> = BTreeMap::new();
     // Restore promises look back further than tonight.
+    let wants_restores = config
+        .checks
+        .iter()
+        .any(|c| matches!(c, policy::CheckDef::Restore { .. }));
     let past_restores = history
-        .filter(|h| crate::history::exists(h))
+        .filter(|h| wants_restores && crate::history::exists(h))
         .and_then(|h| crate::history::History::open(h).ok())
         .and_then(|h| h.findings_of("restore").ok())
         .unwrap_or_default();

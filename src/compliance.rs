@@ -199,7 +199,10 @@ pub fn build(runs: &[StoredRun], chain: &ChainCheck, since: DateTime<Utc>) -> Co
             {
                 retention_windows.insert(src.to_string(), secs);
             }
+            // Restores of backups; a restore promise's finding repeats the
+            // one it judged and is counted under promises.
             if check == "restore"
+                && ev["policy"].is_null()
                 && let Some(seconds) = restore_seconds(ev)
             {
                 restores.push(RestorePoint {

@@ -845,6 +845,13 @@ within = "7d"
         .clone();
     assert_eq!(p["measure"], "RTO", "{p:#}");
     assert_eq!(p["promised_seconds"], 3600.0);
-    assert!(!export["last_restores"].as_array().unwrap().is_empty());
+    let last = export["last_restores"].as_array().unwrap();
+    assert!(!last.is_empty());
+    // Backups only: the promise's own finding is not a restore.
+    assert!(
+        last.iter()
+            .all(|r| r["subject"].as_str().unwrap().ends_with(".dump")),
+        "{last:#?}"
+    );
     assert_no_leftovers();
 }

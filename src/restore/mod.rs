@@ -838,7 +838,10 @@ where
         };
         let mut statuses: Vec<Option<std::process::ExitStatus>> = vec![None; n];
         let mut failed: Option<usize> = None;
-        loop {
+        // Notes the tools that exited; true once one failed or all are done.
+        let reap = |children: &mut Vec<std::process::Child>,
+                    statuses: &mut Vec<Option<std::process::ExitStatus>>,
+                    failed: &mut Option<usize>| {
             for (i, c) in children.iter_mut().enumerate() {
                 if statuses[i].is_none()
                     && let Ok(Some(st)) = c.try_wait()
@@ -846,11 +849,14 @@ where
                     statuses[i] = Some(st);
                     exited[i].store(true, Ordering::SeqCst);
                     if !st.success() && failed.is_none() {
-                        failed = Some(i);
+                        *failed = Some(i);
                     }
                 }
             }
-            if failed.is_some() || statuses.iter().all(|s| s.is_some()) {
+            failed.is_some() || statuses.iter().all(|s| s.is_some())
+        };
+        loop {
+            if reap(&mut children, &mut statuses, &mut failed) {
                 break;
             }
             if feeder_done(&feeder) {
@@ -880,18 +886,7 @@ where
         if failed.is_none() && !run.timed_out && !input_failed {
             // Input done: wait for the remaining tools up to the deadline.
             loop {
-                for (i, c) in children.iter_mut().enumerate() {
-                    if statuses[i].is_none()
-                        && let Ok(Some(st)) = c.try_wait()
-                    {
-                        statuses[i] = Some(st);
-                        exited[i].store(true, Ordering::SeqCst);
-                        if !st.success() && failed.is_none() {
-                            failed = Some(i);
-                        }
-                    }
-                }
-                if failed.is_some() || statuses.iter().all(|s| s.is_some()) {
+                if reap(&mut children, &mut statuses, &mut failed) {
                     break;
                 }
                 if Instant::now() >= deadline {
