@@ -9,9 +9,12 @@
 //! Restored SQL is untrusted input: it always runs as an unprivileged role
 //! that owns nothing but its scratch database.
 
+pub mod facts;
 mod mysql;
 mod postgres;
 pub mod scratch;
+
+pub use facts::RestoreFacts;
 
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
