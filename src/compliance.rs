@@ -136,15 +136,11 @@ pub fn build(runs: &[StoredRun], chain: &ChainCheck, since: DateTime<Utc>) -> Co
     let mut retention_windows = BTreeMap::new();
     for run in runs {
         let day = run.started_at.date_naive();
-        let findings = run.report["findings"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
         let mut worst: BTreeMap<String, &str> = BTreeMap::new();
-        for f in &findings {
-            let check = f["check"].as_str().unwrap_or("?").to_string();
-            let status = f["status"].as_str().unwrap_or("error");
-            let subject = f["subject"].as_str().unwrap_or("?").to_string();
+        for f in &run.findings {
+            let check = f.check.as_str().to_string();
+            let status = f.status.as_str();
+            let subject = f.subject.clone();
             let c = checks.entry(check.clone()).or_insert_with(|| CheckStats {
                 check: check.clone(),
                 ..Default::default()
@@ -168,7 +164,7 @@ pub fn build(runs: &[StoredRun], chain: &ChainCheck, since: DateTime<Utc>) -> Co
             if rank(status) > rank(cell) {
                 *cell = status.to_string();
             }
-            let ev = &f["evidence"];
+            let ev = &Value::Object(f.evidence.clone());
             if let Some(name) = ev["policy"].as_str() {
                 let p = promises
                     .entry(name.to_string())
@@ -220,22 +216,26 @@ pub fn build(runs: &[StoredRun], chain: &ChainCheck, since: DateTime<Utc>) -> Co
                     subject,
                     check,
                     status: status.to_string(),
-                    summary: f["summary"].as_str().unwrap_or("").to_string(),
-                    evidence: f.get("evidence").cloned().unwrap_or(Value::Null),
+                    summary: f.summary.clone(),
+                    evidence: if f.evidence.is_empty() {
+                        Value::Null
+                    } else {
+                        ev.clone()
+                    },
                 });
             }
         }
-        for b in run.report["backups"].as_array().into_iter().flatten() {
-            let subject = b["subject"].as_str().unwrap_or("?").to_string();
+        for b in &run.backups {
+            let subject = b.subject.clone();
             let result = worst.get(&subject).copied().unwrap_or("pass").to_string();
             let times = backups.get(&subject).map(|e| e.times_verified).unwrap_or(0) + 1;
             backups.insert(
                 subject.clone(),
                 BackupEvidence {
                     subject,
-                    kind: b["kind"].as_str().unwrap_or("?").to_string(),
-                    timestamp: b["timestamp"].as_str().unwrap_or("").to_string(),
-                    size: b["size"].as_u64().unwrap_or(0),
+                    kind: b.kind.clone(),
+                    timestamp: b.timestamp.clone(),
+                    size: b.size,
                     last_verified_at: run.started_at,
                     last_result: result,
                     times_verified: times,

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use rusqlite::Connection;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -204,7 +204,34 @@ pub struct StoredRun {
     pub command: String,
     pub exit_code: i32,
     pub hash: String,
-    pub report: Value,
+    /// The run's findings and backups, decoded once from the stored report.
+    pub findings: Vec<crate::finding::Finding>,
+    pub backups: Vec<StoredBackup>,
+}
+
+/// A backup as an earlier run's report recorded it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredBackup {
+    pub subject: String,
+    #[serde(default = "unknown_kind")]
+    pub kind: String,
+    #[serde(default)]
+    pub timestamp: String,
+    #[serde(default)]
+    pub size: u64,
+}
+
+fn unknown_kind() -> String {
+    "?".to_string()
+}
+
+/// The parts of a stored report later stages read.
+#[derive(Deserialize)]
+struct StoredReport {
+    #[serde(default)]
+    findings: Vec<crate::finding::Finding>,
+    #[serde(default)]
+    backups: Vec<StoredBackup>,
 }
 
 /// One finding of an earlier run, as stored.
@@ -373,7 +400,7 @@ impl History {
             if started_at < since {
                 continue;
             }
-            let report: Value = serde_json::from_str(&row[5].text())
+            let report: StoredReport = serde_json::from_str(&row[5].text())
                 .map_err(|e| self.err(format!("run {id}: {e}")))?;
             out.push(StoredRun {
                 id,
@@ -381,7 +408,8 @@ impl History {
                 command: row[2].text(),
                 exit_code: row[3].int() as i32,
                 hash: row[4].text(),
-                report,
+                findings: report.findings,
+                backups: report.backups,
             });
         }
         Ok(out)
