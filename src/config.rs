@@ -64,8 +64,10 @@ pub struct PolicyConfig {
 #[serde(deny_unknown_fields)]
 pub struct Defaults {
     pub jobs: Option<usize>,
-    #[serde(default)]
-    pub digests: Vec<String>,
+    /// Computed for every file on top of those manifests need; the command
+    /// line's `--digest` replaces them.
+    #[serde(default, deserialize_with = "algorithms")]
+    pub digests: Vec<Algorithm>,
     pub timestamp_pattern: Option<String>,
 }
 
@@ -85,6 +87,15 @@ impl Default for ReportConfig {
             formats: default_formats(),
         }
     }
+}
+
+/// Digest names as `--digest` takes them, refused at their own line.
+fn algorithms<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Algorithm>, D::Error> {
+    let names = Vec::<String>::deserialize(d)?;
+    names
+        .iter()
+        .map(|n| n.parse().map_err(serde::de::Error::custom))
+        .collect()
 }
 
 fn default_report_dir() -> PathBuf {
@@ -113,23 +124,76 @@ pub struct SourceConfig {
 
 /// A config that cannot be used: the audit cannot run (exit 2).
 #[derive(Debug, thiserror::Error)]
-#[error("{file}: {message}")]
-pub struct ConfigError {
-    pub file: String,
-    pub message: String,
+pub enum ConfigError {
+    #[error("{file}: {source}")]
+    Read {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file}: {problem}")]
+    Invalid {
+        file: String,
+        #[source]
+        problem: Invalid,
+    },
+}
+
+/// What is wrong inside a config or pack; messages name the line or key.
+#[derive(Debug, thiserror::Error)]
+pub enum Invalid {
+    #[error("{}", .0.to_string().trim_end())]
+    Syntax(#[source] Box<toml::de::Error>),
+    #[error("no [[sources]] defined: nothing to audit")]
+    NoSources,
+    #[error("source name {0:?} is used twice")]
+    DuplicateSource(String),
+    /// A value serde accepted but its own check refused.
+    #[error("{key}: {reason}")]
+    Value {
+        key: String,
+        #[source]
+        reason: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("report.formats: unknown format {name:?} (known: {known})")]
+    UnknownFormat { name: String, known: String },
+    #[error("check names source {name:?}, which the config does not define (sources: {known})")]
+    UnknownSource { name: String, known: String },
+    #[error("{key}: {problem}")]
+    Check {
+        key: String,
+        #[source]
+        problem: Box<Invalid>,
+    },
+    #[error(transparent)]
+    Policy(#[from] policy::InvalidCheck),
+    #[error("policy.include: {0}")]
+    Include(#[source] policy::PackError),
+    #[error("defaults.jobs must be at least 1")]
+    NoJobs,
+}
+
+impl Invalid {
+    fn value(key: impl Into<String>, reason: impl std::fmt::Display) -> Invalid {
+        Invalid::Value {
+            key: key.into(),
+            reason: reason.to_string().into(),
+        }
+    }
 }
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             file: file.clone(),
-            message: e.to_string(),
+            source,
         })?;
-        let mut config = Config::parse(&text).map_err(|message| ConfigError {
-            file: file.clone(),
-            message,
-        })?;
+        let invalid = |file: &str, problem| ConfigError::Invalid {
+            file: file.to_string(),
+            problem,
+        };
+        let mut config = Config::parse(&text).map_err(|p| invalid(&file, p))?;
         // Relative paths mean relative to the config file, not to wherever
         // cron happened to start us.
         let base = path.parent().unwrap_or(Path::new("."));
@@ -149,15 +213,12 @@ impl Config {
             } else {
                 inc
             };
-            let checks = policy::load_pack(&path).map_err(|message| ConfigError {
-                file: file.clone(),
-                message: format!("policy.include: {message}"),
-            })?;
+            let checks =
+                policy::load_pack(&path).map_err(|e| invalid(&file, Invalid::Include(e)))?;
             for c in &checks {
-                config.check_refs(c).map_err(|message| ConfigError {
-                    file: path.display().to_string(),
-                    message,
-                })?;
+                config
+                    .check_refs(c)
+                    .map_err(|p| invalid(&path.display().to_string(), p))?;
             }
             config.checks.extend(checks);
         }
@@ -165,72 +226,64 @@ impl Config {
     }
 
     /// Parses and validates; errors name the line and key.
-    pub fn parse(text: &str) -> Result<Config, String> {
-        let config: Config =
-            toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())?;
+    pub fn parse(text: &str) -> Result<Config, Invalid> {
+        let config: Config = toml::from_str(text).map_err(|e| Invalid::Syntax(Box::new(e)))?;
         if config.sources.is_empty() {
-            return Err("no [[sources]] defined: nothing to audit".into());
+            return Err(Invalid::NoSources);
         }
         let mut names = std::collections::BTreeSet::new();
         for s in &config.sources {
             if !names.insert(&s.name) {
-                return Err(format!("source name {:?} is used twice", s.name));
+                return Err(Invalid::DuplicateSource(s.name.clone()));
             }
             if let Some(p) = &s.timestamp_pattern {
-                TimestampPattern::from_strftime(p)
-                    .map_err(|e| format!("sources.{}.timestamp_pattern: {e}", s.name))?;
+                TimestampPattern::from_strftime(p).map_err(|e| {
+                    Invalid::value(format!("sources.{}.timestamp_pattern", s.name), e)
+                })?;
             }
             if let Some(r) = &s.restore {
                 r.validate()
-                    .map_err(|e| format!("sources.{}.restore: {e}", s.name))?;
+                    .map_err(|e| Invalid::value(format!("sources.{}.restore", s.name), e))?;
             }
         }
-        config.digests()?;
         if let Some(p) = &config.defaults.timestamp_pattern {
             TimestampPattern::from_strftime(p)
-                .map_err(|e| format!("defaults.timestamp_pattern: {e}"))?;
+                .map_err(|e| Invalid::value("defaults.timestamp_pattern", e))?;
         }
         for f in &config.report.formats {
             if !crate::report::FORMATS.iter().any(|(n, _)| n == f) {
                 let known: Vec<&str> = crate::report::FORMATS.iter().map(|(n, _)| *n).collect();
-                return Err(format!(
-                    "report.formats: unknown format {f:?} (known: {})",
-                    known.join(", ")
-                ));
+                return Err(Invalid::UnknownFormat {
+                    name: f.clone(),
+                    known: known.join(", "),
+                });
             }
         }
         for (i, c) in config.checks.iter().enumerate() {
-            config
-                .check_refs(c)
-                .map_err(|e| format!("checks[{i}]: {e}"))?;
+            config.check_refs(c).map_err(|p| Invalid::Check {
+                key: format!("checks[{i}]"),
+                problem: Box::new(p),
+            })?;
         }
         if config.defaults.jobs == Some(0) {
-            return Err("defaults.jobs must be at least 1".into());
+            return Err(Invalid::NoJobs);
         }
         Ok(config)
     }
 
     /// A check's own values are sane and the sources it names exist.
-    fn check_refs(&self, c: &CheckDef) -> Result<(), String> {
+    fn check_refs(&self, c: &CheckDef) -> Result<(), Invalid> {
         c.validate()?;
         for s in c.sources() {
             if !self.sources.iter().any(|src| src.name == s) {
                 let known: Vec<&str> = self.sources.iter().map(|s| s.name.as_str()).collect();
-                return Err(format!(
-                    "check names source {s:?}, which the config does not define (sources: {})",
-                    known.join(", ")
-                ));
+                return Err(Invalid::UnknownSource {
+                    name: s.to_string(),
+                    known: known.join(", "),
+                });
             }
         }
         Ok(())
-    }
-
-    pub fn digests(&self) -> Result<Vec<Algorithm>, String> {
-        self.defaults
-            .digests
-            .iter()
-            .map(|d| d.parse().map_err(|e| format!("defaults.digests: {e}")))
-            .collect()
     }
 
     pub fn pattern_for(&self, source: &SourceConfig) -> TimestampPattern {
@@ -249,8 +302,9 @@ mod tests {
 
     #[test]
     fn unknown_key_names_line_and_key() {
-        let e =
-            Config::parse("[[sources]]\nname = \"a\"\npath = \"/x\"\nretention = 3\n").unwrap_err();
+        let e = Config::parse("[[sources]]\nname = \"a\"\npath = \"/x\"\nretention = 3\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("line 4") && e.contains("retention"), "{e}");
     }
 
@@ -260,21 +314,32 @@ mod tests {
         let c = Config::parse(ok).unwrap();
         let r = c.sources[0].restore.as_ref().unwrap();
         assert_eq!(r.rto, Some(std::time::Duration::from_secs(3600)));
-        let e = Config::parse(&format!("{ok}rows = 3\n")).unwrap_err();
+        let e = Config::parse(&format!("{ok}rows = 3\n"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("line 7") && e.contains("rows"), "{e}");
-        let e = Config::parse(&format!("{ok}freshness_column = \"x\"\n")).unwrap_err();
+        let e = Config::parse(&format!("{ok}freshness_column = \"x\"\n"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("sources.a.restore"), "{e}");
     }
 
     #[test]
     fn bad_values_are_refused() {
-        assert!(Config::parse("").unwrap_err().contains("no [[sources]]"));
+        assert!(
+            Config::parse("")
+                .unwrap_err()
+                .to_string()
+                .contains("no [[sources]]")
+        );
         let e =
             Config::parse("[defaults]\ndigests=[\"sha3\"]\n[[sources]]\nname=\"a\"\npath=\"/x\"\n")
-                .unwrap_err();
+                .unwrap_err()
+                .to_string();
         assert!(e.contains("sha3"), "{e}");
         let e = Config::parse("[[sources]]\nname=\"a\"\npath=\"/x\"\ntimestamp_pattern=\"%Y\"\n")
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("lacks %m"), "{e}");
     }
 }

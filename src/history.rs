@@ -17,7 +17,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::finding::{Check, Status};
 use crate::report::{self, Report};
+use crate::restore::RestoreFacts;
 
 /// `prev_hash` of the first run.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -234,14 +236,15 @@ struct StoredReport {
     backups: Vec<StoredBackup>,
 }
 
-/// One finding of an earlier run, as stored.
+/// A test restore of an earlier run.
 #[derive(Debug, Clone)]
-pub struct PastFinding {
+pub struct PastRestore {
+    /// When its run started.
     pub at: DateTime<Utc>,
     pub subject: String,
-    pub status: String,
+    pub status: Status,
     pub summary: String,
-    pub evidence: Value,
+    pub facts: RestoreFacts,
 }
 
 /// Outcome of `history verify`.
@@ -470,27 +473,34 @@ impl History {
         Ok(ledger)
     }
 
-    /// Every stored finding of one check, newest run first.
-    pub fn findings_of(&self, check: &str) -> Result<Vec<PastFinding>, HistoryError> {
+    /// Every recorded test restore, newest run first, with its facts typed.
+    pub fn restores(&self) -> Result<Vec<PastRestore>, HistoryError> {
         let rows = self.query(
             "SELECT r.started_at, f.subject, f.status, f.summary, f.evidence
                FROM findings f JOIN runs r ON r.id = f.run_id
               WHERE f.check_name = ?1 ORDER BY f.run_id DESC, f.seq",
-            &[check.into()],
+            &[Check::Restore.as_str().into()],
         )?;
-        rows.iter()
-            .map(|r| {
-                Ok(PastFinding {
-                    at: DateTime::parse_from_rfc3339(&r[0].text())
-                        .map_err(|e| self.err(format!("bad started_at: {e}")))?
-                        .with_timezone(&Utc),
-                    subject: r[1].text(),
-                    status: r[2].text(),
-                    summary: r[3].text(),
-                    evidence: serde_json::from_str(&r[4].text()).unwrap_or(Value::Null),
-                })
-            })
-            .collect()
+        let mut out = Vec::new();
+        for r in &rows {
+            let evidence: serde_json::Map<String, Value> =
+                serde_json::from_str(&r[4].text()).unwrap_or_default();
+            // A restore promise's judgement is stored under the same check
+            // but is not itself a restore.
+            let Some(facts) = RestoreFacts::from_evidence(&evidence) else {
+                continue;
+            };
+            out.push(PastRestore {
+                at: DateTime::parse_from_rfc3339(&r[0].text())
+                    .map_err(|e| self.err(format!("bad started_at: {e}")))?
+                    .with_timezone(&Utc),
+                subject: r[1].text(),
+                status: serde_json::from_value(Value::String(r[2].text())).unwrap_or(Status::Error),
+                summary: r[3].text(),
+                facts,
+            });
+        }
+        Ok(out)
     }
 
     /// Hash of the newest run, or the genesis hash for an empty history.

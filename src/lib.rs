@@ -5,8 +5,9 @@
 //! [`digest`] and [`inspect`], producing [`finding`]s that [`report`] renders.
 //! [`audit`] strings the stages together for each command.
 
-pub mod audit;
 pub mod catalog;
+pub mod cli;
+pub mod commands;
 pub mod compare;
 pub mod compliance;
 pub mod config;

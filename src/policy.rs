@@ -193,11 +193,58 @@ struct Pack {
 }
 
 /// Loads a pack file; errors name the file, line and key.
-pub fn load_pack(path: &Path) -> Result<Vec<CheckDef>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let pack: Pack = toml::from_str(&text)
-        .map_err(|e| format!("{}: {}", path.display(), e.to_string().trim_end()))?;
+pub fn load_pack(path: &Path) -> Result<Vec<CheckDef>, PackError> {
+    let text = std::fs::read_to_string(path).map_err(|source| PackError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let pack: Pack = toml::from_str(&text).map_err(|e| PackError::Syntax {
+        path: path.to_path_buf(),
+        source: Box::new(e),
+    })?;
     Ok(pack.checks)
+}
+
+/// A policy pack that cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum PackError {
+    #[error("{}: {source}", path.display())]
+    Read {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {}", path.display(), source.to_string().trim_end())]
+    Syntax {
+        path: std::path::PathBuf,
+        #[source]
+        source: Box<toml::de::Error>,
+    },
+}
+
+/// A promise whose values cannot be judged.
+#[derive(Debug, thiserror::Error)]
+pub enum InvalidCheck {
+    #[error("pattern {pattern:?}: {source}")]
+    Pattern {
+        pattern: String,
+        #[source]
+        source: glob::PatternError,
+    },
+    #[error("warn_after must not exceed fail_after")]
+    WarnAfterFail,
+    #[error("window must be at least 1")]
+    EmptyWindow,
+    #[error("need 0 <= fail_below <= warn_below and fail_above >= 1")]
+    Bounds,
+    #[error("a retention check needs min_age, min_count, max_gap or max_age")]
+    NoRetentionRule,
+    #[error("inventory is empty")]
+    EmptyInventory,
+    #[error("a separation check names at least two sources")]
+    OneSource,
+    #[error("by must name storage, region or account")]
+    NoSeparation,
 }
 
 impl CheckDef {
@@ -217,7 +264,7 @@ impl CheckDef {
     }
 
     /// Checks the values serde cannot: patterns, ranges.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), InvalidCheck> {
         let pattern = match self {
             CheckDef::Freshness { pattern, .. }
             | CheckDef::Retention { pattern, .. }
@@ -226,14 +273,17 @@ impl CheckDef {
             _ => None,
         };
         if let Some(p) = pattern {
-            glob::Pattern::new(p).map_err(|e| format!("pattern {p:?}: {e}"))?;
+            glob::Pattern::new(p).map_err(|source| InvalidCheck::Pattern {
+                pattern: p.to_string(),
+                source,
+            })?;
         }
         match self {
             CheckDef::Freshness {
                 warn_after: Some(w),
                 fail_after,
                 ..
-            } if w > fail_after => Err("warn_after must not exceed fail_after".into()),
+            } if w > fail_after => Err(InvalidCheck::WarnAfterFail),
             CheckDef::SizeAnomaly {
                 window,
                 fail_below,
@@ -242,12 +292,12 @@ impl CheckDef {
                 ..
             } => {
                 if *window == 0 {
-                    Err("window must be at least 1".into())
+                    Err(InvalidCheck::EmptyWindow)
                 } else if !(0.0..=1.0).contains(fail_below)
                     || fail_below > warn_below
                     || *fail_above < 1.0
                 {
-                    Err("need 0 <= fail_below <= warn_below and fail_above >= 1".into())
+                    Err(InvalidCheck::Bounds)
                 } else {
                     Ok(())
                 }
@@ -258,15 +308,15 @@ impl CheckDef {
                 max_gap: None,
                 max_age: None,
                 ..
-            } => Err("a retention check needs min_age, min_count, max_gap or max_age".into()),
+            } => Err(InvalidCheck::NoRetentionRule),
             CheckDef::Coverage { inventory, .. } if inventory.is_empty() => {
-                Err("inventory is empty".into())
+                Err(InvalidCheck::EmptyInventory)
             }
             CheckDef::Separation { sources, by, .. } => {
                 if sources.len() < 2 {
-                    Err("a separation check names at least two sources".into())
+                    Err(InvalidCheck::OneSource)
                 } else if by.is_empty() {
-                    Err("by must name storage, region or account".into())
+                    Err(InvalidCheck::NoSeparation)
                 } else {
                     Ok(())
                 }

@@ -144,6 +144,48 @@ fn run_with_a_config_writes_reports_and_rejects_bad_configs() {
     assert_eq!(code(&run(&["run", "--config", cfg.to_str().unwrap()])), 2);
 }
 
+/// Regression: `[defaults] digests = ["blake3"]` was validated, then
+/// ignored: the report showed sha256 only.
+#[test]
+fn config_default_digests_are_computed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("backproof.toml");
+    fs::write(
+        &cfg,
+        format!(
+            "[defaults]\ndigests = [\"blake3\"]\n[report]\ndir = \"out\"\nformats = [\"json\"]\n\n[[sources]]\nname = \"mysql\"\npath = \"{}\"\n",
+            corpus().join("clean/mysql").display()
+        ),
+    )
+    .unwrap();
+    let o = run(&["run", "--config", cfg.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let backups = report["backups"].as_array().unwrap();
+    assert!(!backups.is_empty());
+    for b in backups {
+        let text = b["digests"].to_string();
+        assert!(
+            text.contains("blake3"),
+            "no blake3 digest for {}: {text}",
+            b["subject"]
+        );
+    }
+    // The command line's --digest replaces the config's list.
+    let o = run(&[
+        "run",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--format",
+        "json",
+        "--digest",
+        "md5",
+    ]);
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let text = report["backups"][0]["digests"].to_string();
+    assert!(text.contains("md5") && !text.contains("blake3"), "{text}");
+}
+
 #[test]
 fn demo_reports_its_one_corrupted_backup() {
     let tmp = tempfile::tempdir().unwrap();

@@ -219,16 +219,18 @@ fn a_second_concurrent_run_exits_2_and_a_deadline_is_an_error_not_a_pass() {
     let cfg = config(tmp.path(), &corpus().join("clean/postgres"));
     let h = tmp.path().join("h.sqlite");
     {
-        let _held = backproof::audit::RunLock::acquire(&backproof::audit::lock_path(&h)).unwrap();
+        let _held =
+            backproof::commands::lock::RunLock::acquire(&backproof::commands::lock::lock_path(&h))
+                .unwrap();
         let o = run_with_history(&h, &["run", "--config", cfg.to_str().unwrap()]);
         assert_eq!(code(&o), 2);
         assert!(String::from_utf8_lossy(&o.stderr).contains("another backproof run"));
     }
     // A child another test forked while the lock was held shares its file
     // description until it execs; wait for that brief window to close.
-    let lock = backproof::audit::lock_path(&h);
+    let lock = backproof::commands::lock::lock_path(&h);
     let free = (0..100).any(|_| {
-        let got = backproof::audit::RunLock::acquire(&lock).is_ok();
+        let got = backproof::commands::lock::RunLock::acquire(&lock).is_ok();
         if !got {
             std::thread::sleep(std::time::Duration::from_millis(50));
         }

@@ -7,8 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use backproof::audit;
-use backproof::catalog::TimestampPattern;
+use backproof::commands::verify::{VerifyRequest, verify};
 use backproof::history::History;
 use backproof::verify::VerifyOptions;
 use chrono::{Duration, Utc};
@@ -25,14 +24,17 @@ fn history_of_nights(h: &Path) {
         if night % 4 == 0 && night > 0 {
             paths.push(broken.clone());
         }
-        let mut r = audit::verify_paths(
-            &paths,
-            &TimestampPattern::default(),
-            &VerifyOptions::default(),
-            &Default::default(),
-            false,
-            None,
-        );
+        let mut r = verify(&VerifyRequest {
+            paths: paths.to_vec(),
+            timestamp_pattern: None,
+            options: VerifyOptions::default(),
+            s3: Default::default(),
+            show_progress: false,
+            restore: None,
+            history: None,
+        })
+        .unwrap()
+        .report;
         r.started_at = Utc::now() - Duration::days(night) - Duration::hours(2);
         r.finished_at = r.started_at + Duration::seconds(3);
         history.append(&r).unwrap();

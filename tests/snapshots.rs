@@ -5,8 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use backproof::audit;
-use backproof::catalog::TimestampPattern;
+use backproof::commands::verify::{VerifyRequest, verify};
 use backproof::report::{self, Report};
 use backproof::verify::VerifyOptions;
 use chrono::{TimeZone, Utc};
@@ -23,14 +22,17 @@ fn pinned_report() -> Report {
         jobs: 1,
         ..Default::default()
     };
-    let mut r = audit::verify_paths(
-        &paths,
-        &TimestampPattern::default(),
-        &opts,
-        &Default::default(),
-        false,
-        None,
-    );
+    let mut r = verify(&VerifyRequest {
+        paths: paths.to_vec(),
+        timestamp_pattern: None,
+        options: opts.clone(),
+        s3: Default::default(),
+        show_progress: false,
+        restore: None,
+        history: None,
+    })
+    .unwrap()
+    .report;
     r.started_at = Utc.with_ymd_and_hms(2026, 11, 21, 3, 30, 0).unwrap();
     r.finished_at = Utc.with_ymd_and_hms(2026, 11, 21, 3, 30, 2).unwrap();
     for b in &mut r.backups {

@@ -42,9 +42,12 @@ pub struct RestoreFacts {
 }
 
 impl RestoreFacts {
-    /// Decodes a restore finding's evidence; `None` if it is not one.
+    /// Decodes a restore finding's evidence; `None` if it is not the record
+    /// of a restore (a restore promise's judgement names no engine).
     pub fn from_evidence(evidence: &Map<String, Value>) -> Option<RestoreFacts> {
-        serde_json::from_value(Value::Object(evidence.clone())).ok()
+        serde_json::from_value::<RestoreFacts>(Value::Object(evidence.clone()))
+            .ok()
+            .filter(|f| f.engine.is_some())
     }
 
     /// Load plus sanity checks: what the RTO is measured against.

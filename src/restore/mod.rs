@@ -498,23 +498,6 @@ pub fn is_restorable(kind: Kind, backup: &Backup, engine: Option<Engine>) -> boo
     restorable(kind, backup, engine).is_some()
 }
 
-/// The row counts of the newest restore of `source_name` in the history,
-/// for the row-drop check; None when there is none (or no history).
-pub fn previous_row_counts(
-    history: &std::path::Path,
-    source_name: &str,
-) -> Option<Map<String, Value>> {
-    if !crate::history::exists(history) {
-        return None;
-    }
-    let h = crate::history::History::open(history).ok()?;
-    h.findings_of("restore").ok()?.into_iter().find_map(|f| {
-        (f.evidence["source"] == source_name)
-            .then(|| f.evidence["row_counts"].as_object().cloned())
-            .flatten()
-    })
-}
-
 /// Which engine restores this backup, and as what format. A dump too
 /// damaged to be recognised (an empty file) is still handed to the tool its
 /// name suggests, so that the tool's own verdict is the evidence.

@@ -1307,7 +1307,7 @@ mod tests {
         let sources = [
             include_str!("s3.rs"),
             include_str!("../compare.rs"),
-            include_str!("../audit.rs"),
+            include_str!("../commands/target.rs"),
             include_str!("../verify.rs"),
             include_str!("../catalog.rs"),
         ];

@@ -1,0 +1,307 @@
+//! The command-line definition: flags as clap parses them, and their
+//! translation into the library's request structs. No I/O happens here;
+//! `src/main.rs` calls the commands and maps outcomes to exit codes.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::digest::Algorithm;
+use crate::history;
+use crate::ledger::Sample;
+use crate::restore::RestoreOverrides;
+use crate::source::S3Options;
+use crate::verify::VerifyOptions;
+
+#[derive(Parser)]
+#[command(
+    name = "backproof",
+    version,
+    about = "Proves that backups can be restored, and keeps the evidence."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Verify backups in files or directories: checksums against manifests
+    /// and sidecars, and the format's own structure. No config needed.
+    Verify {
+        /// Backup files, directory-format dumps, or directories of backups;
+        /// or s3://bucket/prefix URLs (a prefix, an object, a dump prefix).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        work: Work,
+        #[command(flatten)]
+        store: Store,
+        /// Do not record this spot check in the history.
+        #[arg(long)]
+        no_history: bool,
+        #[command(flatten)]
+        restore: RestoreArgs,
+    },
+    /// List the backups found under a path: kind, timestamp, size, age and
+    /// the checksums manifests record for them.
+    Ls {
+        path: PathBuf,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Compare a copy with its source (each a directory or an s3:// URL):
+    /// objects missing, stale or extra in the copy, and the copy lag.
+    Compare {
+        /// The original.
+        src: PathBuf,
+        /// The copy.
+        dst: PathBuf,
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        work: Work,
+        #[command(flatten)]
+        store: Store,
+        /// Do not record this comparison in the history.
+        #[arg(long)]
+        no_history: bool,
+    },
+    /// The nightly job: audit every source in a config, write reports and
+    /// record the run in the history.
+    Run {
+        /// The config file (see README).
+        #[arg(long, short, required_unless_present = "demo", conflicts_with = "demo")]
+        config: Option<PathBuf>,
+        /// Run on a demo corpus generated under reports/demo (one backup in
+        /// it is corrupt on purpose); history in reports/demo/history.sqlite.
+        #[arg(long)]
+        demo: bool,
+        /// Where reports go; overrides the config's report.dir.
+        #[arg(long)]
+        report_dir: Option<PathBuf>,
+        /// Time budget, e.g. "45m": no backup is started after it, and those
+        /// not reached are reported as errors.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        deadline: Option<Duration>,
+        /// Re-read only part of the unchanged archive tonight: "rotate:N"
+        /// reads about 1/N of it, least recently verified first, so every
+        /// byte is re-read at least every N runs; new backups always.
+        #[arg(long)]
+        sample: Option<Sample>,
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        work: Work,
+        #[command(flatten)]
+        store: Store,
+    },
+    /// Export a compliance report for a period from the history.
+    Report {
+        /// Start of the period, as an age: "90d", "12h", "2w".
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "90d")]
+        since: Duration,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Md)]
+        format: ReportFormat,
+        /// Write to this file (atomically) instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        store: Store,
+    },
+    /// The run history.
+    History {
+        #[command(subcommand)]
+        action: HistoryAction,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum HistoryAction {
+    /// Recompute the hash chain: exit 1 if a record was edited or deleted.
+    Verify {
+        #[command(flatten)]
+        store: Store,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+}
+
+#[derive(Args)]
+pub struct Common {
+    /// Output on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// strftime-like pattern for the timestamp in backup names, e.g.
+    /// "appdb_%Y%m%d_%H%M" (default: any ISO-like date in the name, else mtime).
+    #[arg(long)]
+    pub timestamp_pattern: Option<String>,
+    /// Also list passing checks in text output.
+    #[arg(long, short)]
+    pub verbose: bool,
+    #[command(flatten)]
+    pub s3: S3Args,
+}
+
+/// How to reach S3 for `s3://` locations; the SDK's standard chain
+/// (environment, profiles, SSO, instance roles) fills in the rest.
+#[derive(Args)]
+pub struct S3Args {
+    /// AWS profile for credentials and settings.
+    #[arg(long, env = "AWS_PROFILE")]
+    pub profile: Option<String>,
+    /// AWS region (default: from the environment or profile).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// S3 endpoint, for S3-compatible stores (default: AWS_ENDPOINT_URL_S3,
+    /// AWS_ENDPOINT_URL, the profile's, then AWS).
+    #[arg(long)]
+    pub endpoint_url: Option<String>,
+    /// Path-style bucket addressing (implied for IP and localhost endpoints).
+    #[arg(long)]
+    pub path_style: bool,
+    /// Also read every noncurrent object version and check it against the
+    /// checksums S3 stored for it (deleted objects' last versions always are).
+    #[arg(long)]
+    pub all_versions: bool,
+}
+
+impl S3Args {
+    pub fn options(&self) -> S3Options {
+        S3Options {
+            profile: self.profile.clone(),
+            region: self.region.clone(),
+            endpoint_url: self.endpoint_url.clone(),
+            path_style: self.path_style,
+            all_versions: self.all_versions,
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct RestoreArgs {
+    /// Also restore every database dump found into a scratch database and
+    /// check the result (tables, row counts); scratch instances are started
+    /// and removed by backproof unless --scratch-url names a server.
+    #[arg(long)]
+    pub restore: bool,
+    /// A PostgreSQL or MySQL server (postgres://... / mysql://...) where
+    /// backproof creates, and always drops, its own scratch databases.
+    #[arg(long, requires = "restore")]
+    pub scratch_url: Option<String>,
+    /// Promised recovery time, e.g. "1h": a slower restore fails.
+    #[arg(long, requires = "restore", value_parser = humantime::parse_duration)]
+    pub rto: Option<Duration>,
+    /// Kill a restore after this long (default: twice the RTO, else 6h).
+    #[arg(long, requires = "restore", value_parser = humantime::parse_duration)]
+    pub restore_timeout: Option<Duration>,
+}
+
+impl RestoreArgs {
+    pub fn overrides(&self) -> Option<RestoreOverrides> {
+        self.restore.then(|| RestoreOverrides {
+            scratch_url: self.scratch_url.clone(),
+            rto: self.rto,
+            timeout: self.restore_timeout,
+        })
+    }
+}
+
+#[derive(Args)]
+pub struct Work {
+    /// Worker threads (default: number of cores).
+    #[arg(long, short)]
+    pub jobs: Option<usize>,
+    /// Digest to compute for every file, on top of those manifests need
+    /// (repeatable: sha256, blake3, md5). Default: sha256.
+    #[arg(long = "digest", value_name = "ALGORITHM")]
+    pub digests: Vec<Algorithm>,
+    /// No progress bar even on a terminal.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+#[derive(Args)]
+pub struct Store {
+    /// History store: a SQLite file, or a postgres:// URL for a history a
+    /// team shares. Default: $BACKPROOF_HISTORY, else
+    /// $XDG_DATA_HOME/backproof/history.sqlite.
+    #[arg(long)]
+    pub history: Option<PathBuf>,
+}
+
+impl Store {
+    pub fn location(&self) -> PathBuf {
+        self.history
+            .clone()
+            .unwrap_or_else(history::default_location)
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+pub enum Format {
+    Text,
+    Json,
+    Csv,
+    Md,
+    Junit,
+    Prometheus,
+}
+
+impl Format {
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Text => "text",
+            Format::Json => "json",
+            Format::Csv => "csv",
+            Format::Md => "md",
+            Format::Junit => "junit",
+            Format::Prometheus => "prometheus",
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+pub enum ReportFormat {
+    Html,
+    Json,
+    Csv,
+    Md,
+    Junit,
+    Prometheus,
+}
+
+impl Work {
+    /// Verification options from the flags alone (`verify`, `compare`).
+    pub fn options(&self) -> VerifyOptions {
+        let mut opts = VerifyOptions::default();
+        if let Some(j) = self.jobs {
+            opts.jobs = j.max(1);
+        }
+        opts.digests = self.digests.clone();
+        opts
+    }
+}
+
+impl Store {
+    /// Where a spot check is recorded: nowhere with `--no-history`.
+    pub fn record_to(&self, no_history: bool) -> Option<PathBuf> {
+        (!no_history).then(|| self.location())
+    }
+}
+
+impl ReportFormat {
+    pub fn name(self) -> &'static str {
+        match self {
+            ReportFormat::Html => "html",
+            ReportFormat::Json => "json",
+            ReportFormat::Csv => "csv",
+            ReportFormat::Md => "md",
+            ReportFormat::Junit => "junit",
+            ReportFormat::Prometheus => "prometheus",
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! `backproof history verify`: recompute the hash chain.
+
+use std::path::Path;
+
+use super::CommandError;
+use crate::history::{self, ChainCheck, History};
+
+pub fn verify_chain(location: &Path) -> Result<ChainCheck, CommandError> {
+    if !history::exists(location) {
+        return Err(CommandError::NoHistory {
+            location: location.to_path_buf(),
+            export: false,
+        });
+    }
+    Ok(History::open(location)?.verify()?)
+}
+
+/// The text form: one line per problem, then the verdict.
+pub fn render_text(check: &ChainCheck) -> String {
+    let mut out = String::new();
+    for p in &check.problems {
+        out.push_str(&format!("FAIL  {p}\n"));
+    }
+    out.push_str(&format!(
+        "{}: {} run(s) in {}, chain head {}\n",
+        if check.problems.is_empty() {
+            "OK"
+        } else {
+            "TAMPERED"
+        },
+        check.runs,
+        check.location,
+        check.head
+    ));
+    out
+}

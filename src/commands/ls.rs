@@ -1,0 +1,137 @@
+//! `backproof ls PATH`: what backups are there, newest first.
+
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::CommandError;
+use crate::catalog::{self, Layout, TimestampFrom};
+use crate::inspect::{self, Kind};
+use crate::source::{self, S3Options};
+
+pub struct LsRequest<'a> {
+    pub path: &'a Path,
+    pub timestamp_pattern: Option<&'a str>,
+    pub s3: &'a S3Options,
+}
+
+/// One line of `backproof ls`.
+#[derive(Debug, Serialize)]
+pub struct Listed {
+    pub path: String,
+    pub kind: Kind,
+    pub layout: Layout,
+    pub timestamp: DateTime<Utc>,
+    pub timestamp_from: TimestampFrom,
+    pub age_hours: f64,
+    pub size: u64,
+    pub files: usize,
+    /// Checksums that manifests promise: "sha256 (SHA256SUMS)".
+    pub checksums: Vec<String>,
+}
+
+/// `backproof ls PATH`: what backups are there, newest first. Reads only the
+/// first bytes of each file to tell its kind.
+pub fn list(req: &LsRequest) -> Result<Vec<Listed>, CommandError> {
+    let pattern = &super::timestamp_pattern(req.timestamp_pattern)?;
+    let target = source::resolve(req.path, req.s3)?;
+    let (artifacts, _unreadable) = target.source.list_scoped(target.only.as_deref())?;
+    let catalog = catalog::build(
+        target.source.as_ref(),
+        artifacts,
+        pattern,
+        target.only.as_deref(),
+    );
+    let now = Utc::now();
+    let mut out = Vec::new();
+    for b in &catalog.backups {
+        let kind = match b.layout {
+            Layout::PgDirectory => Kind {
+                format: inspect::Format::PgToc,
+                compression: None,
+            },
+            Layout::File => {
+                let mut head = vec![0u8; 64 * 1024];
+                let n = target
+                    .source
+                    .read_at(&b.members[0], 0, &mut head)
+                    .unwrap_or(0);
+                inspect::sniff(&head[..n], b.members[0].file_name())
+            }
+        };
+        let mut checksums: Vec<String> = b
+            .expected
+            .values()
+            .flatten()
+            .map(|e| {
+                format!(
+                    "{} ({})",
+                    e.algorithm,
+                    e.manifest.rsplit('/').next().unwrap_or(&e.manifest)
+                )
+            })
+            .collect();
+        checksums.sort();
+        checksums.dedup();
+        out.push(Listed {
+            path: target.source.subject(&b.key),
+            kind,
+            layout: b.layout,
+            timestamp: b.timestamp,
+            timestamp_from: b.timestamp_from,
+            age_hours: (now - b.timestamp).num_seconds() as f64 / 3600.0,
+            size: b.size,
+            files: b.members.len(),
+            checksums,
+        });
+    }
+    out.sort_by(|a, b| b.timestamp.cmp(&a.timestamp).then(a.path.cmp(&b.path)));
+    Ok(out)
+}
+
+/// `ls` as a table, newest first.
+pub fn render_listing(list: &[Listed]) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<17} {:<17} {:>10} {:>8}  {:<24} PATH",
+        "KIND", "TIMESTAMP", "SIZE", "AGE", "CHECKSUMS"
+    );
+    for l in list {
+        let stamp = l.timestamp.format("%Y-%m-%d %H:%M").to_string()
+            + if l.timestamp_from == TimestampFrom::Mtime {
+                "*"
+            } else {
+                ""
+            };
+        let age = if l.age_hours < 48.0 {
+            format!("{:.0}h", l.age_hours)
+        } else {
+            format!("{:.0}d", l.age_hours / 24.0)
+        };
+        let sums = if l.checksums.is_empty() {
+            "-".to_string()
+        } else {
+            l.checksums.join(", ")
+        };
+        let _ = writeln!(
+            out,
+            "{:<17} {:<17} {:>10} {:>8}  {:<24} {}",
+            l.kind.to_string(),
+            stamp,
+            crate::report::text::human_bytes(l.size),
+            age,
+            sums,
+            l.path
+        );
+    }
+    if list
+        .iter()
+        .any(|l| l.timestamp_from == TimestampFrom::Mtime)
+    {
+        out.push_str("* timestamp from modification time: no date found in the name\n");
+    }
+    out
+}

@@ -1,0 +1,248 @@
+//! `backproof run`: the nightly job. Every configured source (and its copy)
+//! is audited, then the promises are judged on what was found; reports are
+//! written atomically and the run is appended to the history. The history is
+//! read once, up front, for everything the run needs of earlier runs.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+
+use super::CommandError;
+use super::lock::{RunLock, lock_path};
+use super::target::{RestoreJob, observe, restore_seen, storage_of, verify_target};
+use crate::config::Config;
+use crate::digest::Algorithm;
+use crate::finding::{Check, Finding, Status};
+use crate::history::{self, History, PastRestore};
+use crate::ledger::{Ledger, Sample};
+use crate::policy::{self, SourceView};
+use crate::report::Report;
+use crate::restore::{RestoreFacts, RestoreOverrides, RestoreSession};
+use crate::source::{self, S3Options, Target};
+use crate::verify::VerifyOptions;
+
+/// Where the run's config comes from.
+pub enum ConfigFrom {
+    File(PathBuf),
+    /// The demo corpus, written under this directory (history beside it
+    /// unless one is named).
+    Demo(PathBuf),
+}
+
+pub struct NightlyRequest {
+    pub config: ConfigFrom,
+    /// `None`: the demo's own history, else the default location.
+    pub history: Option<PathBuf>,
+    /// Overrides the config's report.dir.
+    pub report_dir: Option<PathBuf>,
+    /// No backup is started after this budget.
+    pub deadline: Option<Duration>,
+    pub sample: Option<Sample>,
+    /// From the command line; the config's `[defaults]` fill in what is unset.
+    pub jobs: Option<usize>,
+    pub digests: Vec<Algorithm>,
+    pub s3: S3Options,
+    pub show_progress: bool,
+}
+
+/// The run, what was written and whether it was recorded: each of the last
+/// two can fail on its own (exit 2) without losing the report.
+pub struct Nightly {
+    pub report: Report,
+    pub written: Result<Vec<PathBuf>, CommandError>,
+    pub recorded: Result<(), CommandError>,
+}
+
+/// What the run needs of earlier runs, read in one pass.
+#[derive(Default)]
+struct Past {
+    ledger: Ledger,
+    restores: Vec<PastRestore>,
+}
+
+pub fn nightly(req: &NightlyRequest) -> Result<Nightly, CommandError> {
+    let started = Instant::now();
+    let history = match (&req.history, &req.config) {
+        (Some(h), _) => h.clone(),
+        (None, ConfigFrom::Demo(dir)) => dir.join("history.sqlite"),
+        (None, ConfigFrom::File(_)) => history::default_location(),
+    };
+    let _lock = RunLock::acquire(&lock_path(&history))?;
+    let config = match &req.config {
+        ConfigFrom::Demo(dir) => crate::demo::prepare(dir).map_err(CommandError::Demo)?,
+        ConfigFrom::File(path) => Config::load(path)?,
+    };
+    let mut opts = VerifyOptions::default();
+    if let Some(j) = req.jobs.or(config.defaults.jobs) {
+        opts.jobs = j.max(1);
+    }
+    // Regression: `[defaults] digests` used to be validated and then ignored.
+    opts.digests = if req.digests.is_empty() {
+        config.defaults.digests.clone()
+    } else {
+        req.digests.clone()
+    };
+    opts.deadline = req.deadline.map(|d| started + d);
+    let past = read_past(&config, &history, req.sample.is_some())?;
+    let plan = req.sample.map(|s| (&past.ledger, s));
+    let report = run_config(
+        &config,
+        &opts,
+        &req.s3,
+        req.show_progress,
+        plan,
+        &past.restores,
+    );
+    let dir = req
+        .report_dir
+        .clone()
+        .unwrap_or_else(|| config.report.dir.clone());
+    let written = crate::report::write_all(&report, &dir, &config.report.formats)
+        .map_err(|source| CommandError::Reports { dir, source });
+    let recorded = super::record(&report, &history);
+    Ok(Nightly {
+        report,
+        written,
+        recorded,
+    })
+}
+
+/// The ledger (for `--sample`) and earlier restores (for restore promises
+/// and the row-drop check), from one open of the history; nothing when it
+/// does not exist yet.
+fn read_past(config: &Config, location: &Path, sample: bool) -> Result<Past, CommandError> {
+    let wants_restores = config.sources.iter().any(|s| s.restore.is_some())
+        || config
+            .checks
+            .iter()
+            .any(|c| matches!(c, policy::CheckDef::Restore { .. }));
+    if !history::exists(location) || !(sample || wants_restores) {
+        return Ok(Past::default());
+    }
+    let h = History::open(location)?;
+    Ok(Past {
+        ledger: if sample { h.ledger()? } else { Ledger::new() },
+        restores: if wants_restores {
+            h.restores()?
+        } else {
+            Vec::new()
+        },
+    })
+}
+
+/// Every configured source (and its copy), then the policies on what was
+/// found. Sources with a `[sources.restore]` section get a test restore.
+fn run_config(
+    config: &Config,
+    opts: &VerifyOptions,
+    s3: &S3Options,
+    show_progress: bool,
+    sample: Option<(&Ledger, Sample)>,
+    past_restores: &[PastRestore],
+) -> Report {
+    let started = Utc::now();
+    let mut backups = Vec::new();
+    let mut findings = Vec::new();
+    let mut session = RestoreSession::new(RestoreOverrides::default());
+    let mut observed: BTreeMap<String, SourceView> = BTreeMap::new();
+    for s in &config.sources {
+        let target = match source::open_location(&s.path, s3) {
+            Ok(source) => Target { source, only: None },
+            Err(e) => {
+                findings.push(e.finding());
+                continue;
+            }
+        };
+        // Earlier restores of this source, newest first.
+        let earlier: Vec<&PastRestore> = past_restores
+            .iter()
+            .filter(|p| p.facts.source.as_deref() == Some(s.name.as_str()))
+            .collect();
+        let mut view = SourceView {
+            location: target.source.location(),
+            storage: storage_of(&s.path),
+            region: s.region.clone().or_else(|| target.source.region()),
+            account: s.account.clone(),
+            is_s3: source::is_s3(&s.path.to_string_lossy()),
+            copy: s.copy.as_ref().map(|c| c.display().to_string()),
+            ..SourceView::default()
+        };
+        if let Some(copy) = &s.copy {
+            let parity = source::open_location(copy, s3).and_then(|dst| {
+                crate::compare::compare_stores(target.source.as_ref(), dst.as_ref(), opts)
+            });
+            let found = match parity {
+                Ok(f) => f,
+                Err(e) => vec![e.finding()],
+            };
+            view.facts.extend(found.iter().cloned());
+            findings.extend(found);
+        }
+        let job = s.restore.as_ref().map(|spec| RestoreJob {
+            session: &mut session,
+            spec,
+            source_name: s.name.clone(),
+            which: spec.which,
+            previous: earlier.iter().find_map(|p| p.facts.row_counts.clone()),
+        });
+        match verify_target(
+            &target,
+            &config.pattern_for(s),
+            opts,
+            show_progress,
+            sample,
+            job,
+        ) {
+            Ok(v) => {
+                if v.catalogued.is_empty() {
+                    findings.push(
+                        Finding::new(
+                            target.source.location(),
+                            Check::Source,
+                            Status::Fail,
+                            format!("source {:?} holds no backups", s.name),
+                        )
+                        .remedy("The backup job may not be running or may write elsewhere."),
+                    );
+                }
+                view.backups = observe(&v);
+                view.restores
+                    .extend(
+                        v.findings
+                            .iter()
+                            .filter(|f| f.check == Check::Restore)
+                            .map(|f| {
+                                let facts =
+                                    RestoreFacts::from_evidence(&f.evidence).unwrap_or_default();
+                                restore_seen(started, &f.subject, f.status, &f.summary, &facts)
+                            }),
+                    );
+                view.facts.extend(
+                    v.findings
+                        .iter()
+                        .filter(|f| matches!(f.check, Check::Retention | Check::Recovery))
+                        .cloned(),
+                );
+                backups.extend(v.backups);
+                findings.extend(v.findings);
+            }
+            Err(e) => findings.push(e.finding()),
+        }
+        view.restores.extend(
+            earlier
+                .iter()
+                .map(|p| restore_seen(p.at, &p.subject, p.status, &p.summary, &p.facts)),
+        );
+        observed.insert(s.name.clone(), view);
+    }
+    session.finish();
+    findings.extend(policy::evaluate(&config.checks, &observed, started));
+    let sources = config
+        .sources
+        .iter()
+        .map(|s| s.path.display().to_string())
+        .collect();
+    Report::new("run", started, sources, backups, findings)
+}

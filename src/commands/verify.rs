@@ -1,0 +1,82 @@
+//! `backproof verify PATH...`: a spot check, no config needed.
+
+use std::path::PathBuf;
+
+use chrono::Utc;
+
+use super::CommandError;
+use super::target::{RestoreJob, verify_target};
+use crate::finding::{Check, Finding, Status};
+use crate::report::Report;
+use crate::restore::{RestoreOverrides, RestoreSession, RestoreSpec, Which};
+use crate::source::{self, S3Options};
+use crate::verify::VerifyOptions;
+
+/// What to check and how.
+pub struct VerifyRequest {
+    /// Files, dump directories, directories of backups, or s3:// URLs.
+    pub paths: Vec<PathBuf>,
+    pub timestamp_pattern: Option<String>,
+    pub options: VerifyOptions,
+    pub s3: S3Options,
+    pub show_progress: bool,
+    /// Restore every restorable dump found (one scratch instance per engine
+    /// shared by all of them).
+    pub restore: Option<RestoreOverrides>,
+    /// Record the spot check here; `None` for `--no-history`.
+    pub history: Option<PathBuf>,
+}
+
+/// The report, and whether it reached the history.
+pub struct Verified {
+    pub report: Report,
+    pub recorded: Result<(), CommandError>,
+}
+
+pub fn verify(req: &VerifyRequest) -> Result<Verified, CommandError> {
+    let pattern = super::timestamp_pattern(req.timestamp_pattern.as_deref())?;
+    let started = Utc::now();
+    let mut backups = Vec::new();
+    let mut findings = Vec::new();
+    let mut session = req.restore.as_ref().map(|o| RestoreSession::new(o.clone()));
+    let spec = RestoreSpec::default();
+    for path in &req.paths {
+        let job = session.as_mut().map(|session| RestoreJob {
+            session,
+            spec: &spec,
+            source_name: path.display().to_string(),
+            which: Which::All,
+            previous: None,
+        });
+        match source::resolve(path, &req.s3)
+            .and_then(|t| verify_target(&t, &pattern, &req.options, req.show_progress, None, job))
+        {
+            Ok(v) => {
+                if v.backups.is_empty() && v.findings.is_empty() {
+                    findings.push(
+                        Finding::new(
+                            path.display().to_string(),
+                            Check::Source,
+                            Status::Warn,
+                            "no backups found",
+                        )
+                        .remedy("Point backproof at the directory the backups are written to."),
+                    );
+                }
+                backups.extend(v.backups);
+                findings.extend(v.findings);
+            }
+            Err(e) => findings.push(e.finding()),
+        }
+    }
+    if let Some(s) = session.as_mut() {
+        s.finish();
+    }
+    let sources = req.paths.iter().map(|p| p.display().to_string()).collect();
+    let report = Report::new("verify", started, sources, backups, findings);
+    let recorded = match &req.history {
+        Some(h) => super::record(&report, h),
+        None => Ok(()),
+    };
+    Ok(Verified { report, recorded })
+}
