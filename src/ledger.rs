@@ -30,16 +30,34 @@ pub struct Sample {
     pub every: usize,
 }
 
+/// A `--sample` value that is not `rotate:N`.
+#[derive(Debug, thiserror::Error)]
+pub enum BadSample {
+    #[error("{0:?}: expected rotate:N")]
+    Form(String),
+    #[error("{text:?}: {source}")]
+    Number {
+        text: String,
+        #[source]
+        source: std::num::ParseIntError,
+    },
+    #[error("rotate:N needs N >= 1")]
+    Zero,
+}
+
 impl FromStr for Sample {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Sample, String> {
+    type Err = BadSample;
+    fn from_str(s: &str) -> Result<Sample, BadSample> {
         let n = s
             .strip_prefix("rotate:")
-            .ok_or_else(|| format!("{s:?}: expected rotate:N"))?
+            .ok_or_else(|| BadSample::Form(s.to_string()))?
             .parse::<usize>()
-            .map_err(|e| format!("{s:?}: {e}"))?;
+            .map_err(|source| BadSample::Number {
+                text: s.to_string(),
+                source,
+            })?;
         if n == 0 {
-            return Err("rotate:N needs N >= 1".into());
+            return Err(BadSample::Zero);
         }
         Ok(Sample { every: n })
     }
@@ -126,7 +144,7 @@ mod tests {
         // 7 unchanged, quota ceil(7/5) = 2, least recently verified first.
         let picked: Vec<usize> = (0..7).filter(|&i| chosen[i]).collect();
         assert_eq!(picked, [0, 1]);
-        assert_eq!("rotate:5".parse(), Ok(Sample { every: 5 }));
+        assert_eq!("rotate:5".parse::<Sample>().ok(), Some(Sample { every: 5 }));
         assert!("rotate:0".parse::<Sample>().is_err() && "all".parse::<Sample>().is_err());
     }
 }

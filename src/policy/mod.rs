@@ -17,10 +17,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use serde_json::json;
 
 use crate::finding::{Check, Finding, Status};
 
+mod restore;
+mod series;
 mod stores;
 
 /// One promise. Thresholds are durations ("26h", "3d") or plain numbers.
@@ -392,7 +393,7 @@ pub struct RestoreSeen {
     pub seconds: Option<f64>,
 }
 
-fn human(d: chrono::Duration) -> String {
+pub(super) fn human(d: chrono::Duration) -> String {
     let secs = d.num_seconds().max(0) as u64;
     humantime::format_duration(Duration::from_secs(secs)).to_string()
 }
@@ -446,47 +447,17 @@ fn evaluate_one(
             warn_after,
             fail_after,
             ..
-        } => {
-            let Some(all) = source_backups(source) else {
-                return unknown(source, Check::Freshness);
-            };
-            let b = select(all, pattern);
-            let Some(newest) = b.last() else {
-                return Finding::new(&name, Check::Freshness, Status::Fail, "no backup at all")
-                    .with("source", source.as_str())
-                    .remedy("The backup job is not producing backups here: check it now.");
-            };
-            let age = now - newest.timestamp;
-            let fail = chrono::Duration::from_std(*fail_after).unwrap_or(chrono::Duration::MAX);
-            let warn = warn_after.and_then(|w| chrono::Duration::from_std(w).ok());
-            let status = if age > fail {
-                Status::Fail
-            } else if warn.is_some_and(|w| age > w) {
-                Status::Warn
-            } else {
-                Status::Pass
-            };
-            Finding::new(
+        } => match source_backups(source) {
+            None => unknown(source, Check::Freshness),
+            Some(all) => series::freshness(
                 &name,
-                Check::Freshness,
-                status,
-                format!(
-                    "newest backup is {} old (promise: at most {})",
-                    human(age),
-                    humantime::format_duration(*fail_after)
-                ),
-            )
-            .with("source", source.as_str())
-            .with("newest", newest.subject.as_str())
-            .with("newest_timestamp", newest.timestamp.to_rfc3339())
-            .with("age_seconds", age.num_seconds())
-            .with("fail_after_seconds", fail_after.as_secs())
-            .with("policy", name.as_str())
-            .remedy_if(
-                status,
-                "Backups are older than the promised RPO: check the backup job and take one now.",
-            )
-        }
+                source,
+                select(all, pattern),
+                warn_after,
+                fail_after,
+                now,
+            ),
+        },
         CheckDef::Retention {
             source,
             pattern,
@@ -495,91 +466,19 @@ fn evaluate_one(
             max_gap,
             max_age,
             ..
-        } => {
-            let Some(all) = source_backups(source) else {
-                return unknown(source, Check::Retention);
-            };
-            let b = select(all, pattern);
-            let mut problems = Vec::new();
-            let oldest = b.first().map(|o| now - o.timestamp);
-            if let Some(n) = min_count
-                && b.len() < *n
-            {
-                problems.push(format!(
-                    "{} backup(s) kept, promise is at least {n}",
-                    b.len()
-                ));
-            }
-            if let Some(min) = min_age {
-                let min_c = chrono::Duration::from_std(*min).unwrap_or(chrono::Duration::MAX);
-                if oldest.is_none_or(|o| o < min_c) {
-                    problems.push(format!(
-                        "oldest backup is {} old, promise is {} of history",
-                        oldest.map(human).unwrap_or_else(|| "not even".into()),
-                        humantime::format_duration(*min)
-                    ));
-                }
-            }
-            let mut largest_gap = None;
-            for w in b.windows(2) {
-                let gap = w[1].timestamp - w[0].timestamp;
-                if largest_gap.as_ref().is_none_or(|(g, _, _)| gap > *g) {
-                    largest_gap = Some((gap, w[0].subject.clone(), w[1].subject.clone()));
-                }
-            }
-            if let (Some(max), Some((gap, from, to))) = (max_gap, &largest_gap)
-                && *gap > chrono::Duration::from_std(*max).unwrap_or(chrono::Duration::MAX)
-            {
-                problems.push(format!(
-                    "gap of {} between {from} and {to} (promise: at most {})",
-                    human(*gap),
-                    humantime::format_duration(*max)
-                ));
-            }
-            if let Some(max) = max_age {
-                let max_c = chrono::Duration::from_std(*max).unwrap_or(chrono::Duration::MAX);
-                let too_old: Vec<&str> = b
-                    .iter()
-                    .filter(|o| now - o.timestamp > max_c)
-                    .map(|o| o.subject.as_str())
-                    .collect();
-                if !too_old.is_empty() {
-                    problems.push(format!(
-                        "{} backup(s) older than the {} allowed, e.g. {}",
-                        too_old.len(),
-                        humantime::format_duration(*max),
-                        too_old[0]
-                    ));
-                }
-            }
-            let status = if problems.is_empty() {
-                Status::Pass
-            } else {
-                Status::Fail
-            };
-            let summary = if problems.is_empty() {
-                format!(
-                    "{} backup(s) spanning {}",
-                    b.len(),
-                    oldest.map(human).unwrap_or_else(|| "nothing".into())
-                )
-            } else {
-                problems.join("; ")
-            };
-            Finding::new(&name, Check::Retention, status, summary)
-                .with("source", source.as_str())
-                .with("count", b.len())
-                .with("min_age_seconds", min_age.map(|d| d.as_secs()))
-                .with("oldest", b.first().map(|o| o.timestamp.to_rfc3339()))
-                .with("newest", b.last().map(|o| o.timestamp.to_rfc3339()))
-                .with(
-                    "largest_gap_seconds",
-                    largest_gap.as_ref().map(|(g, _, _)| g.num_seconds()),
-                )
-                .with("problems", problems)
-                .with("policy", name.as_str())
-                .remedy_if(status, "Retention is not what was promised: check the rotation/lifecycle rules and the backup schedule.")
-        }
+        } => match source_backups(source) {
+            None => unknown(source, Check::Retention),
+            Some(all) => series::retention(
+                &name,
+                source,
+                select(all, pattern),
+                min_age,
+                min_count,
+                max_gap,
+                max_age,
+                now,
+            ),
+        },
         CheckDef::SizeAnomaly {
             source,
             pattern,
@@ -589,184 +488,31 @@ fn evaluate_one(
             fail_above,
             min_bytes,
             ..
-        } => {
-            let Some(all) = source_backups(source) else {
-                return unknown(source, Check::SizeAnomaly);
-            };
-            let b = select(all, pattern);
-            let Some(newest) = b.last() else {
-                return Finding::new(
-                    &name,
-                    Check::SizeAnomaly,
-                    Status::Fail,
-                    "no backup to measure",
-                );
-            };
-            let mut previous: Vec<u64> = b[..b.len() - 1]
-                .iter()
-                .rev()
-                .take(*window)
-                .map(|o| o.size)
-                .collect();
-            previous.sort_unstable();
-            let median = previous.get(previous.len() / 2).copied();
-            let ratio = median
-                .filter(|m| *m > 0)
-                .map(|m| newest.size as f64 / m as f64);
-            let (status, summary) = if newest.size < *min_bytes {
-                (
-                    Status::Fail,
-                    format!(
-                        "newest backup is {} bytes, below the {min_bytes}-byte floor",
-                        newest.size
-                    ),
-                )
-            } else {
-                match ratio {
-                    None => (
-                        Status::Pass,
-                        format!(
-                            "newest backup is {} bytes; no predecessors to compare with yet",
-                            newest.size
-                        ),
-                    ),
-                    Some(r) if r < *fail_below || r > *fail_above => (
-                        Status::Fail,
-                        format!(
-                            "newest backup is {:.0}% of the median of the {} before it",
-                            r * 100.0,
-                            previous.len()
-                        ),
-                    ),
-                    Some(r) if r < *warn_below => (
-                        Status::Warn,
-                        format!(
-                            "newest backup is {:.0}% of the median of the {} before it",
-                            r * 100.0,
-                            previous.len()
-                        ),
-                    ),
-                    Some(r) => (
-                        Status::Pass,
-                        format!("newest backup is {:.0}% of the recent median", r * 100.0),
-                    ),
-                }
-            };
-            Finding::new(&name, Check::SizeAnomaly, status, summary)
-                .with("source", source.as_str())
-                .with("newest", newest.subject.as_str())
-                .with("newest_bytes", newest.size)
-                .with("median_bytes", median)
-                .with("compared_with", previous.len())
-                .with("policy", name.as_str())
-                .remedy_if(status, "A backup far smaller or larger than usual: open it, and check the job's log for errors or runaway data.")
-        }
+        } => match source_backups(source) {
+            None => unknown(source, Check::SizeAnomaly),
+            Some(all) => series::size_anomaly(
+                &name,
+                source,
+                select(all, pattern),
+                window,
+                fail_below,
+                warn_below,
+                fail_above,
+                min_bytes,
+            ),
+        },
         CheckDef::Verified {
             source,
             pattern,
             scope,
             ..
-        } => {
-            let Some(all) = source_backups(source) else {
-                return unknown(source, Check::Verified);
-            };
-            let b = select(all, pattern);
-            let in_scope: Vec<&&Observed> = match scope {
-                Scope::All => b.iter().collect(),
-                Scope::Newest => b.last().into_iter().collect(),
-            };
-            if in_scope.is_empty() {
-                return Finding::new(&name, Check::Verified, Status::Fail, "no backup to verify");
-            }
-            let worst = in_scope
-                .iter()
-                .map(|o| o.verdict.unwrap_or(Status::Error))
-                .max()
-                .unwrap_or(Status::Error);
-            let bad: Vec<&str> = in_scope
-                .iter()
-                .filter(|o| o.verdict.unwrap_or(Status::Error) >= Status::Fail)
-                .map(|o| o.subject.as_str())
-                .collect();
-            let status = if worst == Status::Warn {
-                Status::Pass
-            } else {
-                worst
-            };
-            let summary = if bad.is_empty() {
-                format!("{} backup(s) in scope verified", in_scope.len())
-            } else {
-                format!(
-                    "{} of {} backup(s) in scope failed or could not be verified",
-                    bad.len(),
-                    in_scope.len()
-                )
-            };
-            Finding::new(&name, Check::Verified, status, summary)
-                .with("source", source.as_str())
-                .with(
-                    "scope",
-                    if *scope == Scope::All {
-                        "all"
-                    } else {
-                        "newest"
-                    },
-                )
-                .with("not_verified", bad)
-                .with("policy", name.as_str())
-                .remedy_if(
-                    status,
-                    "See the integrity and structure findings of these backups.",
-                )
-        }
+        } => match source_backups(source) {
+            None => unknown(source, Check::Verified),
+            Some(all) => series::verified(&name, source, select(all, pattern), scope),
+        },
         CheckDef::Coverage {
             inventory, max_age, ..
-        } => {
-            let limit = chrono::Duration::from_std(*max_age).unwrap_or(chrono::Duration::MAX);
-            let mut missing = Vec::new();
-            let mut covered = serde_json::Map::new();
-            for item in inventory {
-                let newest = by_source
-                    .iter()
-                    .filter(|(s, _)| s.contains(item.as_str()))
-                    .flat_map(|(_, v)| v.backups.iter())
-                    .chain(
-                        by_source
-                            .values()
-                            .flat_map(|v| v.backups.iter())
-                            .filter(|o| o.key.contains(item.as_str())),
-                    )
-                    .map(|o| o.timestamp)
-                    .max();
-                match newest {
-                    Some(t) if now - t <= limit => {
-                        covered.insert(item.clone(), json!(t.to_rfc3339()));
-                    }
-                    Some(t) => {
-                        missing.push(format!("{item} (newest backup {} old)", human(now - t)))
-                    }
-                    None => missing.push(format!("{item} (no backup found)")),
-                }
-            }
-            let status = if missing.is_empty() {
-                Status::Pass
-            } else {
-                Status::Fail
-            };
-            let summary = if missing.is_empty() {
-                format!(
-                    "all {} inventory item(s) have a recent backup",
-                    inventory.len()
-                )
-            } else {
-                format!("unprotected: {}", missing.join(", "))
-            };
-            Finding::new(&name, Check::Coverage, status, summary)
-                .with("covered", covered)
-                .with("missing", missing)
-                .with("policy", name.as_str())
-                .remedy_if(status, "Something in the inventory has no recent backup: add a backup job and a source for it.")
-        }
+        } => series::coverage(&name, inventory, max_age, by_source, now),
         CheckDef::Versioning {
             source,
             keep_noncurrent,
@@ -799,7 +545,7 @@ fn evaluate_one(
             ..
         } => match by_source.get(source) {
             None => unknown(source, Check::Restore),
-            Some(view) => restored(&name, view, *within, *rto, now),
+            Some(view) => restore::restored(&name, view, *within, *rto, now),
         },
         CheckDef::Separation { sources, by, .. } => {
             let mut views = Vec::new();
@@ -814,70 +560,7 @@ fn evaluate_one(
     }
 }
 
-/// The newest restore of the source inside the window decides.
-fn restored(
-    name: &str,
-    view: &SourceView,
-    within: Duration,
-    rto: Option<Duration>,
-    now: DateTime<Utc>,
-) -> Finding {
-    let window = chrono::Duration::from_std(within).unwrap_or(chrono::Duration::MAX);
-    let newest = view.restores.iter().max_by_key(|r| r.at);
-    let base = |status, summary: String| {
-        Finding::new(name, Check::Restore, status, summary)
-            .with("source", view.location.as_str())
-            .with("within_seconds", within.as_secs())
-            .with("rto_seconds", rto.map(|r| r.as_secs_f64()))
-            .with("policy", name)
-    };
-    let Some(last) = newest.filter(|r| now - r.at <= window) else {
-        let summary = match newest {
-            Some(r) => format!(
-                "last restore was {} ago, promise is every {}",
-                human(now - r.at),
-                humantime::format_duration(within)
-            ),
-            None => "never restored".to_string(),
-        };
-        return base(Status::Fail, summary)
-            .with("last_restore", newest.map(|r| r.at.to_rfc3339()))
-            .remedy("Add [sources.restore] to this source so backproof restores it, and run it at least as often as promised.");
-    };
-    let over_rto = matches!((last.seconds, rto), (Some(s), Some(r)) if s > r.as_secs_f64());
-    let status = if last.status >= Status::Fail || over_rto {
-        Status::Fail
-    } else {
-        Status::Pass
-    };
-    let summary = if last.status >= Status::Fail {
-        format!("last restore of {} failed: {}", last.subject, last.summary)
-    } else if over_rto {
-        format!(
-            "last restore of {} took {:.1} s, over the {} RTO",
-            last.subject,
-            last.seconds.unwrap_or_default(),
-            humantime::format_duration(rto.unwrap_or_default())
-        )
-    } else {
-        format!(
-            "{} restored {} ago in {:.1} s",
-            last.subject,
-            human(now - last.at),
-            last.seconds.unwrap_or_default()
-        )
-    };
-    base(status, summary)
-        .with("restored", last.subject.as_str())
-        .with("restored_at", last.at.to_rfc3339())
-        .with("restore_seconds", last.seconds)
-        .remedy_if(
-            status,
-            "See the restore finding: fix the dump or the job, and make restores fast enough for the RTO.",
-        )
-}
-
-trait RemedyIf {
+pub(super) trait RemedyIf {
     fn remedy_if(self, status: Status, text: &str) -> Self;
 }
 

@@ -7,12 +7,17 @@
 //! and, for queries, exploded into finding and backup rows; `verify` checks
 //! both the chain and that the rows still say what the JSON says.
 
+mod db;
+
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use rusqlite::Connection;
+
+pub use db::DbError;
+use db::{Db, Sql};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -24,178 +29,42 @@ use crate::restore::RestoreFacts;
 /// `prev_hash` of the first run.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
+/// The history could not be read or written: the run's evidence is not
+/// safe, so the command exits 2.
 #[derive(Debug, thiserror::Error)]
-#[error("history {location}: {message}")]
+#[error("history {location}: {problem}")]
 pub struct HistoryError {
+    /// Redacted: never a password.
     pub location: String,
-    pub message: String,
+    #[source]
+    pub problem: Problem,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Problem {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// A stored record that does not decode: named, with the cause.
+    #[error("{what}: {source}")]
+    Record {
+        what: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+fn record_error(what: String, e: impl std::error::Error + Send + Sync + 'static) -> Problem {
+    Problem::Record {
+        what,
+        source: Box::new(e),
+    }
 }
 
 pub struct History {
     db: RefCell<Db>,
     location: String,
-}
-
-/// The two stores, behind the few statements the history needs. Queries
-/// are written once, with `?N` placeholders and portable SQL.
-enum Db {
-    Sqlite(Connection),
-    Postgres(Box<postgres::Client>, HashMap<String, postgres::Statement>),
-}
-
-/// A value crossing into or out of either store.
-#[derive(Debug, Clone, PartialEq)]
-enum Sql {
-    Int(i64),
-    Text(String),
-    Null,
-}
-
-impl From<i64> for Sql {
-    fn from(v: i64) -> Self {
-        Sql::Int(v)
-    }
-}
-impl From<String> for Sql {
-    fn from(v: String) -> Self {
-        Sql::Text(v)
-    }
-}
-impl From<&str> for Sql {
-    fn from(v: &str) -> Self {
-        Sql::Text(v.to_string())
-    }
-}
-impl From<Option<String>> for Sql {
-    fn from(v: Option<String>) -> Self {
-        v.map_or(Sql::Null, Sql::Text)
-    }
-}
-
-impl Sql {
-    fn int(&self) -> i64 {
-        match self {
-            Sql::Int(v) => *v,
-            Sql::Text(t) => t.parse().unwrap_or(0),
-            Sql::Null => 0,
-        }
-    }
-    fn text(&self) -> String {
-        match self {
-            Sql::Int(v) => v.to_string(),
-            Sql::Text(t) => t.clone(),
-            Sql::Null => String::new(),
-        }
-    }
-}
-
-impl Db {
-    fn is_postgres(&self) -> bool {
-        matches!(self, Db::Postgres(..))
-    }
-
-    fn query(&mut self, sql: &str, params: &[Sql]) -> Result<Vec<Vec<Sql>>, String> {
-        match self {
-            Db::Sqlite(c) => {
-                // Cached: an append runs the same insert once per finding.
-                let mut stmt = c.prepare_cached(sql).map_err(|e| e.to_string())?;
-                let n = stmt.column_count();
-                let bound = params.iter().map(|p| match p {
-                    Sql::Int(v) => rusqlite::types::Value::Integer(*v),
-                    Sql::Text(t) => rusqlite::types::Value::Text(t.clone()),
-                    Sql::Null => rusqlite::types::Value::Null,
-                });
-                let rows = stmt
-                    .query_map(rusqlite::params_from_iter(bound), |r| {
-                        (0..n)
-                            .map(|i| {
-                                Ok(match r.get::<_, rusqlite::types::Value>(i)? {
-                                    rusqlite::types::Value::Integer(v) => Sql::Int(v),
-                                    rusqlite::types::Value::Text(t) => Sql::Text(t),
-                                    rusqlite::types::Value::Real(f) => Sql::Text(f.to_string()),
-                                    _ => Sql::Null,
-                                })
-                            })
-                            .collect::<rusqlite::Result<Vec<Sql>>>()
-                    })
-                    .map_err(|e| e.to_string())?;
-                rows.collect::<rusqlite::Result<_>>()
-                    .map_err(|e| e.to_string())
-            }
-            Db::Postgres(c, prepared) => {
-                use postgres::types::{ToSql, Type};
-                let stmt = match prepared.get(sql) {
-                    Some(s) => s.clone(),
-                    None => {
-                        let s = c.prepare(&pg_placeholders(sql)).map_err(|e| pg_error(&e))?;
-                        prepared.insert(sql.to_string(), s.clone());
-                        s
-                    }
-                };
-                let owned: Vec<Box<dyn ToSql + Sync>> = params
-                    .iter()
-                    .map(|p| -> Box<dyn ToSql + Sync> {
-                        match p {
-                            Sql::Int(v) => Box::new(*v),
-                            Sql::Text(t) => Box::new(t.clone()),
-                            Sql::Null => Box::new(None::<String>),
-                        }
-                    })
-                    .collect();
-                let refs: Vec<&(dyn ToSql + Sync)> = owned.iter().map(|b| b.as_ref()).collect();
-                let rows = c.query(&stmt, &refs).map_err(|e| pg_error(&e))?;
-                Ok(rows
-                    .iter()
-                    .map(|r| {
-                        (0..r.len())
-                            .map(|i| match *r.columns()[i].type_() {
-                                Type::INT8 => {
-                                    r.get::<_, Option<i64>>(i).map_or(Sql::Null, Sql::Int)
-                                }
-                                Type::INT4 => r
-                                    .get::<_, Option<i32>>(i)
-                                    .map_or(Sql::Null, |v| Sql::Int(v.into())),
-                                _ => r.get::<_, Option<String>>(i).map_or(Sql::Null, Sql::Text),
-                            })
-                            .collect()
-                    })
-                    .collect())
-            }
-        }
-    }
-
-    fn execute(&mut self, sql: &str, params: &[Sql]) -> Result<(), String> {
-        self.query(sql, params).map(drop)
-    }
-
-    fn batch(&mut self, sql: &str) -> Result<(), String> {
-        match self {
-            Db::Sqlite(c) => c.execute_batch(sql).map_err(|e| e.to_string()),
-            Db::Postgres(c, _) => c.batch_execute(sql).map_err(|e| pg_error(&e)),
-        }
-    }
-}
-
-/// PostgreSQL numbers its placeholders `$N` where SQLite takes `?N`.
-fn pg_placeholders(sql: &str) -> String {
-    let mut out = String::with_capacity(sql.len());
-    let mut chars = sql.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '?' && chars.peek().is_some_and(|d| d.is_ascii_digit()) {
-            out.push('$');
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// The server's own message, not just "db error".
-fn pg_error(e: &postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(d) => format!("{}: {}", d.severity(), d.message()),
-        None => e.to_string(),
-    }
 }
 
 /// The stored run, as read back.
@@ -318,21 +187,21 @@ impl History {
     /// a `postgres://` URL naming a database backproof may create tables in.
     pub fn open(location: &Path) -> Result<History, HistoryError> {
         let loc = location.display().to_string();
-        let err = |m: String| HistoryError {
+        let err = |problem: Problem| HistoryError {
             location: redact(&loc),
-            message: m,
+            problem,
         };
         let mut db = if is_url(&loc) {
-            let client =
-                postgres::Client::connect(&loc, postgres::NoTls).map_err(|e| err(pg_error(&e)))?;
+            let client = postgres::Client::connect(&loc, postgres::NoTls)
+                .map_err(|e| err(DbError::from(e).into()))?;
             Db::Postgres(Box::new(client), HashMap::new())
         } else {
             if let Some(dir) = location.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+                std::fs::create_dir_all(dir).map_err(|e| err(e.into()))?;
             }
-            let conn = Connection::open(location).map_err(|e| err(e.to_string()))?;
+            let conn = Connection::open(location).map_err(|e| err(DbError::from(e).into()))?;
             conn.busy_timeout(std::time::Duration::from_secs(30))
-                .map_err(|e| err(e.to_string()))?;
+                .map_err(|e| err(DbError::from(e).into()))?;
             Db::Sqlite(conn)
         };
         if db.is_postgres() {
@@ -343,17 +212,17 @@ impl History {
         } else {
             db.batch(SCHEMA)
         }
-        .map_err(err)?;
+        .map_err(|e| err(e.into()))?;
         Ok(History {
             db: RefCell::new(db),
             location: redact(&loc),
         })
     }
 
-    fn err(&self, e: impl std::fmt::Display) -> HistoryError {
+    fn err(&self, problem: impl Into<Problem>) -> HistoryError {
         HistoryError {
             location: self.location.clone(),
-            message: e.to_string(),
+            problem: problem.into(),
         }
     }
 
@@ -398,13 +267,13 @@ impl History {
         for row in rows {
             let id = row[0].int();
             let started_at = DateTime::parse_from_rfc3339(&row[1].text())
-                .map_err(|e| self.err(format!("run {id}: bad started_at: {e}")))?
+                .map_err(|e| self.err(record_error(format!("run {id}: bad started_at"), e)))?
                 .with_timezone(&Utc);
             if started_at < since {
                 continue;
             }
             let report: StoredReport = serde_json::from_str(&row[5].text())
-                .map_err(|e| self.err(format!("run {id}: {e}")))?;
+                .map_err(|e| self.err(record_error(format!("run {id}"), e)))?;
             out.push(StoredRun {
                 id,
                 started_at,
@@ -458,7 +327,7 @@ impl History {
                 .unwrap_or(Status::Error);
             let verified_at = DateTime::parse_from_rfc3339(&row[2].text())
                 .map(|t| t.with_timezone(&Utc))
-                .map_err(|e| self.err(format!("run {run_id}: {e}")))?;
+                .map_err(|e| self.err(record_error(format!("run {run_id}"), e)))?;
             ledger.insert(
                 row[0].text(),
                 crate::ledger::LedgerEntry {
@@ -492,7 +361,7 @@ impl History {
             };
             out.push(PastRestore {
                 at: DateTime::parse_from_rfc3339(&r[0].text())
-                    .map_err(|e| self.err(format!("bad started_at: {e}")))?
+                    .map_err(|e| self.err(record_error("bad started_at".into(), e)))?
                     .with_timezone(&Utc),
                 subject: r[1].text(),
                 status: serde_json::from_value(Value::String(r[2].text())).unwrap_or(Status::Error),
@@ -635,7 +504,7 @@ pub fn redact(location: &str) -> String {
 }
 
 /// Inside the caller's transaction, with the runs table locked.
-fn insert_run(db: &mut Db, report: &Report) -> Result<(i64, String), String> {
+fn insert_run(db: &mut Db, report: &Report) -> Result<(i64, String), DbError> {
     let json = report::json::render(report);
     let last = db.query("SELECT id, hash FROM runs ORDER BY id DESC LIMIT 1", &[])?;
     let (id, prev) = match last.first() {

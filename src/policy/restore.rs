@@ -1,0 +1,72 @@
+//! The restore promise: a passing test restore of the source within a
+//! period, and within the RTO.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::{RemedyIf, SourceView, human};
+use crate::finding::{Check, Finding, Status};
+
+/// The newest restore of the source inside the window decides.
+pub(super) fn restored(
+    name: &str,
+    view: &SourceView,
+    within: Duration,
+    rto: Option<Duration>,
+    now: DateTime<Utc>,
+) -> Finding {
+    let window = chrono::Duration::from_std(within).unwrap_or(chrono::Duration::MAX);
+    let newest = view.restores.iter().max_by_key(|r| r.at);
+    let base = |status, summary: String| {
+        Finding::new(name, Check::Restore, status, summary)
+            .with("source", view.location.as_str())
+            .with("within_seconds", within.as_secs())
+            .with("rto_seconds", rto.map(|r| r.as_secs_f64()))
+            .with("policy", name)
+    };
+    let Some(last) = newest.filter(|r| now - r.at <= window) else {
+        let summary = match newest {
+            Some(r) => format!(
+                "last restore was {} ago, promise is every {}",
+                human(now - r.at),
+                humantime::format_duration(within)
+            ),
+            None => "never restored".to_string(),
+        };
+        return base(Status::Fail, summary)
+            .with("last_restore", newest.map(|r| r.at.to_rfc3339()))
+            .remedy("Add [sources.restore] to this source so backproof restores it, and run it at least as often as promised.");
+    };
+    let over_rto = matches!((last.seconds, rto), (Some(s), Some(r)) if s > r.as_secs_f64());
+    let status = if last.status >= Status::Fail || over_rto {
+        Status::Fail
+    } else {
+        Status::Pass
+    };
+    let summary = if last.status >= Status::Fail {
+        format!("last restore of {} failed: {}", last.subject, last.summary)
+    } else if over_rto {
+        format!(
+            "last restore of {} took {:.1} s, over the {} RTO",
+            last.subject,
+            last.seconds.unwrap_or_default(),
+            humantime::format_duration(rto.unwrap_or_default())
+        )
+    } else {
+        format!(
+            "{} restored {} ago in {:.1} s",
+            last.subject,
+            human(now - last.at),
+            last.seconds.unwrap_or_default()
+        )
+    };
+    base(status, summary)
+        .with("restored", last.subject.as_str())
+        .with("restored_at", last.at.to_rfc3339())
+        .with("restore_seconds", last.seconds)
+        .remedy_if(
+            status,
+            "See the restore finding: fix the dump or the job, and make restores fast enough for the RTO.",
+        )
+}
