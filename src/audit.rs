@@ -27,7 +27,7 @@ struct RestoreJob<'a> {
     source_name: String,
     which: Which,
     /// Row counts of the previous restore of this source, from the history.
-    previous: Option<serde_json::Map<String, serde_json::Value>>,
+    previous: Option<BTreeMap<String, u64>>,
 }
 
 /// Verifies one resolved target; with a sample plan, only the backups the
@@ -156,14 +156,18 @@ fn restore_catalog(
             );
             continue;
         }
-        out.push(job.session.restore(
-            target.source.as_ref(),
-            b,
-            kind,
-            job.spec,
-            &job.source_name,
-            job.previous.as_ref(),
-        ));
+        out.push(
+            job.session
+                .restore(
+                    target.source.as_ref(),
+                    b,
+                    kind,
+                    job.spec,
+                    &job.source_name,
+                    job.previous.as_ref(),
+                )
+                .finding,
+        );
     }
     out
 }
@@ -279,7 +283,7 @@ pub fn run_config(
             spec,
             source_name: s.name.clone(),
             which: spec.which,
-            previous: history.and_then(|h| crate::restore::previous_row_counts(h, &s.name)),
+            previous: history.and_then(|h| previous_row_counts(h, &s.name)),
         });
         match verify_target(
             &target,
@@ -370,6 +374,21 @@ fn observe(v: &verify::Verified) -> Vec<Observed> {
             encryption: encryption.get(subject.as_str()).map(|e| e.to_string()),
         })
         .collect()
+}
+
+/// The row counts of the newest restore of `source_name` in the history,
+/// for the row-drop check; None when there is none (or no history).
+fn previous_row_counts(history: &Path, source_name: &str) -> Option<BTreeMap<String, u64>> {
+    if !crate::history::exists(history) {
+        return None;
+    }
+    let h = crate::history::History::open(history).ok()?;
+    h.findings_of("restore").ok()?.into_iter().find_map(|f| {
+        let facts = crate::restore::RestoreFacts::from_evidence(f.evidence.as_object()?)?;
+        (facts.source.as_deref() == Some(source_name))
+            .then_some(facts.row_counts)
+            .flatten()
+    })
 }
 
 /// A restore finding as the restore promise sees it.
