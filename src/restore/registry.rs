@@ -121,3 +121,80 @@ pub fn choose(kind: Kind, backup: &Backup, configured: Option<Engine>) -> Option
     }
     Some((Engine(natural), format))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{Layout, TimestampFrom};
+
+    fn backup(key: &str, layout: Layout) -> Backup {
+        Backup {
+            key: key.into(),
+            layout,
+            members: vec![],
+            size: 0,
+            timestamp: chrono::DateTime::UNIX_EPOCH,
+            timestamp_from: TimestampFrom::Name,
+            expected: Default::default(),
+        }
+    }
+
+    fn kind(format: Format) -> Kind {
+        Kind {
+            format,
+            compression: None,
+        }
+    }
+
+    #[test]
+    fn the_engines_choose_who_restores_what() {
+        let pg = Engine::by_name("postgresql");
+        let my = Engine::by_name("mysql");
+        assert_eq!(pg.map(Engine::name), Some("postgres"));
+        assert_eq!(my.map(Engine::name), Some("mariadb"));
+        let file = |k| backup(k, Layout::File);
+        let pick = |f, b: &Backup, e| choose(kind(f), b, e).map(|(e, f)| (e.name(), f));
+        let dir = backup("a.dir", Layout::PgDirectory);
+        assert_eq!(
+            pick(Format::Unknown, &dir, None),
+            Some(("postgres", Format::PgToc))
+        );
+        assert_eq!(
+            pick(Format::MysqlDump, &dir, my),
+            Some(("postgres", Format::PgToc))
+        );
+        // Named by the inspector: its engine, unless plain SQL is re-aimed.
+        assert_eq!(
+            pick(Format::PgCustom, &file("a"), my),
+            Some(("postgres", Format::PgCustom))
+        );
+        assert_eq!(
+            pick(Format::PgPlain, &file("a"), my),
+            Some(("mariadb", Format::MysqlDump))
+        );
+        assert_eq!(
+            pick(Format::MysqlDump, &file("a"), pg),
+            Some(("postgres", Format::PgPlain))
+        );
+        assert_eq!(
+            pick(Format::MysqlDump, &file("a"), None),
+            Some(("mariadb", Format::MysqlDump))
+        );
+        // Unrecognisable: by name, the configured engine's conventions first.
+        let sql = file("x/a.sql.gz");
+        assert_eq!(
+            pick(Format::Unknown, &sql, None),
+            Some(("postgres", Format::PgPlain))
+        );
+        assert_eq!(
+            pick(Format::Unknown, &sql, my),
+            Some(("mariadb", Format::MysqlDump))
+        );
+        assert_eq!(
+            pick(Format::Unknown, &file("a.pgdump.zst"), my),
+            Some(("postgres", Format::PgCustom))
+        );
+        assert_eq!(pick(Format::Unknown, &file("a.txt"), None), None);
+        assert_eq!(pick(Format::Tar, &file("a.tar"), None), None);
+    }
+}

@@ -487,3 +487,36 @@ pub fn sweep_dirs() -> Vec<String> {
     }
     swept
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_passwords_are_random_and_carry_the_pid() {
+        let (a, b) = (database_name().unwrap(), database_name().unwrap());
+        assert_ne!(a, b);
+        assert_eq!(owner_pid(&a, DB_PREFIX), Some(std::process::id()));
+        assert!(!left_by_dead_run(&a), "our own");
+        assert!(left_by_dead_run("backproof_scratch_999999999_deadbeef"));
+        assert!(!left_by_dead_run("someone_elses_db"));
+        let p = password().unwrap();
+        assert_eq!(p.len(), 32);
+        assert_ne!(p, password().unwrap());
+        assert_eq!(owner_pid("backproof-scratch-42-ab12", DIR_PREFIX), Some(42));
+    }
+
+    #[test]
+    fn a_server_user_is_looked_up_through_nss() {
+        if !rustix::process::geteuid().is_root() {
+            assert!(RunAs::for_user("no-such-user").unwrap().ids.is_none());
+            return;
+        }
+        assert_eq!(RunAs::for_user("root").unwrap().ids, Some((0, 0)));
+        let e = RunAs::for_user("bp-no-such-user").unwrap_err();
+        assert!(
+            e.to_string().contains("no system user \"bp-no-such-user\""),
+            "{e}"
+        );
+    }
+}

@@ -30,8 +30,12 @@ pub enum ToolError {
 
 /// An executable on PATH (or in the usual sbin dirs).
 pub fn which(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let dirs: Vec<PathBuf> = std::env::split_paths(&path)
+    which_in(name, &std::env::var_os("PATH").unwrap_or_default())
+}
+
+/// `which` over a PATH-style list: a file without the exec bit is skipped.
+fn which_in(name: &str, path: &std::ffi::OsStr) -> Option<PathBuf> {
+    let dirs: Vec<PathBuf> = std::env::split_paths(path)
         .chain(SBIN.map(PathBuf::from))
         .collect();
     let dirs: OsString = std::env::join_paths(dirs).ok()?;
@@ -276,4 +280,31 @@ pub fn copy_into(mut input: impl Read, mut out: ChildStdin) -> io::Result<()> {
 /// status and stderr are the evidence, not this error.
 pub fn broken_pipe(e: io::Error) -> io::Error {
     io::Error::new(io::ErrorKind::BrokenPipe, e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn which_wants_the_exec_bit() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let plain = a.path().join("bp-tool");
+        std::fs::write(&plain, "#!/bin/sh\n").unwrap();
+        let exec = b.path().join("bp-tool");
+        std::fs::write(&exec, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&exec, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = std::env::join_paths([a.path(), b.path()]).unwrap();
+        assert_eq!(which_in("bp-tool", &path), Some(exec));
+        let only_plain = std::env::join_paths([a.path()]).unwrap();
+        assert_eq!(which_in("bp-tool", &only_plain), None);
+    }
+
+    #[test]
+    fn the_first_error_line_is_the_summary() {
+        let stderr = "psql:<stdin>:3: NOTICE: x\npsql:<stdin>:4: ERROR:  boom\nmore";
+        assert_eq!(first_error(stderr), "psql:<stdin>:4: ERROR:  boom");
+        assert_eq!(first_error(""), "no message");
+    }
 }
