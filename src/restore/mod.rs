@@ -14,14 +14,14 @@
 //! Restored SQL is untrusted input: it always runs as an unprivileged role
 //! that owns nothing but its scratch database.
 
-pub mod engine;
+mod engine;
 pub mod facts;
 mod input;
 mod mysql;
 mod postgres;
 mod registry;
 mod sanity;
-pub mod scratch;
+mod scratch;
 mod spec;
 mod tools;
 
