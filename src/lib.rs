@@ -20,6 +20,7 @@ pub mod ledger;
 pub mod manifest;
 pub mod policy;
 pub mod progress;
+pub mod redact;
 pub mod report;
 pub mod restore;
 pub mod source;

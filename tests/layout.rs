@@ -79,7 +79,7 @@ fn edges(files: &[(PathBuf, String)]) -> BTreeSet<(Vec<String>, Vec<String>)> {
             let parts: Vec<String> = path.split("::").map(str::to_string).collect();
             // The longest prefix that is a module.
             for n in (1..=parts.len()).rev() {
-                if modules.contains(&parts[..n].to_vec()) {
+                if modules.contains(&parts[..n]) {
                     targets.push(parts[..n].to_vec());
                     return;
                 }

@@ -624,6 +624,33 @@ fn a_scratch_url_target_keeps_nothing() {
     );
 }
 
+/// A scratch server that cannot be reached is an error finding (exit 2),
+/// and its URL is shown without the password, even one holding an `@`.
+#[test]
+fn an_unreachable_scratch_url_is_an_error_shown_without_its_password() {
+    let dump = corpus().join("clean/postgres/appdb-2026-11-20T0300.dump");
+    // Port 1 on loopback: nothing listens there.
+    let url = "postgres://auditor:s3cr@t-pw@127.0.0.1:1/postgres";
+    let (code, report, stderr) = restore_json(&["--scratch-url", url], &[&dump]);
+    assert_eq!(code, 2, "{}\n{stderr}", describe(&report));
+    let f = restore_of(&report, "appdb-2026-11-20T0300.dump");
+    assert_eq!(f["status"], "error", "{f:#}");
+    assert!(
+        f["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("cannot create a scratch database:"),
+        "{f:#}"
+    );
+    assert_eq!(
+        f["evidence"]["target"],
+        "postgres://auditor:***@127.0.0.1:1/postgres"
+    );
+    assert_eq!(f["evidence"]["engine"], "postgres");
+    let all = format!("{report}{stderr}");
+    assert!(!all.contains("s3cr") && !all.contains("t-pw"), "{all}");
+}
+
 /// A MariaDB server of the test's own, on a unix socket, killed on drop.
 struct TestMariaDb {
     dir: tempfile::TempDir,

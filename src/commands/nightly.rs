@@ -19,7 +19,7 @@ use crate::history::{self, History, PastRestore};
 use crate::ledger::{Ledger, Sample};
 use crate::policy::{self, SourceView};
 use crate::report::Report;
-use crate::restore::{RestoreFacts, RestoreOverrides, RestoreSession};
+use crate::restore::{RestoreOverrides, RestoreSession};
 use crate::source::{self, S3Options, Target};
 use crate::verify::VerifyOptions;
 
@@ -195,7 +195,8 @@ fn run_config(
             sample,
             job,
         ) {
-            Ok(v) => {
+            Ok(audited) => {
+                let v = audited.verified;
                 if v.catalogued.is_empty() {
                     findings.push(
                         Finding::new(
@@ -208,17 +209,10 @@ fn run_config(
                     );
                 }
                 view.backups = observe(&v);
-                view.restores
-                    .extend(
-                        v.findings
-                            .iter()
-                            .filter(|f| f.check == Check::Restore)
-                            .map(|f| {
-                                let facts =
-                                    RestoreFacts::from_evidence(&f.evidence).unwrap_or_default();
-                                restore_seen(started, &f.subject, f.status, &f.summary, &facts)
-                            }),
-                    );
+                view.restores.extend(audited.restores.iter().map(|r| {
+                    let f = &r.finding;
+                    restore_seen(started, &f.subject, f.status, &f.summary, &r.facts)
+                }));
                 view.facts.extend(
                     v.findings
                         .iter()

@@ -12,7 +12,7 @@ use crate::inspect::{self, Kind};
 use crate::ledger::{self, Ledger, Sample};
 use crate::policy::{self, Observed};
 use crate::progress::Progress;
-use crate::restore::{RestoreFacts, RestoreSession, RestoreSpec, Which};
+use crate::restore::{RestoreFacts, RestoreOutcome, RestoreSession, RestoreSpec, Which};
 use crate::source::{self, SourceError, Target};
 use crate::verify::{self, VerifyOptions};
 
@@ -26,6 +26,13 @@ pub(super) struct RestoreJob<'a> {
     pub previous: Option<BTreeMap<String, u64>>,
 }
 
+/// One target's verification, and the test restores it ran (their findings
+/// are among the verification's, in the order they ran).
+pub(super) struct Audited {
+    pub verified: verify::Verified,
+    pub restores: Vec<RestoreOutcome>,
+}
+
 /// Verifies one resolved target; with a sample plan, only the backups the
 /// ledger says are due tonight are read. With a restore job, the chosen
 /// dumps are then restored.
@@ -36,7 +43,7 @@ pub(super) fn verify_target(
     show_progress: bool,
     sample: Option<(&Ledger, Sample)>,
     restore: Option<RestoreJob<'_>>,
-) -> Result<verify::Verified, SourceError> {
+) -> Result<Audited, SourceError> {
     let (artifacts, problems) = target.source.list_scoped(target.only.as_deref())?;
     let mut catalog = catalog::build(
         target.source.as_ref(),
@@ -87,11 +94,14 @@ pub(super) fn verify_target(
     if target.only.is_none() {
         verified.findings.extend(target.source.store_findings());
     }
-    if let Some(job) = restore {
-        let restores = restore_catalog(target, &catalog.backups, &verified, job);
-        verified.findings.extend(restores);
-    }
-    Ok(verified)
+    let restores = match restore {
+        Some(job) => restore_catalog(target, &catalog.backups, &verified, job),
+        None => Vec::new(),
+    };
+    verified
+        .findings
+        .extend(restores.iter().map(|r| r.finding.clone()));
+    Ok(Audited { verified, restores })
 }
 
 /// Restores the verified dumps a job asks for: every one, or the newest.
@@ -107,7 +117,7 @@ fn restore_catalog(
     backups: &[catalog::Backup],
     verified: &verify::Verified,
     job: RestoreJob<'_>,
-) -> Vec<Finding> {
+) -> Vec<RestoreOutcome> {
     let kinds: BTreeMap<&str, Kind> = verified
         .backups
         .iter()
@@ -135,27 +145,26 @@ fn restore_catalog(
         });
         chosen.truncate(1);
     }
-    let previous: Option<serde_json::Map<String, serde_json::Value>> =
-        job.previous.as_ref().map(|rows| {
-            rows.iter()
-                .map(|(t, n)| (t.clone(), serde_json::json!(n)))
-                .collect()
-        });
     let mut out = Vec::new();
     for (b, kind) in chosen {
         let subject = target.source.subject(&b.key);
         let damaged = structure.get(subject.as_str()) == Some(&Status::Fail);
         if damaged && kind.format == inspect::Format::PgTar {
-            out.push(
-                Finding::new(
+            let facts = RestoreFacts {
+                source: Some(job.source_name.clone()),
+                ..RestoreFacts::default()
+            };
+            out.push(RestoreOutcome {
+                finding: Finding::new(
                     subject,
                     Check::Restore,
                     Status::Fail,
                     "not restored: failed structure check (pg_restore can hang forever on a damaged tar archive)",
                 )
-                .with("source", job.source_name.clone())
+                .with_evidence(facts.evidence())
                 .remedy("The dump is damaged: restore from an earlier backup or a copy, and fix the backup job."),
-            );
+                facts,
+            });
             continue;
         }
         out.push(job.session.restore(
@@ -164,7 +173,7 @@ fn restore_catalog(
             kind,
             job.spec,
             &job.source_name,
-            previous.as_ref(),
+            job.previous.as_ref(),
         ));
     }
     out

@@ -51,7 +51,8 @@ pub fn verify(req: &VerifyRequest) -> Result<Verified, CommandError> {
         match source::resolve(path, &req.s3)
             .and_then(|t| verify_target(&t, &pattern, &req.options, req.show_progress, None, job))
         {
-            Ok(v) => {
+            Ok(audited) => {
+                let v = audited.verified;
                 if v.backups.is_empty() && v.findings.is_empty() {
                     findings.push(
                         Finding::new(

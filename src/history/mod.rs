@@ -23,6 +23,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::finding::{Check, Status};
+use crate::redact::redact;
 use crate::report::{self, Report};
 use crate::restore::RestoreFacts;
 
@@ -485,22 +486,6 @@ pub fn is_url(location: &str) -> bool {
 /// Whether anything was ever recorded at `location` (a URL is asked).
 pub fn exists(location: &Path) -> bool {
     is_url(&location.to_string_lossy()) || location.exists()
-}
-
-/// The location as reports and errors show it: never with a password
-/// (`postgres://user:secret@host/db` shows as `postgres://user:***@host/db`).
-pub fn redact(location: &str) -> String {
-    if !is_url(location) {
-        return location.to_string();
-    }
-    let (scheme, rest) = location.split_once("://").unwrap_or(("", location));
-    match rest.split_once('@') {
-        Some((userinfo, host)) if userinfo.contains(':') => {
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{scheme}://{user}:***@{host}")
-        }
-        _ => location.to_string(),
-    }
 }
 
 /// Inside the caller's transaction, with the runs table locked.

@@ -9,21 +9,24 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// The facts of one restore. Field names are the evidence keys reports have
-/// always shown; absent facts are left out of the evidence.
+/// always shown; absent facts are left out of the evidence (the evidence
+/// map sorts its keys, so field order does not matter).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RestoreFacts {
     /// The configured source (or the path named on the command line).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
-    /// "postgresql" or "mariadb".
+    /// The engine's name: "postgres" or "mariadb".
     #[serde(skip_serializing_if = "Option::is_none")]
     pub engine: Option<String>,
     /// The scratch server, redacted, or "ephemeral".
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// The scratch database (dropped since).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub database: Option<String>,
+    /// Starting the ephemeral server, when this restore started it (else 0).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scratch_start_seconds: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -33,12 +36,62 @@ pub struct RestoreFacts {
     /// Loading the dump, wall time.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub restore_seconds: Option<f64>,
+    /// The tool that loaded it (pg_restore, psql, mariadb, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    /// The tail of the tool's stderr; left out when it said nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_stderr: Option<String>,
+    /// Reading or decoding the dump failed mid-way.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input_error: Option<String>,
     /// The sanity queries after loading, wall time.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sanity_seconds: Option<f64>,
     /// Exact rows per restored table.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub row_counts: Option<BTreeMap<String, u64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub table_count: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_bytes: Option<u64>,
+    /// The configured assertions and what each returned (only when some
+    /// are configured).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub assertions: Option<Vec<Assertion>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub freshness: Option<Freshness>,
+    /// The row counts of the previous restore of the same source, which the
+    /// row-drop check compared against.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_row_counts: Option<BTreeMap<String, u64>>,
+    /// Why a restored database failed its expectations.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problems: Option<Vec<String>>,
+}
+
+/// One assertion: its SQL and whether it held, or why it could not run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Assertion {
+    pub sql: String,
+    pub result: AssertionResult,
+}
+
+/// `true`/`false`, or the error text (the evidence has always shown either).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AssertionResult {
+    Held(bool),
+    Error(String),
+}
+
+/// The newest value of the freshness column and its age (null when the
+/// table is empty or the value is no time).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Freshness {
+    pub column: String,
+    pub newest: Option<String>,
+    pub age_seconds: Option<f64>,
 }
 
 impl RestoreFacts {
@@ -50,9 +103,75 @@ impl RestoreFacts {
             .filter(|f| f.engine.is_some())
     }
 
+    /// The finding's evidence: these facts, serialized.
+    pub fn evidence(&self) -> Map<String, Value> {
+        // Infallible for this struct (string keys, plain values); an empty
+        // map rather than a panic if that ever changed.
+        match serde_json::to_value(self) {
+            Ok(Value::Object(m)) => m,
+            _ => Map::new(),
+        }
+    }
+
     /// Load plus sanity checks: what the RTO is measured against.
     pub fn total_seconds(&self) -> Option<f64> {
         self.restore_seconds
             .map(|r| r + self.sanity_seconds.unwrap_or(0.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn evidence_round_trips_with_the_keys_reports_show() {
+        let facts = RestoreFacts {
+            source: Some("appdb".into()),
+            engine: Some("postgres".into()),
+            target: Some("ephemeral".into()),
+            database: Some("backproof_scratch_1_00000000".into()),
+            scratch_start_seconds: Some(0.0),
+            timeout_seconds: Some(7200.0),
+            rto_seconds: Some(3600.0),
+            restore_seconds: Some(1.5),
+            tool: Some("pg_restore".into()),
+            sanity_seconds: Some(0.25),
+            row_counts: Some([("orders".to_string(), 3000)].into()),
+            table_count: Some(1),
+            database_bytes: Some(8192),
+            assertions: Some(vec![
+                Assertion {
+                    sql: "select true".into(),
+                    result: AssertionResult::Held(true),
+                },
+                Assertion {
+                    sql: "select x".into(),
+                    result: AssertionResult::Error("ERROR: no x".into()),
+                },
+            ]),
+            freshness: Some(Freshness {
+                column: "orders.placed_at".into(),
+                newest: None,
+                age_seconds: None,
+            }),
+            previous_row_counts: Some([("orders".to_string(), 2900)].into()),
+            problems: Some(vec!["a problem".into()]),
+            ..RestoreFacts::default()
+        };
+        let ev = facts.evidence();
+        assert_eq!(
+            ev["assertions"][1],
+            json!({"sql": "select x", "result": "ERROR: no x"})
+        );
+        assert_eq!(
+            ev["freshness"],
+            json!({"column": "orders.placed_at", "newest": null, "age_seconds": null})
+        );
+        assert!(!ev.contains_key("tool_stderr") && !ev.contains_key("input_error"));
+        assert_eq!(RestoreFacts::from_evidence(&ev), Some(facts.clone()));
+        assert_eq!(facts.total_seconds(), Some(1.75));
+        assert!(RestoreFacts::default().evidence().is_empty());
     }
 }

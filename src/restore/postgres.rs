@@ -1,22 +1,59 @@
 //! PostgreSQL restores: pg_restore for archives (custom, directory, tar),
 //! psql for plain SQL, always as a NOSUPERUSER role that owns only its
-//! scratch database; sanity queries through the `postgres` driver
-//! (tokio-postgres' blocking client).
+//! scratch database; queries through the `postgres` driver (tokio-postgres'
+//! blocking client). Ephemeral servers: initdb + postgres on a unix socket.
 
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
 use std::process::{ChildStdin, Command};
 use std::time::{Duration, Instant};
 
 use postgres::config::Host;
 use postgres::{Client, Config, NoTls, SimpleQueryMessage};
+use rustix::process::Signal;
 
-use super::scratch::{self, DB_PREFIX, Endpoint};
-use super::{EngineOps, Facts, Input, RestoreSpec, ScratchDb, ToolRun, run_tools};
+use crate::catalog::Layout;
 use crate::inspect::Format;
+
+use super::engine::{Endpoint, EngineError, EngineKind, ScratchDb, SqlSession, Started, Table};
+use super::input::Input;
+use super::scratch::{self, DB_PREFIX, Instance, RunAs};
+use super::tools::{self, ToolRun, broken_pipe, copy_into, run_tools};
 
 pub struct Postgres;
 
-fn admin_config(endpoint: &Endpoint) -> Result<Config, String> {
+#[derive(Debug, thiserror::Error)]
+pub enum PgError {
+    #[error(
+        "PostgreSQL server binaries (initdb, postgres) not found: neither `pg_config --bindir` nor /usr/lib/postgresql/*/bin has them; install the postgresql package or configure a scratch_url"
+    )]
+    NoServer,
+    #[error("bad scratch_url: {0}")]
+    BadUrl(#[source] postgres::Error),
+    /// In the server's own words: `postgres::Error` alone says "db error".
+    #[error("{}", server_words(.0))]
+    Server(#[source] postgres::Error),
+    /// As the driver words it (what CREATE DATABASE failures always showed).
+    #[error("{0}")]
+    Driver(#[source] postgres::Error),
+    #[error("{name} not found (install postgresql-client)")]
+    NoTool { name: &'static str },
+}
+
+impl From<PgError> for EngineError {
+    fn from(e: PgError) -> Self {
+        EngineError::engine(e)
+    }
+}
+
+fn server_words(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.severity(), db.message()),
+        None => e.to_string(),
+    }
+}
+
+fn admin_config(endpoint: &Endpoint) -> Result<Config, PgError> {
     match endpoint {
         Endpoint::Socket { path, port, admin } => {
             let mut c = Config::new();
@@ -27,7 +64,7 @@ fn admin_config(endpoint: &Endpoint) -> Result<Config, String> {
             let mut c: Config = url
                 .replacen("postgresql://", "postgres://", 1)
                 .parse()
-                .map_err(|e| format!("bad scratch_url: {e}"))?;
+                .map_err(PgError::BadUrl)?;
             if c.get_dbname().is_none() {
                 c.dbname("postgres");
             }
@@ -36,23 +73,15 @@ fn admin_config(endpoint: &Endpoint) -> Result<Config, String> {
     }
 }
 
-fn connect(c: &Config) -> Result<Client, String> {
+fn connect(c: &Config) -> Result<Client, PgError> {
     let mut c = c.clone();
     c.connect_timeout(Duration::from_secs(10));
     c.application_name("backproof");
-    c.connect(NoTls).map_err(pg_err)
-}
-
-/// The server's own words: `postgres::Error` alone says just "db error".
-fn pg_err(e: postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{}: {}", db.severity(), db.message()),
-        None => e.to_string(),
-    }
+    c.connect(NoTls).map_err(PgError::Server)
 }
 
 /// The scratch database's own login (same host, its own role).
-fn db_config(db: &ScratchDb) -> Result<Config, String> {
+fn db_config(db: &ScratchDb) -> Result<Config, PgError> {
     let mut c = admin_config(&db.endpoint)?;
     c.user(&db.user).password(&db.password).dbname(&db.name);
     Ok(c)
@@ -66,33 +95,46 @@ fn literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
-pub fn ping(endpoint: &Endpoint) -> Result<(), String> {
-    let mut c = connect(&admin_config(endpoint)?)?;
-    c.simple_query("select 1").map_err(pg_err)?;
-    Ok(())
+/// PostgreSQL server binaries: `pg_config --bindir`, else the newest
+/// /usr/lib/postgresql/*/bin.
+fn pg_bindir() -> Option<PathBuf> {
+    let has = |d: &Path| d.join("initdb").is_file() && d.join("postgres").is_file();
+    if let Ok(out) = Command::new("pg_config").arg("--bindir").output()
+        && out.status.success()
+    {
+        let d = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        if has(&d) {
+            return Some(d);
+        }
+    }
+    let mut dirs: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .flatten()
+        .filter_map(|e| {
+            let v = e.file_name().to_string_lossy().parse::<u32>().ok()?;
+            Some((v, e.path().join("bin")))
+        })
+        .filter(|(_, d)| has(d))
+        .collect();
+    dirs.sort();
+    dirs.pop().map(|(_, d)| d)
 }
 
 /// A client tool (pg_restore, psql) from the server's bindir when there is
 /// one (same major version), else from PATH.
-fn tool(name: &str) -> Result<std::path::PathBuf, String> {
-    scratch::pg_bindir()
+fn tool(name: &'static str) -> Result<PathBuf, PgError> {
+    pg_bindir()
         .map(|d| d.join(name))
         .filter(|p| p.is_file())
-        .or_else(|| scratch::which(name))
-        .ok_or_else(|| format!("{name} not found (install postgresql-client)"))
+        .or_else(|| tools::which(name))
+        .ok_or(PgError::NoTool { name })
 }
 
 /// libpq environment for the client tools, from the same config the
 /// driver uses: the password never appears on a command line.
-fn tool_command(program: &std::path::Path, db: &ScratchDb) -> Result<Command, String> {
+fn tool_command(program: &Path, db: &ScratchDb) -> Result<Command, PgError> {
     let c = db_config(db)?;
-    let mut cmd = Command::new(program);
-    cmd.env_clear();
-    for var in ["PATH", "LANG", "LC_ALL", "TZ"] {
-        if let Some(v) = std::env::var_os(var) {
-            cmd.env(var, v);
-        }
-    }
+    let mut cmd = tools::client_command(program);
     // libpq takes the same lists of hosts and ports the URL gave.
     let hosts: Vec<String> = c
         .get_hosts()
@@ -117,11 +159,118 @@ fn tool_command(program: &std::path::Path, db: &ScratchDb) -> Result<Command, St
     Ok(cmd)
 }
 
-impl EngineOps for Postgres {
-    fn create(&self, endpoint: &Endpoint) -> Result<ScratchDb, String> {
+/// Settings for a server whose data is about to be dropped: durability is
+/// pointless, loading speed is all.
+const LOAD_SETTINGS: [&str; 10] = [
+    "listen_addresses=",
+    "fsync=off",
+    "synchronous_commit=off",
+    "full_page_writes=off",
+    "wal_level=minimal",
+    "max_wal_senders=0",
+    "maintenance_work_mem=256MB",
+    "max_wal_size=4GB",
+    "checkpoint_timeout=1h",
+    "autovacuum=off",
+];
+
+impl EngineKind for Postgres {
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn aliases(&self) -> &'static [&'static str] {
+        &["postgresql"]
+    }
+
+    fn url_schemes(&self) -> &'static [&'static str] {
+        &["postgres://", "postgresql://"]
+    }
+
+    fn formats(&self) -> &'static [Format] {
+        &[
+            Format::PgCustom,
+            Format::PgToc,
+            Format::PgTar,
+            Format::PgPlain,
+        ]
+    }
+
+    fn plain_sql(&self) -> Option<Format> {
+        Some(Format::PgPlain)
+    }
+
+    fn layout_format(&self, layout: Layout) -> Option<Format> {
+        (layout == Layout::PgDirectory).then_some(Format::PgToc)
+    }
+
+    fn format_by_name(&self, bare_name: &str) -> Option<Format> {
+        if [".dump", ".backup", ".pgdump"]
+            .iter()
+            .any(|s| bare_name.ends_with(s))
+        {
+            Some(Format::PgCustom)
+        } else if bare_name.ends_with(".sql") {
+            Some(Format::PgPlain)
+        } else {
+            None
+        }
+    }
+
+    /// initdb + postgres on a unix socket in the instance's dir.
+    fn start(&self) -> Result<Started, EngineError> {
+        let bin = pg_bindir().ok_or(PgError::NoServer)?;
+        let run_as = RunAs::for_user("postgres")?;
+        // SIGQUIT is an immediate shutdown.
+        let mut inst = Instance::new(self.name(), run_as, Signal::QUIT)?;
+        let dir = inst.dir().to_path_buf();
+        let data = dir.join("data");
+        let mut initdb = run_as.command(&bin.join("initdb"), Signal::KILL);
+        initdb
+            .arg("-D")
+            .arg(&data)
+            .args([
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-sync",
+            ])
+            .env("TZ", "UTC");
+        scratch::run_setup(initdb, "initdb")?;
+        let mut pg = run_as.command(&bin.join("postgres"), Signal::QUIT);
+        pg.arg("-D")
+            .arg(&data)
+            .arg("-k")
+            .arg(&dir)
+            .args(["-p", "5432"]);
+        for setting in LOAD_SETTINGS {
+            pg.arg("-c").arg(setting);
+        }
+        inst.spawn(pg)?;
+        let endpoint = Endpoint::Socket {
+            path: dir,
+            port: 5432,
+            admin: "postgres".into(),
+        };
+        inst.wait_ready(|| self.ping(&endpoint))?;
+        Ok(Started {
+            instance: inst,
+            endpoint,
+        })
+    }
+
+    fn ping(&self, endpoint: &Endpoint) -> Result<(), EngineError> {
+        let mut c = connect(&admin_config(endpoint)?)?;
+        c.simple_query("select 1").map_err(PgError::Server)?;
+        Ok(())
+    }
+
+    fn create(&self, endpoint: &Endpoint) -> Result<ScratchDb, EngineError> {
         let mut admin = connect(&admin_config(endpoint)?)?;
-        let name = scratch::database_name();
-        let password = scratch::random_suffix() + &scratch::random_suffix();
+        let name = scratch::database_name()?;
+        let password = scratch::password()?;
         // NOSUPERUSER: restored SQL is untrusted; COPY ... TO PROGRAM, untrusted
         // languages and server file access all need more than this role has.
         admin
@@ -130,7 +279,7 @@ impl EngineOps for Postgres {
                 ident(&name),
                 literal(&password)
             ))
-            .map_err(pg_err)?;
+            .map_err(PgError::Server)?;
         // template0: nothing a site added to template1 may clash with the dump.
         if let Err(e) = admin.batch_execute(&format!(
             "CREATE DATABASE {} OWNER {} TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'",
@@ -138,7 +287,7 @@ impl EngineOps for Postgres {
             ident(&name)
         )) {
             let _ = admin.batch_execute(&format!("DROP ROLE IF EXISTS {}", ident(&name)));
-            return Err(e.to_string());
+            return Err(PgError::Driver(e).into());
         }
         Ok(ScratchDb {
             user: name.clone(),
@@ -148,17 +297,18 @@ impl EngineOps for Postgres {
         })
     }
 
-    fn drop_db(&self, db: &ScratchDb) -> Result<(), String> {
+    fn drop_db(&self, db: &ScratchDb) -> Result<(), EngineError> {
         let mut admin = connect(&admin_config(&db.endpoint)?)?;
         admin
             .batch_execute(&format!(
                 "DROP DATABASE IF EXISTS {} WITH (FORCE)",
                 ident(&db.name)
             ))
-            .map_err(pg_err)?;
+            .map_err(PgError::Server)?;
         admin
             .batch_execute(&format!("DROP ROLE IF EXISTS {}", ident(&db.user)))
-            .map_err(pg_err)
+            .map_err(PgError::Server)?;
+        Ok(())
     }
 
     fn sweep(&self, endpoint: &Endpoint) -> Vec<String> {
@@ -173,16 +323,12 @@ impl EngineOps for Postgres {
                 .map(|rows| rows.iter().map(|r| r.get::<_, String>(0)).collect())
                 .unwrap_or_default()
         };
-        let dead = |n: &String| {
-            scratch::owner_pid(n, DB_PREFIX)
-                .is_some_and(|p| p != std::process::id() && !scratch::pid_alive(p))
-        };
         for d in names(
             &mut admin,
             &format!("SELECT datname::text FROM pg_database WHERE datname LIKE {pattern}"),
         )
         .into_iter()
-        .filter(dead)
+        .filter(|n| scratch::left_by_dead_run(n))
         {
             if admin
                 .batch_execute(&format!(
@@ -199,7 +345,7 @@ impl EngineOps for Postgres {
             &format!("SELECT rolname::text FROM pg_roles WHERE rolname LIKE {pattern}"),
         )
         .into_iter()
-        .filter(dead)
+        .filter(|n| scratch::left_by_dead_run(n))
         {
             let _ = admin.batch_execute(&format!("DROP ROLE IF EXISTS {}", ident(&r)));
         }
@@ -212,17 +358,12 @@ impl EngineOps for Postgres {
         format: Format,
         input: Input<'_>,
         deadline: Instant,
-    ) -> Result<ToolRun, String> {
+    ) -> Result<ToolRun, EngineError> {
         if format == Format::PgPlain {
             let mut cmd = tool_command(&tool("psql")?, db)?;
             cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"]);
-            let reader = match input {
-                Input::Stream(r) => r,
-                Input::Path(p) => {
-                    Box::new(std::fs::File::open(&p).map_err(|e| format!("{}: {e}", p.display()))?)
-                }
-            };
-            return run_tools(
+            let reader = input.into_reader()?;
+            return Ok(run_tools(
                 "psql",
                 vec![cmd],
                 move |mut stdins, _| {
@@ -230,7 +371,7 @@ impl EngineOps for Postgres {
                     feed_plain(BufReader::with_capacity(256 * 1024, reader), out)
                 },
                 deadline,
-            );
+            )?);
         }
         let mut cmd = tool_command(&tool("pg_restore")?, db)?;
         cmd.args(["--no-owner", "--no-privileges", "--exit-on-error"]);
@@ -240,7 +381,7 @@ impl EngineOps for Postgres {
             Format::PgToc => "--format=directory",
             _ => "--format=custom",
         });
-        match input {
+        let run = match input {
             Input::Path(p) => {
                 // Parallel jobs need a seekable archive: a file or directory,
                 // never a stream (and pg_restore cannot do tar in parallel).
@@ -255,18 +396,25 @@ impl EngineOps for Postgres {
                 vec![cmd],
                 move |mut stdins, _| {
                     let out = stdins.pop().expect("one tool, one stdin");
-                    super::copy_into(r, out)
+                    copy_into(r, out)
                 },
                 deadline,
             ),
-        }
+        };
+        Ok(run?)
     }
 
-    fn facts(&self, db: &ScratchDb, spec: &RestoreSpec) -> Result<Facts, String> {
-        let mut c = connect(&db_config(db)?)?;
-        let e = pg_err;
-        let mut facts = Facts::default();
-        let tables = c
+    fn connect(&self, db: &ScratchDb) -> Result<Box<dyn SqlSession>, EngineError> {
+        Ok(Box::new(PgSession(connect(&db_config(db)?)?)))
+    }
+}
+
+struct PgSession(Client);
+
+impl SqlSession for PgSession {
+    fn tables(&mut self) -> Result<Vec<Table>, EngineError> {
+        let rows = self
+            .0
             .query(
                 "SELECT n.nspname::text, c.relname::text FROM pg_class c \
                  JOIN pg_namespace n ON n.oid = c.relnamespace \
@@ -276,74 +424,71 @@ impl EngineOps for Postgres {
                  ORDER BY 1, 2",
                 &[],
             )
-            .map_err(e)?;
-        for row in tables {
-            let (schema, table): (String, String) = (row.get(0), row.get(1));
-            let n: i64 = c
-                .query_one(
-                    &format!("SELECT count(*) FROM {}.{}", ident(&schema), ident(&table)),
-                    &[],
-                )
-                .map_err(e)?
-                .get(0);
-            let key = if schema == "public" {
-                table
-            } else {
-                format!("{schema}.{table}")
-            };
-            facts.rows.insert(key, n.max(0) as u64);
-        }
-        let size: i64 = c
-            .query_one("SELECT pg_database_size(current_database())", &[])
-            .map_err(e)?
-            .get(0);
-        facts.database_bytes = size.max(0) as u64;
-        for sql in &spec.assertions {
-            let r = first_value(&mut c, sql).map(|v| {
-                v.is_some_and(|v| {
-                    matches!(
-                        v.to_ascii_lowercase().as_str(),
-                        "t" | "true" | "1" | "on" | "yes"
-                    )
-                })
-            });
-            facts.assertions.push((sql.clone(), r));
-        }
-        if let Some(col) = &spec.freshness_column
-            && let Some((table, column)) = col.rsplit_once('.')
-        {
-            let table_sql = table.split('.').map(ident).collect::<Vec<_>>().join(".");
-            let newest = first_value(
-                &mut c,
-                &format!("SELECT max({})::text FROM {table_sql}", ident(column)),
-            )
-            .map_err(|e| format!("freshness_column {col}: {e}"));
-            let age = first_value(
-                &mut c,
-                &format!(
-                    "SELECT extract(epoch FROM now() - max({})::timestamptz)::float8 FROM {table_sql}",
-                    ident(column)
-                ),
-            )
-            .ok()
-            .flatten()
-            .and_then(|v| v.parse::<f64>().ok());
-            facts.freshness = Some(newest.map(|n| (n, age)));
-        }
-        Ok(facts)
+            .map_err(PgError::Server)?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                let (schema, table): (String, String) = (row.get(0), row.get(1));
+                let sql = format!("{}.{}", ident(&schema), ident(&table));
+                let key = if schema == "public" {
+                    table
+                } else {
+                    format!("{schema}.{table}")
+                };
+                Table { key, sql }
+            })
+            .collect())
     }
-}
 
-/// The first column of the first row, as text (simple query protocol, so
-/// that any type reads the same way).
-fn first_value(c: &mut Client, sql: &str) -> Result<Option<String>, String> {
-    let msgs = c.simple_query(sql).map_err(pg_err)?;
-    for m in msgs {
-        if let SimpleQueryMessage::Row(r) = m {
-            return Ok(r.get(0).map(str::to_string));
-        }
+    fn count_rows(&mut self, table: &Table) -> Result<u64, EngineError> {
+        let n: i64 = self
+            .0
+            .query_one(&format!("SELECT count(*) FROM {}", table.sql), &[])
+            .map_err(PgError::Server)?
+            .get(0);
+        Ok(n.max(0) as u64)
     }
-    Ok(None)
+
+    fn database_bytes(&mut self) -> Result<u64, EngineError> {
+        let size: i64 = self
+            .0
+            .query_one("SELECT pg_database_size(current_database())", &[])
+            .map_err(PgError::Server)?
+            .get(0);
+        Ok(size.max(0) as u64)
+    }
+
+    /// Simple query protocol, so that any type reads the same way.
+    fn first_value(&mut self, sql: &str) -> Result<Option<String>, EngineError> {
+        let msgs = self.0.simple_query(sql).map_err(PgError::Server)?;
+        for m in msgs {
+            if let SimpleQueryMessage::Row(r) = m {
+                return Ok(r.get(0).map(str::to_string));
+            }
+        }
+        Ok(None)
+    }
+
+    fn ident(&self, name: &str) -> String {
+        ident(name)
+    }
+
+    fn is_true(&self, value: &str) -> bool {
+        matches!(
+            value.to_ascii_lowercase().as_str(),
+            "t" | "true" | "1" | "on" | "yes"
+        )
+    }
+
+    fn newest_sql(&self, table: &str, column: &str) -> String {
+        format!("SELECT max({column})::text FROM {table}")
+    }
+
+    fn age_sql(&self, table: &str, column: &str) -> String {
+        format!(
+            "SELECT extract(epoch FROM now() - max({column})::timestamptz)::float8 FROM {table}"
+        )
+    }
 }
 
 /// Streams plain SQL into psql, leaving out what `pg_restore --no-owner
@@ -368,9 +513,9 @@ fn feed_plain(mut input: impl BufRead, out: ChildStdin) -> io::Result<()> {
         } else if skip_plain(&line) {
             continue;
         }
-        out.write_all(&line).map_err(super::broken_pipe)?;
+        out.write_all(&line).map_err(broken_pipe)?;
     }
-    out.flush().map_err(super::broken_pipe)
+    out.flush().map_err(broken_pipe)
 }
 
 fn trimmed(line: &[u8]) -> &[u8] {

@@ -1,19 +1,22 @@
-//! Scratch targets: throwaway server instances that backproof starts in a
-//! temporary directory, or a configured server reached by URL. Either way
-//! every database backproof creates is its own, uniquely named, and removed
-//! afterwards; a crashed run's leftovers are swept by the next one.
+//! Scratch machinery that knows no engine: uniquely named temp dirs and
+//! databases, the server process of an ephemeral instance (its user, its
+//! process group, its stop), the interrupt handler that removes whatever is
+//! alive, and the sweep of a crashed run's leftovers. Engines
+//! ([`super::engine::EngineKind`]) say what to run in it.
 
 use std::fs;
-use std::io::Read;
+use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use super::Engine;
+use rustix::process::Signal;
+
+use super::tools::tail;
 
 /// Temp dirs of ephemeral instances: `backproof-scratch-<pid>-<random>`, so
 /// that a later run can tell a dead run's leftovers from a live one's.
@@ -24,19 +27,89 @@ pub const DB_PREFIX: &str = "backproof_scratch_";
 
 /// How long a server may take to accept connections.
 const START_TIMEOUT: Duration = Duration::from_secs(90);
+/// The server's pid, written by us (not the server) into its dir, so that a
+/// sweep can stop the server of any engine.
+const PID_FILE: &str = "server.pid";
+/// The server's stdout and stderr.
+pub const LOG_FILE: &str = "server.log";
 
-/// Eight random hex digits (from the kernel, no crate needed).
-pub fn random_suffix() -> String {
+#[derive(Debug, thiserror::Error)]
+pub enum ScratchError {
+    #[error("the kernel gave no random bytes: {0}")]
+    Random(#[source] getrandom::Error),
+    #[error("cannot {what} {}: {source}", .path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "running as root, but there is no system user {user:?} to run the scratch server as (it comes with the server package)"
+    )]
+    NoSystemUser {
+        user: String,
+        #[source]
+        lookup: Option<nix::Error>,
+    },
+    #[error("cannot run {what}: {source}")]
+    Spawn {
+        what: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot start {what}: {source}")]
+    Start {
+        what: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{what} failed ({status}): {output}")]
+    Setup {
+        what: String,
+        status: std::process::ExitStatus,
+        output: String,
+    },
+    #[error("the scratch {server} server exited during start-up ({status}): {log}")]
+    Exited {
+        server: &'static str,
+        status: std::process::ExitStatus,
+        log: String,
+    },
+    #[error(
+        "the scratch {server} server did not accept connections within {}s: {cause}; {log}",
+        START_TIMEOUT.as_secs()
+    )]
+    NotReady {
+        server: &'static str,
+        #[source]
+        cause: Box<dyn std::error::Error + Send + Sync>,
+        log: String,
+    },
+}
+
+/// Eight random hex digits from the kernel; no randomness is an error,
+/// never a predictable name or password.
+pub fn random_suffix() -> Result<String, ScratchError> {
     let mut b = [0u8; 4];
-    if let Ok(mut f) = fs::File::open("/dev/urandom") {
-        let _ = f.read_exact(&mut b);
-    }
-    hex::encode(b)
+    getrandom::fill(&mut b).map_err(ScratchError::Random)?;
+    Ok(hex::encode(b))
+}
+
+/// A password for a scratch login: 128 random bits, hex.
+pub fn password() -> Result<String, ScratchError> {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).map_err(ScratchError::Random)?;
+    Ok(hex::encode(b))
 }
 
 /// A name for a new scratch database, unique across runs and processes.
-pub fn database_name() -> String {
-    format!("{DB_PREFIX}{}_{}", std::process::id(), random_suffix())
+pub fn database_name() -> Result<String, ScratchError> {
+    Ok(format!(
+        "{DB_PREFIX}{}_{}",
+        std::process::id(),
+        random_suffix()?
+    ))
 }
 
 /// True while a process with this pid exists.
@@ -48,6 +121,11 @@ pub fn pid_alive(pid: u32) -> bool {
 pub fn owner_pid(name: &str, prefix: &str) -> Option<u32> {
     let rest = name.strip_prefix(prefix)?;
     rest.split(['-', '_']).next()?.parse().ok()
+}
+
+/// True for a scratch database (or login) whose backproof process is gone.
+pub fn left_by_dead_run(name: &str) -> bool {
+    owner_pid(name, DB_PREFIX).is_some_and(|p| p != std::process::id() && !pid_alive(p))
 }
 
 // ---------------------------------------------------------------------------
@@ -64,7 +142,7 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 static HANDLER: std::sync::Once = std::sync::Once::new();
 /// Set once the interrupt handler runs: the normal teardown then leaves the
 /// work to it instead of racing it.
-static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
@@ -106,36 +184,36 @@ pub fn done(token: u64) {
 // Unprivileged execution
 // ---------------------------------------------------------------------------
 
-/// uid and gid of a system user, from /etc/passwd.
-fn lookup_user(name: &str) -> Option<(u32, u32)> {
-    let text = fs::read_to_string("/etc/passwd").ok()?;
-    text.lines().find_map(|l| {
-        let f: Vec<&str> = l.split(':').collect();
-        (f.len() > 3 && f[0] == name).then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))?
-    })
-}
-
 /// Who a server runs as: servers refuse to run as root, so as root they run
-/// as the system user their Debian package creates; otherwise as ourselves.
+/// as the system user their package creates; otherwise as ourselves.
 #[derive(Clone, Copy, Debug)]
 pub struct RunAs {
     pub ids: Option<(u32, u32)>,
 }
 
 impl RunAs {
-    pub fn for_user(user: &str) -> Result<RunAs, String> {
+    /// Through NSS (`getpwnam_r`), so LDAP and sssd users count too.
+    pub fn for_user(user: &str) -> Result<RunAs, ScratchError> {
         if !rustix::process::geteuid().is_root() {
             return Ok(RunAs { ids: None });
         }
-        lookup_user(user).map(|ids| RunAs { ids: Some(ids) }).ok_or_else(|| {
-            format!("running as root, but there is no system user {user:?} to run the scratch server as (it comes with the server package)")
-        })
+        let missing = |lookup| ScratchError::NoSystemUser {
+            user: user.to_string(),
+            lookup,
+        };
+        match nix::unistd::User::from_name(user) {
+            Ok(Some(u)) => Ok(RunAs {
+                ids: Some((u.uid.as_raw(), u.gid.as_raw())),
+            }),
+            Ok(None) => Err(missing(None)),
+            Err(e) => Err(missing(Some(e))),
+        }
     }
 
     /// A command that runs as this user, in its own process group (so that
     /// a kill reaches every child), and dies with us: the parent-death
     /// signal is set after the uid change, which would otherwise clear it.
-    pub fn command(&self, program: &Path, death_signal: rustix::process::Signal) -> Command {
+    pub fn command(&self, program: &Path, death_signal: Signal) -> Command {
         let mut c = Command::new(program);
         if let Some((uid, gid)) = self.ids {
             c.uid(uid).gid(gid);
@@ -151,10 +229,15 @@ impl RunAs {
         c
     }
 
-    pub fn chown(&self, path: &Path) -> Result<(), String> {
+    pub fn chown(&self, path: &Path) -> Result<(), ScratchError> {
         if let Some((uid, gid)) = self.ids {
-            std::os::unix::fs::chown(path, Some(uid), Some(gid))
-                .map_err(|e| format!("cannot chown {}: {e}", path.display()))?;
+            std::os::unix::fs::chown(path, Some(uid), Some(gid)).map_err(|source| {
+                ScratchError::Io {
+                    what: "chown",
+                    path: path.to_path_buf(),
+                    source,
+                }
+            })?;
         }
         Ok(())
     }
@@ -162,285 +245,141 @@ impl RunAs {
 
 /// Runs a short setup command (initdb, mariadb-install-db) to completion,
 /// returning its output on failure.
-fn run_setup(mut c: Command, what: &str) -> Result<(), String> {
+pub fn run_setup(mut c: Command, what: &str) -> Result<(), ScratchError> {
     let out = c
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| format!("cannot run {what}: {e}"))?;
+        .map_err(|source| ScratchError::Spawn {
+            what: what.to_string(),
+            source,
+        })?;
     if out.status.success() {
         Ok(())
     } else {
         let mut text = String::from_utf8_lossy(&out.stderr).into_owned();
         text.push_str(&String::from_utf8_lossy(&out.stdout));
-        Err(format!(
-            "{what} failed ({}): {}",
-            out.status,
-            super::tail(text.as_bytes())
-        ))
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Binaries
-// ---------------------------------------------------------------------------
-
-/// PostgreSQL server binaries: `pg_config --bindir`, else the newest
-/// /usr/lib/postgresql/*/bin.
-pub fn pg_bindir() -> Option<PathBuf> {
-    let has = |d: &Path| d.join("initdb").is_file() && d.join("postgres").is_file();
-    if let Ok(out) = Command::new("pg_config").arg("--bindir").output()
-        && out.status.success()
-    {
-        let d = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-        if has(&d) {
-            return Some(d);
-        }
-    }
-    let mut dirs: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
-        .ok()?
-        .flatten()
-        .filter_map(|e| {
-            let v = e.file_name().to_string_lossy().parse::<u32>().ok()?;
-            Some((v, e.path().join("bin")))
+        Err(ScratchError::Setup {
+            what: what.to_string(),
+            status: out.status,
+            output: tail(text.as_bytes()),
         })
-        .filter(|(_, d)| has(d))
-        .collect();
-    dirs.sort();
-    dirs.pop().map(|(_, d)| d)
-}
-
-/// A program on PATH (or in the usual sbin dirs, which root's cron PATH may
-/// lack).
-pub fn which(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from))
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
-
-/// The first of `names` found; a missing tool names every alternative.
-pub fn which_any(names: &[&str]) -> Result<PathBuf, String> {
-    names
-        .iter()
-        .find_map(|n| which(n))
-        .ok_or_else(|| format!("{} not found on PATH", names.join(" / ")))
+    }
 }
 
 // ---------------------------------------------------------------------------
 // Ephemeral instances
 // ---------------------------------------------------------------------------
 
-/// How to reach a scratch server as its administrator.
-#[derive(Clone, Debug)]
-pub enum Endpoint {
-    /// An ephemeral instance: a unix socket, trust/socket auth as admin.
-    Socket {
-        /// PostgreSQL: the socket directory; MariaDB: the socket file.
-        path: PathBuf,
-        /// PostgreSQL only: the port that names the socket file.
-        port: u16,
-        admin: String,
-    },
-    /// A configured server: `postgres://` or `mysql://` URL with an
-    /// administrative login that may create databases and roles.
-    Url(String),
-}
-
-/// A running throwaway server; stopped and removed by [`Instance::stop`]
-/// or, as a backstop, on drop.
+/// The dir and server process of a throwaway instance; stopped and removed
+/// by [`Instance::stop`] or, as a backstop, on drop. The engine fills the
+/// dir (initdb, …) and hands over the server command.
 pub struct Instance {
-    pub engine: Engine,
-    pub dir: PathBuf,
-    pub endpoint: Endpoint,
-    pub start_seconds: f64,
+    /// The engine's name, for messages.
+    server: &'static str,
+    dir: PathBuf,
+    run_as: RunAs,
+    /// What stops this server at once (nothing in it is worth flushing).
+    stop_signal: Signal,
     child: Option<Child>,
     token: u64,
 }
 
-fn make_dir(run_as: &RunAs) -> Result<PathBuf, String> {
-    let dir = std::env::temp_dir().join(format!(
-        "{DIR_PREFIX}{}-{}",
-        std::process::id(),
-        random_suffix()
-    ));
-    fs::create_dir(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
-        .map_err(|e| format!("cannot chmod {}: {e}", dir.display()))?;
-    run_as.chown(&dir)?;
-    Ok(dir)
-}
-
-fn kill_group(pid: u32, signal: rustix::process::Signal) {
-    if let Some(p) = rustix::process::Pid::from_raw(pid as i32) {
-        let _ = rustix::process::kill_process_group(p, signal);
-        let _ = rustix::process::kill_process(p, signal);
-    }
-}
-
 impl Instance {
-    /// initdb + postgres on a unix socket in a new temp dir, tuned for
-    /// loading (durability is pointless for a database about to be dropped).
-    pub fn start_postgres() -> Result<Instance, String> {
-        let bin = pg_bindir().ok_or(
-            "PostgreSQL server binaries (initdb, postgres) not found: neither `pg_config --bindir` nor /usr/lib/postgresql/*/bin has them; install the postgresql package or configure a scratch_url",
-        )?;
-        let run_as = RunAs::for_user("postgres")?;
-        let started = Instant::now();
-        let dir = make_dir(&run_as)?;
+    /// A new private dir owned by the server's user, removed again on
+    /// interrupt from now on.
+    pub fn new(
+        server: &'static str,
+        run_as: RunAs,
+        stop_signal: Signal,
+    ) -> Result<Instance, ScratchError> {
+        let dir = std::env::temp_dir().join(format!(
+            "{DIR_PREFIX}{}-{}",
+            std::process::id(),
+            random_suffix()?
+        ));
+        let io = |what, source| ScratchError::Io {
+            what,
+            path: dir.clone(),
+            source,
+        };
+        fs::create_dir(&dir).map_err(|e| io("create", e))?;
         let mut inst = Instance {
-            engine: Engine::Postgres,
+            server,
             dir: dir.clone(),
-            endpoint: Endpoint::Socket {
-                path: dir.clone(),
-                port: 5432,
-                admin: "postgres".into(),
-            },
-            start_seconds: 0.0,
+            run_as,
+            stop_signal,
             child: None,
             token: 0,
         };
         inst.register();
-        let data = dir.join("data");
-        let mut initdb = run_as.command(&bin.join("initdb"), rustix::process::Signal::KILL);
-        initdb
-            .arg("-D")
-            .arg(&data)
-            .args([
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "--encoding=UTF8",
-                "--locale=C",
-                "--no-sync",
-            ])
-            .env("TZ", "UTC");
-        run_setup(initdb, "initdb")?;
-        let mut pg = run_as.command(&bin.join("postgres"), rustix::process::Signal::QUIT);
-        pg.arg("-D")
-            .arg(&data)
-            .arg("-k")
-            .arg(&dir)
-            .args(["-p", "5432"]);
-        for setting in [
-            "listen_addresses=",
-            "fsync=off",
-            "synchronous_commit=off",
-            "full_page_writes=off",
-            "wal_level=minimal",
-            "max_wal_senders=0",
-            "maintenance_work_mem=256MB",
-            "max_wal_size=4GB",
-            "checkpoint_timeout=1h",
-            "autovacuum=off",
-        ] {
-            pg.arg("-c").arg(setting);
-        }
-        let log = fs::File::create(dir.join("server.log")).map_err(|e| e.to_string())?;
-        run_as.chown(&dir.join("server.log"))?;
-        pg.stdin(Stdio::null())
-            .stdout(log.try_clone().map_err(|e| e.to_string())?)
-            .stderr(log);
-        inst.child = Some(
-            pg.spawn()
-                .map_err(|e| format!("cannot start postgres: {e}"))?,
-        );
-        inst.register();
-        let endpoint = inst.endpoint.clone();
-        inst.wait_ready(|| super::postgres::ping(&endpoint))?;
-        inst.start_seconds = started.elapsed().as_secs_f64();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(|e| io("chmod", e))?;
+        run_as.chown(&dir)?;
         Ok(inst)
     }
 
-    /// mariadb-install-db + mariadbd with its own datadir and socket, no
-    /// networking, tuned for loading.
-    pub fn start_mariadb() -> Result<Instance, String> {
-        let install = which_any(&["mariadb-install-db", "mysql_install_db"]).map_err(|e| {
-            format!("MariaDB server binaries missing: {e}; install mariadb-server or configure a scratch_url")
-        })?;
-        let server = which_any(&["mariadbd", "mysqld"]).map_err(|e| {
-            format!("MariaDB server binaries missing: {e}; install mariadb-server or configure a scratch_url")
-        })?;
-        let run_as = RunAs::for_user("mysql")?;
-        let started = Instant::now();
-        let dir = make_dir(&run_as)?;
-        let socket = dir.join("mysqld.sock");
-        let mut inst = Instance {
-            engine: Engine::MariaDb,
-            dir: dir.clone(),
-            endpoint: Endpoint::Socket {
-                path: socket.clone(),
-                port: 0,
-                admin: "root".into(),
-            },
-            start_seconds: 0.0,
-            child: None,
-            token: 0,
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Starts the server: stdout and stderr go to [`LOG_FILE`] (appended,
+    /// so a server that also writes its own log there may), its pid to the
+    /// dir for a later sweep. The command must name the dir in its
+    /// arguments: that is how a sweep tells it from a recycled pid.
+    pub fn spawn(&mut self, mut cmd: Command) -> Result<(), ScratchError> {
+        let path = self.dir.join(LOG_FILE);
+        let io = |what, source| ScratchError::Io {
+            what,
+            path: path.clone(),
+            source,
         };
-        inst.register();
-        let data = dir.join("data");
-        let mut c = run_as.command(&install, rustix::process::Signal::KILL);
-        c.arg("--no-defaults")
-            .arg(format!("--datadir={}", data.display()))
-            .args([
-                "--auth-root-authentication-method=normal",
-                "--skip-test-db",
-                "--skip-name-resolve",
-            ]);
-        run_setup(c, "mariadb-install-db")?;
-        let mut d = run_as.command(&server, rustix::process::Signal::KILL);
-        d.arg("--no-defaults")
-            .arg(format!("--datadir={}", data.display()))
-            .arg(format!("--socket={}", socket.display()))
-            .arg(format!("--pid-file={}", dir.join("mysqld.pid").display()))
-            .arg(format!("--log-error={}", dir.join("error.log").display()))
-            .args([
-                "--skip-networking",
-                "--skip-log-bin",
-                "--innodb-flush-log-at-trx-commit=0",
-                "--innodb-doublewrite=0",
-                "--innodb-buffer-pool-size=256M",
-                "--innodb-log-file-size=256M",
-                "--max-allowed-packet=1G",
-                "--skip-name-resolve",
-                "--default-time-zone=+00:00",
-            ]);
-        d.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        inst.child = Some(
-            d.spawn()
-                .map_err(|e| format!("cannot start mariadbd: {e}"))?,
-        );
-        inst.register();
-        let endpoint = inst.endpoint.clone();
-        inst.wait_ready(|| super::mysql::ping(&endpoint))?;
-        inst.start_seconds = started.elapsed().as_secs_f64();
-        Ok(inst)
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| io("create", e))?;
+        self.run_as.chown(&path)?;
+        let err = log.try_clone().map_err(|e| io("open", e))?;
+        cmd.stdin(Stdio::null()).stdout(log).stderr(err);
+        let program = cmd.get_program().to_string_lossy().into_owned();
+        let name = program.rsplit('/').next().unwrap_or(&program).to_string();
+        let child = cmd
+            .spawn()
+            .map_err(|source| ScratchError::Start { what: name, source })?;
+        let pid_path = self.dir.join(PID_FILE);
+        let written = fs::write(&pid_path, format!("{}\n", child.id()));
+        self.child = Some(child);
+        self.register();
+        written.map_err(|source| ScratchError::Io {
+            what: "write",
+            path: pid_path,
+            source,
+        })
     }
 
     /// Until `ping` succeeds, the server exits, or the start timeout.
-    fn wait_ready(&mut self, ping: impl Fn() -> Result<(), String>) -> Result<(), String> {
+    pub fn wait_ready<E>(&mut self, ping: impl Fn() -> Result<(), E>) -> Result<(), ScratchError>
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
         let until = Instant::now() + START_TIMEOUT;
         loop {
             if let Some(c) = self.child.as_mut()
                 && let Ok(Some(status)) = c.try_wait()
             {
-                return Err(format!(
-                    "the scratch {} server exited during start-up ({status}): {}",
-                    self.engine.name(),
-                    self.server_log()
-                ));
+                return Err(ScratchError::Exited {
+                    server: self.server,
+                    status,
+                    log: self.server_log(),
+                });
             }
             match ping() {
                 Ok(()) => return Ok(()),
                 Err(e) if Instant::now() > until => {
-                    return Err(format!(
-                        "the scratch {} server did not accept connections within {}s: {e}; {}",
-                        self.engine.name(),
-                        START_TIMEOUT.as_secs(),
-                        self.server_log()
-                    ));
+                    return Err(ScratchError::NotReady {
+                        server: self.server,
+                        cause: Box::new(e),
+                        log: self.server_log(),
+                    });
                 }
                 Err(_) => std::thread::sleep(Duration::from_millis(50)),
             }
@@ -448,12 +387,7 @@ impl Instance {
     }
 
     fn server_log(&self) -> String {
-        let log = ["server.log", "error.log"]
-            .iter()
-            .filter_map(|n| fs::read(self.dir.join(n)).ok())
-            .next()
-            .unwrap_or_default();
-        super::tail(&log)
+        tail(&fs::read(self.dir.join(LOG_FILE)).unwrap_or_default())
     }
 
     /// Registers the removal with the interrupt handler.
@@ -464,7 +398,7 @@ impl Instance {
         self.token = on_interrupt(Box::new(move || {
             kill_leftover(&dir);
             if let Some(pid) = pid {
-                kill_group(pid, rustix::process::Signal::KILL);
+                kill_group(pid, Signal::KILL);
             }
             let _ = fs::remove_dir_all(&dir);
         }));
@@ -473,13 +407,7 @@ impl Instance {
     /// Stops the server (its whole process group) and removes the dir.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            // PostgreSQL: SIGQUIT is an immediate shutdown; MariaDB has
-            // nothing worth flushing either. Then make sure.
-            let sig = match self.engine {
-                Engine::Postgres => rustix::process::Signal::QUIT,
-                Engine::MariaDb => rustix::process::Signal::KILL,
-            };
-            kill_group(child.id(), sig);
+            kill_group(child.id(), self.stop_signal);
             let until = Instant::now() + Duration::from_secs(10);
             while Instant::now() < until {
                 if let Ok(Some(_)) = child.try_wait() {
@@ -487,11 +415,11 @@ impl Instance {
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
-            kill_group(child.id(), rustix::process::Signal::KILL);
+            kill_group(child.id(), Signal::KILL);
             let _ = child.wait();
         }
-        // Backends that outlived the postmaster (they exit on their own when
-        // it dies, but not instantly) would keep files open; be sure.
+        // Backends that outlived the server's main process (they exit on
+        // their own when it dies, but not instantly) would keep files open.
         kill_leftover(&self.dir);
         let _ = fs::remove_dir_all(&self.dir);
         done(self.token);
@@ -505,28 +433,33 @@ impl Drop for Instance {
     }
 }
 
-/// Kills the server recorded in a scratch dir's pid file, if it still runs
-/// from that dir (a recycled pid belongs to someone else).
+fn kill_group(pid: u32, signal: Signal) {
+    if let Some(p) = rustix::process::Pid::from_raw(pid as i32) {
+        let _ = rustix::process::kill_process_group(p, signal);
+        let _ = rustix::process::kill_process(p, signal);
+    }
+}
+
+/// Kills the server recorded in a scratch dir, if it still runs from that
+/// dir (a recycled pid belongs to someone else).
 fn kill_leftover(dir: &Path) {
-    for pidfile in ["data/postmaster.pid", "mysqld.pid"] {
-        let Ok(text) = fs::read_to_string(dir.join(pidfile)) else {
-            continue;
-        };
-        let Some(pid) = text
-            .lines()
-            .next()
-            .and_then(|l| l.trim().parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        let needle = dir.to_string_lossy();
-        if String::from_utf8_lossy(&cmdline).contains(needle.as_ref()) {
-            kill_group(pid, rustix::process::Signal::KILL);
-            let until = Instant::now() + Duration::from_secs(5);
-            while pid_alive(pid) && Instant::now() < until {
-                std::thread::sleep(Duration::from_millis(20));
-            }
+    let Ok(text) = fs::read_to_string(dir.join(PID_FILE)) else {
+        return;
+    };
+    let Some(pid) = text
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse::<u32>().ok())
+    else {
+        return;
+    };
+    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let needle = dir.to_string_lossy();
+    if String::from_utf8_lossy(&cmdline).contains(needle.as_ref()) {
+        kill_group(pid, Signal::KILL);
+        let until = Instant::now() + Duration::from_secs(5);
+        while pid_alive(pid) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 }
@@ -553,4 +486,37 @@ pub fn sweep_dirs() -> Vec<String> {
         }
     }
     swept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_passwords_are_random_and_carry_the_pid() {
+        let (a, b) = (database_name().unwrap(), database_name().unwrap());
+        assert_ne!(a, b);
+        assert_eq!(owner_pid(&a, DB_PREFIX), Some(std::process::id()));
+        assert!(!left_by_dead_run(&a), "our own");
+        assert!(left_by_dead_run("backproof_scratch_999999999_deadbeef"));
+        assert!(!left_by_dead_run("someone_elses_db"));
+        let p = password().unwrap();
+        assert_eq!(p.len(), 32);
+        assert_ne!(p, password().unwrap());
+        assert_eq!(owner_pid("backproof-scratch-42-ab12", DIR_PREFIX), Some(42));
+    }
+
+    #[test]
+    fn a_server_user_is_looked_up_through_nss() {
+        if !rustix::process::geteuid().is_root() {
+            assert!(RunAs::for_user("no-such-user").unwrap().ids.is_none());
+            return;
+        }
+        assert_eq!(RunAs::for_user("root").unwrap().ids, Some((0, 0)));
+        let e = RunAs::for_user("bp-no-such-user").unwrap_err();
+        assert!(
+            e.to_string().contains("no system user \"bp-no-such-user\""),
+            "{e}"
+        );
+    }
 }

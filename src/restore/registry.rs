@@ -1,0 +1,200 @@
+//! The engines backproof knows, and which one restores a backup. Adding an
+//! engine is adding it to [`ENGINES`]: every name, URL scheme and format
+//! question below asks the engines themselves.
+
+use std::sync::OnceLock;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::catalog::Backup;
+use crate::inspect::{Format, Kind};
+
+use super::engine::EngineKind;
+use super::{mysql, postgres};
+
+/// In order of preference: an unrecognisable `.sql` file is tried as the
+/// first engine's plain SQL unless the config names another engine.
+static ENGINES: &[&'static dyn EngineKind] = &[&postgres::Postgres, &mysql::MariaDb];
+
+/// A handle on one registered engine (what `engine = "..."` names).
+#[derive(Clone, Copy)]
+pub struct Engine(&'static dyn EngineKind);
+
+impl Engine {
+    pub fn name(self) -> &'static str {
+        self.0.name()
+    }
+
+    pub fn kind(self) -> &'static dyn EngineKind {
+        self.0
+    }
+
+    /// By name or alias, as a config writes it.
+    pub fn by_name(name: &str) -> Option<Engine> {
+        ENGINES
+            .iter()
+            .find(|e| e.name() == name || e.aliases().contains(&name))
+            .map(|e| Engine(*e))
+    }
+
+    /// Whether some engine takes URLs of this scheme.
+    pub fn takes_url(url: &str) -> bool {
+        ENGINES
+            .iter()
+            .any(|e| e.url_schemes().iter().any(|s| url.starts_with(s)))
+    }
+
+    /// "postgres:// or mysql://": each engine's first scheme.
+    pub fn url_schemes_text() -> String {
+        let schemes: Vec<&str> = ENGINES
+            .iter()
+            .filter_map(|e| e.url_schemes().first().copied())
+            .collect();
+        schemes.join(" or ")
+    }
+}
+
+impl PartialEq for Engine {
+    fn eq(&self, other: &Engine) -> bool {
+        self.name() == other.name()
+    }
+}
+
+impl Eq for Engine {}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Every name a config may use, for serde's "expected one of" message.
+fn names() -> &'static [&'static str] {
+    static NAMES: OnceLock<Vec<&'static str>> = OnceLock::new();
+    NAMES.get_or_init(|| {
+        ENGINES
+            .iter()
+            .flat_map(|e| std::iter::once(e.name()).chain(e.aliases().iter().copied()))
+            .collect()
+    })
+}
+
+impl<'de> Deserialize<'de> for Engine {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Engine, D::Error> {
+        let name = String::deserialize(d)?;
+        Engine::by_name(&name).ok_or_else(|| serde::de::Error::unknown_variant(&name, names()))
+    }
+}
+
+/// Which engine restores this backup, and as what format. A dump too
+/// damaged to be recognised (an empty file) is still handed to the tool its
+/// name suggests, so that the tool's own verdict is the evidence. A
+/// configured engine can only re-aim plain SQL: an archive is its own
+/// engine's whatever the config says.
+pub fn choose(kind: Kind, backup: &Backup, configured: Option<Engine>) -> Option<(Engine, Format)> {
+    let name = backup.key.rsplit('/').next().unwrap_or(&backup.key);
+    let bare = name.trim_end_matches(".gz").trim_end_matches(".zst");
+    // The configured engine's conventions first, then everyone's in order.
+    let candidates = || {
+        configured
+            .map(|e| e.0)
+            .into_iter()
+            .chain(ENGINES.iter().copied())
+    };
+    let format = candidates()
+        .find_map(|e| e.layout_format(backup.layout))
+        .or(match kind.format {
+            Format::Unknown => candidates().find_map(|e| e.format_by_name(bare)),
+            f => Some(f),
+        })
+        .filter(|f| *f != Format::Unknown)?;
+    let natural = ENGINES
+        .iter()
+        .copied()
+        .find(|e| e.formats().contains(&format))?;
+    if let Some(c) = configured
+        && c.name() != natural.name()
+        && natural.plain_sql() == Some(format)
+        && let Some(plain) = c.0.plain_sql()
+    {
+        return Some((c, plain));
+    }
+    Some((Engine(natural), format))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{Layout, TimestampFrom};
+
+    fn backup(key: &str, layout: Layout) -> Backup {
+        Backup {
+            key: key.into(),
+            layout,
+            members: vec![],
+            size: 0,
+            timestamp: chrono::DateTime::UNIX_EPOCH,
+            timestamp_from: TimestampFrom::Name,
+            expected: Default::default(),
+        }
+    }
+
+    fn kind(format: Format) -> Kind {
+        Kind {
+            format,
+            compression: None,
+        }
+    }
+
+    #[test]
+    fn the_engines_choose_who_restores_what() {
+        let pg = Engine::by_name("postgresql");
+        let my = Engine::by_name("mysql");
+        assert_eq!(pg.map(Engine::name), Some("postgres"));
+        assert_eq!(my.map(Engine::name), Some("mariadb"));
+        let file = |k| backup(k, Layout::File);
+        let pick = |f, b: &Backup, e| choose(kind(f), b, e).map(|(e, f)| (e.name(), f));
+        let dir = backup("a.dir", Layout::PgDirectory);
+        assert_eq!(
+            pick(Format::Unknown, &dir, None),
+            Some(("postgres", Format::PgToc))
+        );
+        assert_eq!(
+            pick(Format::MysqlDump, &dir, my),
+            Some(("postgres", Format::PgToc))
+        );
+        // Named by the inspector: its engine, unless plain SQL is re-aimed.
+        assert_eq!(
+            pick(Format::PgCustom, &file("a"), my),
+            Some(("postgres", Format::PgCustom))
+        );
+        assert_eq!(
+            pick(Format::PgPlain, &file("a"), my),
+            Some(("mariadb", Format::MysqlDump))
+        );
+        assert_eq!(
+            pick(Format::MysqlDump, &file("a"), pg),
+            Some(("postgres", Format::PgPlain))
+        );
+        assert_eq!(
+            pick(Format::MysqlDump, &file("a"), None),
+            Some(("mariadb", Format::MysqlDump))
+        );
+        // Unrecognisable: by name, the configured engine's conventions first.
+        let sql = file("x/a.sql.gz");
+        assert_eq!(
+            pick(Format::Unknown, &sql, None),
+            Some(("postgres", Format::PgPlain))
+        );
+        assert_eq!(
+            pick(Format::Unknown, &sql, my),
+            Some(("mariadb", Format::MysqlDump))
+        );
+        assert_eq!(
+            pick(Format::Unknown, &file("a.pgdump.zst"), my),
+            Some(("postgres", Format::PgCustom))
+        );
+        assert_eq!(pick(Format::Unknown, &file("a.txt"), None), None);
+        assert_eq!(pick(Format::Tar, &file("a.tar"), None), None);
+    }
+}

@@ -1,0 +1,122 @@
+//! What the configuration (`[sources.restore]`) and the command line ask
+//! of a restore.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::registry::Engine;
+use crate::redact::redact;
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum SpecError {
+    #[error("freshness_column {0:?} must be \"table.column\"")]
+    FreshnessColumn(String),
+    #[error("max_row_drop {0} must be between 0 and 1")]
+    MaxRowDrop(f64),
+    /// The URL is shown redacted.
+    #[error("scratch_url must be a {schemes} URL, not {url:?}")]
+    ScratchUrl { schemes: String, url: String },
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Which {
+    /// Only the newest restorable backup of the source (nightly cost).
+    #[default]
+    Newest,
+    All,
+}
+
+/// `[sources.restore]`: how to restore a source and what the result must
+/// look like.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreSpec {
+    /// Default: from the dump kind (PostgreSQL formats, or mysqldump SQL).
+    pub engine: Option<Engine>,
+    /// A server where backproof may create and drop its own databases;
+    /// without it an ephemeral instance is started.
+    pub scratch_url: Option<String>,
+    /// Promised recovery time: a restore (load plus sanity) over it fails.
+    #[serde(default, with = "humantime_serde")]
+    pub rto: Option<Duration>,
+    /// Restore timeout; default twice the RTO, else 6 h.
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+    #[serde(default)]
+    pub which: Which,
+    #[serde(default)]
+    pub required_tables: Vec<String>,
+    #[serde(default)]
+    pub min_rows: BTreeMap<String, u64>,
+    /// SQL that must return true (first column of the first row).
+    #[serde(default)]
+    pub assertions: Vec<String>,
+    /// `table.column`: the newest value and its age go into the evidence.
+    pub freshness_column: Option<String>,
+    /// Share of rows a table may lose against the previous restore.
+    pub max_row_drop: Option<f64>,
+}
+
+impl RestoreSpec {
+    pub fn validate(&self) -> Result<(), SpecError> {
+        if let Some(c) = &self.freshness_column
+            && c.split('.').count() < 2
+        {
+            return Err(SpecError::FreshnessColumn(c.clone()));
+        }
+        if let Some(d) = self.max_row_drop
+            && !(0.0..=1.0).contains(&d)
+        {
+            return Err(SpecError::MaxRowDrop(d));
+        }
+        if let Some(u) = &self.scratch_url
+            && !Engine::takes_url(u)
+        {
+            return Err(SpecError::ScratchUrl {
+                schemes: Engine::url_schemes_text(),
+                url: redact(u),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Command-line overrides, applied on top of each source's spec.
+#[derive(Clone, Debug, Default)]
+pub struct RestoreOverrides {
+    pub scratch_url: Option<String>,
+    pub rto: Option<Duration>,
+    pub timeout: Option<Duration>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scratch_url_of_no_engine_is_refused_redacted() {
+        let spec = RestoreSpec {
+            scratch_url: Some("http://u:p@ss@host/x".into()),
+            ..RestoreSpec::default()
+        };
+        assert_eq!(
+            spec.validate().unwrap_err().to_string(),
+            r#"scratch_url must be a postgres:// or mysql:// URL, not "http://u:***@host/x""#
+        );
+        for ok in [
+            "postgres://h/db",
+            "postgresql://h/db",
+            "mysql://h/",
+            "mariadb://h/",
+        ] {
+            let spec = RestoreSpec {
+                scratch_url: Some(ok.into()),
+                ..RestoreSpec::default()
+            };
+            assert_eq!(spec.validate(), Ok(()), "{ok}");
+        }
+    }
+}
