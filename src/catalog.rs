@@ -9,6 +9,7 @@ use regex::Regex;
 use serde::Serialize;
 
 use crate::digest::Algorithm;
+use crate::expectation::Expectation;
 use crate::manifest::{self, ManifestError};
 use crate::source::{Artifact, Storage};
 
@@ -29,16 +30,6 @@ pub enum Layout {
 pub enum TimestampFrom {
     Name,
     Mtime,
-}
-
-/// A checksum some manifest promises for one artifact.
-#[derive(Clone, Debug, Serialize)]
-pub struct Expectation {
-    pub algorithm: Algorithm,
-    pub digest: String,
-    /// Key of the manifest or sidecar, and the line.
-    pub manifest: String,
-    pub line: usize,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -11,7 +11,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use crate::catalog::{Backup, Catalog, Expectation, Layout, ManifestState, TimestampFrom};
+use crate::catalog::{Backup, Catalog, Layout, ManifestState, TimestampFrom};
+use crate::expectation::Expectation;
 use crate::digest::{Algorithm, DigestSet, Hashers, HashingReader, LANE_THRESHOLD};
 use crate::finding::{Check, Finding, Status};
 use crate::inspect::{self, Format, Inspection, Kind, Subject};

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::catalog::Expectation;
+use crate::expectation::Expectation;
 
 pub use local::LocalSource;
 pub use s3::{S3Options, S3Source};

@@ -26,7 +26,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
 use super::{Artifact, Opened, Settled, SourceError, Storage};
-use crate::catalog::Expectation;
+use crate::expectation::Expectation;
 use crate::digest::{Algorithm, Hashers};
 use crate::finding::{Check, Finding, Status};
 
