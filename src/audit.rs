@@ -89,7 +89,7 @@ fn verify_target(
         .findings
         .extend(problems.iter().map(SourceError::finding));
     if target.only.is_none() {
-        verified.findings.extend(target.source.store_findings());
+        verified.check_store(target.source.as_ref());
     }
     if let Some(job) = restore {
         let restores = restore_catalog(target, &catalog.backups, &verified, job);

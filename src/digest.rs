@@ -380,6 +380,12 @@ impl<R: Read> HashingReader<R> {
     pub fn finish(self) -> DigestSet {
         self.hashers.finish()
     }
+
+    /// The digests, and the reader back: some readers have checks of their
+    /// own to hand over once the bytes are through.
+    pub fn into_parts(self) -> (DigestSet, R) {
+        (self.hashers.finish(), self.inner)
+    }
 }
 
 impl<R: Read> Read for HashingReader<R> {
