@@ -302,3 +302,80 @@ fn noncurrent(source: &dyn Storage, rb: &ReadBack) -> Finding {
         .with("checks", names)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::facts::Retention;
+    use serde_json::json;
+
+    fn unread(why: &str) -> Unread {
+        Unread { reason: why.into() }
+    }
+
+    #[test]
+    fn unread_settings_are_evidence_not_failures() {
+        let bucket = BucketFacts {
+            bucket: "b".into(),
+            region: None,
+            settings: Ok(BucketSettings {
+                versioning: Versioning::Enabled,
+                object_lock: Err(unread("NotImplemented (HTTP 501)")),
+                noncurrent: Err(unread("AccessDenied (HTTP 403)")),
+                default_encryption: Ok(Some("AES256".into())),
+            }),
+        };
+        let f = retention(&bucket);
+        assert_eq!((f.subject.as_str(), f.status), ("s3://b", Status::Pass));
+        assert_eq!(
+            f.summary,
+            "versioning enabled; noncurrent versions unknown (AccessDenied (HTTP 403))"
+        );
+        let ev = serde_json::Value::Object(f.evidence);
+        assert_eq!(
+            ev,
+            json!({
+                "versioning": "Enabled",
+                "object_lock": "unknown (NotImplemented (HTTP 501))",
+                "object_lock_enabled": null,
+                "noncurrent_versions": "unknown (AccessDenied (HTTP 403))",
+                "noncurrent_known": false,
+                "noncurrent_days": null,
+                "default_encryption": "AES256",
+            })
+        );
+        assert!(f.remediation.is_none());
+    }
+
+    #[test]
+    fn settings_worded_as_before() {
+        let lock = Ok(ObjectLock::Enabled {
+            default_retention: Some(Retention {
+                mode: Some("COMPLIANCE".into()),
+                days: None,
+                years: Some(7),
+            }),
+        });
+        assert_eq!(
+            object_lock_text(&lock),
+            "enabled, default COMPLIANCE retention of 7 year(s)"
+        );
+        assert_eq!(
+            noncurrent_text(&Ok(NoncurrentExpiry::AfterDays(30))),
+            "expire after 30 day(s)"
+        );
+        assert_eq!(default_encryption_text(&Ok(None)), "none");
+        let unreadable = BucketFacts {
+            bucket: "b".into(),
+            region: None,
+            settings: Err(unread("AccessDenied (HTTP 403)")),
+        };
+        let f = retention(&unreadable);
+        assert_eq!(f.status, Status::Error);
+        assert_eq!(
+            f.summary,
+            "cannot read the bucket's versioning: AccessDenied (HTTP 403)"
+        );
+        assert!(f.evidence.is_empty());
+    }
+}

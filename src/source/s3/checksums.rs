@@ -75,7 +75,7 @@ impl ObjectFacts {
 pub(super) struct PartPromise {
     pub expectation: Expectation,
     /// The digest of each part, and of their concatenation.
-    algorithm: Algorithm,
+    pub algorithm: Algorithm,
 }
 
 /// The checksums the store records for one object, from a GET or HEAD
@@ -170,7 +170,7 @@ pub(super) fn promises_of(reply: &ObjectFacts) -> (Vec<Expectation>, Vec<PartPro
 /// last, as every uploader (SDKs, aws cli, rclone) does.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct PartLayout {
-    part_size: u64,
+    pub part_size: u64,
     pub parts: u64,
 }
 

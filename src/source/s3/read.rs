@@ -380,3 +380,67 @@ impl S3Source {
         found.into_iter().map(|(_, r)| r).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::Algorithm;
+    use crate::source::s3::checksums::{PartLayout, PartPromise};
+
+    /// A reader fed `chunks`, checking a multipart ETag of 4-byte parts.
+    fn reader(chunks: &[&[u8]], promised: &str) -> ChannelReader {
+        let (tx, rx) = tokio::sync::mpsc::channel(8);
+        for c in chunks {
+            tx.try_send(Ok(Bytes::copy_from_slice(c))).unwrap();
+        }
+        drop(tx);
+        let promise = PartPromise {
+            expectation: Expectation {
+                algorithm: Algorithm::Md5,
+                digest: promised.into(),
+                manifest: "S3 multipart ETag (3 parts)".into(),
+                line: 0,
+            },
+            algorithm: Algorithm::Md5,
+        };
+        let layout = PartLayout {
+            part_size: 4,
+            parts: 3,
+        };
+        ChannelReader {
+            rx,
+            current: Bytes::new(),
+            parts: Some(PartChecks::start(layout, vec![promise], 2)),
+            ended: false,
+        }
+    }
+
+    fn md5(b: &[u8]) -> Vec<u8> {
+        let mut h = Hashers::new([Algorithm::Md5]);
+        h.update(b);
+        hex::decode(&h.finish()[&Algorithm::Md5]).unwrap()
+    }
+
+    #[test]
+    fn part_checks_come_back_from_finish_once_the_end_is_read() {
+        let data = b"0123456789";
+        let joined = [md5(b"0123"), md5(b"4567"), md5(b"89")].concat();
+        let etag = format!("{}-3", hex::encode(md5(&joined)));
+        let mut r = Box::new(reader(&[b"012", b"34567", b"89"], &etag));
+        let mut out = Vec::new();
+        r.read_to_end(&mut out).unwrap();
+        assert_eq!(out, data);
+        let settled = r.finish();
+        assert_eq!(settled.len(), 1);
+        assert_eq!(settled[0].0.digest, etag);
+        assert_eq!(settled[0].1, etag, "the bytes give the promised ETag");
+    }
+
+    #[test]
+    fn a_reader_stopped_early_settles_nothing() {
+        let mut r = Box::new(reader(&[b"012", b"34567", b"89"], "x-3"));
+        let mut first = [0u8; 4];
+        r.read_exact(&mut first).unwrap();
+        assert!(r.finish().is_empty());
+    }
+}
