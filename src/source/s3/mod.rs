@@ -19,7 +19,7 @@ use std::io;
 
 use aws_sdk_s3::Client;
 
-use super::facts::{StoreFacts, VersionFacts};
+use super::facts::{DeletedObject, StoreFacts, Unread, VersionFacts};
 use super::{Artifact, Opened, SourceError, Storage};
 pub use client::{S3Options, UrlError, describe, parse_url};
 
@@ -107,12 +107,12 @@ impl S3Source {
 
     /// Deleted objects with their last version read back, and (with
     /// --all-versions) every noncurrent version read back.
-    fn version_facts(&self) -> Result<VersionFacts, super::facts::Unread> {
+    fn version_facts(&self) -> Result<VersionFacts, Unread> {
         let listing = self.list_versions()?;
         let deleted = listing
             .deleted
             .into_iter()
-            .map(|(key, deleted_at, previous)| super::facts::DeletedObject {
+            .map(|(key, deleted_at, previous)| DeletedObject {
                 key,
                 deleted_at,
                 previous: previous.map(|a| self.read_back(&a)),
