@@ -9,6 +9,7 @@ use regex::Regex;
 use serde::Serialize;
 
 use crate::digest::Algorithm;
+use crate::expectation::Expectation;
 use crate::manifest::{self, ManifestError};
 use crate::source::{Artifact, Storage};
 
@@ -29,16 +30,6 @@ pub enum Layout {
 pub enum TimestampFrom {
     Name,
     Mtime,
-}
-
-/// A checksum some manifest promises for one artifact.
-#[derive(Clone, Debug, Serialize)]
-pub struct Expectation {
-    pub algorithm: Algorithm,
-    pub digest: String,
-    /// Key of the manifest or sidecar, and the line.
-    pub manifest: String,
-    pub line: usize,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -97,6 +88,30 @@ pub struct Catalog {
     pub missing: Vec<MissingEntry>,
 }
 
+/// A `--timestamp-pattern` that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PatternError {
+    #[error("pattern ends with a lone %")]
+    LonePercent,
+    #[error("unsupported field %{0} (use %Y %m %d %H %M %S)")]
+    Unsupported(char),
+    #[error("field %{0} appears twice")]
+    Twice(char),
+    #[error("pattern {pattern:?} lacks %{field}")]
+    Lacks { pattern: String, field: char },
+    #[error(transparent)]
+    Regex(#[from] regex::Error),
+}
+
+/// Why a manifest's text could not be had.
+#[derive(Debug, thiserror::Error)]
+enum ReadError {
+    #[error("{0} bytes is too large for a manifest")]
+    TooLarge(u64),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
 /// Turns a file name into a timestamp.
 #[derive(Clone, Debug)]
 pub struct TimestampPattern {
@@ -119,7 +134,7 @@ impl Default for TimestampPattern {
 impl TimestampPattern {
     /// A strftime-like pattern (`%Y %m %d %H %M %S`, other text literal) found
     /// anywhere in the name, e.g. `appdb_%Y%m%d_%H%M`.
-    pub fn from_strftime(pattern: &str) -> Result<Self, String> {
+    pub fn from_strftime(pattern: &str) -> Result<Self, PatternError> {
         let mut re = String::new();
         let mut chars = pattern.chars();
         let mut seen = BTreeSet::new();
@@ -128,7 +143,7 @@ impl TimestampPattern {
                 re.push_str(&regex::escape(&c.to_string()));
                 continue;
             }
-            let field = chars.next().ok_or("pattern ends with a lone %")?;
+            let field = chars.next().ok_or(PatternError::LonePercent)?;
             let group = match field {
                 'Y' => r"(?P<Y>\d{4})",
                 'm' => r"(?P<m>\d{2})",
@@ -137,24 +152,23 @@ impl TimestampPattern {
                 'M' => r"(?P<M>\d{2})",
                 'S' => r"(?P<S>\d{2})",
                 '%' => "%",
-                other => {
-                    return Err(format!(
-                        "unsupported field %{other} (use %Y %m %d %H %M %S)"
-                    ));
-                }
+                other => return Err(PatternError::Unsupported(other)),
             };
             if field != '%' && !seen.insert(field) {
-                return Err(format!("field %{field} appears twice"));
+                return Err(PatternError::Twice(field));
             }
             re.push_str(group);
         }
         for needed in ['Y', 'm', 'd'] {
             if !seen.contains(&needed) {
-                return Err(format!("pattern {pattern:?} lacks %{needed}"));
+                return Err(PatternError::Lacks {
+                    pattern: pattern.to_string(),
+                    field: needed,
+                });
             }
         }
         Ok(TimestampPattern {
-            regex: Regex::new(&re).map_err(|e| e.to_string())?,
+            regex: Regex::new(&re)?,
         })
     }
 
@@ -271,13 +285,13 @@ pub fn build(
     for (artifact, kind) in manifests {
         let text = match read_manifest(source, &artifact) {
             Ok(t) => t,
-            Err(reason) => {
+            Err(e) => {
                 catalog
                     .manifests
                     .push(ManifestState::Unreadable(ManifestError {
                         key: artifact.key.clone(),
                         line: 0,
-                        reason,
+                        reason: e.to_string(),
                     }));
                 continue;
             }
@@ -336,15 +350,14 @@ fn stamp(pattern: &TimestampPattern, name: &str, a: &Artifact) -> (DateTime<Utc>
     }
 }
 
-fn read_manifest(source: &dyn Storage, a: &Artifact) -> Result<String, String> {
+fn read_manifest(source: &dyn Storage, a: &Artifact) -> Result<String, ReadError> {
     if a.size > MAX_MANIFEST_BYTES {
-        return Err(format!("{} bytes is too large for a manifest", a.size));
+        return Err(ReadError::TooLarge(a.size));
     }
     let mut text = String::new();
     source
         .open(a)
-        .and_then(|f| f.reader.take(MAX_MANIFEST_BYTES).read_to_string(&mut text))
-        .map_err(|e| e.to_string())?;
+        .and_then(|f| f.reader.take(MAX_MANIFEST_BYTES).read_to_string(&mut text))?;
     Ok(text)
 }
 

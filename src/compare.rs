@@ -17,6 +17,42 @@ use crate::report::Report;
 use crate::source::{self, Artifact, S3Options, SourceError, Storage};
 use crate::verify::VerifyOptions;
 
+/// What comparing a source with its copy found, as the promises about
+/// copies read it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParityFacts {
+    /// Objects in the source.
+    pub objects: usize,
+    /// Of those, the ones the copy holds with the same bytes.
+    pub identical: usize,
+    /// Missing, stale, extra or unreadable objects of the copy.
+    pub problems: usize,
+    /// How far the stale objects of the copy lag behind the source.
+    pub copy_lag_seconds: i64,
+}
+
+impl ParityFacts {
+    pub fn complete(&self) -> bool {
+        self.problems == 0
+    }
+
+    /// The line the summary finding (and a kept copy promise) carries.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} of {} object(s) identical in the copy; {} problem(s); copy lag {} s",
+            self.identical, self.objects, self.problems, self.copy_lag_seconds
+        )
+    }
+}
+
+/// A comparison: the facts, and the findings for the report (the summary
+/// first, then one per problem object).
+#[derive(Clone, Debug)]
+pub struct Parity {
+    pub facts: ParityFacts,
+    pub findings: Vec<Finding>,
+}
+
 /// How two copies of one key compare.
 #[derive(Debug, PartialEq)]
 enum Verdict {
@@ -106,7 +142,7 @@ pub fn compare(
         source::open_location(dst_location, s3),
     ) {
         (Ok(src), Ok(dst)) => match compare_stores(src.as_ref(), dst.as_ref(), opts) {
-            Ok(f) => f,
+            Ok(p) => p.findings,
             Err(e) => vec![e.finding()],
         },
         (Err(e), _) | (_, Err(e)) => vec![e.finding()],
@@ -114,12 +150,12 @@ pub fn compare(
     Report::new("compare", started, sources, Vec::new(), findings)
 }
 
-/// Parity findings for a copy of `src`.
+/// How `dst` holds up as a copy of `src`.
 pub fn compare_stores(
     src: &dyn Storage,
     dst: &dyn Storage,
     opts: &VerifyOptions,
-) -> Result<Vec<Finding>, SourceError> {
+) -> Result<Parity, SourceError> {
     let (src_list, _) = src.list_scoped(None)?;
     let (dst_list, _) = dst.list_scoped(None)?;
     let dst_by_key: BTreeMap<&str, &Artifact> =
@@ -236,29 +272,30 @@ pub fn compare_stores(
             ),
         }
     }
-    let problems = findings.len();
-    let summary = format!(
-        "{same} of {} object(s) identical in the copy; {problems} problem(s); copy lag {max_lag} s",
-        src_list.len()
-    );
+    let facts = ParityFacts {
+        objects: src_list.len(),
+        identical: same,
+        problems: findings.len(),
+        copy_lag_seconds: max_lag,
+    };
     findings.insert(
         0,
         Finding::new(
             dst.location(),
             Check::Parity,
-            if problems == 0 {
+            if facts.complete() {
                 Status::Pass
             } else {
                 Status::Fail
             },
-            summary,
+            facts.summary(),
         )
         .with("source", src.location())
-        .with("objects", src_list.len())
-        .with("identical", same)
-        .with("copy_lag_seconds", max_lag),
+        .with("objects", facts.objects)
+        .with("identical", facts.identical)
+        .with("copy_lag_seconds", facts.copy_lag_seconds),
     );
-    Ok(findings)
+    Ok(Parity { facts, findings })
 }
 
 #[cfg(test)]

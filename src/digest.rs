@@ -73,9 +73,16 @@ impl fmt::Display for Algorithm {
     }
 }
 
+/// A digest name this version does not know (as lowercased).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown digest algorithm {0:?} (known: sha256, blake3, md5, sha1, crc32, crc32c, crc64nvme)"
+)]
+pub struct UnknownAlgorithm(pub String);
+
 impl FromStr for Algorithm {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownAlgorithm;
+    fn from_str(s: &str) -> Result<Self, UnknownAlgorithm> {
         match s.to_ascii_lowercase().as_str() {
             "sha256" | "sha-256" => Ok(Algorithm::Sha256),
             "blake3" | "b3" => Ok(Algorithm::Blake3),
@@ -84,9 +91,7 @@ impl FromStr for Algorithm {
             "crc32" => Ok(Algorithm::Crc32),
             "crc32c" => Ok(Algorithm::Crc32c),
             "crc64nvme" => Ok(Algorithm::Crc64nvme),
-            other => Err(format!(
-                "unknown digest algorithm {other:?} (known: sha256, blake3, md5, sha1, crc32, crc32c, crc64nvme)"
-            )),
+            other => Err(UnknownAlgorithm(other.to_string())),
         }
     }
 }
@@ -379,6 +384,12 @@ impl<R: Read> HashingReader<R> {
 
     pub fn finish(self) -> DigestSet {
         self.hashers.finish()
+    }
+
+    /// The digests, and the reader back: some readers have checks of their
+    /// own to hand over once the bytes are through.
+    pub fn into_parts(self) -> (DigestSet, R) {
+        (self.hashers.finish(), self.inner)
     }
 }
 

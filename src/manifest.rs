@@ -135,7 +135,7 @@ pub fn parse(key: &str, kind: &ManifestName, text: &str) -> Result<Manifest, Man
                 ),
             ));
         }
-        let target = resolve(dir, &name).map_err(|reason| err(line_no, reason))?;
+        let target = resolve(dir, &name).map_err(|e| err(line_no, e.to_string()))?;
         entries.push(Entry {
             line: line_no,
             target,
@@ -200,13 +200,22 @@ fn split_line(line: &str) -> Option<(Option<Algorithm>, String, Option<String>)>
     Some((None, hex.to_string(), Some(name)))
 }
 
+/// A manifest line naming a file backproof must not look up.
+#[derive(Debug, thiserror::Error)]
+enum NameError {
+    #[error("absolute path {0:?}: manifests must name files relative to themselves")]
+    Absolute(String),
+    #[error("{0:?} points outside the source")]
+    Outside(String),
+    #[error("{0:?} names no file")]
+    NoFile(String),
+}
+
 /// Joins a manifest-relative name onto the manifest's directory, refusing
 /// names that leave the source.
-fn resolve(dir: &str, name: &str) -> Result<String, String> {
+fn resolve(dir: &str, name: &str) -> Result<String, NameError> {
     if name.starts_with('/') {
-        return Err(format!(
-            "absolute path {name:?}: manifests must name files relative to themselves"
-        ));
+        return Err(NameError::Absolute(name.to_string()));
     }
     let mut parts: Vec<&str> = if dir.is_empty() {
         vec![]
@@ -218,14 +227,14 @@ fn resolve(dir: &str, name: &str) -> Result<String, String> {
             "" | "." => {}
             ".." => {
                 if parts.pop().is_none() {
-                    return Err(format!("{name:?} points outside the source"));
+                    return Err(NameError::Outside(name.to_string()));
                 }
             }
             p => parts.push(p),
         }
     }
     if parts.is_empty() {
-        return Err(format!("{name:?} names no file"));
+        return Err(NameError::NoFile(name.to_string()));
     }
     Ok(parts.join("/"))
 }

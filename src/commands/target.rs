@@ -92,7 +92,7 @@ pub(super) fn verify_target(
         .findings
         .extend(problems.iter().map(SourceError::finding));
     if target.only.is_none() {
-        verified.findings.extend(target.source.store_findings());
+        verified.check_store(target.source.as_ref());
     }
     let restores = match restore {
         Some(job) => restore_catalog(target, &catalog.backups, &verified, job),

@@ -373,9 +373,12 @@ pub struct SourceView {
     pub account: Option<String>,
     pub is_s3: bool,
     pub backups: Vec<Observed>,
-    /// What the run found about the store and its copy (bucket facts,
-    /// parity), for the promises about them.
-    pub facts: Vec<Finding>,
+    /// The bucket's settings, where the source is one and the run could
+    /// ask (a whole-source audit).
+    pub bucket: Option<crate::source::BucketFacts>,
+    /// How the copy compared, where one is configured: `Err` when either
+    /// side could not be listed.
+    pub parity: Option<Result<crate::compare::ParityFacts, crate::source::SourceError>>,
     /// The copy the config names, if any.
     pub copy: Option<String>,
     /// Test restores of this source, this run's and earlier ones.

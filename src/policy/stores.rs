@@ -1,21 +1,19 @@
 //! Promises about where backups are kept rather than what they hold:
 //! versioning, the secondary copy, separation and encryption at rest. They
-//! read the facts the run gathered about each store (bucket facts, parity
-//! findings, what each GET reported) and never ask the store themselves.
+//! read the typed facts the run gathered about each store (bucket settings,
+//! the copy's parity, what each GET reported) and never ask the store
+//! themselves.
 
 use std::time::Duration;
 
-use serde_json::Value;
-
 use super::{Apart, RemedyIf, Scope, SourceView};
 use crate::finding::{Check, Finding, Status};
+use crate::source::facts::{BucketSettings, ObjectLock, Versioning};
+use crate::verify::store::{default_encryption_text, object_lock_text, retention_summary};
 
-/// The bucket-facts finding of an S3 source (versioning, lock, lifecycle,
-/// default encryption), if the run could gather it.
-fn bucket_facts(view: &SourceView) -> Option<&Finding> {
-    view.facts
-        .iter()
-        .find(|f| f.check == Check::Retention && f.evidence.contains_key("versioning"))
+/// The settings of an S3 source's bucket, if the run could read them.
+fn bucket_settings(view: &SourceView) -> Option<&BucketSettings> {
+    view.bucket.as_ref().and_then(|b| b.settings.as_ref().ok())
 }
 
 fn not_s3(name: &str, check: Check, view: &SourceView, what: &str) -> Finding {
@@ -53,21 +51,20 @@ pub(super) fn versioning(
     if !view.is_s3 {
         return not_s3(name, Check::Versioning, view, "versioning");
     }
-    let Some(facts) = bucket_facts(view).filter(|f| f.status != Status::Error) else {
+    let Some(facts) = bucket_settings(view) else {
         return facts_missing(name, Check::Versioning, view);
     };
-    let ev = &facts.evidence;
     let mut problems = Vec::new();
     let mut unknown = Vec::new();
-    let versioning = ev["versioning"].as_str().unwrap_or("?");
-    if versioning != "Enabled" {
+    let versioning = facts.versioning.as_str();
+    if facts.versioning != Versioning::Enabled {
         problems.push(format!("versioning is {versioning}"));
     }
     if let Some(keep) = keep_noncurrent {
         let days = keep.as_secs().div_ceil(86_400);
-        match (ev.get("noncurrent_known"), ev.get("noncurrent_days")) {
-            (Some(Value::Bool(true)), Some(Value::Number(n))) => {
-                let have = n.as_u64().unwrap_or(0);
+        match facts.noncurrent.as_ref().map(|n| n.days()) {
+            Ok(Some(have)) => {
+                let have = u64::try_from(have).unwrap_or(0);
                 if have < days {
                     problems.push(format!(
                         "noncurrent versions expire after {have} day(s), promise is {days}"
@@ -75,15 +72,15 @@ pub(super) fn versioning(
                 }
             }
             // No rule expires them: kept for ever, which keeps the promise.
-            (Some(Value::Bool(true)), _) => {}
-            _ => unknown.push("noncurrent-version lifecycle"),
+            Ok(None) => {}
+            Err(_) => unknown.push("noncurrent-version lifecycle"),
         }
     }
     if object_lock {
-        match ev.get("object_lock_enabled") {
-            Some(Value::Bool(true)) => {}
-            Some(Value::Bool(false)) => problems.push("Object Lock is not enabled".into()),
-            _ => unknown.push("Object Lock configuration"),
+        match &facts.object_lock {
+            Ok(ObjectLock::Enabled { .. }) => {}
+            Ok(ObjectLock::NotEnabled) => problems.push("Object Lock is not enabled".into()),
+            Err(_) => unknown.push("Object Lock configuration"),
         }
     }
     let status = if !problems.is_empty() {
@@ -94,15 +91,18 @@ pub(super) fn versioning(
         Status::Pass
     };
     let summary = match status {
-        Status::Pass => format!("{}: {}", view.location, facts.summary),
+        Status::Pass => format!("{}: {}", view.location, retention_summary(facts)),
         Status::Error => format!("could not read the bucket's {}", unknown.join(" and ")),
         _ => problems.join("; "),
     };
     Finding::new(name, Check::Versioning, status, summary)
         .with("source", view.location.as_str())
         .with("versioning", versioning)
-        .with("noncurrent_days", ev.get("noncurrent_days").cloned())
-        .with("object_lock", ev.get("object_lock").cloned())
+        .with(
+            "noncurrent_days",
+            facts.noncurrent.as_ref().ok().and_then(|n| n.days()),
+        )
+        .with("object_lock", object_lock_text(&facts.object_lock))
         .with("keep_noncurrent_days", keep_noncurrent.map(|k| k.as_secs().div_ceil(86_400)))
         .with("problems", problems)
         .with("policy", name)
@@ -120,27 +120,23 @@ pub(super) fn copy(name: &str, view: &SourceView, max_lag: Option<Duration>) -> 
         .with("source", view.location.as_str())
         .remedy("Set copy = \"s3://...\" on the source, and make sure the nightly copy job runs.");
     };
-    // compare puts its summary first, named after the copy.
-    let summary = view
-        .facts
-        .iter()
-        .find(|f| f.check == Check::Parity && f.evidence.contains_key("copy_lag_seconds"));
-    let Some(summary) = summary else {
-        let why = view
-            .facts
-            .iter()
-            .find(|f| f.check == Check::Source && f.subject.starts_with(copy.as_str()))
-            .map(|f| f.summary.clone())
-            .unwrap_or_else(|| "the copy was not compared".into());
-        return Finding::new(name, Check::Parity, Status::Error, why)
-            .with("source", view.location.as_str())
-            .with("copy", copy.as_str())
-            .remedy("See the source findings of the copy: it must be readable by backproof.");
+    let parity = match &view.parity {
+        Some(Ok(p)) => p,
+        other => {
+            let why = match other {
+                Some(Err(e)) if e.location.starts_with(copy.as_str()) => e.finding().summary,
+                _ => "the copy was not compared".into(),
+            };
+            return Finding::new(name, Check::Parity, Status::Error, why)
+                .with("source", view.location.as_str())
+                .with("copy", copy.as_str())
+                .remedy("See the source findings of the copy: it must be readable by backproof.");
+        }
     };
-    let lag = summary.evidence["copy_lag_seconds"].as_i64().unwrap_or(0);
+    let lag = parity.copy_lag_seconds;
     let mut problems = Vec::new();
-    if summary.status != Status::Pass {
-        problems.push(summary.summary.clone());
+    if !parity.complete() {
+        problems.push(parity.summary());
     }
     if let Some(max) = max_lag
         && lag > max.as_secs() as i64
@@ -157,15 +153,15 @@ pub(super) fn copy(name: &str, view: &SourceView, max_lag: Option<Duration>) -> 
         Status::Fail
     };
     let text = if problems.is_empty() {
-        summary.summary.clone()
+        parity.summary()
     } else {
         problems.join("; ")
     };
     Finding::new(name, Check::Parity, status, text)
         .with("source", view.location.as_str())
         .with("copy", copy.as_str())
-        .with("objects", summary.evidence.get("objects").cloned())
-        .with("identical", summary.evidence.get("identical").cloned())
+        .with("objects", parity.objects)
+        .with("identical", parity.identical)
         .with("copy_lag_seconds", lag)
         .with("max_lag_seconds", max_lag.map(|m| m.as_secs()))
         .with("policy", name)
@@ -217,17 +213,16 @@ pub(super) fn encryption(
             weak.iter().take(3).cloned().collect::<Vec<_>>().join(", ")
         ));
     }
-    let default = bucket_facts(view)
-        .and_then(|f| f.evidence.get("default_encryption"))
-        .and_then(Value::as_str);
+    let default = bucket_settings(view).map(|s| &s.default_encryption);
     if bucket_default {
         match default {
-            Some(d) if d.starts_with("unknown") => {
-                unread.push("the bucket's default encryption");
+            Some(Ok(d)) => {
+                let d = d.as_deref().unwrap_or("none");
+                if !acceptable(d) {
+                    problems.push(format!("bucket default encryption is {d}"));
+                }
             }
-            Some(d) if acceptable(d) => {}
-            Some(d) => problems.push(format!("bucket default encryption is {d}")),
-            None => unread.push("the bucket's default encryption"),
+            Some(Err(_)) | None => unread.push("the bucket's default encryption"),
         }
     }
     let status = if !problems.is_empty() {
@@ -254,7 +249,7 @@ pub(super) fn encryption(
         .with("checked", in_scope.len())
         .with("not_encrypted", weak)
         .with("unknown", unread)
-        .with("bucket_default", default)
+        .with("bucket_default", default.map(default_encryption_text))
         .with("policy", name)
         .remedy_if(status, "Set default encryption on the bucket (SSE-S3 or SSE-KMS) and re-upload, or copy in place, the objects stored without it.")
 }
@@ -315,23 +310,44 @@ pub(super) fn separation(name: &str, views: &[(&str, &SourceView)], by: &[Apart]
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compare::ParityFacts;
+    use crate::source::facts::{BucketFacts, NoncurrentExpiry};
 
-    fn s3_view(facts: Vec<Finding>) -> SourceView {
+    fn s3_view(bucket: Option<BucketFacts>, parity: Option<ParityFacts>) -> SourceView {
         SourceView {
             location: "s3://content/".into(),
             is_s3: true,
             copy: Some("s3://copy/".into()),
-            facts,
+            bucket,
+            parity: parity.map(Ok),
             ..SourceView::default()
         }
     }
 
-    fn bucket(noncurrent_days: Option<i64>, lock: bool) -> Finding {
-        Finding::new("s3://content", Check::Retention, Status::Pass, "facts")
-            .with("versioning", "Enabled")
-            .with("noncurrent_known", true)
-            .with("noncurrent_days", noncurrent_days)
-            .with("object_lock_enabled", lock)
+    fn settings(noncurrent_days: Option<i32>, lock: bool) -> BucketSettings {
+        BucketSettings {
+            versioning: Versioning::Enabled,
+            object_lock: Ok(if lock {
+                ObjectLock::Enabled {
+                    default_retention: None,
+                }
+            } else {
+                ObjectLock::NotEnabled
+            }),
+            noncurrent: Ok(noncurrent_days.map_or(
+                NoncurrentExpiry::NoExpiringRule,
+                NoncurrentExpiry::AfterDays,
+            )),
+            default_encryption: Ok(None),
+        }
+    }
+
+    fn bucket(settings: BucketSettings) -> Option<BucketFacts> {
+        Some(BucketFacts {
+            bucket: "content".into(),
+            region: None,
+            settings: Ok(settings),
+        })
     }
 
     const DAY: u64 = 86_400;
@@ -340,7 +356,13 @@ mod tests {
     fn noncurrent_versions_kept_at_the_threshold() {
         let keep = Some(Duration::from_secs(30 * DAY));
         let status = |days, lock, want_lock| {
-            versioning("p", &s3_view(vec![bucket(days, lock)]), keep, want_lock).status
+            versioning(
+                "p",
+                &s3_view(bucket(settings(days, lock)), None),
+                keep,
+                want_lock,
+            )
+            .status
         };
         assert_eq!(status(Some(29), false, false), Status::Fail);
         assert_eq!(status(Some(30), false, false), Status::Pass);
@@ -351,13 +373,16 @@ mod tests {
             "no Object Lock"
         );
         assert_eq!(status(Some(30), true, true), Status::Pass);
-        let suspended = bucket(Some(30), true).with("versioning", "Suspended");
+        let suspended = BucketSettings {
+            versioning: Versioning::Suspended,
+            ..settings(Some(30), true)
+        };
         assert_eq!(
-            versioning("p", &s3_view(vec![suspended]), keep, false).status,
+            versioning("p", &s3_view(bucket(suspended), None), keep, false).status,
             Status::Fail
         );
         assert_eq!(
-            versioning("p", &s3_view(vec![]), keep, false).status,
+            versioning("p", &s3_view(None, None), keep, false).status,
             Status::Error,
             "facts unknown is never a pass"
         );
@@ -365,18 +390,23 @@ mod tests {
 
     #[test]
     fn copy_lag_at_the_threshold() {
-        let parity = |lag: i64| {
-            Finding::new("s3://copy/", Check::Parity, Status::Pass, "identical")
-                .with("copy_lag_seconds", lag)
+        let parity = |lag: i64| ParityFacts {
+            objects: 1,
+            identical: 1,
+            problems: 0,
+            copy_lag_seconds: lag,
         };
         let max = Some(Duration::from_secs(26 * 3600));
-        let status = |lag| copy("p", &s3_view(vec![parity(lag)]), max).status;
+        let status = |lag| copy("p", &s3_view(None, Some(parity(lag))), max).status;
         assert_eq!(status(26 * 3600), Status::Pass);
         assert_eq!(status(26 * 3600 + 1), Status::Fail);
-        let mut incomplete = parity(0);
-        incomplete.status = Status::Fail;
+        let incomplete = ParityFacts {
+            identical: 0,
+            problems: 1,
+            ..parity(0)
+        };
         assert_eq!(
-            copy("p", &s3_view(vec![incomplete]), max).status,
+            copy("p", &s3_view(None, Some(incomplete)), max).status,
             Status::Fail
         );
     }

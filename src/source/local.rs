@@ -183,7 +183,6 @@ impl Storage for LocalSource {
         Ok(Opened {
             reader: Box::new(f),
             promises: Vec::new(),
-            settled: Default::default(),
             version_id: None,
             encryption: None,
         })

@@ -2,19 +2,22 @@
 //! [`Storage`] lists them and opens them for reading. Two real stores sit
 //! behind the seam: local directories ([`LocalSource`]) and S3 buckets
 //! ([`S3Source`]); a location string picks one ([`open_location`]).
+//! Stores answer with data: bytes, and [`StoreFacts`] about themselves;
+//! turning facts into findings is the verifier's job.
 
+pub mod facts;
 pub mod local;
 pub mod s3;
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::catalog::Expectation;
+use crate::expectation::Expectation;
 
+pub use facts::{BucketFacts, StoreFacts};
 pub use local::LocalSource;
 pub use s3::{S3Options, S3Source};
 
@@ -59,7 +62,7 @@ impl Artifact {
 }
 
 /// Why a source could not be listed: the audit cannot run on it (exit 2).
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[error("cannot read {location}: {reason}")]
 pub struct SourceError {
     pub location: String,
@@ -80,16 +83,26 @@ impl SourceError {
     }
 }
 
+/// The bytes of an opened artifact. Some checks only the store can work
+/// out while the bytes stream past (a multipart ETag needs the part
+/// layout): `finish` hands them over once the reader has reached the end.
+pub trait BackupReader: Read + Send {
+    /// Each store-side promise with the value the bytes gave; empty when
+    /// the store has none, or the reader stopped before the end.
+    fn finish(self: Box<Self>) -> Vec<(Expectation, String)> {
+        Vec::new()
+    }
+}
+
+/// Plain files: the digests say it all.
+impl BackupReader for std::fs::File {}
+
 /// An artifact opened for one sequential pass.
 pub struct Opened<'a> {
-    pub reader: Box<dyn Read + Send + 'a>,
+    pub reader: Box<dyn BackupReader + 'a>,
     /// Checksums the store itself records for these bytes (S3's ETag,
     /// `x-amz-checksum-*`, checksum metadata): checked like manifest lines.
     pub promises: Vec<Expectation>,
-    /// Checks the store works out itself while the reader runs (a
-    /// multipart ETag needs the part layout): each promise with the value
-    /// the bytes gave, filled in when the reader reaches the end.
-    pub settled: Settled,
     /// The object version being read, where the store has versions: a
     /// mismatch must name it.
     pub version_id: Option<String>,
@@ -97,9 +110,6 @@ pub struct Opened<'a> {
     /// "aws:kms", "none"); `None` where the store has no such notion.
     pub encryption: Option<String>,
 }
-
-/// See [`Opened::settled`].
-pub type Settled = Arc<Mutex<Vec<(Expectation, String)>>>;
 
 /// A place backups are stored. Read-only by contract: no implementation
 /// holds a call that writes, deletes or changes metadata.
@@ -127,11 +137,11 @@ pub trait Storage: Sync {
     /// A hint that `artifact` will be read soon.
     fn prefetch(&self, _artifact: &Artifact) {}
 
-    /// Findings about the store itself rather than one backup (bucket
-    /// versioning and retention, recoverability of deleted objects), for a
-    /// whole-source audit.
-    fn store_findings(&self) -> Vec<crate::finding::Finding> {
-        Vec::new()
+    /// Facts about the store itself rather than one backup (bucket
+    /// versioning and retention, deleted objects and old versions read
+    /// back), for a whole-source audit. Local directories have none.
+    fn store_facts(&self) -> StoreFacts {
+        StoreFacts::default()
     }
 
     /// The region the store lives in, where it has one (separation checks).

@@ -1,6 +1,9 @@
 //! Verification: every backup of a catalog streamed once through its digests
 //! and its structure inspector, by a bounded pool of workers, with a
-//! prefetcher keeping many reads in flight ahead of them.
+//! prefetcher keeping many reads in flight ahead of them; [`store`] judges
+//! what the store says about itself.
+
+pub mod store;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -11,12 +14,13 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use crate::catalog::{Backup, Catalog, Expectation, Layout, ManifestState, TimestampFrom};
+use crate::catalog::{Backup, Catalog, Layout, ManifestState, TimestampFrom};
 use crate::digest::{Algorithm, DigestSet, Hashers, HashingReader, LANE_THRESHOLD};
+use crate::expectation::Expectation;
 use crate::finding::{Check, Finding, Status};
 use crate::inspect::{self, Format, Inspection, Kind, Subject};
 use crate::progress::Progress;
-use crate::source::{Artifact, Storage};
+use crate::source::{Artifact, Storage, StoreFacts};
 
 /// How far the prefetcher runs ahead of the workers, in files and bytes.
 const PREFETCH_FILES: usize = 128;
@@ -75,6 +79,19 @@ pub struct Verified {
     pub catalogued: Vec<(String, String, DateTime<Utc>, u64)>,
     pub backups: Vec<BackupRecord>,
     pub findings: Vec<Finding>,
+    /// What the store said about itself, for the promises about stores;
+    /// empty until [`Verified::check_store`].
+    pub store: StoreFacts,
+}
+
+impl Verified {
+    /// Asks the store about itself (bucket settings, deleted objects, old
+    /// versions), adds the findings, and keeps the facts.
+    pub fn check_store(&mut self, source: &dyn Storage) {
+        let facts = source.store_facts();
+        self.findings.extend(store::findings(source, &facts));
+        self.store = facts;
+    }
 }
 
 /// Verifies every backup of `catalog`, plus the catalog's manifest findings.
@@ -142,6 +159,7 @@ pub fn verify_catalog(
             .collect(),
         backups: records,
         findings,
+        store: StoreFacts::default(),
     }
 }
 
@@ -285,15 +303,16 @@ fn read_member(
             "read {bytes} bytes but the listing said {size}: file changed during verification"
         ));
     }
+    let (digests, reader) = tee.into_parts();
     MemberPass {
         inspection,
-        digests: tee.finish(),
+        digests,
         bytes,
         storage_error,
         promises: opened.promises,
         version_id: opened.version_id,
         encryption: opened.encryption,
-        settled: std::mem::take(&mut *opened.settled.lock().expect("settled lock")),
+        settled: reader.finish(),
     }
 }
 

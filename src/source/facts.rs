@@ -1,0 +1,161 @@
+//! What stores say about themselves, as data: bucket settings, deleted
+//! objects and old versions with how reading them back went. Each value
+//! that could not be read says so, and why; no finding or advice here (the
+//! verifier, `verify::store`, judges these facts).
+
+use std::io;
+
+use chrono::{DateTime, Utc};
+
+use super::Artifact;
+use crate::expectation::Expectation;
+
+/// Everything a whole-source audit learns about the store itself.
+#[derive(Debug, Default)]
+pub struct StoreFacts {
+    /// Object stores only: the bucket's settings.
+    pub bucket: Option<BucketFacts>,
+    /// Where versioning was ever enabled: deleted objects and (when asked
+    /// for) every noncurrent version, each read back. `Err` when the
+    /// versions could not be listed.
+    pub versions: Option<Result<VersionFacts, Unread>>,
+}
+
+/// A bucket's settings that decide whether its objects can be recovered.
+#[derive(Clone, Debug)]
+pub struct BucketFacts {
+    pub bucket: String,
+    /// The region the client addresses, where it has one.
+    pub region: Option<String>,
+    /// `Err` when even the versioning could not be read: then nothing else
+    /// was asked.
+    pub settings: Result<BucketSettings, Unread>,
+}
+
+#[derive(Clone, Debug)]
+pub struct BucketSettings {
+    pub versioning: Versioning,
+    pub object_lock: Result<ObjectLock, Unread>,
+    /// How long noncurrent versions are kept.
+    pub noncurrent: Result<NoncurrentExpiry, Unread>,
+    /// The default server-side encryption ("AES256", "aws:kms"); `None`
+    /// when the bucket has none.
+    pub default_encryption: Result<Option<String>, Unread>,
+}
+
+/// Bucket versioning as S3 reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Versioning {
+    Enabled,
+    Suspended,
+    /// No status at all: versioning was never turned on.
+    NeverEnabled,
+    /// A status this version does not know, as the store spelled it.
+    Other(String),
+}
+
+impl Versioning {
+    /// S3's own word for it ("Enabled", "Suspended"), or "never enabled".
+    pub fn as_str(&self) -> &str {
+        match self {
+            Versioning::Enabled => "Enabled",
+            Versioning::Suspended => "Suspended",
+            Versioning::NeverEnabled => "never enabled",
+            Versioning::Other(s) => s,
+        }
+    }
+
+    /// Whether the bucket may hold old versions and delete markers.
+    pub fn ever_enabled(&self) -> bool {
+        *self != Versioning::NeverEnabled
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ObjectLock {
+    NotEnabled,
+    Enabled {
+        default_retention: Option<Retention>,
+    },
+}
+
+/// Object Lock's default retention rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Retention {
+    /// "GOVERNANCE" or "COMPLIANCE", where the store says.
+    pub mode: Option<String>,
+    pub days: Option<i32>,
+    pub years: Option<i32>,
+}
+
+/// What the lifecycle rules do to noncurrent versions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoncurrentExpiry {
+    /// The shortest enabled NoncurrentVersionExpiration rule.
+    AfterDays(i32),
+    /// Lifecycle rules exist, none of them expires noncurrent versions.
+    NoExpiringRule,
+    NoLifecycleRules,
+}
+
+impl NoncurrentExpiry {
+    /// Days a noncurrent version lives; `None` when no rule expires it.
+    pub fn days(self) -> Option<i32> {
+        match self {
+            NoncurrentExpiry::AfterDays(d) => Some(d),
+            _ => None,
+        }
+    }
+}
+
+/// A fact the store would not give: the reason, as the store put it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct Unread {
+    pub reason: String,
+}
+
+/// The version history under a source's prefix.
+#[derive(Debug, Default)]
+pub struct VersionFacts {
+    /// Keys whose latest version is a delete marker, in listing order.
+    pub deleted: Vec<DeletedObject>,
+    /// Noncurrent versions read back (with --all-versions), in listing
+    /// order; a deleted object's last version is read once, above.
+    pub noncurrent: Vec<ReadBack>,
+}
+
+/// A key deleted by a delete marker.
+#[derive(Debug)]
+pub struct DeletedObject {
+    /// Relative to the source's prefix.
+    pub key: String,
+    pub deleted_at: DateTime<Utc>,
+    /// The newest version older than the marker, read back; `None` when
+    /// there is none.
+    pub previous: Option<ReadBack>,
+}
+
+/// One object version read to its end through the checksums the store
+/// records for it.
+#[derive(Debug)]
+pub struct ReadBack {
+    /// Key, size, modification time and version id.
+    pub version: Artifact,
+    pub outcome: Result<VersionRead, ReadBackError>,
+}
+
+#[derive(Debug)]
+pub struct VersionRead {
+    pub bytes: u64,
+    /// Each stored checksum with the value the bytes gave.
+    pub checks: Vec<(Expectation, String)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadBackError {
+    #[error("cannot be read")]
+    Open(#[source] io::Error),
+    #[error("reading failed")]
+    Read(#[source] io::Error),
+}
