@@ -82,3 +82,97 @@ fn every_report_format_is_pinned() {
         check(file, &report::render(&r, format, false).unwrap());
     }
 }
+
+/// A pinned compliance export: three nights of the pinned run plus the
+/// promise, restore and retention findings the export summarises, and user
+/// data with HTML, Markdown and template syntax in it.
+fn pinned_compliance() -> backproof::compliance::Compliance {
+    use backproof::finding::{Check, Finding, Status};
+    use backproof::history::{ChainCheck, StoredBackup, StoredRun};
+    let r = pinned_report();
+    let backups: Vec<StoredBackup> = r
+        .backups
+        .iter()
+        .map(|b| StoredBackup {
+            subject: b.subject.clone(),
+            kind: b.kind.to_string(),
+            timestamp: b.timestamp.to_rfc3339(),
+            size: b.size,
+        })
+        .collect();
+    let odd = "db/<b>&\"it's\" | {failures}.sql.gz";
+    let runs: Vec<StoredRun> = (0..3i64)
+        .map(|night| {
+            let at = r.started_at - chrono::Duration::days(2 - night);
+            let mut findings = r.findings.clone();
+            findings.push(
+                Finding::new("rpo <daily>", Check::Freshness, Status::Pass, "fresh")
+                    .with("source", "pg")
+                    .with("age_seconds", 3600 * (night + 1))
+                    .with("fail_after_seconds", 86_400u64)
+                    .with("policy", "rpo <daily>"),
+            );
+            findings.push(
+                Finding::new("keep", Check::Retention, Status::Warn, "short | history")
+                    .with("source", "pg")
+                    .with("min_age_seconds", Some(7 * 86_400u64))
+                    .with("policy", "keep"),
+            );
+            findings.push(
+                Finding::new(odd, Check::Restore, Status::Pass, "restored <ok>")
+                    .with("source", "pg")
+                    .with("rto_seconds", 600.0)
+                    .with("restore_seconds", 12.25 + night as f64)
+                    .with("sanity_seconds", 0.5),
+            );
+            findings.push(
+                Finding::new("weekly restore", Check::Restore, Status::Fail, "took too long")
+                    .with("source", "pg")
+                    .with("rto_seconds", Some(600.0))
+                    .with("policy", "weekly restore")
+                    .with("restore_seconds", Some(700.5 - night as f64)),
+            );
+            let mut backups = backups.clone();
+            backups.push(StoredBackup {
+                subject: odd.to_string(),
+                kind: "pg_plain+gzip".into(),
+                timestamp: "2026-11-20T03:00:00+00:00".into(),
+                size: 42,
+            });
+            StoredRun {
+                id: night + 1,
+                started_at: at,
+                command: "run".into(),
+                exit_code: if night == 1 { 1 } else { 0 },
+                hash: format!("hash{night}"),
+                findings,
+                backups,
+            }
+        })
+        .collect();
+    let chain = ChainCheck {
+        location: "/var/lib/<history>.sqlite".into(),
+        runs: runs.len(),
+        head: "hash2".into(),
+        problems: vec!["run 2 was edited".into()],
+    };
+    let since = r.started_at - chrono::Duration::days(30);
+    let mut c = backproof::compliance::build(&runs, &chain, since);
+    c.generated_at = r.finished_at;
+    c
+}
+
+#[test]
+fn compliance_export_in_every_format_is_pinned() {
+    let c = pinned_compliance();
+    for (format, file) in [
+        ("json", "compliance.json"),
+        ("csv", "compliance.csv"),
+        ("md", "compliance.md"),
+        ("junit", "compliance.junit.xml"),
+        ("prometheus", "compliance.prom"),
+        ("html", "compliance.html"),
+    ] {
+        check(file, &backproof::compliance::render(&c, format).unwrap());
+    }
+}
