@@ -176,3 +176,26 @@ fn compliance_export_in_every_format_is_pinned() {
         check(file, &backproof::compliance::render(&c, format).unwrap());
     }
 }
+
+#[test]
+fn compliance_export_of_an_empty_period_is_pinned() {
+    let chain = backproof::history::ChainCheck {
+        location: "history.sqlite".into(),
+        runs: 0,
+        head: String::new(),
+        problems: vec![],
+    };
+    let at = Utc.with_ymd_and_hms(2026, 11, 21, 3, 30, 0).unwrap();
+    let mut c = backproof::compliance::build(&[], &chain, at - chrono::Duration::days(90));
+    c.generated_at = at;
+    for (format, file) in [
+        ("json", "compliance-empty.json"),
+        ("csv", "compliance-empty.csv"),
+        ("md", "compliance-empty.md"),
+        ("junit", "compliance-empty.junit.xml"),
+        ("prometheus", "compliance-empty.prom"),
+        ("html", "compliance-empty.html"),
+    ] {
+        check(file, &backproof::compliance::render(&c, format).unwrap());
+    }
+}
