@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
 use backproof::audit;
 use backproof::catalog::TimestampPattern;
@@ -14,7 +14,7 @@ use backproof::config::Config;
 use backproof::digest::Algorithm;
 use backproof::history::{self, History};
 use backproof::ledger::Sample;
-use backproof::report::{self, Report};
+use backproof::report::{self, Format, Report};
 use backproof::restore::RestoreOverrides;
 use backproof::source::S3Options;
 use backproof::verify::VerifyOptions;
@@ -109,8 +109,8 @@ enum Command {
         /// Start of the period, as an age: "90d", "12h", "2w".
         #[arg(long, value_parser = humantime::parse_duration, default_value = "90d")]
         since: Duration,
-        #[arg(long, value_enum, default_value_t = ReportFormat::Md)]
-        format: ReportFormat,
+        #[arg(long, value_parser = Format::value_parser(Format::EXPORT), default_value_t = Format::Md)]
+        format: Format,
         /// Write to this file (atomically) instead of stdout.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -130,7 +130,7 @@ enum HistoryAction {
     Verify {
         #[command(flatten)]
         store: Store,
-        #[arg(long, value_enum, default_value_t = Format::Text)]
+        #[arg(long, value_parser = Format::value_parser(Format::RUN_REPORT), default_value_t = Format::Text)]
         format: Format,
     },
 }
@@ -138,7 +138,7 @@ enum HistoryAction {
 #[derive(Args)]
 struct Common {
     /// Output on stdout.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
+    #[arg(long, value_parser = Format::value_parser(Format::RUN_REPORT), default_value_t = Format::Text)]
     format: Format,
     /// strftime-like pattern for the timestamp in backup names, e.g.
     /// "appdb_%Y%m%d_%H%M" (default: any ISO-like date in the name, else mtime).
@@ -246,39 +246,6 @@ impl Store {
     }
 }
 
-#[derive(Clone, Copy, ValueEnum, PartialEq)]
-enum Format {
-    Text,
-    Json,
-    Csv,
-    Md,
-    Junit,
-    Prometheus,
-}
-
-impl Format {
-    fn name(self) -> &'static str {
-        match self {
-            Format::Text => "text",
-            Format::Json => "json",
-            Format::Csv => "csv",
-            Format::Md => "md",
-            Format::Junit => "junit",
-            Format::Prometheus => "prometheus",
-        }
-    }
-}
-
-#[derive(Clone, Copy, ValueEnum, PartialEq)]
-enum ReportFormat {
-    Html,
-    Json,
-    Csv,
-    Md,
-    Junit,
-    Prometheus,
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     ExitCode::from(run(cli) as u8)
@@ -303,10 +270,13 @@ fn options(work: &Work, config_jobs: Option<usize>) -> VerifyOptions {
 }
 
 fn print_report(report: &Report, format: Format, verbose: bool) {
-    print!(
-        "{}",
-        report::render(report, format.name(), verbose).expect("known format")
-    );
+    // `--format` offers only run-report formats, so this does not fail.
+    match format.run_report(report, verbose) {
+        Ok(text) => print!("{text}"),
+        Err(e) => {
+            fail(&e.to_string());
+        }
+    }
 }
 
 fn fail(message: &str) -> i32 {
@@ -470,15 +440,10 @@ fn run(cli: Cli) -> i32 {
                 Ok(c) => c,
                 Err(e) => return fail(&e),
             };
-            let name = match format {
-                ReportFormat::Html => "html",
-                ReportFormat::Json => "json",
-                ReportFormat::Csv => "csv",
-                ReportFormat::Md => "md",
-                ReportFormat::Junit => "junit",
-                ReportFormat::Prometheus => "prometheus",
+            let text = match format.export(&c) {
+                Ok(t) => t,
+                Err(e) => return fail(&e.to_string()),
             };
-            let text = backproof::compliance::render(&c, name).expect("known format");
             match out {
                 Some(path) => {
                     if let Err(e) = report::write_atomically(&path, text.as_bytes()) {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use backproof::audit;
 use backproof::catalog::TimestampPattern;
-use backproof::report::{self, Report};
+use backproof::report::{Format, Report};
 use backproof::verify::VerifyOptions;
 use chrono::{TimeZone, Utc};
 
@@ -72,14 +72,14 @@ fn check(name: &str, actual: &str) {
 fn every_report_format_is_pinned() {
     let r = pinned_report();
     for (format, file) in [
-        ("json", "report.json"),
-        ("text", "report.txt"),
-        ("csv", "findings.csv"),
-        ("md", "report.md"),
-        ("junit", "junit.xml"),
-        ("prometheus", "backproof.prom"),
+        (Format::Json, "report.json"),
+        (Format::Text, "report.txt"),
+        (Format::Csv, "findings.csv"),
+        (Format::Md, "report.md"),
+        (Format::Junit, "junit.xml"),
+        (Format::Prometheus, "backproof.prom"),
     ] {
-        check(file, &report::render(&r, format, false).unwrap());
+        check(file, &format.run_report(&r, false).unwrap());
     }
 }
 
@@ -126,11 +126,16 @@ fn pinned_compliance() -> backproof::compliance::Compliance {
                     .with("sanity_seconds", 0.5),
             );
             findings.push(
-                Finding::new("weekly restore", Check::Restore, Status::Fail, "took too long")
-                    .with("source", "pg")
-                    .with("rto_seconds", Some(600.0))
-                    .with("policy", "weekly restore")
-                    .with("restore_seconds", Some(700.5 - night as f64)),
+                Finding::new(
+                    "weekly restore",
+                    Check::Restore,
+                    Status::Fail,
+                    "took too long",
+                )
+                .with("source", "pg")
+                .with("rto_seconds", Some(600.0))
+                .with("policy", "weekly restore")
+                .with("restore_seconds", Some(700.5 - night as f64)),
             );
             let mut backups = backups.clone();
             backups.push(StoredBackup {
@@ -166,14 +171,14 @@ fn pinned_compliance() -> backproof::compliance::Compliance {
 fn compliance_export_in_every_format_is_pinned() {
     let c = pinned_compliance();
     for (format, file) in [
-        ("json", "compliance.json"),
-        ("csv", "compliance.csv"),
-        ("md", "compliance.md"),
-        ("junit", "compliance.junit.xml"),
-        ("prometheus", "compliance.prom"),
-        ("html", "compliance.html"),
+        (Format::Json, "compliance.json"),
+        (Format::Csv, "compliance.csv"),
+        (Format::Md, "compliance.md"),
+        (Format::Junit, "compliance.junit.xml"),
+        (Format::Prometheus, "compliance.prom"),
+        (Format::Html, "compliance.html"),
     ] {
-        check(file, &backproof::compliance::render(&c, format).unwrap());
+        check(file, &format.export(&c).unwrap());
     }
 }
 
@@ -189,13 +194,13 @@ fn compliance_export_of_an_empty_period_is_pinned() {
     let mut c = backproof::compliance::build(&[], &chain, at - chrono::Duration::days(90));
     c.generated_at = at;
     for (format, file) in [
-        ("json", "compliance-empty.json"),
-        ("csv", "compliance-empty.csv"),
-        ("md", "compliance-empty.md"),
-        ("junit", "compliance-empty.junit.xml"),
-        ("prometheus", "compliance-empty.prom"),
-        ("html", "compliance-empty.html"),
+        (Format::Json, "compliance-empty.json"),
+        (Format::Csv, "compliance-empty.csv"),
+        (Format::Md, "compliance-empty.md"),
+        (Format::Junit, "compliance-empty.junit.xml"),
+        (Format::Prometheus, "compliance-empty.prom"),
+        (Format::Html, "compliance-empty.html"),
     ] {
-        check(file, &backproof::compliance::render(&c, format).unwrap());
+        check(file, &format.export(&c).unwrap());
     }
 }

@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use crate::finding::Status;
 
-use super::Report;
+use super::{Compliance, Report, Writer};
 
 fn label(s: &str) -> String {
     s.replace('\\', "\\\\")
@@ -128,4 +128,39 @@ pub fn render(report: &Report) -> String {
         "# HELP backproof_run_duration_seconds How long the run took.\n# TYPE backproof_run_duration_seconds gauge\nbackproof_run_duration_seconds {secs:.3}"
     );
     m
+}
+
+pub struct Prometheus;
+
+impl Writer for Prometheus {
+    fn run_report(&self, report: &Report, _verbose: bool) -> Option<String> {
+        Some(render(report))
+    }
+    fn export(&self, c: &Compliance) -> Option<String> {
+        Some(render_export(c))
+    }
+}
+
+pub fn render_export(c: &Compliance) -> String {
+    let mut o = String::from(
+        "# HELP backproof_check_pass_rate Share of passing findings per check over the report period.\n# TYPE backproof_check_pass_rate gauge\n",
+    );
+    for s in &c.checks {
+        let _ = writeln!(
+            o,
+            "backproof_check_pass_rate{{check=\"{}\"}} {:.6}",
+            s.check, s.pass_rate
+        );
+    }
+    let _ = writeln!(
+        o,
+        "# HELP backproof_history_chain_intact 1 when the history hash chain verifies.\n# TYPE backproof_history_chain_intact gauge\nbackproof_history_chain_intact {}",
+        u8::from(c.chain_intact)
+    );
+    let _ = writeln!(
+        o,
+        "# HELP backproof_runs Runs in the report period.\n# TYPE backproof_runs gauge\nbackproof_runs {}",
+        c.runs
+    );
+    o
 }
