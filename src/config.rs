@@ -99,7 +99,7 @@ fn run_report_formats<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Form
     Vec::<String>::deserialize(d)?
         .iter()
         .map(|f| {
-            Format::parse_among(f, Format::RUN_REPORT)
+            Format::parse_among(f, Format::REPORT_FILES)
                 .map_err(|e| serde::de::Error::custom(format!("report.formats: {e}")))
         })
         .collect()

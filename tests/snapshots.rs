@@ -1,9 +1,9 @@
 //! Snapshot tests pinning every report format on a real verification of the
 //! committed corpus (times and durations fixed). Regenerate after an
-//! intended change with `UPDATE_SNAPSHOTS=1 cargo test --test snapshots`, and
-//! review the diff like code.
+//! intended change with `INSTA_UPDATE=always cargo test --test snapshots` (or
+//! `cargo insta review`), and review the diff like code.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use backproof::audit;
 use backproof::catalog::TimestampPattern;
@@ -39,33 +39,23 @@ fn pinned_report() -> Report {
     r
 }
 
+/// Compares `actual` with `tests/snapshots/{name}.snap`. insta ignores
+/// trailing whitespace and CRLF-vs-LF, so those are asserted here: every
+/// document ends in exactly one newline and has no carriage returns.
 fn check(name: &str, actual: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/snapshots")
-        .join(name);
-    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (run with UPDATE_SNAPSHOTS=1 to create it)",
-            path.display()
-        )
+    assert!(
+        actual.ends_with('\n')
+            && !actual.trim_end().contains('\r')
+            && actual.trim_end().len() + 1 == actual.len(),
+        "{name} must end in exactly one newline, without carriage returns"
+    );
+    insta::with_settings!({
+        snapshot_path => "snapshots",
+        prepend_module_to_snapshot => false,
+        omit_expression => true,
+    }, {
+        insta::assert_snapshot!(name, actual);
     });
-    if expected != actual {
-        let first = expected
-            .lines()
-            .zip(actual.lines())
-            .position(|(a, b)| a != b)
-            .unwrap_or(expected.lines().count().min(actual.lines().count()));
-        panic!(
-            "{name} differs from its snapshot at line {}:\n  snapshot: {:?}\n  now:      {:?}",
-            first + 1,
-            expected.lines().nth(first),
-            actual.lines().nth(first)
-        );
-    }
 }
 
 #[test]
@@ -203,4 +193,22 @@ fn compliance_export_of_an_empty_period_is_pinned() {
     ] {
         check(file, &format.export(&c).unwrap());
     }
+}
+
+/// The writer seam: each format renders exactly the documents it is listed
+/// for, and says so with a typed error otherwise.
+#[test]
+fn every_format_renders_the_documents_it_is_listed_for() {
+    let r = pinned_report();
+    let c = pinned_compliance();
+    for f in Format::ALL {
+        assert_eq!(
+            f.run_report(&r, false).is_ok(),
+            Format::RUN_REPORT.contains(f),
+            "{f}"
+        );
+        assert_eq!(f.export(&c).is_ok(), Format::EXPORT.contains(f), "{f}");
+    }
+    let e = Format::Text.export(&c).unwrap_err();
+    assert_eq!(e.to_string(), "the compliance export has no text format");
 }

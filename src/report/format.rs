@@ -72,8 +72,17 @@ impl Format {
         Format::Prometheus,
         Format::Html,
     ];
-    /// What a run report renders to (`run`'s `[report] formats`, `--format`).
+    /// What a run report renders to, in the order `--format` lists them.
     pub const RUN_REPORT: &[Format] = &[
+        Format::Text,
+        Format::Json,
+        Format::Csv,
+        Format::Md,
+        Format::Junit,
+        Format::Prometheus,
+    ];
+    /// The same, in the order the config's `[report] formats` lists them.
+    pub const REPORT_FILES: &[Format] = &[
         Format::Json,
         Format::Text,
         Format::Csv,
@@ -199,7 +208,7 @@ mod tests {
         for f in Format::ALL {
             assert_eq!(f.name().parse::<Format>().unwrap(), *f);
         }
-        let e = Format::parse_among("html", Format::RUN_REPORT).unwrap_err();
+        let e = Format::parse_among("html", Format::REPORT_FILES).unwrap_err();
         assert_eq!(
             e.to_string(),
             "unknown format \"html\" (known: json, text, csv, md, junit, prometheus)"
@@ -211,6 +220,11 @@ mod tests {
         for f in Format::ALL {
             assert_eq!(
                 f.report_file().is_some(),
+                Format::RUN_REPORT.contains(f),
+                "{f}"
+            );
+            assert_eq!(
+                Format::REPORT_FILES.contains(f),
                 Format::RUN_REPORT.contains(f),
                 "{f}"
             );
