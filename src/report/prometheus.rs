@@ -4,6 +4,7 @@
 use std::fmt::Write;
 
 use crate::finding::Status;
+use crate::restore::RestoreFacts;
 
 use super::{Compliance, Report, Writer};
 
@@ -62,11 +63,17 @@ pub fn render(report: &Report) -> String {
             b.size
         );
     }
-    // Restores, by whatever check reported them with a wall time.
+    // Restores, by whatever check reported them with a wall time (the
+    // restore itself, and a restore promise repeating its last one).
     let restores: Vec<_> = report
         .findings
         .iter()
-        .filter_map(|f| Some((f, f.evidence.get("restore_seconds")?.as_f64()?)))
+        .filter_map(|f| {
+            Some((
+                f,
+                RestoreFacts::from_evidence(&f.evidence)?.restore_seconds?,
+            ))
+        })
         .collect();
     if !restores.is_empty() {
         let _ = writeln!(
@@ -163,4 +170,40 @@ pub fn render_export(c: &Compliance) -> String {
         c.runs
     );
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+
+    use super::*;
+    use crate::finding::{Check, Finding};
+
+    #[test]
+    fn restore_metrics_come_from_findings_with_a_restore_time() {
+        let findings = vec![
+            Finding::new("pg/a.dump", Check::Restore, Status::Pass, "restored")
+                .with("source", "pg")
+                .with("restore_seconds", 12.5)
+                .with("sanity_seconds", 0.5),
+            Finding::new("weekly", Check::Restore, Status::Fail, "too slow")
+                .with("policy", "weekly")
+                .with("rto_seconds", None::<f64>)
+                .with("restore_seconds", 700.25),
+            Finding::new("never", Check::Restore, Status::Fail, "never restored")
+                .with("policy", "never")
+                .with("restore_seconds", None::<f64>),
+            Finding::new("pg/a.dump", Check::Integrity, Status::Pass, "ok"),
+        ];
+        let m = render(&Report::new("run", Utc::now(), vec![], vec![], findings));
+        assert!(m.contains("backproof_restore_duration_seconds{subject=\"pg/a.dump\"} 12.500\n"));
+        assert!(m.contains("backproof_restore_duration_seconds{subject=\"weekly\"} 700.250\n"));
+        assert!(m.contains("backproof_restore_success{subject=\"pg/a.dump\"} 1\n"));
+        assert!(m.contains("backproof_restore_success{subject=\"weekly\"} 0\n"));
+        assert!(
+            !m.contains("backproof_restore_success{subject=\"never\"}"),
+            "{m}"
+        );
+        assert_eq!(m.matches("backproof_restore_duration_seconds{").count(), 2);
+    }
 }
