@@ -7,10 +7,11 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
-use crate::finding::Check;
+use crate::finding::{Check, Status};
 use crate::history::{ChainCheck, StoredRun};
 use crate::restore::RestoreFacts;
 
@@ -19,25 +20,36 @@ pub use crate::report::export::{
 };
 
 /// The evidence keys of a promise (policy) finding the export summarises.
-/// Absent or null keys are `None`.
+/// Each is read on its own: absent, null or of another type, it is `None`
+/// and the others still count (as they did in runs recorded long ago).
 #[derive(Debug, Default, Deserialize)]
-#[serde(default)]
 struct Measures {
+    #[serde(default, deserialize_with = "lenient")]
     policy: Option<String>,
     /// Freshness promises: the newest backup's age and the promised RPO.
+    #[serde(default, deserialize_with = "lenient")]
     age_seconds: Option<f64>,
+    #[serde(default, deserialize_with = "lenient")]
     fail_after_seconds: Option<f64>,
     /// Restore promises: the promised RTO and the last restore's load time.
+    #[serde(default, deserialize_with = "lenient")]
     rto_seconds: Option<f64>,
+    #[serde(default, deserialize_with = "lenient")]
     restore_seconds: Option<f64>,
     /// Retention promises: the history a source must keep.
+    #[serde(default, deserialize_with = "lenient")]
     min_age_seconds: Option<u64>,
+    #[serde(default, deserialize_with = "lenient")]
     source: Option<String>,
+}
+
+fn lenient<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Option<T>, D::Error> {
+    Ok(T::deserialize(Value::deserialize(d)?).ok())
 }
 
 impl Measures {
     fn of(evidence: &Map<String, Value>) -> Measures {
-        // Evidence of an older run that does not fit is no measure, not an error.
+        // Every field is lenient, so only a non-object could fail: none is.
         serde_json::from_value(Value::Object(evidence.clone())).unwrap_or_default()
     }
 
@@ -51,26 +63,17 @@ impl Measures {
     }
 }
 
-fn rank(status: &str) -> u8 {
-    match status {
-        "pass" => 0,
-        "warn" => 1,
-        "fail" => 2,
-        _ => 3,
-    }
-}
-
 pub fn build(runs: &[StoredRun], chain: &ChainCheck, since: DateTime<Utc>) -> Compliance {
     let mut checks: BTreeMap<String, CheckStats> = BTreeMap::new();
     let mut backups: BTreeMap<String, BackupEvidence> = BTreeMap::new();
     let mut failures = Vec::new();
-    let mut calendar: BTreeMap<String, BTreeMap<NaiveDate, String>> = BTreeMap::new();
+    let mut calendar: BTreeMap<String, BTreeMap<NaiveDate, Status>> = BTreeMap::new();
     let mut restores = Vec::new();
     let mut promises: BTreeMap<String, PromiseStats> = BTreeMap::new();
     let mut retention_windows = BTreeMap::new();
     for run in runs {
         let day = run.started_at.date_naive();
-        let mut worst: BTreeMap<String, &str> = BTreeMap::new();
+        let mut worst: BTreeMap<&str, Status> = BTreeMap::new();
         for f in &run.findings {
             let check = f.check.as_str().to_string();
             let status = f.status.as_str();
@@ -80,24 +83,20 @@ pub fn build(runs: &[StoredRun], chain: &ChainCheck, since: DateTime<Utc>) -> Co
                 ..Default::default()
             });
             c.findings += 1;
-            match status {
-                "pass" => c.pass += 1,
-                "warn" => c.warn += 1,
-                "fail" => c.fail += 1,
-                _ => c.error += 1,
+            match f.status {
+                Status::Pass => c.pass += 1,
+                Status::Warn => c.warn += 1,
+                Status::Fail => c.fail += 1,
+                Status::Error => c.error += 1,
             }
-            let w = worst.entry(subject.clone()).or_insert("pass");
-            if rank(status) > rank(w) {
-                *w = status;
-            }
+            let w = worst.entry(&f.subject).or_insert(Status::Pass);
+            *w = (*w).max(f.status);
             let cell = calendar
                 .entry(check.clone())
                 .or_default()
                 .entry(day)
-                .or_insert_with(|| "pass".into());
-            if rank(status) > rank(cell) {
-                *cell = status.to_string();
-            }
+                .or_insert(Status::Pass);
+            *cell = (*cell).max(f.status);
             let m = Measures::of(&f.evidence);
             if let Some(name) = &m.policy {
                 let p = promises
@@ -108,11 +107,11 @@ pub fn build(runs: &[StoredRun], chain: &ChainCheck, since: DateTime<Utc>) -> Co
                         ..Default::default()
                     });
                 p.findings += 1;
-                match status {
-                    "pass" => p.pass += 1,
-                    "warn" => p.warn += 1,
-                    "fail" => p.fail += 1,
-                    _ => p.error += 1,
+                match f.status {
+                    Status::Pass => p.pass += 1,
+                    Status::Warn => p.warn += 1,
+                    Status::Fail => p.fail += 1,
+                    Status::Error => p.error += 1,
                 }
                 if let Some((measure, achieved, promised)) = m.measured() {
                     p.measure = Some(measure.to_string());
@@ -143,7 +142,7 @@ pub fn build(runs: &[StoredRun], chain: &ChainCheck, since: DateTime<Utc>) -> Co
                     status: status.to_string(),
                 });
             }
-            if rank(status) >= 2 {
+            if f.status >= Status::Fail {
                 failures.push(FailureRecord {
                     run_id: run.id,
                     run_started_at: run.started_at,
@@ -161,7 +160,12 @@ pub fn build(runs: &[StoredRun], chain: &ChainCheck, since: DateTime<Utc>) -> Co
         }
         for b in &run.backups {
             let subject = b.subject.clone();
-            let result = worst.get(&subject).copied().unwrap_or("pass").to_string();
+            let result = worst
+                .get(subject.as_str())
+                .copied()
+                .unwrap_or(Status::Pass)
+                .as_str()
+                .to_string();
             let times = backups.get(&subject).map(|e| e.times_verified).unwrap_or(0) + 1;
             backups.insert(
                 subject.clone(),
@@ -191,14 +195,15 @@ pub fn build(runs: &[StoredRun], chain: &ChainCheck, since: DateTime<Utc>) -> Co
     for r in restores.iter().filter(|r| r.status == "pass") {
         last_restores.insert(r.subject.as_str(), r);
     }
-    let last_restores = last_restores
-        .into_values()
-        .map(|r| RestorePoint {
-            subject: r.subject.clone(),
-            at: r.at,
-            seconds: r.seconds,
-            rto_seconds: r.rto_seconds,
-            status: r.status.clone(),
+    let last_restores = last_restores.into_values().cloned().collect();
+    let calendar = calendar
+        .into_iter()
+        .map(|(check, days)| {
+            let days = days
+                .into_iter()
+                .map(|(d, s)| (d, s.as_str().to_string()))
+                .collect();
+            (check, days)
         })
         .collect();
     Compliance {
@@ -220,5 +225,93 @@ pub fn build(runs: &[StoredRun], chain: &ChainCheck, since: DateTime<Utc>) -> Co
         calendar,
         restores,
         retention_windows,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::finding::Finding;
+
+    fn run(findings: Vec<Finding>) -> StoredRun {
+        StoredRun {
+            id: 1,
+            started_at: Utc::now(),
+            command: "run".into(),
+            exit_code: 0,
+            hash: "h".into(),
+            findings,
+            backups: vec![],
+        }
+    }
+
+    fn chain() -> ChainCheck {
+        ChainCheck {
+            location: "h.sqlite".into(),
+            runs: 1,
+            head: "h".into(),
+            problems: vec![],
+        }
+    }
+
+    #[test]
+    fn promises_measure_rpo_and_rto_and_restores_exclude_promise_findings() {
+        let findings = vec![
+            Finding::new("daily", Check::Freshness, Status::Pass, "fresh")
+                .with("policy", "daily")
+                .with("age_seconds", 7200)
+                .with("fail_after_seconds", 86_400u64),
+            Finding::new("pg/a.dump", Check::Restore, Status::Pass, "restored")
+                .with("source", "pg")
+                .with("restore_seconds", 30.0)
+                .with("rto_seconds", 600.0),
+            Finding::new("weekly", Check::Restore, Status::Pass, "restored")
+                .with("policy", "weekly")
+                .with("rto_seconds", None::<f64>)
+                .with("restore_seconds", 30.0),
+            Finding::new("keep", Check::Retention, Status::Pass, "kept")
+                .with("policy", "keep")
+                .with("source", "pg")
+                .with("min_age_seconds", Some(3600u64)),
+        ];
+        let c = build(&[run(findings)], &chain(), Utc::now());
+        let p: Vec<_> = c
+            .promises
+            .iter()
+            .map(|p| {
+                (
+                    p.promise.as_str(),
+                    p.measure.as_deref(),
+                    p.worst_achieved_seconds,
+                    p.promised_seconds,
+                )
+            })
+            .collect();
+        assert_eq!(
+            p,
+            [
+                ("daily", Some("RPO"), Some(7200.0), Some(86_400.0)),
+                ("keep", None, None, None),
+                ("weekly", Some("RTO"), Some(30.0), None),
+            ]
+        );
+        assert_eq!(c.restores.len(), 1);
+        assert_eq!(c.restores[0].subject, "pg/a.dump");
+        assert_eq!(c.restores[0].rto_seconds, Some(600.0));
+        assert_eq!(c.last_restores.len(), 1);
+        assert_eq!(c.retention_windows.get("pg"), Some(&3600));
+    }
+
+    #[test]
+    fn evidence_that_does_not_fit_is_no_measure_but_the_promise_counts() {
+        let odd = Finding::new("x", Check::Freshness, Status::Fail, "?")
+            .with("policy", "x")
+            .with("age_seconds", "soon");
+        let c = build(&[run(vec![odd])], &chain(), Utc::now());
+        assert_eq!(c.promises.len(), 1);
+        assert_eq!(c.promises[0].fail, 1);
+        assert_eq!(c.promises[0].measure, None);
+        assert_eq!(c.checks[0].fail, 1);
+        assert_eq!(c.failures.len(), 1);
     }
 }

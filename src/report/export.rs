@@ -36,7 +36,7 @@ pub struct Compliance {
     pub retention_windows: BTreeMap<String, u64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct RestorePoint {
     pub subject: String,
     pub at: DateTime<Utc>,
