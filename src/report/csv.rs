@@ -2,8 +2,15 @@
 
 use super::{Compliance, Report, Writer};
 
-pub fn render(report: &Report) -> String {
+/// Rows written by `rows` into an in-memory CSV document.
+fn document(rows: impl FnOnce(&mut csv::Writer<Vec<u8>>) -> csv::Result<()>) -> String {
     let mut w = csv::Writer::from_writer(Vec::new());
+    rows(&mut w).expect("writing CSV to memory cannot fail");
+    String::from_utf8(w.into_inner().expect("in-memory writer"))
+        .expect("CSV of UTF-8 strings is UTF-8")
+}
+
+pub fn render(report: &Report) -> String {
     let header = [
         "run_started_at",
         "command",
@@ -15,7 +22,7 @@ pub fn render(report: &Report) -> String {
         "evidence",
     ];
     let started = report.started_at.to_rfc3339();
-    let mut write = || -> csv::Result<()> {
+    document(|w| {
         w.write_record(header)?;
         for f in &report.findings {
             w.write_record([
@@ -30,10 +37,7 @@ pub fn render(report: &Report) -> String {
             ])?;
         }
         Ok(())
-    };
-    write().expect("writing CSV to memory cannot fail");
-    String::from_utf8(w.into_inner().expect("in-memory writer"))
-        .expect("CSV of UTF-8 strings is UTF-8")
+    })
 }
 
 pub struct Csv;
@@ -49,8 +53,7 @@ impl Writer for Csv {
 
 /// One row per failure in the period, then one per check with its rate.
 pub fn render_export(c: &Compliance) -> String {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let mut write = || -> csv::Result<()> {
+    document(|w| {
         w.write_record([
             "kind",
             "run_id",
@@ -109,7 +112,5 @@ pub fn render_export(c: &Compliance) -> String {
             ])?;
         }
         Ok(())
-    };
-    write().expect("CSV to memory");
-    String::from_utf8(w.into_inner().expect("in-memory")).expect("UTF-8")
+    })
 }
