@@ -5,11 +5,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
 use crate::digest::Algorithm;
 use crate::history;
 use crate::ledger::Sample;
+use crate::report::Format;
 use crate::restore::RestoreOverrides;
 use crate::source::S3Options;
 use crate::verify::VerifyOptions;
@@ -104,8 +105,8 @@ pub enum Command {
         /// Start of the period, as an age: "90d", "12h", "2w".
         #[arg(long, value_parser = humantime::parse_duration, default_value = "90d")]
         since: Duration,
-        #[arg(long, value_enum, default_value_t = ReportFormat::Md)]
-        format: ReportFormat,
+        #[arg(long, value_parser = Format::value_parser(Format::EXPORT), default_value_t = Format::Md)]
+        format: Format,
         /// Write to this file (atomically) instead of stdout.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -125,7 +126,7 @@ pub enum HistoryAction {
     Verify {
         #[command(flatten)]
         store: Store,
-        #[arg(long, value_enum, default_value_t = Format::Text)]
+        #[arg(long, value_parser = Format::value_parser(Format::RUN_REPORT), default_value_t = Format::Text)]
         format: Format,
     },
 }
@@ -133,7 +134,7 @@ pub enum HistoryAction {
 #[derive(Args)]
 pub struct Common {
     /// Output on stdout.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
+    #[arg(long, value_parser = Format::value_parser(Format::RUN_REPORT), default_value_t = Format::Text)]
     pub format: Format,
     /// strftime-like pattern for the timestamp in backup names, e.g.
     /// "appdb_%Y%m%d_%H%M" (default: any ISO-like date in the name, else mtime).
@@ -241,39 +242,6 @@ impl Store {
     }
 }
 
-#[derive(Clone, Copy, ValueEnum, PartialEq)]
-pub enum Format {
-    Text,
-    Json,
-    Csv,
-    Md,
-    Junit,
-    Prometheus,
-}
-
-impl Format {
-    pub fn name(self) -> &'static str {
-        match self {
-            Format::Text => "text",
-            Format::Json => "json",
-            Format::Csv => "csv",
-            Format::Md => "md",
-            Format::Junit => "junit",
-            Format::Prometheus => "prometheus",
-        }
-    }
-}
-
-#[derive(Clone, Copy, ValueEnum, PartialEq)]
-pub enum ReportFormat {
-    Html,
-    Json,
-    Csv,
-    Md,
-    Junit,
-    Prometheus,
-}
-
 impl Work {
     /// Verification options from the flags alone (`verify`, `compare`).
     pub fn options(&self) -> VerifyOptions {
@@ -290,18 +258,5 @@ impl Store {
     /// Where a spot check is recorded: nowhere with `--no-history`.
     pub fn record_to(&self, no_history: bool) -> Option<PathBuf> {
         (!no_history).then(|| self.location())
-    }
-}
-
-impl ReportFormat {
-    pub fn name(self) -> &'static str {
-        match self {
-            ReportFormat::Html => "html",
-            ReportFormat::Json => "json",
-            ReportFormat::Csv => "csv",
-            ReportFormat::Md => "md",
-            ReportFormat::Junit => "junit",
-            ReportFormat::Prometheus => "prometheus",
-        }
     }
 }

@@ -35,6 +35,7 @@ use serde::Deserialize;
 use crate::catalog::TimestampPattern;
 use crate::digest::Algorithm;
 use crate::policy::{self, CheckDef};
+use crate::report::Format;
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -76,8 +77,8 @@ pub struct Defaults {
 pub struct ReportConfig {
     #[serde(default = "default_report_dir")]
     pub dir: PathBuf,
-    #[serde(default = "default_formats")]
-    pub formats: Vec<String>,
+    #[serde(default = "default_formats", deserialize_with = "run_report_formats")]
+    pub formats: Vec<Format>,
 }
 
 impl Default for ReportConfig {
@@ -101,8 +102,18 @@ fn algorithms<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Algorithm>, 
 fn default_report_dir() -> PathBuf {
     PathBuf::from("reports")
 }
-fn default_formats() -> Vec<String> {
-    vec!["json".into(), "text".into()]
+fn default_formats() -> Vec<Format> {
+    vec![Format::Json, Format::Text]
+}
+
+fn run_report_formats<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Format>, D::Error> {
+    Vec::<String>::deserialize(d)?
+        .iter()
+        .map(|f| {
+            Format::parse_among(f, Format::REPORT_FILES)
+                .map_err(|e| serde::de::Error::custom(format!("report.formats: {e}")))
+        })
+        .collect()
 }
 
 #[derive(Debug, Deserialize)]
@@ -249,15 +260,6 @@ impl Config {
         if let Some(p) = &config.defaults.timestamp_pattern {
             TimestampPattern::from_strftime(p)
                 .map_err(|e| Invalid::value("defaults.timestamp_pattern", e))?;
-        }
-        for f in &config.report.formats {
-            if !crate::report::FORMATS.iter().any(|(n, _)| n == f) {
-                let known: Vec<&str> = crate::report::FORMATS.iter().map(|(n, _)| *n).collect();
-                return Err(Invalid::UnknownFormat {
-                    name: f.clone(),
-                    known: known.join(", "),
-                });
-            }
         }
         for (i, c) in config.checks.iter().enumerate() {
             config.check_refs(c).map_err(|p| Invalid::Check {

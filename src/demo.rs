@@ -76,7 +76,7 @@ pub fn prepare(dir: &Path) -> io::Result<Config> {
         checks: Vec::new(),
         report: ReportConfig {
             dir: dir.to_path_buf(),
-            formats: vec!["json".into(), "text".into()],
+            formats: vec![crate::report::Format::Json, crate::report::Format::Text],
         },
         sources: dirs
             .iter()

@@ -7,32 +7,34 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use backproof::cli::{Cli, Command, Format, HistoryAction};
+use backproof::cli::{Cli, Command, HistoryAction};
 use backproof::commands::{
-    self, CommandError, chain, compare::CompareRequest, export::ExportRequest, ls::LsRequest,
+    self, chain, compare::CompareRequest, export::ExportRequest, ls::LsRequest,
     nightly::ConfigFrom, nightly::NightlyRequest, verify::Verified, verify::VerifyRequest,
 };
-use backproof::report::{self, Report};
+use backproof::report::{self, Format, Report};
 
 fn main() -> ExitCode {
     ExitCode::from(run(Cli::parse()) as u8)
 }
 
-fn fail(e: &CommandError) -> i32 {
+fn fail(e: &dyn std::fmt::Display) -> i32 {
     eprintln!("backproof: {e}");
     2
 }
 
-fn print_report(report: &Report, format: Format, verbose: bool) {
-    print!(
-        "{}",
-        report::render(report, format.name(), verbose).expect("known format")
-    );
+/// Prints the report; 2 if it cannot be rendered in that format.
+fn print_report(report: &Report, format: Format, verbose: bool) -> Result<(), i32> {
+    let text = format.run_report(report, verbose).map_err(|e| fail(&e))?;
+    print!("{text}");
+    Ok(())
 }
 
 /// A spot check's report, then its exit code (2 if it was not recorded).
 fn finish(v: Verified, format: Format, verbose: bool) -> i32 {
-    print_report(&v.report, format, verbose);
+    if let Err(code) = print_report(&v.report, format, verbose) {
+        return code;
+    }
     match v.recorded {
         Ok(()) => v.report.exit_code(),
         Err(e) => fail(&e),
@@ -144,8 +146,7 @@ fn run(cli: Cli) -> i32 {
             if let Err(e) = n.recorded {
                 code = fail(&e);
             }
-            print_report(&n.report, common.format, common.verbose);
-            code
+            print_report(&n.report, common.format, common.verbose).map_or_else(|e| e, |()| code)
         }
         Command::Report {
             since,
@@ -163,7 +164,10 @@ fn run(cli: Cli) -> i32 {
                 Ok(c) => c,
                 Err(e) => return fail(&e),
             };
-            let text = backproof::compliance::render(&c, format.name()).expect("known format");
+            let text = match format.export(&c) {
+                Ok(t) => t,
+                Err(e) => return fail(&e),
+            };
             match out {
                 Some(path) => {
                     if let Err(e) = report::write_atomically(&path, text.as_bytes()) {

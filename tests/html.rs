@@ -119,3 +119,43 @@ fn html_report_is_self_contained_and_its_screenshot_shows_the_charts() {
         std::fs::copy(&shot, Path::new(&dir).join("report.png")).unwrap();
     }
 }
+
+/// Bug: the page was made by string replacement, so a backup named like a
+/// placeholder had the failures table pasted into its name.
+#[test]
+fn html_report_does_not_expand_template_placeholders_in_user_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    let name = "{{failures}}-2026-11-21.sql.gz";
+    std::fs::copy(
+        corpus().join("clean/mysql/shop-2026-11-20T0300.sql.gz"),
+        src.join(name),
+    )
+    .unwrap();
+    let h = tmp.path().join("history.sqlite");
+    let r = verify(&VerifyRequest {
+        paths: vec![src],
+        timestamp_pattern: None,
+        options: VerifyOptions::default(),
+        s3: Default::default(),
+        show_progress: false,
+        restore: None,
+        history: None,
+    })
+    .unwrap()
+    .report;
+    History::open(&h).unwrap().append(&r).unwrap();
+    let o = bin()
+        .args(["report", "--since", "30d", "--format", "html", "--history"])
+        .arg(&h)
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let html = String::from_utf8(o.stdout).unwrap();
+    assert!(html.contains(name), "the backup's name is not on the page");
+    assert!(
+        !html.contains("</p>-2026-11-21"),
+        "a placeholder was expanded"
+    );
+}

@@ -48,7 +48,7 @@ pub enum CommandError {
     Reports {
         dir: PathBuf,
         #[source]
-        source: std::io::Error,
+        source: crate::report::WriteError,
     },
     #[error("no history at {}{}", location.display(), if *.export { ": nothing has been recorded there yet" } else { "" })]
     NoHistory { location: PathBuf, export: bool },

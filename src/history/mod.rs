@@ -357,7 +357,8 @@ impl History {
                 serde_json::from_str(&r[4].text()).unwrap_or_default();
             // A restore promise's judgement is stored under the same check
             // but is not itself a restore.
-            let Some(facts) = RestoreFacts::from_evidence(&evidence) else {
+            let Some(facts) = RestoreFacts::from_evidence(&evidence).filter(|f| f.is_restore())
+            else {
                 continue;
             };
             out.push(PastRestore {

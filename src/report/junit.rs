@@ -7,7 +7,7 @@ use std::fmt::Write;
 
 use crate::finding::{Finding, Status};
 
-use super::Report;
+use super::{Compliance, Report, Writer};
 
 fn esc(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
@@ -95,4 +95,46 @@ pub fn render(report: &Report) -> String {
     }
     out.push_str("</testsuites>\n");
     out
+}
+
+pub struct Junit;
+
+impl Writer for Junit {
+    fn run_report(&self, report: &Report, _verbose: bool) -> Option<String> {
+        Some(render(report))
+    }
+    fn export(&self, c: &Compliance) -> Option<String> {
+        Some(render_export(c))
+    }
+}
+
+pub fn render_export(c: &Compliance) -> String {
+    let mut o = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let failing = c.checks.iter().filter(|s| s.fail + s.error > 0).count();
+    let _ = writeln!(
+        o,
+        "<testsuite name=\"backproof compliance\" tests=\"{}\" failures=\"{failing}\">",
+        c.checks.len()
+    );
+    for s in &c.checks {
+        let _ = write!(
+            o,
+            "  <testcase classname=\"backproof.compliance\" name=\"{}\"",
+            esc(&s.check)
+        );
+        if s.fail + s.error == 0 {
+            o.push_str("/>\n");
+        } else {
+            let _ = writeln!(
+                o,
+                "><failure message=\"{} fail, {} error of {} findings (pass rate {:.1}%)\"/></testcase>",
+                s.fail,
+                s.error,
+                s.findings,
+                s.pass_rate * 100.0
+            );
+        }
+    }
+    o.push_str("</testsuite>\n");
+    o
 }

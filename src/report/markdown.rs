@@ -4,8 +4,9 @@ use std::fmt::Write;
 
 use crate::finding::Status;
 
-use super::Report;
+use super::export::human_secs;
 use super::text::human_bytes;
+use super::{Compliance, Report, Writer};
 
 fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
@@ -81,4 +82,135 @@ pub fn render(report: &Report) -> String {
         }
     }
     out
+}
+
+pub struct Markdown;
+
+impl Writer for Markdown {
+    fn run_report(&self, report: &Report, _verbose: bool) -> Option<String> {
+        Some(render(report))
+    }
+    fn export(&self, c: &Compliance) -> Option<String> {
+        Some(render_export(c))
+    }
+}
+
+pub fn render_export(c: &Compliance) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "# Backup compliance report\n");
+    let _ = writeln!(
+        o,
+        "Period from {} to {} · {} run(s), {} with a failed check · history `{}`\n",
+        c.period_start.format("%Y-%m-%d %H:%M UTC"),
+        c.generated_at.format("%Y-%m-%d %H:%M UTC"),
+        c.runs,
+        c.runs_failed,
+        c.history
+    );
+    let _ = writeln!(
+        o,
+        "Built from hash-chain head `{}`: chain {}.\n",
+        c.chain_head,
+        if c.chain_intact {
+            "intact"
+        } else {
+            "BROKEN — see below"
+        }
+    );
+    for p in &c.chain_problems {
+        let _ = writeln!(o, "- ⚠️ {p}");
+    }
+    let _ = writeln!(
+        o,
+        "## Checks\n\n| check | findings | pass rate | pass | warn | fail | error |\n|---|---|---|---|---|---|---|"
+    );
+    for s in &c.checks {
+        let _ = writeln!(
+            o,
+            "| {} | {} | {:.1}% | {} | {} | {} | {} |",
+            s.check,
+            s.findings,
+            s.pass_rate * 100.0,
+            s.pass,
+            s.warn,
+            s.fail,
+            s.error
+        );
+    }
+    if !c.promises.is_empty() {
+        let _ = writeln!(
+            o,
+            "\n## Promises\n\n| promise | check | findings | pass rate | fail | error | achieved (worst) | promised |\n|---|---|---|---|---|---|---|---|"
+        );
+        for p in &c.promises {
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {:.1}% | {} | {} | {} | {} |",
+                p.promise.replace('|', "\\|"),
+                p.check,
+                p.findings,
+                p.pass_rate * 100.0,
+                p.fail,
+                p.error,
+                p.measure
+                    .as_ref()
+                    .map(|m| format!("{m} {}", human_secs(p.worst_achieved_seconds)))
+                    .unwrap_or_default(),
+                human_secs(p.promised_seconds)
+            );
+        }
+    }
+    if !c.last_restores.is_empty() {
+        let _ = writeln!(
+            o,
+            "\n## Last successful restore\n\n| backup | when | took | RTO |\n|---|---|---|---|"
+        );
+        for r in &c.last_restores {
+            let _ = writeln!(
+                o,
+                "| `{}` | {} | {:.1} s | {} |",
+                r.subject,
+                r.at.format("%Y-%m-%d %H:%M"),
+                r.seconds,
+                r.rto_seconds
+                    .map(|s| format!("{s:.0} s"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    let _ = writeln!(
+        o,
+        "\n## Backups: last full verification\n\n| backup | kind | taken | verified | result | times |\n|---|---|---|---|---|---|"
+    );
+    for b in &c.backups {
+        let _ = writeln!(
+            o,
+            "| `{}` | {} | {} | {} | {} | {} |",
+            b.subject,
+            b.kind,
+            b.timestamp,
+            b.last_verified_at.format("%Y-%m-%d %H:%M"),
+            b.last_result,
+            b.times_verified
+        );
+    }
+    if !c.failures.is_empty() {
+        let _ = writeln!(
+            o,
+            "\n## Failures\n\n| run | when | check | subject | status | finding |\n|---|---|---|---|---|---|"
+        );
+        for f in &c.failures {
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | `{}` | {} | {} |",
+                f.run_id,
+                f.run_started_at.format("%Y-%m-%d %H:%M"),
+                f.check,
+                f.subject,
+                f.status,
+                f.summary.replace('|', "\\|")
+            );
+        }
+    }
+    o
 }

@@ -1,12 +1,18 @@
-//! Reports: one writer per output format over the same [`Report`].
+//! Reports: the run report ([`Report`]) and the compliance export
+//! ([`Compliance`]), each rendered by one [`Writer`] per [`Format`].
 
 pub mod csv;
+pub mod export;
+pub mod format;
 pub mod html;
 pub mod json;
 pub mod junit;
 pub mod markdown;
 pub mod prometheus;
 pub mod text;
+
+pub use export::Compliance;
+pub use format::{Document, Format, UnknownFormat, Unsupported};
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -94,41 +100,37 @@ pub fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-/// The formats a report renders to, with the file name `run` writes.
-pub const FORMATS: &[(&str, &str)] = &[
-    ("json", "report.json"),
-    ("text", "report.txt"),
-    ("csv", "findings.csv"),
-    ("md", "report.md"),
-    ("junit", "junit.xml"),
-    ("prometheus", "backproof.prom"),
-];
+/// One output format's renderer of both documents; `None` where the format
+/// has no form of that document (see [`Format::run_report`]).
+pub trait Writer: Sync {
+    fn run_report(&self, report: &Report, verbose: bool) -> Option<String>;
+    fn export(&self, c: &Compliance) -> Option<String>;
+}
 
-/// Renders `report` in a named format.
-pub fn render(report: &Report, format: &str, verbose: bool) -> Option<String> {
-    Some(match format {
-        "json" => json::render(report),
-        "text" => text::render(report, verbose),
-        "csv" => csv::render(report),
-        "md" => markdown::render(report),
-        "junit" => junit::render(report),
-        "prometheus" => prometheus::render(report),
-        _ => return None,
-    })
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error(transparent)]
+    Unsupported(#[from] Unsupported),
+    #[error(transparent)]
+    Io(#[from] io::Error),
 }
 
 /// Writes the report in each format under `dir`, returning the paths. Each
 /// file is replaced atomically, so a reader (node_exporter, a dashboard)
 /// never sees half of one.
-pub fn write_all(report: &Report, dir: &Path, formats: &[String]) -> io::Result<Vec<PathBuf>> {
+pub fn write_all(
+    report: &Report,
+    dir: &Path,
+    formats: &[Format],
+) -> Result<Vec<PathBuf>, WriteError> {
     let mut written = Vec::new();
-    for f in formats {
-        let name = FORMATS
-            .iter()
-            .find(|(n, _)| n == f)
-            .map(|(_, file)| *file)
-            .ok_or_else(|| io::Error::other(format!("unknown report format {f}")))?;
-        let text = render(report, f, false).expect("known format");
+    for &f in formats {
+        let unsupported = Unsupported {
+            format: f,
+            document: Document::RunReport,
+        };
+        let name = f.report_file().ok_or(unsupported)?;
+        let text = f.run_report(report, false)?;
         let path = dir.join(name);
         write_atomically(&path, text.as_bytes())?;
         written.push(path);

@@ -4,8 +4,9 @@
 use std::fmt::Write;
 
 use crate::finding::Status;
+use crate::restore::RestoreFacts;
 
-use super::Report;
+use super::{Compliance, Report, Writer};
 
 fn label(s: &str) -> String {
     s.replace('\\', "\\\\")
@@ -62,11 +63,17 @@ pub fn render(report: &Report) -> String {
             b.size
         );
     }
-    // Restores, by whatever check reported them with a wall time.
+    // Restores, by whatever check reported them with a wall time (the
+    // restore itself, and a restore promise repeating its last one).
     let restores: Vec<_> = report
         .findings
         .iter()
-        .filter_map(|f| Some((f, f.evidence.get("restore_seconds")?.as_f64()?)))
+        .filter_map(|f| {
+            Some((
+                f,
+                RestoreFacts::from_evidence(&f.evidence)?.restore_seconds?,
+            ))
+        })
         .collect();
     if !restores.is_empty() {
         let _ = writeln!(
@@ -128,4 +135,75 @@ pub fn render(report: &Report) -> String {
         "# HELP backproof_run_duration_seconds How long the run took.\n# TYPE backproof_run_duration_seconds gauge\nbackproof_run_duration_seconds {secs:.3}"
     );
     m
+}
+
+pub struct Prometheus;
+
+impl Writer for Prometheus {
+    fn run_report(&self, report: &Report, _verbose: bool) -> Option<String> {
+        Some(render(report))
+    }
+    fn export(&self, c: &Compliance) -> Option<String> {
+        Some(render_export(c))
+    }
+}
+
+pub fn render_export(c: &Compliance) -> String {
+    let mut o = String::from(
+        "# HELP backproof_check_pass_rate Share of passing findings per check over the report period.\n# TYPE backproof_check_pass_rate gauge\n",
+    );
+    for s in &c.checks {
+        let _ = writeln!(
+            o,
+            "backproof_check_pass_rate{{check=\"{}\"}} {:.6}",
+            s.check, s.pass_rate
+        );
+    }
+    let _ = writeln!(
+        o,
+        "# HELP backproof_history_chain_intact 1 when the history hash chain verifies.\n# TYPE backproof_history_chain_intact gauge\nbackproof_history_chain_intact {}",
+        u8::from(c.chain_intact)
+    );
+    let _ = writeln!(
+        o,
+        "# HELP backproof_runs Runs in the report period.\n# TYPE backproof_runs gauge\nbackproof_runs {}",
+        c.runs
+    );
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+
+    use super::*;
+    use crate::finding::{Check, Finding};
+
+    #[test]
+    fn restore_metrics_come_from_findings_with_a_restore_time() {
+        let findings = vec![
+            Finding::new("pg/a.dump", Check::Restore, Status::Pass, "restored")
+                .with("source", "pg")
+                .with("restore_seconds", 12.5)
+                .with("sanity_seconds", 0.5),
+            Finding::new("weekly", Check::Restore, Status::Fail, "too slow")
+                .with("policy", "weekly")
+                .with("rto_seconds", None::<f64>)
+                .with("restore_seconds", 700.25),
+            Finding::new("never", Check::Restore, Status::Fail, "never restored")
+                .with("policy", "never")
+                .with("restore_seconds", None::<f64>),
+            Finding::new("pg/a.dump", Check::Integrity, Status::Pass, "ok"),
+        ];
+        let m = render(&Report::new("run", Utc::now(), vec![], vec![], findings));
+        assert!(m.contains("backproof_restore_duration_seconds{subject=\"pg/a.dump\"} 12.500\n"));
+        assert!(m.contains("backproof_restore_duration_seconds{subject=\"weekly\"} 700.250\n"));
+        assert!(m.contains("backproof_restore_success{subject=\"pg/a.dump\"} 1\n"));
+        assert!(m.contains("backproof_restore_success{subject=\"weekly\"} 0\n"));
+        assert!(
+            !m.contains("backproof_restore_success{subject=\"never\"}"),
+            "{m}"
+        );
+        assert_eq!(m.matches("backproof_restore_duration_seconds{").count(), 2);
+    }
 }

@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use crate::finding::Status;
 
-use super::Report;
+use super::{Compliance, Report, Writer};
 
 pub fn render(report: &Report, verbose: bool) -> String {
     let mut out = String::new();
@@ -60,5 +60,17 @@ pub fn human_bytes(n: u64) -> String {
         format!("{n} B")
     } else {
         format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// The terminal summary; the compliance export has no text form.
+pub struct Text;
+
+impl Writer for Text {
+    fn run_report(&self, report: &Report, verbose: bool) -> Option<String> {
+        Some(render(report, verbose))
+    }
+    fn export(&self, _c: &Compliance) -> Option<String> {
+        None
     }
 }

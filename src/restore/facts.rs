@@ -17,6 +17,9 @@ pub struct RestoreFacts {
     /// The configured source (or the path named on the command line).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// Set only on a restore promise's finding: the promise's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
     /// The engine's name: "postgres" or "mariadb".
     #[serde(skip_serializing_if = "Option::is_none")]
     pub engine: Option<String>,
@@ -95,12 +98,16 @@ pub struct Freshness {
 }
 
 impl RestoreFacts {
-    /// Decodes a restore finding's evidence; `None` if it is not the record
-    /// of a restore (a restore promise's judgement names no engine).
+    /// Decodes a restore finding's evidence (unknown keys are ignored, so a
+    /// restore promise's finding decodes too: see [`Self::is_restore`]).
     pub fn from_evidence(evidence: &Map<String, Value>) -> Option<RestoreFacts> {
-        serde_json::from_value::<RestoreFacts>(Value::Object(evidence.clone()))
-            .ok()
-            .filter(|f| f.engine.is_some())
+        serde_json::from_value::<RestoreFacts>(Value::Object(evidence.clone())).ok()
+    }
+
+    /// False for a restore promise's judgement, which repeats a restore
+    /// rather than being one.
+    pub fn is_restore(&self) -> bool {
+        self.policy.is_none()
     }
 
     /// The finding's evidence: these facts, serialized.

@@ -1,0 +1,105 @@
+//! The compliance export as a document: what `compliance::build` makes from
+//! the history and every format's writer renders.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+use serde_json::Value;
+
+#[derive(Debug, Serialize)]
+pub struct Compliance {
+    pub schema_version: u32,
+    pub tool: String,
+    pub generated_at: DateTime<Utc>,
+    pub period_start: DateTime<Utc>,
+    pub history: String,
+    /// Hash of the newest run in the history when the export was made.
+    pub chain_head: String,
+    pub chain_intact: bool,
+    pub chain_problems: Vec<String>,
+    pub runs: usize,
+    pub runs_failed: usize,
+    pub checks: Vec<CheckStats>,
+    /// Per written promise (policy check): pass rate and, for RPO and RTO
+    /// promises, the worst achieved against the promised.
+    pub promises: Vec<PromiseStats>,
+    /// The last passing restore per restored backup series.
+    pub last_restores: Vec<RestorePoint>,
+    pub backups: Vec<BackupEvidence>,
+    pub failures: Vec<FailureRecord>,
+    /// Worst status per check per day (UTC): the nightly calendar.
+    pub calendar: BTreeMap<String, BTreeMap<NaiveDate, String>>,
+    /// Restore timings found in the period, for the RTO trend.
+    pub restores: Vec<RestorePoint>,
+    /// Promised history per source (retention min_age), from the newest run.
+    pub retention_windows: BTreeMap<String, u64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RestorePoint {
+    pub subject: String,
+    pub at: DateTime<Utc>,
+    pub seconds: f64,
+    pub rto_seconds: Option<f64>,
+    pub status: String,
+}
+
+#[derive(Debug, Serialize, Default)]
+pub struct CheckStats {
+    pub check: String,
+    pub findings: usize,
+    pub pass: usize,
+    pub warn: usize,
+    pub fail: usize,
+    pub error: usize,
+    /// Share of findings that were not fail or error.
+    pub pass_rate: f64,
+}
+
+#[derive(Debug, Serialize, Default)]
+pub struct PromiseStats {
+    pub promise: String,
+    pub check: String,
+    pub findings: usize,
+    pub pass: usize,
+    pub warn: usize,
+    pub fail: usize,
+    pub error: usize,
+    pub pass_rate: f64,
+    /// "RPO" (newest backup age) or "RTO" (restore wall time).
+    pub measure: Option<String>,
+    pub worst_achieved_seconds: Option<f64>,
+    pub promised_seconds: Option<f64>,
+}
+
+/// "1h 2m 3s", or nothing when there is no value.
+pub fn human_secs(s: Option<f64>) -> String {
+    s.map(|v| {
+        humantime::format_duration(std::time::Duration::from_secs(v.max(0.0) as u64)).to_string()
+    })
+    .unwrap_or_default()
+}
+
+#[derive(Debug, Serialize)]
+pub struct BackupEvidence {
+    pub subject: String,
+    pub kind: String,
+    pub timestamp: String,
+    pub size: u64,
+    pub last_verified_at: DateTime<Utc>,
+    /// Worst status of its findings in that run.
+    pub last_result: String,
+    pub times_verified: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FailureRecord {
+    pub run_id: i64,
+    pub run_started_at: DateTime<Utc>,
+    pub subject: String,
+    pub check: String,
+    pub status: String,
+    pub summary: String,
+    pub evidence: Value,
+}
