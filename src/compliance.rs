@@ -181,15 +181,16 @@ pub fn build(runs: &[StoredRun], chain: &ChainCheck, since: DateTime<Utc>) -> Co
             );
         }
     }
+    // Regression: warnings used to count as passes ("integrity 100.0 %"
+    // with 27 pass and 4,581 warn); each status has its own rate.
+    let share = |n: usize, of: usize| if of == 0 { 0.0 } else { n as f64 / of as f64 };
     for c in checks.values_mut() {
-        c.pass_rate = if c.findings == 0 {
-            0.0
-        } else {
-            (c.pass + c.warn) as f64 / c.findings as f64
-        };
+        c.pass_rate = share(c.pass, c.findings);
+        c.warn_rate = share(c.warn, c.findings);
     }
     for p in promises.values_mut() {
-        p.pass_rate = (p.pass + p.warn) as f64 / p.findings.max(1) as f64;
+        p.pass_rate = share(p.pass, p.findings);
+        p.warn_rate = share(p.warn, p.findings);
     }
     let mut last_restores: BTreeMap<&str, &RestorePoint> = BTreeMap::new();
     for r in restores.iter().filter(|r| r.status == "pass") {
@@ -300,6 +301,23 @@ mod tests {
         assert_eq!(c.restores[0].rto_seconds, Some(600.0));
         assert_eq!(c.last_restores.len(), 1);
         assert_eq!(c.retention_windows.get("pg"), Some(&3600));
+    }
+
+    #[test]
+    fn warnings_are_not_counted_as_passes_in_pass_rates() {
+        let findings = vec![
+            Finding::new("a", Check::Integrity, Status::Pass, "ok"),
+            Finding::new("b", Check::Integrity, Status::Warn, "uncovered"),
+            Finding::new("c", Check::Integrity, Status::Warn, "uncovered"),
+            Finding::new("d", Check::Integrity, Status::Fail, "mismatch"),
+            Finding::new("daily", Check::Freshness, Status::Warn, "late").with("policy", "daily"),
+        ];
+        let c = build(&[run(findings)], &chain(), Utc::now());
+        let integrity = c.checks.iter().find(|s| s.check == "integrity").unwrap();
+        assert_eq!(integrity.pass_rate, 0.25);
+        assert_eq!(integrity.warn_rate, 0.5);
+        assert_eq!(c.promises[0].pass_rate, 0.0);
+        assert_eq!(c.promises[0].warn_rate, 1.0);
     }
 
     #[test]

@@ -53,8 +53,10 @@ pub struct CheckStats {
     pub warn: usize,
     pub fail: usize,
     pub error: usize,
-    /// Share of findings that were not fail or error.
+    /// Share of findings that passed; warnings are not passes.
     pub pass_rate: f64,
+    /// Share of findings that warned.
+    pub warn_rate: f64,
 }
 
 #[derive(Debug, Serialize, Default)]
@@ -66,7 +68,10 @@ pub struct PromiseStats {
     pub warn: usize,
     pub fail: usize,
     pub error: usize,
+    /// Share of findings that passed; warnings are not passes.
     pub pass_rate: f64,
+    /// Share of findings that warned.
+    pub warn_rate: f64,
     /// "RPO" (newest backup age) or "RTO" (restore wall time).
     pub measure: Option<String>,
     pub worst_achieved_seconds: Option<f64>,

@@ -114,6 +114,7 @@ impl<'a> Page<'a> {
                     check: &p.check,
                     findings: p.findings,
                     pass_rate: format!("{:.1}", p.pass_rate * 100.0),
+                    warn: p.warn,
                     fail: p.fail,
                     error: p.error,
                     over: matches!(
@@ -186,6 +187,7 @@ struct PromiseRow<'a> {
     check: &'a str,
     findings: usize,
     pass_rate: String,
+    warn: usize,
     fail: usize,
     error: usize,
     /// The worst achieved is over the promise.

@@ -140,16 +140,17 @@ pub fn render_export(c: &Compliance) -> String {
     if !c.promises.is_empty() {
         let _ = writeln!(
             o,
-            "\n## Promises\n\n| promise | check | findings | pass rate | fail | error | achieved (worst) | promised |\n|---|---|---|---|---|---|---|---|"
+            "\n## Promises\n\n| promise | check | findings | pass rate | warn | fail | error | achieved (worst) | promised |\n|---|---|---|---|---|---|---|---|---|"
         );
         for p in &c.promises {
             let _ = writeln!(
                 o,
-                "| {} | {} | {} | {:.1}% | {} | {} | {} | {} |",
+                "| {} | {} | {} | {:.1}% | {} | {} | {} | {} | {} |",
                 p.promise.replace('|', "\\|"),
                 p.check,
                 p.findings,
                 p.pass_rate * 100.0,
+                p.warn,
                 p.fail,
                 p.error,
                 p.measure
