@@ -153,7 +153,9 @@ pub enum ConfigError {
 /// What is wrong inside a config or pack; messages name the line or key.
 #[derive(Debug, thiserror::Error)]
 pub enum Invalid {
-    #[error("{}", .0.to_string().trim_end())]
+    /// The parser's message quotes the offending line: secrets on it are
+    /// masked (issue 10: a broken scratch_url line echoed its password).
+    #[error("{}", crate::redact::redact_text(.0.to_string().trim_end()))]
     Syntax(#[source] Box<toml::de::Error>),
     #[error("no [[sources]] defined: nothing to audit")]
     NoSources,

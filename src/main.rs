@@ -12,14 +12,16 @@ use backproof::commands::{
     self, chain, compare::CompareRequest, export::ExportRequest, ls::LsRequest,
     nightly::ConfigFrom, nightly::NightlyRequest, verify::Verified, verify::VerifyRequest,
 };
+use backproof::redact::redact_text;
 use backproof::report::{self, Format, Report};
 
 fn main() -> ExitCode {
     ExitCode::from(run(Cli::parse()) as u8)
 }
 
+/// Errors may quote a location or a config line: secrets are masked.
 fn fail(e: &dyn std::fmt::Display) -> i32 {
-    eprintln!("backproof: {e}");
+    eprintln!("backproof: {}", redact_text(&e.to_string()));
     2
 }
 
@@ -94,13 +96,7 @@ fn run(cli: Cli) -> i32 {
             };
             match commands::ls::list(&req) {
                 Ok(list) => {
-                    match common.format {
-                        Format::Json => println!(
-                            "{}",
-                            serde_json::to_string_pretty(&list).expect("serializes")
-                        ),
-                        _ => print!("{}", commands::ls::render_listing(&list)),
-                    }
+                    print!("{}", commands::ls::render(&list, common.format));
                     0
                 }
                 Err(e) => fail(&e),
@@ -186,14 +182,7 @@ fn run(cli: Cli) -> i32 {
                 Ok(c) => c,
                 Err(e) => return fail(&e),
             };
-            if format == Format::Json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&check).expect("serializes")
-                );
-            } else {
-                print!("{}", chain::render_text(&check));
-            }
+            print!("{}", chain::render(&check, format));
             if check.problems.is_empty() { 0 } else { 1 }
         }
     }

@@ -15,8 +15,18 @@ pub fn verify_chain(location: &Path) -> Result<ChainCheck, CommandError> {
     Ok(History::open(location)?.verify()?)
 }
 
+/// JSON for `--format json`, else the text form.
+pub fn render(check: &ChainCheck, format: crate::report::Format) -> String {
+    match format {
+        crate::report::Format::Json => {
+            serde_json::to_string_pretty(check).unwrap_or_default() + "\n"
+        }
+        _ => render_text(check),
+    }
+}
+
 /// The text form: one line per problem, then the verdict.
-pub fn render_text(check: &ChainCheck) -> String {
+fn render_text(check: &ChainCheck) -> String {
     let mut out = String::new();
     for p in &check.problems {
         out.push_str(&format!("FAIL  {p}\n"));

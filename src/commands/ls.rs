@@ -90,6 +90,16 @@ pub fn list(req: &LsRequest) -> Result<Vec<Listed>, CommandError> {
     Ok(out)
 }
 
+/// The listing as JSON for `--format json`, else as the table.
+pub fn render(list: &[Listed], format: crate::report::Format) -> String {
+    match format {
+        crate::report::Format::Json => {
+            serde_json::to_string_pretty(list).unwrap_or_default() + "\n"
+        }
+        _ => render_listing(list),
+    }
+}
+
 /// `ls` as a table, newest first.
 pub fn render_listing(list: &[Listed]) -> String {
     use std::fmt::Write;

@@ -215,7 +215,7 @@ pub enum PackError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{}: {}", path.display(), source.to_string().trim_end())]
+    #[error("{}: {}", path.display(), crate::redact::redact_text(source.to_string().trim_end()))]
     Syntax {
         path: std::path::PathBuf,
         #[source]

@@ -1,0 +1,79 @@
+//! Secrets never leak (issue 10): a password in any form libpq or the MySQL
+//! URL syntax accepts is masked on stdout, stderr and in the history.
+
+mod common;
+
+use std::fs;
+
+use common::*;
+
+const SECRET: &str = "SeCrEt4711";
+
+fn assert_hidden(what: &str, bytes: &[u8]) {
+    let text = String::from_utf8_lossy(bytes);
+    assert!(!text.contains(SECRET), "{what} shows the password:\n{text}");
+}
+
+/// Regression: `?password=` in a URL was printed and stored for good.
+#[test]
+fn a_password_query_parameter_never_leaks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let history = tmp.path().join("history.sqlite");
+    let dump = corpus().join("clean/postgres/appdb-2026-11-20T0300.dump");
+    // Port 1 on loopback: nothing listens, so the restore is an error that
+    // names its target.
+    let url = format!("postgres://app@127.0.0.1:1/scratch?password={SECRET}&connect_timeout=2");
+    let o = bin()
+        .args(["verify", "--restore", "--scratch-url", &url, "--format", "json"])
+        .arg("--history")
+        .arg(&history)
+        .arg(&dump)
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 2, "{}", String::from_utf8_lossy(&o.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let restore = findings(&report)
+        .iter()
+        .find(|f| f["check"] == "restore")
+        .expect("a restore finding");
+    assert_eq!(restore["status"], "error");
+    assert!(
+        restore["evidence"]["target"]
+            .as_str()
+            .unwrap()
+            .contains("password=***"),
+        "{restore}"
+    );
+    assert_hidden("stdout", &o.stdout);
+    assert_hidden("stderr", &o.stderr);
+    assert_hidden("the history", &fs::read(&history).unwrap());
+
+    // The same form in a history URL: the error names it masked.
+    let url = format!("postgres://app@127.0.0.1:1/h?password={SECRET}&connect_timeout=2");
+    let o = run(&["history", "verify", "--history", &url]);
+    assert_eq!(code(&o), 2);
+    assert_hidden("stderr", &o.stderr);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("password=***"));
+}
+
+/// Regression: a TOML syntax error echoed the offending line, secret included.
+#[test]
+fn a_toml_syntax_error_does_not_echo_a_secret() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("backproof.toml");
+    fs::write(
+        &cfg,
+        format!(
+            "[[sources]]\nname = \"db\"\npath = \"/srv/x\"\n[sources.restore]\nscratch_url = \"postgres://u:{SECRET}@db/x\nrto = \"1h\"\n"
+        ),
+    )
+    .unwrap();
+    let o = run(&["run", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(code(&o), 2);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("backproof.toml") && err.contains("line 5"),
+        "{err}"
+    );
+    assert_hidden("stderr", &o.stderr);
+}
