@@ -84,10 +84,6 @@ pub enum Command {
         /// Where reports go; overrides the config's report.dir.
         #[arg(long)]
         report_dir: Option<PathBuf>,
-        /// Time budget, e.g. "45m": no backup is started after it, and those
-        /// not reached are reported as errors.
-        #[arg(long, value_parser = humantime::parse_duration)]
-        deadline: Option<Duration>,
         /// Re-read only part of the unchanged archive tonight: "rotate:N"
         /// reads about 1/N of it, least recently verified first, so every
         /// byte is re-read at least every N runs; new backups always.
@@ -223,6 +219,10 @@ pub struct Work {
     /// No progress bar even on a terminal.
     #[arg(long)]
     pub no_progress: bool,
+    /// Time budget, e.g. "45m": no backup is started after it, and those
+    /// not reached are reported as errors.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub deadline: Option<Duration>,
 }
 
 #[derive(Args)]
@@ -250,6 +250,7 @@ impl Work {
             opts.jobs = j.max(1);
         }
         opts.digests = self.digests.clone();
+        opts.deadline = self.deadline.map(|d| std::time::Instant::now() + d);
         opts
     }
 }

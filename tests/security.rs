@@ -24,7 +24,14 @@ fn a_password_query_parameter_never_leaks() {
     // names its target.
     let url = format!("postgres://app@127.0.0.1:1/scratch?password={SECRET}&connect_timeout=2");
     let o = bin()
-        .args(["verify", "--restore", "--scratch-url", &url, "--format", "json"])
+        .args([
+            "verify",
+            "--restore",
+            "--scratch-url",
+            &url,
+            "--format",
+            "json",
+        ])
         .arg("--history")
         .arg(&history)
         .arg(&dump)
@@ -76,4 +83,39 @@ fn a_toml_syntax_error_does_not_echo_a_secret() {
         "{err}"
     );
     assert_hidden("stderr", &o.stderr);
+}
+
+/// Regression (issue 10): `verify` took no `--deadline`; a spot check of a
+/// large tree had no time budget. Backups not reached are errors, never
+/// skipped silently.
+#[test]
+fn verify_accepts_a_deadline_and_unreached_backups_are_errors() {
+    let dir = corpus().join("clean/mysql");
+    let o = bin()
+        .args([
+            "verify",
+            "--no-history",
+            "--format",
+            "json",
+            "--deadline",
+            "0s",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 2, "{}", String::from_utf8_lossy(&o.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let unreached = findings(&report)
+        .iter()
+        .filter(|f| f["status"] == "error" && f["summary"].as_str().unwrap().contains("deadline"))
+        .count();
+    assert_eq!(unreached, 3, "{}", describe(&report));
+    // compare takes the same budget.
+    let o = bin()
+        .args(["compare", "--no-history", "--deadline", "1h"])
+        .arg(&dir)
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
 }
