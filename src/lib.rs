@@ -13,6 +13,7 @@ pub mod compliance;
 pub mod config;
 pub mod demo;
 pub mod digest;
+pub mod escape;
 pub mod expectation;
 pub mod finding;
 pub mod history;

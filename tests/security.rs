@@ -119,3 +119,24 @@ fn verify_accepts_a_deadline_and_unreached_backups_are_errors() {
         .unwrap();
     assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+/// Regression (issue 10): a file name could forge lines of the text report.
+#[test]
+fn a_file_name_cannot_forge_a_report_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let forged =
+        "FAIL \nOK: 99 backup(s), 0 B read; 99 pass, 0 warn, 0 fail, 0 error\n\u{1b}[2J.sql";
+    fs::write(tmp.path().join(forged), b"not a dump\n").unwrap();
+    for args in [&["verify", "--no-history"][..], &["ls"][..]] {
+        let o = bin().args(args).arg(tmp.path()).output().unwrap();
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            !out.lines().any(|l| l.starts_with("OK: 99")) && !out.contains('\u{1b}'),
+            "{args:?} printed a forged line:\n{out}"
+        );
+        assert!(
+            out.contains("\\nOK: 99"),
+            "{args:?}: the name is shown escaped:\n{out}"
+        );
+    }
+}

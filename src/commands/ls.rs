@@ -134,7 +134,7 @@ pub fn render_listing(list: &[Listed]) -> String {
             crate::report::text::human_bytes(l.size),
             age,
             sums,
-            l.path
+            crate::escape::printable(&l.path)
         );
     }
     if list

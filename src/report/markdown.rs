@@ -2,14 +2,18 @@
 
 use std::fmt::Write;
 
+use crate::escape::printable;
+
 use crate::finding::Status;
 
 use super::export::human_secs;
 use super::text::human_bytes;
 use super::{Compliance, Report, Writer};
 
+/// A table cell: control characters escaped (no name can end the row or
+/// forge one), `|` escaped.
 fn cell(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
+    printable(s).replace('|', "\\|")
 }
 
 pub fn render(report: &Report) -> String {
@@ -170,7 +174,7 @@ pub fn render_export(c: &Compliance) -> String {
             let _ = writeln!(
                 o,
                 "| `{}` | {} | {:.1} s | {} |",
-                r.subject,
+                cell(&r.subject),
                 r.at.format("%Y-%m-%d %H:%M"),
                 r.seconds,
                 r.rto_seconds
@@ -187,7 +191,7 @@ pub fn render_export(c: &Compliance) -> String {
         let _ = writeln!(
             o,
             "| `{}` | {} | {} | {} | {} | {} |",
-            b.subject,
+            cell(&b.subject),
             b.kind,
             b.timestamp,
             b.last_verified_at.format("%Y-%m-%d %H:%M"),
@@ -207,9 +211,9 @@ pub fn render_export(c: &Compliance) -> String {
                 f.run_id,
                 f.run_started_at.format("%Y-%m-%d %H:%M"),
                 f.check,
-                f.subject,
+                cell(&f.subject),
                 f.status,
-                f.summary.replace('|', "\\|")
+                cell(&f.summary)
             );
         }
     }

@@ -2,6 +2,7 @@
 
 use std::fmt::Write;
 
+use crate::escape::printable;
 use crate::finding::Status;
 
 use super::{Compliance, Report, Writer};
@@ -20,13 +21,13 @@ pub fn render(report: &Report, verbose: bool) -> String {
             "{:<5} {:<9} {}: {}",
             f.status.as_str().to_uppercase(),
             f.check.as_str(),
-            f.subject,
-            f.summary
+            printable(&f.subject),
+            printable(&f.summary)
         );
         if f.status != Status::Pass
             && let Some(r) = &f.remediation
         {
-            let _ = writeln!(out, "      -> {r}");
+            let _ = writeln!(out, "      -> {}", printable(r));
         }
     }
     let t = &report.summary.findings;
