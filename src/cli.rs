@@ -122,6 +122,10 @@ pub enum HistoryAction {
     Verify {
         #[command(flatten)]
         store: Store,
+        /// A chain head kept from an earlier report: exit 1 unless some run
+        /// of the history still has it.
+        #[arg(long, value_name = "HASH")]
+        expect_head: Option<String>,
         #[arg(long, value_parser = Format::value_parser(Format::RUN_REPORT), default_value_t = Format::Text)]
         format: Format,
     },

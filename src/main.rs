@@ -175,9 +175,14 @@ fn run(cli: Cli) -> i32 {
             if c.chain_intact { 0 } else { 1 }
         }
         Command::History {
-            action: HistoryAction::Verify { store, format },
+            action:
+                HistoryAction::Verify {
+                    store,
+                    expect_head,
+                    format,
+                },
         } => {
-            let check = match chain::verify_chain(&store.location()) {
+            let check = match chain::verify_chain(&store.location(), expect_head.as_deref()) {
                 Ok(c) => c,
                 Err(e) => return fail(&e),
             };

@@ -96,6 +96,80 @@ fn an_edited_or_deleted_record_is_detected() {
     assert!(problems.contains("deleted"), "{problems}");
 }
 
+/// Regression (issue 10): deleting the newest run record (and its findings)
+/// left a valid-looking chain; the anchor beside the history shows it.
+#[test]
+fn deleting_the_newest_record_is_detected_by_the_anchor() {
+    let tmp = tempfile::tempdir().unwrap();
+    let h = tmp.path().join("history.sqlite");
+    two_runs(&h);
+    let o = run_with_history(&h, &["history", "verify", "--format", "json"]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stdout));
+    let head = serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["head"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let first: String = rusqlite::Connection::open(&h)
+        .unwrap()
+        .query_row("SELECT hash FROM runs WHERE id = 1", [], |r| r.get(0))
+        .unwrap();
+    // An auditor's earlier head is still in the chain.
+    let o = run_with_history(&h, &["history", "verify", "--expect-head", &first]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stdout));
+
+    let db = rusqlite::Connection::open(&h).unwrap();
+    db.execute("DELETE FROM findings WHERE run_id = 2", [])
+        .unwrap();
+    db.execute("DELETE FROM backups WHERE run_id = 2", [])
+        .unwrap();
+    db.execute("DELETE FROM runs WHERE id = 2", []).unwrap();
+    drop(db);
+    let o = run_with_history(&h, &["history", "verify"]);
+    assert_eq!(code(&o), 1, "{}", String::from_utf8_lossy(&o.stdout));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("run 2") && out.contains("missing"), "{out}");
+    // Without the anchor (kept elsewhere by the tamperer's victim), the
+    // head from the last report still shows it.
+    fs::remove_file(tmp.path().join("history.sqlite.anchor")).unwrap();
+    let o = run_with_history(&h, &["history", "verify", "--expect-head", &head]);
+    assert_eq!(code(&o), 1, "{}", String::from_utf8_lossy(&o.stdout));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("expected head"));
+}
+
+/// Regression (issue 10): a 0-byte (or deleted) history file was silently
+/// recreated and then verified "OK".
+#[test]
+fn an_emptied_history_is_refused_not_recreated() {
+    let tmp = tempfile::tempdir().unwrap();
+    let h = tmp.path().join("history.sqlite");
+    two_runs(&h);
+    fs::write(&h, b"").unwrap();
+    let clean = corpus().join("clean/mysql");
+    for args in [
+        &["history", "verify"][..],
+        &["verify", clean.to_str().unwrap()][..],
+    ] {
+        let o = run_with_history(&h, args);
+        assert_eq!(
+            code(&o),
+            2,
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("refusing"), "{args:?}: {err}");
+    }
+    assert_eq!(
+        fs::metadata(&h).unwrap().len(),
+        0,
+        "nothing was written into it"
+    );
+    fs::remove_file(&h).unwrap();
+    let o = run_with_history(&h, &["verify", clean.to_str().unwrap()]);
+    assert_eq!(code(&o), 2);
+    assert!(!h.exists(), "a deleted history is not recreated");
+}
+
 #[test]
 fn compliance_export_covers_the_period_and_states_the_chain_head() {
     let tmp = tempfile::tempdir().unwrap();

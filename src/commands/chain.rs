@@ -5,14 +5,28 @@ use std::path::Path;
 use super::CommandError;
 use crate::history::{self, ChainCheck, History};
 
-pub fn verify_chain(location: &Path) -> Result<ChainCheck, CommandError> {
+/// Recomputes the chain; with `expect_head`, a head hash an auditor kept
+/// from an earlier report must still be one of the chain's runs.
+pub fn verify_chain(
+    location: &Path,
+    expect_head: Option<&str>,
+) -> Result<ChainCheck, CommandError> {
     if !history::exists(location) {
         return Err(CommandError::NoHistory {
             location: location.to_path_buf(),
             export: false,
         });
     }
-    Ok(History::open(location)?.verify()?)
+    let h = History::open(location)?;
+    let mut check = h.verify()?;
+    if let Some(head) = expect_head
+        && !h.contains_hash(head)?
+    {
+        check.problems.push(format!(
+            "no run has the expected head {head}: the records it covered were deleted or replaced"
+        ));
+    }
+    Ok(check)
 }
 
 /// JSON for `--format json`, else the text form.

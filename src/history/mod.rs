@@ -7,6 +7,7 @@
 //! and, for queries, exploded into finding and backup rows; `verify` checks
 //! both the chain and that the rows still say what the JSON says.
 
+mod anchor;
 mod db;
 
 use std::cell::RefCell;
@@ -47,6 +48,23 @@ pub enum Problem {
     Db(#[from] DbError),
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// The history existed (its anchor says so) but the file is gone or
+    /// empty: recreating it would silently discard the evidence.
+    #[error(
+        "it held run {} (hash {}) but is now {state}: refusing to start a new history in its place; restore it from a backup, or remove {} to start a new one deliberately",
+        .anchor.run_id, .anchor.hash, .anchor_path.display()
+    )]
+    Vanished {
+        state: &'static str,
+        anchor: anchor::Anchor,
+        anchor_path: PathBuf,
+    },
+    #[error("its anchor {} cannot be read or written: {source}", path.display())]
+    Anchor {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// A stored record that does not decode: named, with the cause.
     #[error("{what}: {source}")]
     Record {
@@ -65,7 +83,12 @@ fn record_error(what: String, e: impl std::error::Error + Send + Sync + 'static)
 
 pub struct History {
     db: RefCell<Db>,
+    /// Redacted, for messages.
     location: String,
+    /// As given, for the anchor file.
+    path: PathBuf,
+    /// The anchor as it was when the history was opened.
+    anchored: Option<anchor::Anchor>,
 }
 
 /// The stored run, as read back.
@@ -192,6 +215,25 @@ impl History {
             location: redact(&loc),
             problem,
         };
+        let anchor_error = |source| {
+            err(Problem::Anchor {
+                path: anchor::path_for(location),
+                source,
+            })
+        };
+        let anchored = anchor::read(location).map_err(anchor_error)?;
+        if !is_url(&loc) {
+            // SQLite would happily make a new, empty history out of a
+            // missing or emptied file; the anchor says one was here.
+            let size = std::fs::metadata(location).map(|m| m.len()).ok();
+            if let (Some(a), None | Some(0)) = (&anchored, size) {
+                return Err(err(Problem::Vanished {
+                    state: if size.is_none() { "missing" } else { "empty" },
+                    anchor: a.clone(),
+                    anchor_path: anchor::path_for(location),
+                }));
+            }
+        }
         let mut db = if is_url(&loc) {
             let client = postgres::Client::connect(&loc, postgres::NoTls)
                 .map_err(|e| err(DbError::from(e).into()))?;
@@ -217,6 +259,8 @@ impl History {
         Ok(History {
             db: RefCell::new(db),
             location: redact(&loc),
+            path: location.to_path_buf(),
+            anchored,
         })
     }
 
@@ -250,7 +294,20 @@ impl History {
             .and_then(|_| insert_run(db, report))
             .and_then(|out| db.batch("COMMIT").map(|_| out));
         match out {
-            Ok(out) => Ok(out),
+            Ok((run_id, hash)) => {
+                let a = anchor::Anchor {
+                    run_id,
+                    hash: hash.clone(),
+                };
+                anchor::write(&self.path, &a).map_err(|source| {
+                    self.err(Problem::Anchor {
+                        path: anchor::path_for(&self.path),
+                        source,
+                    })
+                })?;
+                self.anchored = Some(a);
+                Ok((run_id, hash))
+            }
             Err(e) => {
                 let _ = db.batch("ROLLBACK");
                 Err(self.err(e))
@@ -374,6 +431,16 @@ impl History {
         Ok(out)
     }
 
+    /// Whether some run of the chain has this hash (a head an auditor kept
+    /// from an earlier report).
+    pub fn contains_hash(&self, hash: &str) -> Result<bool, HistoryError> {
+        let rows = self.query(
+            "SELECT count(*) FROM runs WHERE hash = ?1",
+            &[hash.to_ascii_lowercase().into()],
+        )?;
+        Ok(rows.first().is_some_and(|r| r[0].int() > 0))
+    }
+
     /// Hash of the newest run, or the genesis hash for an empty history.
     pub fn head(&self) -> Result<String, HistoryError> {
         Ok(self
@@ -429,6 +496,21 @@ impl History {
             problems.push(format!(
                 "{orphans} finding row(s) belong to no run: a run record was deleted"
             ));
+        }
+        // The newest run this machine recorded must still be there, as it was.
+        if let Some(a) = &self.anchored {
+            let found = runs.iter().find(|r| r[0].int() == a.run_id);
+            match found {
+                None => problems.push(format!(
+                    "run {} (hash {}), the newest this machine recorded, is missing: the newest record(s) were deleted",
+                    a.run_id, a.hash
+                )),
+                Some(r) if r[3].text() != a.hash => problems.push(format!(
+                    "run {} does not have the hash {} this machine recorded for it: the record was replaced",
+                    a.run_id, a.hash
+                )),
+                _ => {}
+            }
         }
         Ok(ChainCheck {
             location: self.location.clone(),
