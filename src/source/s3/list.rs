@@ -36,6 +36,22 @@ impl S3Source {
         }
     }
 
+    /// Whether any object lies under the source's prefix (one ListObjectsV2
+    /// key is enough).
+    pub(super) fn holds_any(&self) -> Result<bool, SourceError> {
+        let page = runtime()
+            .block_on(
+                self.client
+                    .list_objects_v2()
+                    .bucket(&self.bucket)
+                    .prefix(&self.prefix)
+                    .max_keys(1)
+                    .send(),
+            )
+            .map_err(|e| self.error(describe(&e)))?;
+        Ok(!page.contents().is_empty())
+    }
+
     /// Every current object under `prefix` (ListObjectsV2, all pages);
     /// with `delimiter`, only those directly under it.
     pub(super) async fn list_prefix(
