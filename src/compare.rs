@@ -301,10 +301,10 @@ pub fn compare_stores(
     findings.insert(
         0,
         Finding::new(dst.location(), Check::Parity, status, summary)
-        .with("source", src.location())
-        .with("objects", facts.objects)
-        .with("identical", facts.identical)
-        .with("copy_lag_seconds", facts.copy_lag_seconds),
+            .with("source", src.location())
+            .with("objects", facts.objects)
+            .with("identical", facts.identical)
+            .with("copy_lag_seconds", facts.copy_lag_seconds),
     );
     Ok(Parity {
         facts,

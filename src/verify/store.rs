@@ -37,8 +37,14 @@ pub struct VersionRead {
 pub enum Structure {
     Sound(Kind),
     /// Not a format backproof knows: only checksums vouch for it.
-    Unrecognised { kind: Kind, why: String },
-    Damaged { kind: Kind, damage: String },
+    Unrecognised {
+        kind: Kind,
+        why: String,
+    },
+    Damaged {
+        kind: Kind,
+        damage: String,
+    },
 }
 
 /// A version that could not be read to its end.
@@ -262,7 +268,10 @@ fn judge(r: &VersionRead) -> Judgement {
         let why = if unchecked.is_empty() {
             "S3 records no checksum to check it against".to_string()
         } else {
-            format!("its checksums could not be checked ({})", unchecked.join("; "))
+            format!(
+                "its checksums could not be checked ({})",
+                unchecked.join("; ")
+            )
         };
         (Status::Warn, format!("reads back, but {why}"))
     } else {
@@ -334,10 +343,13 @@ fn recovery(source: &dyn Storage, d: &DeletedObject, rb: Option<&ReadBack>) -> F
         }
     };
     let j = judge(r);
-    let mut f = base(j.status, format!("deleted; previous version {version} {}", j.says))
-        .with("bytes_read", r.bytes)
-        .with("kind", j.kind.to_string())
-        .with("checks", j.checks);
+    let mut f = base(
+        j.status,
+        format!("deleted; previous version {version} {}", j.says),
+    )
+    .with("bytes_read", r.bytes)
+    .with("kind", j.kind.to_string())
+    .with("checks", j.checks);
     if !j.mismatches.is_empty() {
         f = f.with("mismatches", j.mismatches);
     }
@@ -348,7 +360,9 @@ fn recovery(source: &dyn Storage, d: &DeletedObject, rb: Option<&ReadBack>) -> F
         Status::Fail => f.remedy(
             "The version that should restore this object is damaged: restore from another copy.",
         ),
-        Status::Warn => f.remedy("Upload with a checksum (x-amz-checksum-*) so the copy can be proven intact."),
+        Status::Warn => {
+            f.remedy("Upload with a checksum (x-amz-checksum-*) so the copy can be proven intact.")
+        }
         _ => f,
     }
 }

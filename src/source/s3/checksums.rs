@@ -188,7 +188,9 @@ pub(super) struct PartLayout {
 /// promises then stay unchecked, and say so.
 #[derive(Debug, thiserror::Error)]
 pub(super) enum LayoutError {
-    #[error("the store gives neither GetObjectAttributes parts ({attributes}) nor part sizes by HEAD ?partNumber ({head})")]
+    #[error(
+        "the store gives neither GetObjectAttributes parts ({attributes}) nor part sizes by HEAD ?partNumber ({head})"
+    )]
     Unavailable {
         attributes: PartSizeError,
         #[source]
@@ -196,7 +198,9 @@ pub(super) enum LayoutError {
     },
     #[error("the store's part checksums disagree on the part count")]
     PartCounts,
-    #[error("the store reports {got} part(s) of {bytes} bytes in all, but the object has {size} bytes in {parts} part(s)")]
+    #[error(
+        "the store reports {got} part(s) of {bytes} bytes in all, but the object has {size} bytes in {parts} part(s)"
+    )]
     Inconsistent {
         got: usize,
         bytes: u64,

@@ -89,9 +89,9 @@ impl S3Source {
             // Like a missing local path: a name that is neither an object
             // nor a prefix holding any is an error, never "0 backups".
             if !prefix.holds_any()? {
-                return Err(prefix.error(format!(
-                    "no object {key:?} and no objects under {key:?}/"
-                )));
+                return Err(
+                    prefix.error(format!("no object {key:?} and no objects under {key:?}/"))
+                );
             }
             return Ok((prefix, None));
         }
