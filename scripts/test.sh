@@ -33,6 +33,17 @@ if ! command -v weed >/dev/null 2>&1; then
   export PATH="$venv/bin:$PATH"
 fi
 
+# The S3 scenarios write their issue-9 objects with the real clients:
+# boto3 (in the same venv as weed) and rclone (Debian's package).
+venv=/opt/backproof-venv
+if [ -x "$venv/bin/pip" ] && ! "$venv/bin/python" -c 'import boto3' >/dev/null 2>&1; then
+  "$venv/bin/pip" install --quiet boto3
+fi
+if ! command -v rclone >/dev/null 2>&1; then
+  apt-get update
+  apt-get install -y rclone
+fi
+
 fresh=$(mktemp -d /tmp/backproof-corpus.XXXXXX)
 trap 'rm -rf "$fresh"' EXIT
 bash fixtures/make.sh "$fresh/corpus"

@@ -32,8 +32,10 @@ pub struct ParityFacts {
 }
 
 impl ParityFacts {
+    /// Every object copied faithfully, and there was something to copy: an
+    /// empty source proves no copy job works.
     pub fn complete(&self) -> bool {
-        self.problems == 0
+        self.problems == 0 && self.objects > 0
     }
 
     /// The line the summary finding (and a kept copy promise) carries.
@@ -51,6 +53,8 @@ impl ParityFacts {
 pub struct Parity {
     pub facts: ParityFacts,
     pub findings: Vec<Finding>,
+    /// Bytes read from both sides where no stored checksum settled a pair.
+    pub bytes_read: u64,
 }
 
 /// How two copies of one key compare.
@@ -101,27 +105,27 @@ fn sha256_of(store: &dyn Storage, a: &Artifact) -> io::Result<(String, u64)> {
     Ok((hashers.finish()[&Algorithm::Sha256].clone(), n))
 }
 
-/// Reads both sides when no stored checksum settles it.
-fn by_bytes(src: &dyn Storage, a: &Artifact, dst: &dyn Storage, b: &Artifact) -> Verdict {
+/// Reads both sides when no stored checksum settles it; with the bytes
+/// read (what an unreadable side gave is not known, so not counted).
+fn by_bytes(src: &dyn Storage, a: &Artifact, dst: &dyn Storage, b: &Artifact) -> (Verdict, u64) {
     let (x, y) = match (sha256_of(src, a), sha256_of(dst, b)) {
         (Ok(x), Ok(y)) => (x, y),
-        (Err(e), _) => {
-            return Verdict::Unread {
-                why: format!("source: {e}"),
-            };
+        (Err(e), other) => {
+            let n = other.map(|(_, n)| n).unwrap_or(0);
+            let why = format!("source: {e}");
+            return (Verdict::Unread { why }, n);
         }
-        (_, Err(e)) => {
-            return Verdict::Unread {
-                why: format!("copy: {e}"),
-            };
+        (Ok((_, n)), Err(e)) => {
+            let why = format!("copy: {e}");
+            return (Verdict::Unread { why }, n);
         }
     };
+    let read = x.1 + y.1;
     if x == y {
-        Verdict::Same { by: "sha256" }
+        (Verdict::Same { by: "sha256" }, read)
     } else {
-        Verdict::Differs {
-            why: format!("sha256 {} in the source, {} in the copy", x.0, y.0),
-        }
+        let why = format!("sha256 {} in the source, {} in the copy", x.0, y.0);
+        (Verdict::Differs { why }, read)
     }
 }
 
@@ -137,17 +141,20 @@ pub fn compare(
         src_location.display().to_string(),
         dst_location.display().to_string(),
     ];
-    let findings = match (
+    let (findings, bytes_read) = match (
         source::open_location(src_location, s3),
         source::open_location(dst_location, s3),
     ) {
         (Ok(src), Ok(dst)) => match compare_stores(src.as_ref(), dst.as_ref(), opts) {
-            Ok(p) => p.findings,
-            Err(e) => vec![e.finding()],
+            Ok(p) => (p.findings, p.bytes_read),
+            Err(e) => (vec![e.finding()], 0),
         },
-        (Err(e), _) | (_, Err(e)) => vec![e.finding()],
+        (Err(e), _) | (_, Err(e)) => (vec![e.finding()], 0),
     };
-    Report::new("compare", started, sources, Vec::new(), findings)
+    let mut report = Report::new("compare", started, sources, Vec::new(), findings);
+    // A comparison reads objects, not backups: its bytes count all the same.
+    report.summary.bytes_read = bytes_read;
+    report
 }
 
 /// How `dst` holds up as a copy of `src`.
@@ -216,7 +223,7 @@ pub fn compare_stores(
         .filter(|&i| verdicts[i].is_none())
         .collect();
     let next = AtomicUsize::new(0);
-    let read: Vec<(usize, Verdict)> = thread::scope(|s| {
+    let read: Vec<(usize, (Verdict, u64))> = thread::scope(|s| {
         let workers: Vec<_> = (0..opts.jobs.max(1).min(to_read.len().max(1)))
             .map(|_| {
                 s.spawn(|| {
@@ -234,8 +241,10 @@ pub fn compare_stores(
             .flat_map(|w| w.join().expect("compare worker panicked"))
             .collect()
     });
-    for (i, v) in read {
+    let mut bytes_read = 0;
+    for (i, (v, n)) in read {
         verdicts[i] = Some(v);
+        bytes_read += n;
     }
 
     let mut same = 0usize;
@@ -278,24 +287,30 @@ pub fn compare_stores(
         problems: findings.len(),
         copy_lag_seconds: max_lag,
     };
+    let (status, summary) = if facts.problems > 0 {
+        (Status::Fail, facts.summary())
+    } else if facts.objects == 0 {
+        (
+            Status::Warn,
+            "the source holds no objects: nothing was compared, so the copy proves nothing"
+                .to_string(),
+        )
+    } else {
+        (Status::Pass, facts.summary())
+    };
     findings.insert(
         0,
-        Finding::new(
-            dst.location(),
-            Check::Parity,
-            if facts.complete() {
-                Status::Pass
-            } else {
-                Status::Fail
-            },
-            facts.summary(),
-        )
-        .with("source", src.location())
-        .with("objects", facts.objects)
-        .with("identical", facts.identical)
-        .with("copy_lag_seconds", facts.copy_lag_seconds),
+        Finding::new(dst.location(), Check::Parity, status, summary)
+            .with("source", src.location())
+            .with("objects", facts.objects)
+            .with("identical", facts.identical)
+            .with("copy_lag_seconds", facts.copy_lag_seconds),
     );
-    Ok(Parity { facts, findings })
+    Ok(Parity {
+        facts,
+        findings,
+        bytes_read,
+    })
 }
 
 #[cfg(test)]

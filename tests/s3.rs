@@ -411,6 +411,7 @@ fn set_up() -> Fixture {
     let planted = plant_checksums(&s3);
     plant_copy(&s3);
     plant_sealed(&s3);
+    plant_trust(&s3, &server._dir.path().join("data"));
     let before = s3.fingerprint();
     Fixture {
         server: Mutex::new(Some(server)),
@@ -473,6 +474,30 @@ fn scenarios() -> Vec<Trial> {
             unreachable_and_refused_exit_2(&f.s3)
         }),
         scenario("restores_read_from_s3", |f| restores_read_from_s3(&f.s3)),
+        scenario("missing_s3_source_does_not_pass", |f| {
+            missing_s3_source_does_not_pass(&f.s3)
+        }),
+        scenario("corrupt_old_versions_fail_their_structure_check", |f| {
+            corrupt_old_versions_fail_their_structure_check(&f.s3)
+        }),
+        scenario("rclone_md5chksum_is_checked", |f| {
+            rclone_md5chksum_is_checked(&f.s3)
+        }),
+        scenario("unequal_multipart_parts_are_checked", |f| {
+            unequal_multipart_parts_are_checked(&f.s3)
+        }),
+        scenario("served_bit_flip_is_a_fail_not_a_read_error", |f| {
+            served_bit_flip_is_a_fail_not_a_read_error(&f.s3)
+        }),
+        scenario("delete_marker_without_history_warns", |f| {
+            delete_marker_without_history_warns(&f.s3)
+        }),
+        scenario("wrong_copy_etag_beside_matching_sha256_warns", |f| {
+            wrong_copy_etag_beside_matching_sha256_warns(&f.s3)
+        }),
+        scenario("bytes_read_counts_every_read", |f| {
+            bytes_read_counts_every_read(&f.s3)
+        }),
     ]
 }
 
@@ -939,13 +964,15 @@ fn bucket_facts_and_deleted_objects(s3: &S3) {
     );
     assert!(!f["evidence"]["version_id"].as_str().unwrap().is_empty());
 
+    // A delete marker with no version behind it: nothing was lost (issue 9
+    // item 13; this once failed).
     let f = finding(
         &report,
         "s3://content/deleted/never-existed.sql.gz",
         "recovery",
     );
-    assert_eq!(f["status"], "fail", "{f:#}");
-    assert_eq!(code, 1, "{}", describe(&report));
+    assert_eq!(f["status"], "warn", "{f:#}");
+    assert_eq!(code, 0, "{}", describe(&report));
 }
 
 /// Only the current version is read by default; --all-versions reads the
@@ -1232,9 +1259,11 @@ fn lms_storage_pack(s3: &S3) {
             })
             .collect::<BTreeMap<String, String>>()
     };
+    // Two empty prefixes once kept the copy promise (issue 9 item 3): the
+    // kept copy is a real one now.
     let kept = run(
-        "s3://content/deleted",
-        "s3://copy/none",
+        "s3://content/mirrored",
+        "s3://copy/mirrored",
         "s3://sealed/pg",
         "s3://vault/pg",
     );
@@ -1291,4 +1320,215 @@ fn config_sources_take_urls(s3: &S3) {
         .filter(|f| f["status"] == "fail" && f["check"] != "parity")
         .collect();
     assert!(non_parity_fails.is_empty(), "{non_parity_fails:#?}");
+}
+
+/// The issue-9 objects, written by boto3 and rclone themselves
+/// (tests/s3/plant_trust.py), in the versioned bucket `trust`; the script
+/// also flips one served byte in SeaweedFS's volume files under `data`.
+fn plant_trust(s3: &S3, data: &Path) {
+    let python = std::env::var("BACKPROOF_PYTHON")
+        .unwrap_or_else(|_| "/opt/backproof-venv/bin/python".to_string());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/s3/plant_trust.py");
+    let dump = corpus().join("clean/postgres/appdb-2026-11-20T0300.sql.gz");
+    let o = Command::new(&python)
+        .arg(&script)
+        .args([&s3.endpoint, KEY_ID, SECRET])
+        .arg(data)
+        .arg(dump)
+        .output()
+        .unwrap_or_else(|e| panic!("{python} runs (scripts/test.sh installs boto3): {e}"));
+    assert!(
+        o.status.success(),
+        "plant_trust.py: {}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// Issue 9 item 3: a named object that does not exist exits 2 like a
+/// missing local file; an empty prefix warns like an empty directory; two
+/// empty prefixes do not compare as a pass.
+fn missing_s3_source_does_not_pass(s3: &S3) {
+    let (code, report) = s3.verify_json(&["s3://backups/nonexistent.tar"]);
+    assert_eq!(code, 2, "{}", describe(&report));
+    assert_eq!(
+        findings(&report)[0]["status"],
+        "error",
+        "{}",
+        describe(&report)
+    );
+
+    let empty = tempfile::tempdir().unwrap();
+    let (local_code, _) = verify_json(&[empty.path()]);
+    let (code, report) = s3.verify_json(&["s3://backups/nosuchprefix/"]);
+    assert_eq!(code, local_code, "{}", describe(&report));
+    let f = finding(&report, "s3://backups/nosuchprefix/", "source");
+    assert_eq!(f["status"], "warn", "{f:#}");
+
+    let (code, report) = compare_json(s3, "s3://backups/nosuchprefix/", "s3://copy/nosuchprefix/");
+    let f = finding(&report, "s3://copy/nosuchprefix/", "parity");
+    assert_eq!(f["status"], "warn", "{f:#}");
+    assert_eq!(code, local_code, "{}", describe(&report));
+}
+
+/// Issue 9 item 4: a noncurrent version and a deleted object's only
+/// restorable version, both damaged gzip streams whose stored SHA-256 is
+/// that of the damaged bytes, fail: checksums alone do not vouch.
+fn corrupt_old_versions_fail_their_structure_check(s3: &S3) {
+    let (code, report) = s3.verify_json(&["--all-versions", "s3://trust/versions"]);
+    assert_eq!(code, 1, "{}", describe(&report));
+    let subject = "s3://trust/versions/db-2026-11-20.sql.gz";
+    let old = findings(&report)
+        .iter()
+        .find(|f| {
+            f["subject"] == subject && f["summary"].as_str().unwrap().starts_with("noncurrent")
+        })
+        .unwrap_or_else(|| panic!("no noncurrent finding:\n{}", describe(&report)));
+    assert_eq!(old["status"], "fail", "{old:#}");
+    assert!(
+        old["summary"].as_str().unwrap().contains("damaged"),
+        "{old:#}"
+    );
+
+    let (code, report) = s3.verify_json(&["s3://trust/gone"]);
+    assert_eq!(code, 1, "{}", describe(&report));
+    let f = finding(&report, "s3://trust/gone/db-2026-11-19.sql.gz", "recovery");
+    assert_eq!(f["status"], "fail", "{f:#}");
+    assert!(f["summary"].as_str().unwrap().contains("damaged"), "{f:#}");
+}
+
+/// Issue 9 item 5: rclone's x-amz-meta-md5chksum is checked: the real
+/// rclone's multipart upload passes with it; a copy whose md5chksum
+/// disagrees with its bytes fails.
+fn rclone_md5chksum_is_checked(s3: &S3) {
+    let md5chksum = |f: &Value, list: &str| {
+        f["evidence"][list]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|m| {
+                m["manifest"]
+                    .as_str()
+                    .unwrap()
+                    .contains("x-amz-meta-md5chksum")
+            })
+    };
+    let (code, report) = s3.verify_json(&["s3://trust/rclone"]);
+    assert_eq!(code, 0, "{}", describe(&report));
+    let f = finding(
+        &report,
+        "s3://trust/rclone/blob-2026-11-20.bin",
+        "integrity",
+    );
+    assert_eq!(f["status"], "pass", "{f:#}");
+    assert!(md5chksum(f, "matched"), "{f:#}");
+
+    let (code, report) = s3.verify_json(&["s3://trust/rclone-bad"]);
+    assert_eq!(code, 1, "{}", describe(&report));
+    let f = finding(
+        &report,
+        "s3://trust/rclone-bad/blob-2026-11-20.bin",
+        "integrity",
+    );
+    assert_eq!(f["status"], "fail", "{f:#}");
+    assert!(md5chksum(f, "mismatches"), "{f:#}");
+}
+
+/// Issue 9 item 7: parts of 6 MiB, 5 MiB + 12,345 B and 7 MiB: the ETag
+/// and the composite CRC32 are rebuilt from the true part sizes and match.
+fn unequal_multipart_parts_are_checked(s3: &S3) {
+    let (code, report) = s3.verify_json(&["s3://trust/unequal"]);
+    assert_eq!(code, 0, "{}", describe(&report));
+    let f = finding(
+        &report,
+        "s3://trust/unequal/blob-2026-11-20.bin",
+        "integrity",
+    );
+    assert_eq!(f["status"], "pass", "{f:#}");
+    let matched = f["evidence"]["matched"].as_array().unwrap();
+    for origin in [
+        "S3 multipart ETag (3 parts)",
+        "S3 x-amz-checksum-crc32 (composite of 3 parts)",
+    ] {
+        assert!(
+            matched
+                .iter()
+                .any(|m| m["manifest"].as_str().unwrap().starts_with(origin)),
+            "{origin} not checked: {f:#}"
+        );
+    }
+}
+
+/// Issue 9 item 8: a byte flipped on the store's disk and served: the
+/// stored CRC32 disagrees with the bytes, a fail with both values.
+fn served_bit_flip_is_a_fail_not_a_read_error(s3: &S3) {
+    let (code, report) = s3.verify_json(&["s3://trust/rot"]);
+    assert_eq!(code, 1, "{}", describe(&report));
+    let f = finding(&report, "s3://trust/rot/blob-2026-11-20.bin", "integrity");
+    assert_eq!(f["status"], "fail", "{f:#}");
+    let crc = f["evidence"]["mismatches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["algorithm"] == "crc32")
+        .unwrap_or_else(|| panic!("no crc32 mismatch: {f:#}"));
+    assert_ne!(crc["expected"], crc["actual"], "{crc:#}");
+    assert!(!crc["actual"].as_str().unwrap().is_empty(), "{crc:#}");
+}
+
+/// Issue 9 item 13: a delete marker on a key that never held a version
+/// is a warning, not a failed recovery.
+fn delete_marker_without_history_warns(s3: &S3) {
+    let (_, report) = s3.verify_json(&["s3://content/deleted"]);
+    let f = finding(
+        &report,
+        "s3://content/deleted/never-existed.sql.gz",
+        "recovery",
+    );
+    assert_eq!(f["status"], "warn", "{f:#}");
+}
+
+/// Issue 9 item 14: SeaweedFS's UploadPartCopy reports a wrong ETag, while
+/// the sha256 in the object's metadata matches its bytes: a warning about
+/// the store's metadata, not corruption.
+fn wrong_copy_etag_beside_matching_sha256_warns(s3: &S3) {
+    let (code, report) = s3.verify_json(&["s3://trust/copied"]);
+    let f = finding(
+        &report,
+        "s3://trust/copied/db-2026-11-20.sql.gz",
+        "integrity",
+    );
+    assert_eq!(f["status"], "warn", "{f:#}");
+    assert!(
+        f["summary"].as_str().unwrap().contains("metadata fault"),
+        "{f:#}"
+    );
+    assert!(code < 2, "{}", describe(&report));
+}
+
+/// Issue 9 item 15: bytes read for old versions, recovery points and
+/// comparisons are counted.
+fn bytes_read_counts_every_read(s3: &S3) {
+    let (_, report) = s3.verify_json(&["--all-versions", "s3://trust/versions"]);
+    let backups: u64 = report["backups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["bytes_read"].as_u64().unwrap())
+        .sum();
+    let total = report["summary"]["bytes_read"].as_u64().unwrap();
+    assert!(
+        total > backups,
+        "{total} vs {backups}: {}",
+        describe(&report)
+    );
+
+    // A local side has no ETag: every pair is read.
+    let local = corpus().join("clean/postgres");
+    let (_, report) = compare_json(s3, local.to_str().unwrap(), "s3://copy/postgres");
+    assert!(
+        report["summary"]["bytes_read"].as_u64().unwrap() > 0,
+        "{:#}",
+        report["summary"]
+    );
 }

@@ -145,6 +145,7 @@ fn run_config(
     let started = Utc::now();
     let mut backups = Vec::new();
     let mut findings = Vec::new();
+    let mut store_bytes = 0;
     let mut session = RestoreSession::new(RestoreOverrides::default());
     let mut observed: BTreeMap<String, SourceView> = BTreeMap::new();
     for s in &config.sources {
@@ -174,7 +175,10 @@ fn run_config(
                 crate::compare::compare_stores(target.source.as_ref(), dst.as_ref(), opts)
             });
             match &parity {
-                Ok(p) => findings.extend(p.findings.iter().cloned()),
+                Ok(p) => {
+                    store_bytes += p.bytes_read;
+                    findings.extend(p.findings.iter().cloned())
+                }
                 Err(e) => findings.push(e.finding()),
             }
             view.parity = Some(parity.map(|p| p.facts));
@@ -213,6 +217,7 @@ fn run_config(
                     restore_seen(started, &f.subject, f.status, &f.summary, &r.facts)
                 }));
                 view.bucket = v.store.bucket.clone();
+                store_bytes += v.store_bytes_read;
                 backups.extend(v.backups);
                 findings.extend(v.findings);
             }
@@ -232,5 +237,7 @@ fn run_config(
         .iter()
         .map(|s| s.path.display().to_string())
         .collect();
-    Report::new("run", started, sources, backups, findings)
+    let mut report = Report::new("run", started, sources, backups, findings);
+    report.summary.bytes_read += store_bytes;
+    report
 }

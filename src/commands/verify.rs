@@ -38,6 +38,7 @@ pub fn verify(req: &VerifyRequest) -> Result<Verified, CommandError> {
     let started = Utc::now();
     let mut backups = Vec::new();
     let mut findings = Vec::new();
+    let mut store_bytes = 0;
     let mut session = req.restore.as_ref().map(|o| RestoreSession::new(o.clone()));
     let spec = RestoreSpec::default();
     for path in &req.paths {
@@ -53,7 +54,8 @@ pub fn verify(req: &VerifyRequest) -> Result<Verified, CommandError> {
         {
             Ok(audited) => {
                 let v = audited.verified;
-                if v.backups.is_empty() && v.findings.is_empty() {
+                store_bytes += v.store_bytes_read;
+                if v.catalogued.is_empty() {
                     findings.push(
                         Finding::new(
                             path.display().to_string(),
@@ -74,7 +76,8 @@ pub fn verify(req: &VerifyRequest) -> Result<Verified, CommandError> {
         s.finish();
     }
     let sources = req.paths.iter().map(|p| p.display().to_string()).collect();
-    let report = Report::new("verify", started, sources, backups, findings);
+    let mut report = Report::new("verify", started, sources, backups, findings);
+    report.summary.bytes_read += store_bytes;
     let recorded = match &req.history {
         Some(h) => super::record(&report, h),
         None => Ok(()),

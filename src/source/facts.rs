@@ -1,14 +1,11 @@
 //! What stores say about themselves, as data: bucket settings, deleted
-//! objects and old versions with how reading them back went. Each value
+//! objects and old versions. Each value
 //! that could not be read says so, and why; no finding or advice here (the
 //! verifier, `verify::store`, judges these facts).
-
-use std::io;
 
 use chrono::{DateTime, Utc};
 
 use super::Artifact;
-use crate::expectation::Expectation;
 
 /// Everything a whole-source audit learns about the store itself.
 #[derive(Debug, Default)]
@@ -115,14 +112,16 @@ pub struct Unread {
     pub reason: String,
 }
 
-/// The version history under a source's prefix.
+/// The version history under a source's prefix, as listed: which versions
+/// exist. Reading them back is the verifier's job (through the same checks
+/// as current objects).
 #[derive(Debug, Default)]
 pub struct VersionFacts {
     /// Keys whose latest version is a delete marker, in listing order.
     pub deleted: Vec<DeletedObject>,
-    /// Noncurrent versions read back (with --all-versions), in listing
-    /// order; a deleted object's last version is read once, above.
-    pub noncurrent: Vec<ReadBack>,
+    /// Noncurrent versions (with --all-versions), in listing order,
+    /// without a deleted object's last version (that one is `previous`).
+    pub noncurrent: Vec<Artifact>,
 }
 
 /// A key deleted by a delete marker.
@@ -131,31 +130,7 @@ pub struct DeletedObject {
     /// Relative to the source's prefix.
     pub key: String,
     pub deleted_at: DateTime<Utc>,
-    /// The newest version older than the marker, read back; `None` when
-    /// there is none.
-    pub previous: Option<ReadBack>,
-}
-
-/// One object version read to its end through the checksums the store
-/// records for it.
-#[derive(Debug)]
-pub struct ReadBack {
-    /// Key, size, modification time and version id.
-    pub version: Artifact,
-    pub outcome: Result<VersionRead, ReadBackError>,
-}
-
-#[derive(Debug)]
-pub struct VersionRead {
-    pub bytes: u64,
-    /// Each stored checksum with the value the bytes gave.
-    pub checks: Vec<(Expectation, String)>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ReadBackError {
-    #[error("cannot be read")]
-    Open(#[source] io::Error),
-    #[error("reading failed")]
-    Read(#[source] io::Error),
+    /// The newest version older than the marker; `None` when the listing
+    /// shows none.
+    pub previous: Option<Artifact>,
 }

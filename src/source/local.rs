@@ -185,6 +185,7 @@ impl Storage for LocalSource {
             promises: Vec::new(),
             version_id: None,
             encryption: None,
+            unchecked: Vec::new(),
         })
     }
 

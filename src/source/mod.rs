@@ -109,6 +109,16 @@ pub struct Opened<'a> {
     /// Server-side encryption the store reports for these bytes ("AES256",
     /// "aws:kms", "none"); `None` where the store has no such notion.
     pub encryption: Option<String>,
+    /// Store checksums that cannot be checked (a multipart ETag whose part
+    /// layout the store will not give), with why: never silently skipped.
+    pub unchecked: Vec<Unchecked>,
+}
+
+/// A checksum the store records that could not be rebuilt from the bytes.
+#[derive(Clone, Debug, Serialize)]
+pub struct Unchecked {
+    pub expectation: Expectation,
+    pub reason: String,
 }
 
 /// A place backups are stored. Read-only by contract: no implementation

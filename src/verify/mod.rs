@@ -20,7 +20,7 @@ use crate::expectation::Expectation;
 use crate::finding::{Check, Finding, Status};
 use crate::inspect::{self, Format, Inspection, Kind, Subject};
 use crate::progress::Progress;
-use crate::source::{Artifact, Storage, StoreFacts};
+use crate::source::{Artifact, Storage, StoreFacts, Unchecked};
 
 /// How far the prefetcher runs ahead of the workers, in files and bytes.
 const PREFETCH_FILES: usize = 128;
@@ -82,15 +82,102 @@ pub struct Verified {
     /// What the store said about itself, for the promises about stores;
     /// empty until [`Verified::check_store`].
     pub store: StoreFacts,
+    /// Bytes read for the store's own checks (old versions, recovery
+    /// points), on top of the backups' `bytes_read`: reports add both.
+    pub store_bytes_read: u64,
 }
+
+/// Old versions read back at once.
+const VERSIONS_IN_FLIGHT: usize = 4;
 
 impl Verified {
     /// Asks the store about itself (bucket settings, deleted objects, old
-    /// versions), adds the findings, and keeps the facts.
+    /// versions), reads back every version it names through the same
+    /// checks as a current object, adds the findings, and keeps the facts.
     pub fn check_store(&mut self, source: &dyn Storage) {
         let facts = source.store_facts();
-        self.findings.extend(store::findings(source, &facts));
+        let mut versions: Vec<&Artifact> = Vec::new();
+        if let Some(Ok(v)) = &facts.versions {
+            versions.extend(v.deleted.iter().filter_map(|d| d.previous.as_ref()));
+            versions.extend(&v.noncurrent);
+        }
+        let reads = read_versions(source, &versions);
+        self.store_bytes_read += reads
+            .iter()
+            .filter_map(|r| r.outcome.as_ref().ok())
+            .map(|r| r.bytes)
+            .sum::<u64>();
+        self.findings
+            .extend(store::findings(source, &facts, &reads));
         self.store = facts;
+    }
+}
+
+/// Each version read back, a few at a time, in order.
+fn read_versions(source: &dyn Storage, versions: &[&Artifact]) -> Vec<store::ReadBack> {
+    let next = AtomicUsize::new(0);
+    let mut found: Vec<(usize, store::ReadBack)> = thread::scope(|s| {
+        let workers: Vec<_> = (0..VERSIONS_IN_FLIGHT.min(versions.len()))
+            .map(|_| {
+                s.spawn(|| {
+                    let mut out = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::SeqCst);
+                        let Some(a) = versions.get(i) else { break };
+                        out.push((i, read_version(source, a)));
+                    }
+                    out
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("version reader panicked"))
+            .collect()
+    });
+    found.sort_by_key(|(i, _)| *i);
+    found.into_iter().map(|(_, r)| r).collect()
+}
+
+/// One version through [`read_member`]: the store's checksums and the
+/// structure inspection, exactly as a current object.
+fn read_version(source: &dyn Storage, a: &Artifact) -> store::ReadBack {
+    let pass = read_member(source, a, BTreeSet::new(), &Progress::hidden());
+    let outcome = match pass.storage_error {
+        Some(reason) => Err(store::ReadFailure { reason }),
+        None => {
+            let i = &pass.inspection;
+            let structure = match (&i.result, &i.warning) {
+                (Err(d), _) => store::Structure::Damaged {
+                    kind: i.kind,
+                    damage: d.to_string(),
+                },
+                (Ok(()), Some(w)) => store::Structure::Unrecognised {
+                    kind: i.kind,
+                    why: w.clone(),
+                },
+                (Ok(()), None) => store::Structure::Sound(i.kind),
+            };
+            let mut checks: Vec<(Expectation, String)> = pass
+                .promises
+                .into_iter()
+                .map(|e| {
+                    let actual = pass.digests.get(&e.algorithm).cloned().unwrap_or_default();
+                    (e, actual)
+                })
+                .collect();
+            checks.extend(pass.settled);
+            Ok(store::VersionRead {
+                bytes: pass.bytes,
+                checks,
+                unchecked: pass.unchecked,
+                structure,
+            })
+        }
+    };
+    store::ReadBack {
+        version: a.clone(),
+        outcome,
     }
 }
 
@@ -160,6 +247,7 @@ pub fn verify_catalog(
         backups: records,
         findings,
         store: StoreFacts::default(),
+        store_bytes_read: 0,
     }
 }
 
@@ -242,6 +330,8 @@ struct MemberPass {
     promises: Vec<Expectation>,
     /// Store checks worked out while reading, with the value the bytes gave.
     settled: Vec<(Expectation, String)>,
+    /// Store checksums that could not be checked, with why.
+    unchecked: Vec<Unchecked>,
     /// The object version read, on versioned stores.
     version_id: Option<String>,
     /// Encryption at rest, where the store reports it.
@@ -265,6 +355,7 @@ fn read_member(
                 storage_error: Some(e.to_string()),
                 promises: Vec::new(),
                 settled: Vec::new(),
+                unchecked: Vec::new(),
                 version_id: None,
                 encryption: None,
             };
@@ -310,6 +401,7 @@ fn read_member(
         bytes,
         storage_error,
         promises: opened.promises,
+        unchecked: opened.unchecked,
         version_id: opened.version_id,
         encryption: opened.encryption,
         settled: reader.finish(),
@@ -490,6 +582,11 @@ fn integrity_finding(subj: &str, b: &Backup, passes: &[(String, MemberPass)]) ->
     let mut mismatches = Vec::new();
     let mut matched = Vec::new();
     let mut uncovered = Vec::new();
+    let mut unchecked = Vec::new();
+    // A wrong ETag beside a matching stronger checksum of the same bytes is
+    // the store misreporting (SeaweedFS's UploadPartCopy), not corruption.
+    let mut only_etags_differ = true;
+    let mut stronger_matched = false;
     for (key, p) in passes {
         let expected: Vec<(&Expectation, String)> = b
             .expected
@@ -500,10 +597,20 @@ fn integrity_finding(subj: &str, b: &Backup, passes: &[(String, MemberPass)]) ->
             .map(|e| (e, p.digests.get(&e.algorithm).cloned().unwrap_or_default()))
             .chain(p.settled.iter().map(|(e, actual)| (e, actual.clone())))
             .collect();
-        if expected.is_empty() {
+        unchecked.extend(p.unchecked.iter().map(|u| {
+            json!({
+                "file": key,
+                "algorithm": u.expectation.algorithm,
+                "expected": u.expectation.digest,
+                "manifest": u.expectation.manifest,
+                "reason": u.reason,
+            })
+        }));
+        if expected.is_empty() && p.unchecked.is_empty() {
             uncovered.push(key.clone());
         }
         for (e, actual) in expected {
+            let etag = is_store_etag(e);
             let mut entry = json!({
                 "file": key,
                 "algorithm": e.algorithm,
@@ -516,8 +623,10 @@ fn integrity_finding(subj: &str, b: &Backup, passes: &[(String, MemberPass)]) ->
                 entry["version_id"] = json!(v);
             }
             if actual == e.digest {
+                stronger_matched |= e.algorithm != Algorithm::Md5;
                 matched.push(entry);
             } else {
+                only_etags_differ &= etag;
                 mismatches.push(entry);
             }
         }
@@ -532,6 +641,27 @@ fn integrity_finding(subj: &str, b: &Backup, passes: &[(String, MemberPass)]) ->
     } else {
         Map::new()
     };
+    if !mismatches.is_empty() && only_etags_differ && stronger_matched {
+        let first = &mismatches[0];
+        return Finding::new(
+            subj,
+            Check::Integrity,
+            Status::Warn,
+            format!(
+                "the store's {} disagrees with the bytes, but {} stronger checksum(s) of the same bytes match: a store metadata fault, not corruption",
+                first["manifest"].as_str().unwrap_or("ETag"),
+                matched
+                    .iter()
+                    .filter(|m| m["algorithm"] != json!(Algorithm::Md5))
+                    .count()
+            ),
+        )
+        .with("etag_mismatches", mismatches)
+        .with("matched", matched)
+        .with("unchecked", unchecked)
+        .with_evidence(digests)
+        .remedy("The bytes are intact; the store reports a wrong ETag for them (a known fault of some stores' server-side copies). Tools that trust the ETag will think the copy corrupt: re-copy it with a plain upload if that matters.");
+    }
     if !mismatches.is_empty() {
         let first = &mismatches[0];
         return Finding::new(
@@ -575,12 +705,33 @@ fn integrity_finding(subj: &str, b: &Backup, passes: &[(String, MemberPass)]) ->
             .with_evidence(digests)
             .remedy("Write a SHA256SUMS (or .sha256 sidecar) when the backup is made, so later corruption can be proven.");
     }
-    Finding::new(
+    if !unchecked.is_empty() && matched.is_empty() {
+        return Finding::new(
+            subj,
+            Check::Integrity,
+            Status::Warn,
+            format!(
+                "{} store checksum(s) could not be checked, and nothing else vouches for the bytes: {}",
+                unchecked.len(),
+                unchecked[0]["reason"].as_str().unwrap_or("?")
+            ),
+        )
+        .with("unchecked", unchecked)
+        .with("matched", matched)
+        .with_evidence(digests)
+        .remedy("Let backproof read the part layout (s3:GetObjectAttributes, or HEAD ?partNumber), or write a SHA256SUMS when the backup is made.");
+    }
+    let not_checked = if unchecked.is_empty() {
+        String::new()
+    } else {
+        format!("; {} store checksum(s) not checked", unchecked.len())
+    };
+    let f = Finding::new(
         subj,
         Check::Integrity,
         Status::Pass,
         format!(
-            "{} digest(s) match their {}",
+            "{} digest(s) match their {}{not_checked}",
             matched.len(),
             if passes
                 .iter()
@@ -593,5 +744,15 @@ fn integrity_finding(subj: &str, b: &Backup, passes: &[(String, MemberPass)]) ->
         ),
     )
     .with("matched", matched)
-    .with_evidence(digests)
+    .with_evidence(digests);
+    if unchecked.is_empty() {
+        f
+    } else {
+        f.with("unchecked", unchecked)
+    }
+}
+
+/// The store's ETag (single or multipart): an MD5 some stores get wrong.
+fn is_store_etag(e: &Expectation) -> bool {
+    e.algorithm == Algorithm::Md5 && e.manifest.starts_with("S3 ") && e.manifest.contains("ETag")
 }

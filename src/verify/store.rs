@@ -4,15 +4,64 @@
 //! that turns [`StoreFacts`] into findings and advice; the promises about
 //! stores reuse its wording.
 
+use crate::expectation::Expectation;
 use crate::finding::{Check, Finding, Status};
-use crate::source::Storage;
+use crate::inspect::Kind;
 use crate::source::facts::{
-    BucketFacts, BucketSettings, DeletedObject, NoncurrentExpiry, ObjectLock, ReadBack,
-    ReadBackError, StoreFacts, Unread, VersionRead, Versioning,
+    BucketFacts, BucketSettings, DeletedObject, NoncurrentExpiry, ObjectLock, StoreFacts, Unread,
+    Versioning,
 };
+use crate::source::{Artifact, Storage, Unchecked};
 
-/// Every finding the facts call for, in the order the store gave them.
-pub fn findings(source: &dyn Storage, facts: &StoreFacts) -> Vec<Finding> {
+/// One object version read to its end through the same checks as a
+/// current object: the store's checksums and the structure inspection.
+#[derive(Debug)]
+pub struct ReadBack {
+    /// Key, size, modification time and version id.
+    pub version: Artifact,
+    pub outcome: Result<VersionRead, ReadFailure>,
+}
+
+#[derive(Debug)]
+pub struct VersionRead {
+    pub bytes: u64,
+    /// Each stored checksum with the value the bytes gave.
+    pub checks: Vec<(Expectation, String)>,
+    /// Stored checksums that could not be rebuilt, with why.
+    pub unchecked: Vec<Unchecked>,
+    pub structure: Structure,
+}
+
+/// What the structure inspection made of a version's bytes.
+#[derive(Debug)]
+pub enum Structure {
+    Sound(Kind),
+    /// Not a format backproof knows: only checksums vouch for it.
+    Unrecognised {
+        kind: Kind,
+        why: String,
+    },
+    Damaged {
+        kind: Kind,
+        damage: String,
+    },
+}
+
+/// A version that could not be read to its end.
+#[derive(Debug, thiserror::Error)]
+#[error("{reason}")]
+pub struct ReadFailure {
+    pub reason: String,
+}
+
+/// Every finding the facts call for, in the order the store gave them;
+/// `reads` holds each version the facts name, read back.
+pub fn findings(source: &dyn Storage, facts: &StoreFacts, reads: &[ReadBack]) -> Vec<Finding> {
+    let read = |a: &Artifact| {
+        reads
+            .iter()
+            .find(|r| r.version.key == a.key && r.version.version_id == a.version_id)
+    };
     let mut out = Vec::new();
     if let Some(bucket) = &facts.bucket {
         out.push(retention(bucket));
@@ -29,8 +78,17 @@ pub fn findings(source: &dyn Storage, facts: &StoreFacts) -> Vec<Finding> {
             .remedy("Grant s3:ListBucketVersions to backproof's credentials."),
         ),
         Some(Ok(v)) => {
-            out.extend(v.deleted.iter().map(|d| recovery(source, d)));
-            out.extend(v.noncurrent.iter().map(|r| noncurrent(source, r)));
+            out.extend(
+                v.deleted
+                    .iter()
+                    .map(|d| recovery(source, d, d.previous.as_ref().and_then(read))),
+            );
+            out.extend(
+                v.noncurrent
+                    .iter()
+                    .filter_map(read)
+                    .map(|r| noncurrent(source, r)),
+            );
         }
     }
     out
@@ -154,13 +212,6 @@ fn retention(bucket: &BucketFacts) -> Finding {
     f
 }
 
-fn read_failure(e: &ReadBackError) -> String {
-    match e {
-        ReadBackError::Open(io) => format!("cannot be read: {io}"),
-        ReadBackError::Read(io) => format!("reading failed: {io}"),
-    }
-}
-
 /// The stored checksums a read-back was checked against, and those it
 /// failed ("ORIGIN: expected X got Y").
 fn judged(r: &VersionRead) -> (Vec<String>, Vec<String>) {
@@ -174,21 +225,101 @@ fn judged(r: &VersionRead) -> (Vec<String>, Vec<String>) {
     (names, bad)
 }
 
-/// A deleted object: the newest earlier version must exist and read back
-/// with the checksums S3 records for it.
-fn recovery(source: &dyn Storage, d: &DeletedObject) -> Finding {
+/// How one version read back fares: the status, what to say after "version
+/// X ", and the evidence lists. Checksums first (a mismatch is corruption),
+/// then the structure (a damaged stream is corruption too, whatever the
+/// checksums stored for the damaged bytes say), then what could not be
+/// checked.
+struct Judgement {
+    status: Status,
+    says: String,
+    checks: Vec<String>,
+    mismatches: Vec<String>,
+    unchecked: Vec<String>,
+    kind: Kind,
+}
+
+fn judge(r: &VersionRead) -> Judgement {
+    let (checks, mismatches) = judged(r);
+    let unchecked: Vec<String> = r
+        .unchecked
+        .iter()
+        .map(|u| format!("{}: {}", u.expectation.manifest, u.reason))
+        .collect();
+    let kind = match &r.structure {
+        Structure::Sound(k)
+        | Structure::Unrecognised { kind: k, .. }
+        | Structure::Damaged { kind: k, .. } => *k,
+    };
+    let (status, says) = if !mismatches.is_empty() {
+        (
+            Status::Fail,
+            format!("does not match its checksum: {}", mismatches.join("; ")),
+        )
+    } else if let Structure::Damaged { kind, damage } = &r.structure {
+        (
+            Status::Fail,
+            format!(
+                "is damaged ({kind}: {damage}) although it matches {} stored checksum(s): they were recorded for the damaged bytes",
+                checks.len()
+            ),
+        )
+    } else if checks.is_empty() {
+        let why = if unchecked.is_empty() {
+            "S3 records no checksum to check it against".to_string()
+        } else {
+            format!(
+                "its checksums could not be checked ({})",
+                unchecked.join("; ")
+            )
+        };
+        (Status::Warn, format!("reads back, but {why}"))
+    } else {
+        let structure = match &r.structure {
+            Structure::Sound(kind) => format!("; {kind} complete"),
+            Structure::Unrecognised { why, .. } => format!("; structure not checked: {why}"),
+            Structure::Damaged { .. } => unreachable!("judged above"),
+        };
+        let also = if unchecked.is_empty() {
+            String::new()
+        } else {
+            format!("; not checked: {}", unchecked.join("; "))
+        };
+        (
+            Status::Pass,
+            format!(
+                "reads back and matches {} stored checksum(s){structure}{also}",
+                checks.len()
+            ),
+        )
+    };
+    Judgement {
+        status,
+        says,
+        checks,
+        mismatches,
+        unchecked,
+        kind,
+    }
+}
+
+/// A deleted object: the newest earlier version must exist, read back with
+/// the checksums S3 records for it, and pass the structure inspection.
+/// A delete marker on a key the listing shows no version of is a delete
+/// of something that (as far as the store shows) never existed, or whose
+/// versions expired as the lifecycle allows: nothing to recover, a warning.
+fn recovery(source: &dyn Storage, d: &DeletedObject, rb: Option<&ReadBack>) -> Finding {
     let subject = source.subject(&d.key);
-    let Some(rb) = &d.previous else {
+    let Some(a) = &d.previous else {
         return Finding::new(
             subject,
             Check::Recovery,
-            Status::Fail,
-            "deleted, and no earlier version exists: it cannot be restored",
+            Status::Warn,
+            "delete marker, and no earlier version is listed: nothing to restore (a delete of a key that never held an object, or one whose versions expired)",
         )
         .with("deleted_at", d.deleted_at.to_rfc3339())
-        .remedy("Restore it from another copy; keep versioning enabled and noncurrent versions long enough.");
+        .remedy("If an object of this name should exist, restore it from another copy and keep noncurrent versions long enough; otherwise nothing is lost.");
     };
-    let a = &rb.version;
     let version = a.version_id.clone().unwrap_or_default();
     let base = |status, summary: String| {
         Finding::new(&subject, Check::Recovery, status, summary)
@@ -196,59 +327,48 @@ fn recovery(source: &dyn Storage, d: &DeletedObject) -> Finding {
             .with("version_id", version.clone())
             .with("size", a.size)
     };
-    let r = match &rb.outcome {
-        Ok(r) => r,
-        Err(e) => {
+    let r = match rb.map(|rb| &rb.outcome) {
+        Some(Ok(r)) => r,
+        Some(Err(e)) => {
             return base(
                 Status::Error,
-                format!("deleted; previous version {version} {}", read_failure(e)),
+                format!("deleted; previous version {version} cannot be read: {e}"),
+            );
+        }
+        None => {
+            return base(
+                Status::Error,
+                format!("deleted; previous version {version} was not read"),
             );
         }
     };
-    let (names, bad) = judged(r);
-    if r.bytes != a.size {
-        base(
-            Status::Fail,
-            format!(
-                "deleted; previous version {version} read {} of {} bytes",
-                r.bytes, a.size
-            ),
-        )
-        .remedy(
+    let j = judge(r);
+    let mut f = base(
+        j.status,
+        format!("deleted; previous version {version} {}", j.says),
+    )
+    .with("bytes_read", r.bytes)
+    .with("kind", j.kind.to_string())
+    .with("checks", j.checks);
+    if !j.mismatches.is_empty() {
+        f = f.with("mismatches", j.mismatches);
+    }
+    if !j.unchecked.is_empty() {
+        f = f.with("unchecked", j.unchecked);
+    }
+    match j.status {
+        Status::Fail => f.remedy(
             "The version that should restore this object is damaged: restore from another copy.",
-        )
-    } else if !bad.is_empty() {
-        base(
-            Status::Fail,
-            format!(
-                "deleted; previous version {version} does not match its checksum: {}",
-                bad.join("; ")
-            ),
-        )
-        .with("mismatches", bad)
-        .remedy(
-            "The version that should restore this object is damaged: restore from another copy.",
-        )
-    } else if names.is_empty() {
-        base(
-            Status::Warn,
-            format!("deleted; previous version {version} reads back, but S3 records no checksum to check it against"),
-        )
-        .remedy("Upload with a checksum (x-amz-checksum-*) so the copy can be proven intact.")
-    } else {
-        base(
-            Status::Pass,
-            format!(
-                "deleted; previous version {version} reads back and matches {} stored checksum(s)",
-                names.len()
-            ),
-        )
-        .with("checks", names)
+        ),
+        Status::Warn => {
+            f.remedy("Upload with a checksum (x-amz-checksum-*) so the copy can be proven intact.")
+        }
+        _ => f,
     }
 }
 
-/// A noncurrent version read back and checked against the checksums S3
-/// stored for it.
+/// A noncurrent version read back through the checksums S3 stored for it
+/// and the structure inspection.
 fn noncurrent(source: &dyn Storage, rb: &ReadBack) -> Finding {
     let a = &rb.version;
     let version = a.version_id.clone().unwrap_or_default();
@@ -261,45 +381,29 @@ fn noncurrent(source: &dyn Storage, rb: &ReadBack) -> Finding {
     let r = match &rb.outcome {
         Ok(r) => r,
         Err(e) => {
-            return base(Status::Error, format!("noncurrent version {version}: {}", read_failure(e)))
+            return base(Status::Error, format!("noncurrent version {version} cannot be read: {e}"))
                 .remedy("Check permissions (s3:GetObjectVersion) and the storage; this version is unproven.");
         }
     };
-    let (names, bad) = judged(r);
-    if r.bytes != a.size {
-        base(
-            Status::Fail,
-            format!(
-                "noncurrent version {version} read {} of {} bytes",
-                r.bytes, a.size
-            ),
-        )
-        .remedy("This old version is damaged: it will not restore the object as it was.")
-    } else if !bad.is_empty() {
-        base(
-            Status::Fail,
-            format!(
-                "noncurrent version {version} does not match its checksum: {}",
-                bad.join("; ")
-            ),
-        )
-        .with("mismatches", bad)
-        .remedy("This old version is damaged: it will not restore the object as it was.")
-    } else if names.is_empty() {
-        base(
-            Status::Warn,
-            format!("noncurrent version {version} reads back, but S3 records no checksum to check it against"),
-        )
-        .remedy("Upload with a checksum (x-amz-checksum-*) so every version can be proven intact.")
-    } else {
-        base(
-            Status::Pass,
-            format!(
-                "noncurrent version {version} matches {} stored checksum(s)",
-                names.len()
-            ),
-        )
-        .with("checks", names)
+    let j = judge(r);
+    let mut f = base(j.status, format!("noncurrent version {version} {}", j.says))
+        .with("bytes_read", r.bytes)
+        .with("kind", j.kind.to_string())
+        .with("checks", j.checks);
+    if !j.mismatches.is_empty() {
+        f = f.with("mismatches", j.mismatches);
+    }
+    if !j.unchecked.is_empty() {
+        f = f.with("unchecked", j.unchecked);
+    }
+    match j.status {
+        Status::Fail => {
+            f.remedy("This old version is damaged: it will not restore the object as it was.")
+        }
+        Status::Warn => f.remedy(
+            "Upload with a checksum (x-amz-checksum-*) so every version can be proven intact.",
+        ),
+        _ => f,
     }
 }
 

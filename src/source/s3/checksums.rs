@@ -7,7 +7,7 @@ use base64::Engine;
 use bytes::Bytes;
 
 use super::S3Source;
-use super::client::{runtime, unquote};
+use super::client::{RequestError, runtime, unquote};
 use crate::digest::{Algorithm, Hashers};
 use crate::expectation::Expectation;
 
@@ -26,8 +26,8 @@ pub(super) struct ObjectFacts {
     metadata: Vec<(String, String)>,
 }
 
-/// GET and HEAD replies carry the same facts under the same accessor
-/// names but are distinct types.
+/// The facts a HEAD reply carries (a macro, as GET replies carry the same
+/// under the same accessor names).
 macro_rules! object_facts {
     ($o:expr) => {{
         let o = $o;
@@ -61,10 +61,6 @@ macro_rules! object_facts {
 }
 
 impl ObjectFacts {
-    pub fn of_get(o: &aws_sdk_s3::operation::get_object::GetObjectOutput) -> Self {
-        object_facts!(o)
-    }
-
     pub fn of_head(o: &aws_sdk_s3::operation::head_object::HeadObjectOutput) -> Self {
         object_facts!(o)
     }
@@ -155,6 +151,20 @@ pub(super) fn promises_of(reply: &ObjectFacts) -> (Vec<Expectation>, Vec<PartPro
     }
     // Checksums recorded as user metadata at upload (x-amz-meta-sha256).
     for (name, value) in &reply.metadata {
+        // rclone's base64 MD5 of the whole object: the only whole-object
+        // MD5 of its multipart uploads.
+        if name == "md5chksum" {
+            if let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(value.trim())
+                && raw.len() == 16
+            {
+                push(
+                    Algorithm::Md5,
+                    hex::encode(raw),
+                    format!("S3 metadata x-amz-meta-{name}"),
+                );
+            }
+            continue;
+        }
         let Ok(algorithm) = name.parse::<Algorithm>() else {
             continue;
         };
@@ -166,42 +176,156 @@ pub(super) fn promises_of(reply: &ObjectFacts) -> (Vec<Expectation>, Vec<PartPro
     (out, parted)
 }
 
-/// How a multipart object was cut: every part `part_size` bytes but the
-/// last, as every uploader (SDKs, aws cli, rclone) does.
-#[derive(Clone, Copy, Debug)]
+/// How a multipart object was cut: the true size of every part, in order.
+/// Uploaders may cut parts of any size (boto3 callers, copies), so no part
+/// is assumed as large as the first.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct PartLayout {
-    pub part_size: u64,
-    pub parts: u64,
+    pub sizes: Vec<u64>,
+}
+
+/// Why the part layout of a multipart object could not be learnt: its part
+/// promises then stay unchecked, and say so.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum LayoutError {
+    #[error(
+        "the store gives neither GetObjectAttributes parts ({attributes}) nor part sizes by HEAD ?partNumber ({head})"
+    )]
+    Unavailable {
+        attributes: PartSizeError,
+        #[source]
+        head: PartSizeError,
+    },
+    #[error("the store's part checksums disagree on the part count")]
+    PartCounts,
+    #[error(
+        "the store reports {got} part(s) of {bytes} bytes in all, but the object has {size} bytes in {parts} part(s)"
+    )]
+    Inconsistent {
+        got: usize,
+        bytes: u64,
+        size: u64,
+        parts: u64,
+    },
+}
+
+/// One way of asking for part sizes that did not work.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum PartSizeError {
+    #[error("{0}")]
+    Request(#[from] RequestError),
+    #[error("no ObjectParts in the reply")]
+    NoParts,
+    #[error("part {part}: {source}")]
+    Part {
+        part: u64,
+        #[source]
+        source: RequestError,
+    },
+    #[error("part {0}: no Content-Length")]
+    NoLength(u64),
 }
 
 impl S3Source {
-    /// The part layout of a multipart object: HEAD of part 1 gives its size
-    /// and the part count. `None` when the store will not say, or the
-    /// layout is not uniform (then the part promises go unchecked).
+    /// The part layout of a multipart object of `parts` parts:
+    /// GetObjectAttributes (ObjectParts) where the store has it, else one
+    /// HEAD ?partNumber=N per part. Checked against the object's size.
     pub(super) fn part_layout(
         &self,
         key: &str,
         version: Option<String>,
         size: u64,
-    ) -> Option<PartLayout> {
-        let head = runtime()
-            .block_on(
-                self.client
-                    .head_object()
-                    .bucket(&self.bucket)
-                    .key(key)
-                    .set_version_id(version)
-                    .part_number(1)
-                    .send(),
-            )
-            .ok()?;
-        let part_size = head.content_length()?.max(0) as u64;
-        let parts = head.parts_count()?.max(0) as u64;
-        let fits = part_size > 0
-            && parts > 0
-            && part_size * (parts - 1) < size
-            && size <= part_size * parts;
-        fits.then_some(PartLayout { part_size, parts })
+        parts: u64,
+    ) -> Result<PartLayout, LayoutError> {
+        let sizes = match self.part_sizes_by_attributes(key, version.clone()) {
+            Ok(s) => s,
+            Err(attributes) => self
+                .part_sizes_by_head(key, version, parts)
+                .map_err(|head| LayoutError::Unavailable { attributes, head })?,
+        };
+        let bytes: u64 = sizes.iter().sum();
+        if sizes.len() as u64 != parts || bytes != size || sizes.contains(&0) {
+            return Err(LayoutError::Inconsistent {
+                got: sizes.len(),
+                bytes,
+                size,
+                parts,
+            });
+        }
+        Ok(PartLayout { sizes })
+    }
+
+    fn part_sizes_by_attributes(
+        &self,
+        key: &str,
+        version: Option<String>,
+    ) -> Result<Vec<u64>, PartSizeError> {
+        use aws_sdk_s3::types::ObjectAttributes;
+        let mut sizes = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let reply = runtime()
+                .block_on(
+                    self.client
+                        .get_object_attributes()
+                        .bucket(&self.bucket)
+                        .key(key)
+                        .set_version_id(version.clone())
+                        .object_attributes(ObjectAttributes::ObjectParts)
+                        .set_part_number_marker(marker.clone())
+                        .send(),
+                )
+                .map_err(RequestError::new)?;
+            let Some(parts) = reply.object_parts() else {
+                return Err(PartSizeError::NoParts);
+            };
+            let mut page: Vec<(i32, u64)> = parts
+                .parts()
+                .iter()
+                .map(|p| {
+                    (
+                        p.part_number().unwrap_or(0),
+                        p.size().unwrap_or(0).max(0) as u64,
+                    )
+                })
+                .collect();
+            page.sort_by_key(|(n, _)| *n);
+            sizes.extend(page.into_iter().map(|(_, s)| s));
+            match (parts.is_truncated(), parts.next_part_number_marker()) {
+                (Some(true), Some(m)) => marker = Some(m.to_string()),
+                _ => break,
+            }
+        }
+        Ok(sizes)
+    }
+
+    fn part_sizes_by_head(
+        &self,
+        key: &str,
+        version: Option<String>,
+        parts: u64,
+    ) -> Result<Vec<u64>, PartSizeError> {
+        (1..=parts)
+            .map(|n| {
+                let head = runtime()
+                    .block_on(
+                        self.client
+                            .head_object()
+                            .bucket(&self.bucket)
+                            .key(key)
+                            .set_version_id(version.clone())
+                            .part_number(n as i32)
+                            .send(),
+                    )
+                    .map_err(|e| PartSizeError::Part {
+                        part: n,
+                        source: RequestError::new(e),
+                    })?;
+                head.content_length()
+                    .map(|l| l.max(0) as u64)
+                    .ok_or(PartSizeError::NoLength(n))
+            })
+            .collect()
     }
 }
 
@@ -230,13 +354,16 @@ impl PartChecks {
                     joined[i].extend(hex::decode(&d[a]).expect("hex digest"));
                 }
             };
+            // Past the last part, bytes go into one more "part": the part
+            // count then disagrees with the promise's "-N".
+            let part_size = |i: u64| layout.sizes.get(i as usize).copied().unwrap_or(u64::MAX);
             for mut chunk in rx {
                 while !chunk.is_empty() {
-                    let room = (layout.part_size - in_part) as usize;
+                    let room = (part_size(parts) - in_part).min(usize::MAX as u64) as usize;
                     let take = chunk.split_to(room.min(chunk.len()));
                     part.update(&take);
                     in_part += take.len() as u64;
-                    if in_part == layout.part_size {
+                    if in_part == part_size(parts) {
                         close(
                             std::mem::replace(&mut part, Hashers::new(algorithms.clone())),
                             &mut joined,

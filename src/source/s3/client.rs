@@ -6,6 +6,7 @@ use std::sync::OnceLock;
 
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_s3::Client;
+use aws_sdk_s3::config::ResponseChecksumValidation;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
@@ -180,6 +181,10 @@ pub fn client(opts: &S3Options) -> Client {
     let path_style = opts.path_style || endpoint.as_deref().is_some_and(wants_path_style);
     let mut b = aws_sdk_s3::config::Builder::from(&sdk)
         .force_path_style(path_style)
+        // GETs ask for no checksum, so the SDK validates none: backproof
+        // checks the stored checksums itself, and a mismatch is a finding
+        // with both values, not a read error.
+        .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
         // Transient failures (timeouts, 5xx, throttling) are retried with
         // exponential backoff; what persists becomes a finding.
         .retry_config(RetryConfig::standard().with_max_attempts(4))

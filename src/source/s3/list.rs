@@ -36,6 +36,36 @@ impl S3Source {
         }
     }
 
+    /// Whether any object, old version or delete marker lies under the
+    /// source's prefix (one key of a listing is enough).
+    pub(super) fn holds_any(&self) -> Result<bool, SourceError> {
+        let page = runtime()
+            .block_on(
+                self.client
+                    .list_objects_v2()
+                    .bucket(&self.bucket)
+                    .prefix(&self.prefix)
+                    .max_keys(1)
+                    .send(),
+            )
+            .map_err(|e| self.error(describe(&e)))?;
+        if !page.contents().is_empty() {
+            return Ok(true);
+        }
+        // Deleted objects still have a history to audit.
+        let versions = runtime()
+            .block_on(
+                self.client
+                    .list_object_versions()
+                    .bucket(&self.bucket)
+                    .prefix(&self.prefix)
+                    .max_keys(1)
+                    .send(),
+            )
+            .map_err(|e| self.error(describe(&e)))?;
+        Ok(!versions.versions().is_empty() || !versions.delete_markers().is_empty())
+    }
+
     /// Every current object under `prefix` (ListObjectsV2, all pages);
     /// with `delimiter`, only those directly under it.
     pub(super) async fn list_prefix(

@@ -85,7 +85,15 @@ impl S3Source {
         let probe = S3Source::at(client.clone(), bucket.clone(), "");
         let is_single = probe.exists(&key)? || probe.exists(&format!("{key}/toc.dat"))?;
         if !is_single {
-            return Ok((S3Source::at(client, bucket, &key).with(opts), None));
+            let prefix = S3Source::at(client, bucket, &key).with(opts);
+            // Like a missing local path: a name that is neither an object
+            // nor a prefix holding any is an error, never "0 backups".
+            if !prefix.holds_any()? {
+                return Err(
+                    prefix.error(format!("no object {key:?} and no objects under {key:?}/"))
+                );
+            }
+            return Ok((prefix, None));
         }
         let (parent, name) = key.rsplit_once('/').unwrap_or(("", &key));
         Ok((
@@ -105,8 +113,8 @@ impl S3Source {
         format!("{}{key}", self.prefix)
     }
 
-    /// Deleted objects with their last version read back, and (with
-    /// --all-versions) every noncurrent version read back.
+    /// Deleted objects with their last version, and (with --all-versions)
+    /// every noncurrent version.
     fn version_facts(&self) -> Result<VersionFacts, Unread> {
         let listing = self.list_versions()?;
         let deleted = listing
@@ -115,12 +123,12 @@ impl S3Source {
             .map(|(key, deleted_at, previous)| DeletedObject {
                 key,
                 deleted_at,
-                previous: previous.map(|a| self.read_back(&a)),
+                previous,
             })
             .collect();
         Ok(VersionFacts {
             deleted,
-            noncurrent: self.read_back_all(&listing.noncurrent),
+            noncurrent: listing.noncurrent,
         })
     }
 }

@@ -1,6 +1,5 @@
 //! Reading objects: one streamed GET for small objects, parallel ranged
-//! GETs pinned to the version and ETag for large ones, positional reads,
-//! and old versions read back to their end through their checksums.
+//! GETs pinned to the version and ETag for large ones, and positional reads.
 //!
 //! Network I/O is async on the shared runtime; hashing stays on the
 //! verification threads. A body crosses over through a bounded channel,
@@ -15,12 +14,10 @@ use aws_sdk_s3::types::ChecksumMode;
 use bytes::Bytes;
 
 use super::S3Source;
-use super::checksums::{ObjectFacts, PartChecks, promises_of};
+use super::checksums::{LayoutError, ObjectFacts, PartChecks, promises_of};
 use super::client::{RequestError, runtime};
-use crate::digest::Hashers;
 use crate::expectation::Expectation;
-use crate::source::facts::{ReadBack, ReadBackError, VersionRead};
-use crate::source::{Artifact, BackupReader, Opened, Storage};
+use crate::source::{Artifact, BackupReader, Opened, Unchecked};
 
 /// Body chunks queued between the network task and the hashing thread. The
 /// SDK hands out chunks of at most a few tens of KiB, so this bounds each
@@ -31,8 +28,6 @@ const CHANNEL_DEPTH: usize = 64;
 const RANGED_FROM: u64 = 16 * 1024 * 1024;
 const RANGE_SIZE: u64 = 8 * 1024 * 1024;
 const RANGES_IN_FLIGHT: usize = 3;
-/// Noncurrent versions read at once with --all-versions.
-const VERSIONS_IN_FLIGHT: usize = 4;
 
 /// Why the bytes of an object stopped coming.
 #[derive(Debug, thiserror::Error)]
@@ -218,25 +213,31 @@ fn ranged(object: RangedObject, parts: Option<PartChecks>) -> ChannelReader {
 }
 
 impl S3Source {
-    /// [`Storage::open`]. Small objects: one GET gives facts and bytes.
-    /// Large ones: a HEAD for the facts (a ranged GET carries no
-    /// whole-object checksum), then ranges fetched in parallel, pinned to
-    /// the version and ETag.
+    /// [`Storage::open`]. A HEAD (checksum mode) gives the facts and the
+    /// store's checksums; the bytes come from GETs pinned to that version
+    /// and ETag: one streamed GET for small objects, parallel ranges for
+    /// large ones. The GETs ask for no checksum, so the SDK validates
+    /// nothing: a stored checksum that disagrees with the bytes is checked
+    /// here, in the one pass, and becomes a finding with both values
+    /// rather than a read error.
     pub(super) fn open_object(&self, artifact: &Artifact) -> io::Result<Opened<'_>> {
         let key = self.full_key(&artifact.key);
-        let (facts, body) = if artifact.size >= RANGED_FROM {
-            let head = runtime()
-                .block_on(
-                    self.client
-                        .head_object()
-                        .bucket(&self.bucket)
-                        .key(&key)
-                        .set_version_id(artifact.version_id.clone())
-                        .checksum_mode(ChecksumMode::Enabled)
-                        .send(),
-                )
-                .map_err(RequestError::new)?;
-            (ObjectFacts::of_head(&head), None)
+        let head = runtime()
+            .block_on(
+                self.client
+                    .head_object()
+                    .bucket(&self.bucket)
+                    .key(&key)
+                    .set_version_id(artifact.version_id.clone())
+                    .checksum_mode(ChecksumMode::Enabled)
+                    .send(),
+            )
+            .map_err(RequestError::new)?;
+        let facts = ObjectFacts::of_head(&head);
+        let version_id = facts.version_id.clone().filter(|v| v != "null");
+        let etag = facts.etag.as_ref().map(|e| format!("\"{e}\""));
+        let body = if artifact.size >= RANGED_FROM {
+            None
         } else {
             let reply = runtime()
                 .block_on(
@@ -244,27 +245,44 @@ impl S3Source {
                         .get_object()
                         .bucket(&self.bucket)
                         .key(&key)
-                        .set_version_id(artifact.version_id.clone())
-                        .checksum_mode(ChecksumMode::Enabled)
+                        .set_version_id(version_id.clone())
+                        .set_if_match(etag.clone())
                         .send(),
                 )
                 .map_err(RequestError::new)?;
-            (ObjectFacts::of_get(&reply), Some(reply.body))
+            Some(reply.body)
         };
         let (promises, parted) = promises_of(&facts);
+        let mut unchecked = Vec::new();
         let parts = if parted.is_empty() {
             None
         } else {
-            self.part_layout(&key, facts.version_id.clone(), artifact.size)
-                .filter(|l| {
-                    parted
-                        .iter()
-                        .all(|p| p.expectation.digest.ends_with(&format!("-{}", l.parts)))
+            let counts: std::collections::BTreeSet<Option<u64>> = parted
+                .iter()
+                .map(|p| {
+                    p.expectation
+                        .digest
+                        .rsplit_once('-')
+                        .and_then(|(_, n)| n.parse().ok())
                 })
-                .map(|layout| {
+                .collect();
+            let layout = match counts.into_iter().collect::<Vec<_>>()[..] {
+                [Some(n)] => self.part_layout(&key, version_id.clone(), artifact.size, n),
+                _ => Err(LayoutError::PartCounts),
+            };
+            match layout {
+                Ok(layout) => {
                     let depth = if body.is_some() { CHANNEL_DEPTH } else { 2 };
-                    PartChecks::start(layout, parted, depth)
-                })
+                    Some(PartChecks::start(layout, parted, depth))
+                }
+                Err(why) => {
+                    unchecked.extend(parted.into_iter().map(|p| Unchecked {
+                        expectation: p.expectation,
+                        reason: format!("part layout unknown: {why}"),
+                    }));
+                    None
+                }
+            }
         };
         let reader = match body {
             Some(body) => bridge(body, parts),
@@ -273,8 +291,8 @@ impl S3Source {
                     client: self.client.clone(),
                     bucket: self.bucket.clone(),
                     key,
-                    version_id: facts.version_id.clone().filter(|v| v != "null"),
-                    etag: facts.etag.as_ref().map(|e| format!("\"{e}\"")),
+                    version_id: version_id.clone(),
+                    etag,
                     size: artifact.size,
                 },
                 parts,
@@ -282,9 +300,10 @@ impl S3Source {
         };
         Ok(Opened {
             encryption: Some(facts.encryption.clone()),
-            version_id: facts.version_id.filter(|v| v != "null"),
+            version_id,
             reader: Box::new(reader),
             promises,
+            unchecked,
         })
     }
 
@@ -322,69 +341,12 @@ impl S3Source {
         buf[..n].copy_from_slice(&bytes[..n]);
         Ok(n)
     }
-
-    /// Reads one version to its end through the checksums S3 stores for it.
-    pub(super) fn read_back(&self, a: &Artifact) -> ReadBack {
-        ReadBack {
-            version: a.clone(),
-            outcome: self.read_version(a),
-        }
-    }
-
-    fn read_version(&self, a: &Artifact) -> Result<VersionRead, ReadBackError> {
-        let opened = self.open(a).map_err(ReadBackError::Open)?;
-        let mut hashers = Hashers::new(opened.promises.iter().map(|p| p.algorithm));
-        let mut reader = opened.reader;
-        let mut buf = vec![0u8; crate::digest::READ_BUF];
-        loop {
-            match reader.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => hashers.update(&buf[..n]),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(ReadBackError::Read(e)),
-            }
-        }
-        let settled = reader.finish();
-        let bytes = hashers.bytes();
-        let digests = hashers.finish();
-        let mut checks: Vec<(Expectation, String)> = opened
-            .promises
-            .into_iter()
-            .map(|e| {
-                let actual = digests.get(&e.algorithm).cloned().unwrap_or_default();
-                (e, actual)
-            })
-            .collect();
-        checks.extend(settled);
-        Ok(VersionRead { bytes, checks })
-    }
-
-    /// Every version in `versions` read back, a few at a time, in order.
-    pub(super) fn read_back_all(&self, versions: &[Artifact]) -> Vec<ReadBack> {
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let found = std::sync::Mutex::new(Vec::new());
-        std::thread::scope(|scope| {
-            for _ in 0..VERSIONS_IN_FLIGHT.min(versions.len()) {
-                scope.spawn(|| {
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(a) = versions.get(i) else { break };
-                        let r = self.read_back(a);
-                        found.lock().expect("read-back lock").push((i, r));
-                    }
-                });
-            }
-        });
-        let mut found = found.into_inner().expect("read-back lock");
-        found.sort_by_key(|(i, _)| *i);
-        found.into_iter().map(|(_, r)| r).collect()
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::digest::Algorithm;
+    use crate::digest::{Algorithm, Hashers};
     use crate::source::s3::checksums::{PartLayout, PartPromise};
 
     /// A reader fed `chunks`, checking a multipart ETag of 4-byte parts.
@@ -404,8 +366,7 @@ mod tests {
             algorithm: Algorithm::Md5,
         };
         let layout = PartLayout {
-            part_size: 4,
-            parts: 3,
+            sizes: vec![4, 4, 2],
         };
         ChannelReader {
             rx,
