@@ -230,6 +230,16 @@ pub fn compare_stores(
                     let mut out = Vec::new();
                     while let Some(&i) = to_read.get(next.fetch_add(1, Ordering::SeqCst)) {
                         let (a, b) = pairs[i];
+                        // A time budget never turns into a silent pass: a
+                        // pair not reached is "could not compare".
+                        if opts
+                            .deadline
+                            .is_some_and(|d| std::time::Instant::now() >= d)
+                        {
+                            let why = "the run's deadline passed before it was reached".into();
+                            out.push((i, (Verdict::Unread { why }, 0)));
+                            continue;
+                        }
                         out.push((i, by_bytes(src, a, dst, b)));
                     }
                     out
@@ -287,7 +297,13 @@ pub fn compare_stores(
         problems: findings.len(),
         copy_lag_seconds: max_lag,
     };
-    let (status, summary) = if facts.problems > 0 {
+    // Objects that could not be compared prove nothing either way: the
+    // copy is then unproven (error), not shown broken, unless something
+    // else in it is.
+    let unproven = findings.iter().all(|f| f.status == Status::Error);
+    let (status, summary) = if facts.problems > 0 && unproven {
+        (Status::Error, facts.summary())
+    } else if facts.problems > 0 {
         (Status::Fail, facts.summary())
     } else if facts.objects == 0 {
         (

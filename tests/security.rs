@@ -110,7 +110,8 @@ fn verify_accepts_a_deadline_and_unreached_backups_are_errors() {
         .filter(|f| f["status"] == "error" && f["summary"].as_str().unwrap().contains("deadline"))
         .count();
     assert_eq!(unreached, 3, "{}", describe(&report));
-    // compare takes the same budget.
+    // compare takes the same budget: with time it passes, without it the
+    // pairs it had to read are errors.
     let o = bin()
         .args(["compare", "--no-history", "--deadline", "1h"])
         .arg(&dir)
@@ -118,6 +119,20 @@ fn verify_accepts_a_deadline_and_unreached_backups_are_errors() {
         .output()
         .unwrap();
     assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let o = bin()
+        .args([
+            "compare",
+            "--no-history",
+            "--format",
+            "json",
+            "--deadline",
+            "0s",
+        ])
+        .arg(&dir)
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 2, "{}", String::from_utf8_lossy(&o.stdout));
 }
 
 /// Regression (issue 10): a file name could forge lines of the text report.
