@@ -155,3 +155,42 @@ fn a_file_name_cannot_forge_a_report_line() {
         );
     }
 }
+
+/// Regression (issue 10): non-UTF-8 names were converted lossily, so
+/// backproof opened a different file from the one it listed: a corrupt
+/// `nightly\xff.sql.gz` beside a clean `nightly\u{fffd}.sql.gz` passed twice.
+#[test]
+fn a_non_utf8_name_opens_the_file_it_names() {
+    use std::os::unix::ffi::OsStrExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let corrupt = tmp
+        .path()
+        .join(std::ffi::OsStr::from_bytes(b"nightly\xff.sql.gz"));
+    fs::copy(
+        corpus().join("corrupt/mysql-gz-truncated/shop-2026-11-20T0300.sql.gz"),
+        &corrupt,
+    )
+    .unwrap();
+    fs::copy(
+        corpus().join("clean/mysql/shop-2026-11-20T0300.sql.gz"),
+        tmp.path().join("nightly\u{fffd}.sql.gz"),
+    )
+    .unwrap();
+    let (code, report) = verify_json(&[tmp.path()]);
+    assert_eq!(code, 1, "{}", describe(&report));
+    let failed: Vec<&str> = findings(&report)
+        .iter()
+        .filter(|f| f["status"] == "fail")
+        .map(|f| f["subject"].as_str().unwrap())
+        .collect();
+    assert!(
+        !failed.is_empty() && failed.iter().all(|s| s.ends_with("nightly\\xff.sql.gz")),
+        "{}",
+        describe(&report)
+    );
+    // Named on its own, it fails too; the clean twin passes.
+    let (code, report) = verify_json(&[&corrupt]);
+    assert_eq!(code, 1, "{}", describe(&report));
+    let (code, report) = verify_json(&[&tmp.path().join("nightly\u{fffd}.sql.gz")]);
+    assert_eq!(code, 0, "{}", describe(&report));
+}

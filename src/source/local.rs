@@ -17,6 +17,26 @@ pub struct LocalSource {
     /// Files the prefetcher opened, handed to `open` so that a file is
     /// opened once (at most the prefetch window's worth are held).
     prefetched: Mutex<HashMap<String, File>>,
+    /// The real paths of files whose names are not UTF-8: their keys show
+    /// the odd bytes escaped (`\xff`), and opening goes by the real name, so
+    /// backproof never opens a different file from the one it lists.
+    raw_names: Mutex<HashMap<String, PathBuf>>,
+}
+
+/// A path component as a key: UTF-8 as it is, other bytes as `\xNN`;
+/// `true` when something had to be escaped.
+fn key_part(name: &std::ffi::OsStr) -> (String, bool) {
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = String::new();
+    let mut escaped = false;
+    for chunk in name.as_bytes().utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+            escaped = true;
+        }
+    }
+    (out, escaped)
 }
 
 /// Below this, asking the kernel for sequential readahead costs a system
@@ -30,6 +50,7 @@ impl LocalSource {
         LocalSource {
             root: root.into(),
             prefetched: Mutex::default(),
+            raw_names: Mutex::default(),
         }
     }
 
@@ -122,11 +143,19 @@ impl LocalSource {
                 .path()
                 .strip_prefix(&self.root)
                 .expect("walkdir stays under its root");
-            let key = rel
-                .components()
-                .map(|c| c.as_os_str().to_string_lossy())
+            let parts: Vec<(String, bool)> =
+                rel.components().map(|c| key_part(c.as_os_str())).collect();
+            let key = parts
+                .iter()
+                .map(|(p, _)| p.as_str())
                 .collect::<Vec<_>>()
                 .join("/");
+            if parts.iter().any(|(_, escaped)| *escaped) {
+                self.raw_names
+                    .lock()
+                    .expect("raw names lock")
+                    .insert(key.clone(), entry.path().to_path_buf());
+            }
             let modified: DateTime<Utc> = meta
                 .modified()
                 .map(DateTime::from)
@@ -137,6 +166,9 @@ impl LocalSource {
     }
 
     pub fn path_of(&self, key: &str) -> PathBuf {
+        if let Some(raw) = self.raw_names.lock().expect("raw names lock").get(key) {
+            return raw.clone();
+        }
         self.root.join(key)
     }
 }
@@ -235,7 +267,7 @@ pub fn resolve(path: &Path) -> Result<(LocalSource, Option<String>), SourceError
     }
     let name = path
         .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
+        .map(|n| key_part(n).0)
         .ok_or_else(|| SourceError {
             location: path.display().to_string(),
             reason: "names no file".into(),
