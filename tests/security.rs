@@ -194,3 +194,34 @@ fn a_non_utf8_name_opens_the_file_it_names() {
     let (code, report) = verify_json(&[&tmp.path().join("nightly\u{fffd}.sql.gz")]);
     assert_eq!(code, 0, "{}", describe(&report));
 }
+
+/// Regression (issue 10): FIFOs and device files named like backups were
+/// skipped silently (`verify dir/nightly.dump` on a FIFO: exit 0, "no
+/// backups found"). They are never opened, and each is a finding naming it.
+#[test]
+fn a_fifo_named_like_a_backup_is_a_finding_not_a_hang_or_a_pass() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fifo = tmp.path().join("nightly.dump");
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+    )
+    .unwrap();
+    fs::copy(
+        corpus().join("clean/mysql/shop-2026-11-20T0300.sql"),
+        tmp.path().join("shop-2026-11-20T0300.sql"),
+    )
+    .unwrap();
+    for target in [&fifo, &tmp.path().to_path_buf()] {
+        let (code, report) = verify_json(&[target]);
+        assert_eq!(code, 2, "{}", describe(&report));
+        assert!(
+            findings(&report).iter().any(|f| f["status"] == "error"
+                && f["subject"].as_str().unwrap().ends_with("nightly.dump")
+                && f["summary"].as_str().unwrap().contains("FIFO")),
+            "{}",
+            describe(&report)
+        );
+    }
+}

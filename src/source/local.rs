@@ -126,7 +126,29 @@ impl LocalSource {
                     continue;
                 }
             };
-            if !entry.file_type().is_file() {
+            let ft = entry.file_type();
+            if ft.is_dir() {
+                continue;
+            }
+            if !ft.is_file() {
+                // Opening a FIFO blocks and a device reads forever: never
+                // opened, and never skipped silently either.
+                use std::os::unix::fs::FileTypeExt;
+                let what = if ft.is_fifo() {
+                    "a FIFO"
+                } else if ft.is_socket() {
+                    "a socket"
+                } else if ft.is_block_device() {
+                    "a block device"
+                } else if ft.is_char_device() {
+                    "a character device"
+                } else {
+                    "not a regular file"
+                };
+                problems.push(SourceError {
+                    location: entry.path().display().to_string(),
+                    reason: format!("{what}, not a regular file: not read"),
+                });
                 continue;
             }
             let meta = match entry.metadata() {
