@@ -225,3 +225,41 @@ fn a_fifo_named_like_a_backup_is_a_finding_not_a_hang_or_a_pass() {
         );
     }
 }
+
+/// Regression (issue 10): a 5 KB pg custom dump declaring a 256 MiB chunk
+/// allocated 256 MiB before reading (1.58 GB at -j 8). Memory follows the
+/// bytes that arrive, not the lengths a file claims.
+#[test]
+fn a_small_dump_declaring_a_huge_chunk_costs_little_memory() {
+    let clean = fs::read(corpus().join("clean/postgres/appdb-2026-11-20T0300.dump")).unwrap();
+    // The first data chunk: a zero sign byte and a 4-byte length right
+    // before a zlib header.
+    let at = (5..clean.len() - 1)
+        .find(|&i| {
+            clean[i] == 0x78
+                && matches!(clean[i + 1], 0x01 | 0x5e | 0x9c | 0xda)
+                && clean[i - 5] == 0
+                && (u32::from_le_bytes(clean[i - 4..i].try_into().unwrap()) as usize) < clean.len()
+        })
+        .expect("a data chunk in the clean dump")
+        - 5;
+    let mut hostile = clean[..at + 5 + 2048].to_vec();
+    hostile[at + 1..at + 5].copy_from_slice(&(255u32 * 1024 * 1024).to_le_bytes());
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("appdb-2026-11-20T0300.dump");
+    fs::write(&path, &hostile).unwrap();
+    let (code, report) = verify_json(&[&path]);
+    assert_eq!(code, 1, "{}", describe(&report));
+    // Every child this test binary waited for, at its largest.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    assert_eq!(
+        unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) },
+        0
+    );
+    let peak_mib = usage.ru_maxrss / 1024;
+    assert!(
+        peak_mib < 128,
+        "peak RSS {peak_mib} MiB for a {} B dump",
+        hostile.len()
+    );
+}

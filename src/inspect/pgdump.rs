@@ -42,6 +42,8 @@ const K_OFFSET_NO_DATA: u8 = 3;
 /// Longest string (object definition) accepted; a corrupt length must not
 /// make us allocate gigabytes.
 const MAX_STR: i64 = 256 * 1024 * 1024;
+/// How much of a data chunk is held at once.
+const CHUNK_PIECE: usize = 64 * 1024;
 const MAX_TOC: i64 = 50_000_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -519,30 +521,38 @@ fn read_compressed<R: Read + ?Sized>(
                 "{what}: bad chunk length {len} at byte {at}"
             )));
         }
-        chunk.resize(len as usize, 0);
-        ar.fill(chunk, what)?;
-        let Some(z) = z.as_mut() else {
-            produced += len as u64;
-            continue;
-        };
-        let mut input: &[u8] = chunk;
-        while !input.is_empty() {
-            if ended {
-                return Err(Damage(format!(
-                    "{what}: data after the end of the compressed stream"
-                )));
-            }
-            let before_in = z.total_in();
-            let before_out = z.total_out();
-            let status = z
-                .decompress(input, out, FlushDecompress::None)
-                .map_err(|e| Damage(format!("{what}: corrupt compressed data ({e})")))?;
-            let used = (z.total_in() - before_in) as usize;
-            produced += z.total_out() - before_out;
-            input = &input[used..];
-            match status {
-                ZStatus::StreamEnd => ended = true,
-                ZStatus::Ok | ZStatus::BufError => {}
+        // The declared length is untrusted: read it in pieces as they
+        // arrive, so a 5 KB file declaring a 256 MiB chunk costs 64 KiB
+        // (issue 10), not the declared size.
+        let mut remaining = len as usize;
+        while remaining > 0 {
+            let n = remaining.min(CHUNK_PIECE);
+            chunk.resize(n, 0);
+            ar.fill(chunk, what)?;
+            remaining -= n;
+            let Some(z) = z.as_mut() else {
+                produced += n as u64;
+                continue;
+            };
+            let mut input: &[u8] = chunk;
+            while !input.is_empty() {
+                if ended {
+                    return Err(Damage(format!(
+                        "{what}: data after the end of the compressed stream"
+                    )));
+                }
+                let before_in = z.total_in();
+                let before_out = z.total_out();
+                let status = z
+                    .decompress(input, out, FlushDecompress::None)
+                    .map_err(|e| Damage(format!("{what}: corrupt compressed data ({e})")))?;
+                let used = (z.total_in() - before_in) as usize;
+                produced += z.total_out() - before_out;
+                input = &input[used..];
+                match status {
+                    ZStatus::StreamEnd => ended = true,
+                    ZStatus::Ok | ZStatus::BufError => {}
+                }
             }
         }
     }
