@@ -263,3 +263,37 @@ fn a_small_dump_declaring_a_huge_chunk_costs_little_memory() {
         hostile.len()
     );
 }
+
+/// Regression (issue 10): a qcow2 whose L1 entries all point at one L2
+/// table kept a core busy for an hour (work grew with L1 entries x cluster
+/// size, not with the file). A shared table is itself the finding.
+#[test]
+fn a_qcow2_with_a_shared_l2_table_fails_at_once() {
+    let mut img = fs::read(corpus().join("clean/disk/vm-2026-11-20.qcow2")).unwrap();
+    let be32 = |b: &[u8], at: usize| u32::from_be_bytes(b[at..at + 4].try_into().unwrap());
+    let l1_offset = u64::from_be_bytes(img[40..48].try_into().unwrap()) as usize;
+    let cluster = 1usize << be32(&img, 20);
+    let entry: [u8; 8] = img[l1_offset..l1_offset + 8].try_into().unwrap();
+    assert_ne!(entry, [0; 8], "the clean image maps its first L2 table");
+    // As many L1 entries as its cluster holds, every one at the same table.
+    let entries = cluster / 8;
+    img[36..40].copy_from_slice(&(entries as u32).to_be_bytes());
+    for i in 0..entries {
+        img[l1_offset + i * 8..l1_offset + i * 8 + 8].copy_from_slice(&entry);
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("vm-2026-11-20.qcow2");
+    fs::write(&path, &img).unwrap();
+    let (code, report) = verify_json(&[&path]);
+    assert_eq!(code, 1, "{}", describe(&report));
+    let structure = findings(&report)
+        .iter()
+        .find(|f| f["check"] == "structure")
+        .unwrap();
+    assert_eq!(structure["status"], "fail");
+    let summary = structure["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("L2 table") && summary.contains("referenced by L1 entries 0 and 1"),
+        "{summary}"
+    );
+}
