@@ -297,3 +297,31 @@ fn a_qcow2_with_a_shared_l2_table_fails_at_once() {
         "{summary}"
     );
 }
+
+/// Regression (issue 10): gzip members followed by zero padding (which
+/// `gzip -t` accepts) failed as "invalid gzip header"; other trailing bytes
+/// still fail.
+#[test]
+fn gzip_zero_padding_passes_as_gzip_t_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut bytes = fs::read(corpus().join("clean/mysql/shop-2026-11-20T0300.sql.gz")).unwrap();
+    bytes.extend(std::iter::repeat_n(0u8, 4096));
+    let padded = tmp.path().join("shop-2026-11-20T0300.sql.gz");
+    fs::write(&padded, &bytes).unwrap();
+    let t = std::process::Command::new("gzip")
+        .arg("-t")
+        .arg(&padded)
+        .output()
+        .unwrap();
+    assert!(
+        t.status.success(),
+        "gzip -t: {}",
+        String::from_utf8_lossy(&t.stderr)
+    );
+    let (code, report) = verify_json(&[&padded]);
+    assert_eq!(code, 0, "{}", describe(&report));
+    bytes.push(b'x');
+    fs::write(&padded, &bytes).unwrap();
+    let (code, report) = verify_json(&[&padded]);
+    assert_eq!(code, 1, "{}", describe(&report));
+}

@@ -5,6 +5,7 @@
 //!
 //! The kind of a backup is recognised from its first bytes, not its name.
 
+mod gzip;
 mod image;
 pub mod pgdump;
 mod tar;
@@ -251,8 +252,8 @@ fn strip_compression_ext(name: &str) -> &str {
 
 fn decoder<'a, R: BufRead + 'a>(c: Compression, r: R) -> io::Result<Box<dyn Read + 'a>> {
     Ok(match c {
-        // Multi-member: `cat a.gz b.gz` is a valid gzip file, and pigz writes such.
-        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(r)),
+        // Multi-member (`cat a.gz b.gz`, pigz), then zero padding, as gzip reads it.
+        Compression::Gzip => Box::new(gzip::Members::new(r)),
         Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(r)?),
     })
 }
