@@ -114,6 +114,32 @@ pub enum Command {
         #[command(subcommand)]
         action: HistoryAction,
     },
+    /// Print a shell completion script (see README for where it goes).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), generated from this command line.
+    Man,
+}
+
+/// The completion script for `shell`, made from the command line itself.
+pub fn completions(shell: clap_complete::Shell) -> Vec<u8> {
+    let mut out = Vec::new();
+    clap_complete::generate(
+        shell,
+        &mut <Cli as clap::CommandFactory>::command(),
+        "backproof",
+        &mut out,
+    );
+    out
+}
+
+/// The man page, made from the command line itself.
+pub fn man_page() -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut out)?;
+    Ok(out)
 }
 
 #[derive(Subcommand)]

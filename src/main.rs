@@ -9,7 +9,7 @@ use clap::Parser;
 
 use backproof::cli::{Cli, Command, HistoryAction};
 use backproof::commands::{
-    self, chain, compare::CompareRequest, export::ExportRequest, ls::LsRequest,
+    self, CommandError, chain, compare::CompareRequest, export::ExportRequest, ls::LsRequest,
     nightly::ConfigFrom, nightly::NightlyRequest, verify::Verified, verify::VerifyRequest,
 };
 use backproof::redact::redact_text;
@@ -30,6 +30,14 @@ fn print_report(report: &Report, format: Format, verbose: bool) -> Result<(), i3
     let text = format.run_report(report, verbose).map_err(|e| fail(&e))?;
     print!("{text}");
     Ok(())
+}
+
+fn write_out(bytes: std::io::Result<Vec<u8>>) -> i32 {
+    use std::io::Write;
+    match bytes.and_then(|b| std::io::stdout().write_all(&b)) {
+        Ok(()) => 0,
+        Err(e) => fail(&e),
+    }
 }
 
 /// A spot check's report, then its exit code (2 if it was not recorded).
@@ -149,31 +157,28 @@ fn run(cli: Cli) -> i32 {
             out,
             store,
         } => {
-            let since = chrono::Utc::now()
-                - chrono::Duration::from_std(since).unwrap_or(chrono::Duration::MAX);
             let req = ExportRequest {
                 history: store.location(),
-                since,
+                since: chrono::Utc::now()
+                    - chrono::Duration::from_std(since).unwrap_or(chrono::Duration::MAX),
+                format,
             };
-            let c = match commands::export::export(&req) {
-                Ok(c) => c,
+            let e = match commands::export::export(&req) {
+                Ok(e) => e,
                 Err(e) => return fail(&e),
             };
-            let text = match format.export(&c) {
-                Ok(t) => t,
-                Err(e) => return fail(&e),
-            };
-            match out {
-                Some(path) => {
-                    if let Err(e) = report::write_atomically(&path, text.as_bytes()) {
-                        eprintln!("backproof: cannot write {}: {e}", path.display());
-                        return 2;
-                    }
+            let written = match out {
+                Some(path) => report::write_atomically(&path, e.text.as_bytes())
+                    .map_err(|source| fail(&CommandError::Write { path, source })),
+                None => {
+                    print!("{}", e.text);
+                    Ok(())
                 }
-                None => print!("{text}"),
-            }
-            if c.chain_intact { 0 } else { 1 }
+            };
+            written.map_or_else(|code| code, |()| if e.chain_intact { 0 } else { 1 })
         }
+        Command::Completions { shell } => write_out(Ok(backproof::cli::completions(shell))),
+        Command::Man => write_out(backproof::cli::man_page()),
         Command::History {
             action:
                 HistoryAction::Verify {

@@ -241,3 +241,29 @@ fn verification_writes_nothing_to_the_backup_store() {
     let _ = verify_json(&[&root.join("clean"), &root.join("corrupt")]);
     assert_eq!(before, fingerprint(&root));
 }
+
+#[test]
+fn completions_and_man_page_come_from_the_command_line() {
+    let o = run(&["completions", "bash"]);
+    assert_eq!(code(&o), 0);
+    let script = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        script.contains("_backproof()") && script.contains("--scratch-url"),
+        "{script}"
+    );
+    for shell in ["zsh", "fish"] {
+        let o = run(&["completions", shell]);
+        assert_eq!(code(&o), 0, "{shell}");
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains("expect-head"),
+            "{shell}"
+        );
+    }
+    let o = run(&["man"]);
+    assert_eq!(code(&o), 0);
+    let page = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        page.contains(".TH backproof 1") && page.contains("compare"),
+        "{page}"
+    );
+}

@@ -42,6 +42,14 @@ pub enum CommandError {
     Lock(#[from] lock::LockError),
     #[error(transparent)]
     Source(#[from] crate::source::SourceError),
+    #[error(transparent)]
+    Unsupported(#[from] crate::report::Unsupported),
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot write the demo corpus: {0}")]
     Demo(#[source] std::io::Error),
     #[error("cannot write reports to {}: {source}", dir.display())]
