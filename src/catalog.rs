@@ -204,6 +204,31 @@ impl TimestampPattern {
         })
     }
 
+    /// The series a key belongs to: the key with its timestamp replaced by
+    /// `*` in the last component ("pg/appdb-2026-11-20T0300.dump" is in
+    /// "pg/appdb-*.dump"). A name without a timestamp is a series of one.
+    pub fn series(&self, key: &str) -> String {
+        let (dir, name) = match key.rfind('/') {
+            Some(i) => key.split_at(i + 1),
+            None => ("", key),
+        };
+        let span = self.regex.captures_iter(name).find_map(|caps| {
+            let num = |g: &str| caps.name(g).and_then(|m| m.as_str().parse::<u32>().ok());
+            let (y, m, d) = (num("Y")?, num("m")?, num("d")?);
+            NaiveDate::from_ymd_opt(y as i32, m, d)?;
+            // From the first field to the last: a strftime pattern's
+            // literal text ("shop_") is the series' name, not its time.
+            let fields = ["Y", "m", "d", "H", "M", "S"].map(|g| caps.name(g));
+            let start = fields.iter().flatten().map(|m| m.start()).min()?;
+            let end = fields.iter().flatten().map(|m| m.end()).max()?;
+            Some(start..end)
+        });
+        match span {
+            Some(r) => format!("{dir}{}*{}", &name[..r.start], &name[r.end..]),
+            None => key.to_string(),
+        }
+    }
+
     /// The first valid date in `name`, read as UTC.
     pub fn parse(&self, name: &str) -> Option<DateTime<Utc>> {
         for caps in self.regex.captures_iter(name) {
@@ -227,6 +252,58 @@ impl TimestampPattern {
             return Some(Utc.from_utc_datetime(&date.and_hms_opt(0, 0, 0)?));
         }
         None
+    }
+}
+
+/// Which backups of a source count: `pattern` (a glob, matched against the
+/// key or the file name) keeps, `exclude` globs drop.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    pattern: Option<glob::Pattern>,
+    exclude: Vec<glob::Pattern>,
+}
+
+/// A `pattern` or `exclude` glob that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("glob {glob:?}: {source}")]
+pub struct FilterError {
+    pub glob: String,
+    #[source]
+    pub source: glob::PatternError,
+}
+
+impl Filter {
+    pub fn new(pattern: Option<&str>, exclude: &[String]) -> Result<Filter, FilterError> {
+        let compile = |g: &str| {
+            glob::Pattern::new(g).map_err(|source| FilterError {
+                glob: g.to_string(),
+                source,
+            })
+        };
+        Ok(Filter {
+            pattern: pattern.map(compile).transpose()?,
+            exclude: exclude.iter().map(|g| compile(g)).collect::<Result<_, _>>()?,
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pattern.is_none() && self.exclude.is_empty()
+    }
+
+    pub fn keeps(&self, key: &str) -> bool {
+        let name = key.rsplit('/').next().unwrap_or(key);
+        let hit = |p: &glob::Pattern| p.matches(key) || p.matches(name);
+        self.pattern.as_ref().is_none_or(hit) && !self.exclude.iter().any(hit)
+    }
+}
+
+impl Catalog {
+    /// Drops the backups the filter does not keep. Manifest lines naming
+    /// them stay satisfied: the files exist, they are only not audited.
+    pub fn retain(&mut self, filter: &Filter) {
+        if !filter.is_empty() {
+            self.backups.retain(|b| filter.keeps(&b.key));
+        }
     }
 }
 
@@ -531,6 +608,29 @@ mod tests {
         );
         assert_eq!(t("db-9999-99-99.sql"), None);
         assert_eq!(t("latest.sql"), None);
+    }
+
+    #[test]
+    fn series_names_replace_the_timestamp() {
+        let p = TimestampPattern::default();
+        assert_eq!(p.series("appdb-2026-11-20T0300.dump"), "appdb-*.dump");
+        assert_eq!(
+            p.series("pg/appdb-2026-11-21T0300.dump"),
+            "pg/appdb-*.dump"
+        );
+        assert_eq!(p.series("shop_20261120.sql.gz"), "shop_*.sql.gz");
+        assert_eq!(p.series("latest.sql"), "latest.sql");
+        let p = TimestampPattern::from_strftime("shop_%d.%m.%Y-%H").unwrap();
+        assert_eq!(p.series("shop_20.11.2026-04.sql"), "shop_*.sql");
+    }
+
+    #[test]
+    fn filters_keep_and_exclude() {
+        let f = Filter::new(Some("appdb-*"), &["*.tmp".into()]).unwrap();
+        assert!(f.keeps("pg/appdb-2026-11-20.dump"));
+        assert!(!f.keeps("pg/appdb-2026-11-20.tmp"));
+        assert!(!f.keeps("pg/other-2026-11-20.dump"));
+        assert!(Filter::new(Some("[x"), &[]).is_err());
     }
 
     #[test]

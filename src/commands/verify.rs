@@ -49,7 +49,7 @@ pub fn verify(req: &VerifyRequest) -> Result<Verified, CommandError> {
             previous: None,
         });
         match source::resolve(path, &req.s3)
-            .and_then(|t| verify_target(&t, &pattern, &req.options, req.show_progress, None, job))
+            .and_then(|t| verify_target(&t, &pattern, &Default::default(), &req.options, req.show_progress, None, job))
         {
             Ok(audited) => {
                 let v = audited.verified;
