@@ -335,3 +335,55 @@ fn a_gzip_of_unknown_content_said_only_checksums_can_vouch_although_its_crc_was_
     assert!(summary.contains("gzip CRC and length checked"), "{summary}");
     assert!(summary.contains("format is not known"), "{summary}");
 }
+
+fn restore_json(dir: &Path) -> (i32, Value) {
+    let o = bin()
+        .args(["verify", "--no-history", "--no-progress", "--format", "json"])
+        .arg("--restore")
+        .arg(dir)
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", String::from_utf8_lossy(&o.stderr));
+    });
+    (code(&o), report)
+}
+
+fn restore_of<'a>(report: &'a Value, subject: &Path) -> &'a Value {
+    let s = subject.display().to_string();
+    findings(report)
+        .iter()
+        .find(|f| f["check"] == "restore" && f["subject"] == s.as_str())
+        .unwrap_or_else(|| panic!("no restore finding for {s}:\n{}", describe(report)))
+}
+
+#[test]
+fn a_mariadb_backup_directory_could_not_be_test_restored() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_tree(&made().my, tmp.path());
+    let dir = tmp.path().join("shop-backup");
+    let before = fs::read_to_string(dir.join("xtrabackup_checkpoints")).unwrap();
+    let (code, report) = restore_json(tmp.path());
+    let f = restore_of(&report, &dir);
+    assert_eq!(f["status"], "pass", "{f:#}");
+    assert_eq!(f["evidence"]["engine"], "mariadb-backup", "{f:#}");
+    assert_eq!(f["evidence"]["row_counts"]["shop.sales"], 3000, "{f:#}");
+    assert_eq!(code, 0, "{}", describe(&report));
+    // Prepared on a copy: the backup itself is untouched.
+    assert_eq!(
+        fs::read_to_string(dir.join("xtrabackup_checkpoints")).unwrap(),
+        before
+    );
+    assert!(before.contains("full-backuped"));
+
+    // A flipped byte in a table the prepare does not touch: the restored
+    // server refuses the table, and the restore fails (not "could not run").
+    let f = dir.join("shop/sales.ibd");
+    let mut b = fs::read(&f).unwrap();
+    b[3 * 16384 + 5000] ^= 1;
+    fs::write(&f, b).unwrap();
+    let (code, report) = restore_json(tmp.path());
+    let f = restore_of(&report, &dir);
+    assert_eq!(f["status"], "fail", "{f:#}");
+    assert_eq!(code, 1);
+}
