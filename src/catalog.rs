@@ -282,7 +282,10 @@ impl Filter {
         };
         Ok(Filter {
             pattern: pattern.map(compile).transpose()?,
-            exclude: exclude.iter().map(|g| compile(g)).collect::<Result<_, _>>()?,
+            exclude: exclude
+                .iter()
+                .map(|g| compile(g))
+                .collect::<Result<_, _>>()?,
         })
     }
 
@@ -469,7 +472,10 @@ fn directory_backups(artifacts: &[Artifact]) -> Vec<(String, Layout)> {
     for a in artifacts {
         names.entry(a.dir()).or_default().insert(a.file_name());
         let parent = a.dir();
-        if let Some(d) = parent.strip_suffix("global").filter(|d| d.is_empty() || d.ends_with('/')) {
+        if let Some(d) = parent
+            .strip_suffix("global")
+            .filter(|d| d.is_empty() || d.ends_with('/'))
+        {
             with_global.insert(d.strip_suffix('/').unwrap_or(d));
         }
     }
@@ -614,10 +620,7 @@ mod tests {
     fn series_names_replace_the_timestamp() {
         let p = TimestampPattern::default();
         assert_eq!(p.series("appdb-2026-11-20T0300.dump"), "appdb-*.dump");
-        assert_eq!(
-            p.series("pg/appdb-2026-11-21T0300.dump"),
-            "pg/appdb-*.dump"
-        );
+        assert_eq!(p.series("pg/appdb-2026-11-21T0300.dump"), "pg/appdb-*.dump");
         assert_eq!(p.series("shop_20261120.sql.gz"), "shop_*.sql.gz");
         assert_eq!(p.series("latest.sql"), "latest.sql");
         let p = TimestampPattern::from_strftime("shop_%d.%m.%Y-%H").unwrap();

@@ -47,7 +47,10 @@ struct Made {
 fn made() -> &'static Made {
     static MADE: OnceLock<Made> = OnceLock::new();
     MADE.get_or_init(|| {
-        let dir = tempfile::Builder::new().prefix("bp-dirs-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("bp-dirs-")
+            .tempdir()
+            .unwrap();
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
         let pg = dir.path().join("pg");
         let my = dir.path().join("my");
@@ -89,7 +92,7 @@ fn make_base_backup(tmp: &Path, target: &Path) {
     let log = tmp.join("pg.log");
     sh(
         "pg_ctl start",
-        &mut as_pg(&[
+        as_pg(&[
             pg_bin("pg_ctl").to_str().unwrap(),
             "-D",
             d,
@@ -232,7 +235,12 @@ fn a_base_backup_without_its_backup_label_fails() {
     assert_eq!(code, 1, "{}", describe(&report));
     let f = structure_of(&report, &tmp.path().join("base"));
     assert_eq!(f["status"], "fail", "{f:#}");
-    assert!(f["summary"].as_str().unwrap().contains("backup_label missing"));
+    assert!(
+        f["summary"]
+            .as_str()
+            .unwrap()
+            .contains("backup_label missing")
+    );
 }
 
 #[test]
@@ -260,7 +268,8 @@ fn a_mariadb_backup_directory_was_209_unknown_backups_and_its_newest_was_xtrabac
 
 #[test]
 fn a_mariadb_backup_with_a_bad_page_a_cut_tablespace_or_no_checkpoints_fails() {
-    let damage: [(&str, fn(&Path)); 3] = [
+    type Harm = fn(&Path);
+    let damage: [(&str, Harm); 3] = [
         ("checksum does not match", |d| {
             let f = d.join("shop/sales.ibd");
             let mut b = fs::read(&f).unwrap();
@@ -318,7 +327,10 @@ fn a_repacked_tar_with_an_altered_member_passed_as_complete_and_consistent() {
     let summary = f["summary"].as_str().unwrap();
     assert!(!summary.contains("consistent"), "{summary}");
     assert!(summary.contains("gzip CRC and length checked"), "{summary}");
-    assert!(summary.contains("member contents not vouched for"), "{summary}");
+    assert!(
+        summary.contains("member contents not vouched for"),
+        "{summary}"
+    );
 }
 
 #[test]
@@ -338,7 +350,13 @@ fn a_gzip_of_unknown_content_said_only_checksums_can_vouch_although_its_crc_was_
 
 fn restore_json(dir: &Path) -> (i32, Value) {
     let o = bin()
-        .args(["verify", "--no-history", "--no-progress", "--format", "json"])
+        .args([
+            "verify",
+            "--no-history",
+            "--no-progress",
+            "--format",
+            "json",
+        ])
         .arg("--restore")
         .arg(dir)
         .output()

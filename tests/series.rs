@@ -42,8 +42,8 @@ fn run(dir: &Path, src: &Path, source_keys: &str, body: &str) -> (i32, Value, St
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
-    let report: Value = serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    let report: Value =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
     (code(&o), report, stderr)
 }
 
@@ -80,12 +80,7 @@ fn which_newest_restored_the_newest_file_of_any_kind_not_the_newest_of_each_seri
     let (code, report, stderr) = run(tmp.path(), &src, "", "[sources.restore]\n");
     let mut want = vec![newest_dump.clone(), newest_sql];
     want.sort();
-    assert_eq!(
-        restored(&report),
-        want,
-        "{}\n{stderr}",
-        describe(&report)
-    );
+    assert_eq!(restored(&report), want, "{}\n{stderr}", describe(&report));
     assert_eq!(code, 0, "{}", describe(&report));
 
     // The restore spec's pattern narrows the targets to one series.
@@ -95,7 +90,12 @@ fn which_newest_restored_the_newest_file_of_any_kind_not_the_newest_of_each_seri
         "",
         "[sources.restore]\npattern = \"*.dump\"\n",
     );
-    assert_eq!(restored(&report), vec![newest_dump], "{}", describe(&report));
+    assert_eq!(
+        restored(&report),
+        vec![newest_dump],
+        "{}",
+        describe(&report)
+    );
 }
 
 #[test]

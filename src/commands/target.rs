@@ -134,8 +134,8 @@ fn restore_catalog(
             *e = (*e).max(f.status);
         }
     }
-    let wanted = catalog::Filter::new(job.spec.pattern.as_deref(), &job.spec.exclude)
-        .unwrap_or_default();
+    let wanted =
+        catalog::Filter::new(job.spec.pattern.as_deref(), &job.spec.exclude).unwrap_or_default();
     let mut chosen: Vec<(&catalog::Backup, Kind)> = backups
         .iter()
         .filter(|b| wanted.keeps(&b.key))

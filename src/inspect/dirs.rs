@@ -137,7 +137,8 @@ pub fn judge_mariadb_backup(members: &[Member<'_>], sizes: &[u64]) -> DirJudgeme
             }
         }
     }
-    j.evidence.insert("innodb_tablespaces".into(), json!(spaces));
+    j.evidence
+        .insert("innodb_tablespaces".into(), json!(spaces));
     j.evidence
         .insert("innodb_pages_checksum_verified".into(), json!(pages));
     j.evidence.insert(
@@ -172,7 +173,14 @@ pub fn check_checkpoints(text: &str) -> Result<Map<String, Value>, super::Damage
     };
     let damage = |m: String| super::Damage(format!("xtrabackup_checkpoints: {m}"));
     let backup_type = get("backup_type").ok_or_else(|| damage("no backup_type".into()))?;
-    if !["full-backuped", "incremental", "log-applied", "full-prepared"].contains(&backup_type) {
+    if ![
+        "full-backuped",
+        "incremental",
+        "log-applied",
+        "full-prepared",
+    ]
+    .contains(&backup_type)
+    {
         return Err(damage(format!("unknown backup_type {backup_type:?}")));
     }
     let lsn = |key: &str| -> Result<Option<u64>, super::Damage> {
@@ -209,7 +217,11 @@ pub fn check_checkpoints(text: &str) -> Result<Map<String, Value>, super::Damage
 
 /// `backup_label`: the lines PostgreSQL needs to start from the copy.
 pub fn check_backup_label(text: &str) -> Result<Map<String, Value>, super::Damage> {
-    let get = |key: &str| text.lines().find_map(|l| l.strip_prefix(key)).map(str::trim);
+    let get = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(str::trim)
+    };
     let mut missing = Vec::new();
     for key in ["START WAL LOCATION:", "CHECKPOINT LOCATION:", "START TIME:"] {
         if get(key).is_none() {

@@ -96,8 +96,7 @@ pub fn check(r: &mut dyn Read) -> Result<(Map<String, Value>, Option<String>), D
     let mut filled = 64;
     let fcrc32 = flags & FCRC32_MARKER != 0;
     // Compressed pages keep their checksum elsewhere: read them, judge none.
-    let judged = if fcrc32 && flags & FCRC32_COMPRESSED != 0 || !fcrc32 && flags & ZIP_SSIZE != 0
-    {
+    let judged = if fcrc32 && flags & FCRC32_COMPRESSED != 0 || !fcrc32 && flags & ZIP_SSIZE != 0 {
         None
     } else if fcrc32 {
         Some(Checksum::FullCrc32)

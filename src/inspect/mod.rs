@@ -161,13 +161,23 @@ impl Inspection {
             .map(|c| format!("{}; ", compression_checked(c)))
             .unwrap_or_default();
         let format = match self.kind.format {
-            Format::PgCustom => "table of contents and every data block read and decompressed to the end",
+            Format::PgCustom => {
+                "table of contents and every data block read and decompressed to the end"
+            }
             Format::PgToc => "table of contents read",
-            Format::PgTar => "tar headers, member lengths and end-of-archive marker checked, every data member toc.dat names present",
-            Format::PgPlain | Format::MysqlDump => "complete (ends with the dump's closing trailer); the statements themselves not checked",
-            Format::Tar => "header checksums, member lengths and end-of-archive marker checked; member contents not vouched for (tar records no checksum of them)",
+            Format::PgTar => {
+                "tar headers, member lengths and end-of-archive marker checked, every data member toc.dat names present"
+            }
+            Format::PgPlain | Format::MysqlDump => {
+                "complete (ends with the dump's closing trailer); the statements themselves not checked"
+            }
+            Format::Tar => {
+                "header checksums, member lengths and end-of-archive marker checked; member contents not vouched for (tar records no checksum of them)"
+            }
             Format::Qcow2 => "image header and cluster tables checked; guest data not vouched for",
-            Format::RawImage => "partition table and filesystems checked; file contents not vouched for",
+            Format::RawImage => {
+                "partition table and filesystems checked; file contents not vouched for"
+            }
             Format::PgBackupLabel | Format::XtrabackupCheckpoints => "complete",
             Format::InnodbTablespace => "every page's size, number and checksum checked",
             Format::PgBaseBackup | Format::MariadbBackup | Format::Unknown => "read to its end",
@@ -389,7 +399,9 @@ pub fn inspect(stream: &mut dyn Read, subject: &Subject<'_>) -> Inspection {
 fn compression_checked(c: Compression) -> &'static str {
     match c {
         Compression::Gzip => "gzip CRC and length checked",
-        Compression::Zstd => "zstd stream decoded to its end (frame checksums checked where written)",
+        Compression::Zstd => {
+            "zstd stream decoded to its end (frame checksums checked where written)"
+        }
     }
 }
 

@@ -523,9 +523,7 @@ fn evaluate_one(
         } => match by_source.get(source) {
             None => unknown(source, Check::Retention),
             Some(view) => per_series(view, pattern, |b| {
-                series::retention(
-                    &name, source, b, min_age, min_count, max_gap, max_age, now,
-                )
+                series::retention(&name, source, b, min_age, min_count, max_gap, max_age, now)
             }),
         },
         CheckDef::SizeAnomaly {
@@ -552,9 +550,7 @@ fn evaluate_one(
             ..
         } => match by_source.get(source) {
             None => unknown(source, Check::Verified),
-            Some(view) => per_series(view, pattern, |b| {
-                series::verified(&name, source, b, scope)
-            }),
+            Some(view) => per_series(view, pattern, |b| series::verified(&name, source, b, scope)),
         },
         CheckDef::Coverage {
             inventory, max_age, ..

@@ -496,7 +496,12 @@ fn structure_finding(
 }
 
 /// A directory backup judged by [`inspect::dirs`].
-fn directory_finding(subj: &str, b: &Backup, kind: Kind, passes: &[(String, MemberPass)]) -> Finding {
+fn directory_finding(
+    subj: &str,
+    b: &Backup,
+    kind: Kind,
+    passes: &[(String, MemberPass)],
+) -> Finding {
     let inner = |k: &str| -> String {
         k.strip_prefix(b.key.as_str())
             .map(|r| r.trim_start_matches('/'))
