@@ -113,10 +113,8 @@ pub fn judge_mariadb_backup(members: &[Member<'_>], sizes: &[u64]) -> DirJudgeme
         j.problems
             .push("backup-my.cnf missing: prepare cannot know the InnoDB settings".into());
     }
-    if !members
-        .iter()
-        .any(|(n, _)| n.starts_with("ibdata") && super::innodb::is_tablespace_name(n))
-    {
+    let continued = members.iter().any(|(n, _)| *n == "ibdata2");
+    if !members.iter().any(|(n, _)| *n == "ibdata1") {
         j.problems
             .push("no system tablespace (ibdata1): the backup cannot be prepared".into());
     }
@@ -130,8 +128,15 @@ pub fn judge_mariadb_backup(members: &[Member<'_>], sizes: &[u64]) -> DirJudgeme
         match &i.result {
             Err(d) => j.problems.push(format!("{name}: {d}")),
             Ok(()) => {
-                pages += i.evidence["pages_checksum_verified"].as_u64().unwrap_or(0);
-                if let Some(w) = &i.warning {
+                let count = |k: &str| i.evidence.get(k).and_then(Value::as_u64).unwrap_or(0);
+                pages += count("pages_checksum_verified");
+                if *name == "ibdata1" && !continued && count("pages") < count("declared_pages") {
+                    j.problems.push(format!(
+                        "ibdata1: holds {} pages but its header says the system tablespace has {} (and there is no ibdata2): truncated",
+                        count("pages"),
+                        count("declared_pages")
+                    ));
+                } else if let Some(w) = &i.warning {
                     j.warnings.push(format!("{name}: {w}"));
                 }
             }

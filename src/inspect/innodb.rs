@@ -28,10 +28,11 @@ const NO_CHECKSUM: u32 = 0xDEAD_BEEF;
 
 /// Whether a name is one InnoDB gives its tablespaces.
 pub fn is_tablespace_name(name: &str) -> bool {
+    // ibdata2 and later continue ibdata1's pages: no header of their own.
     name.ends_with(".ibd")
+        || name == "ibdata1"
         || name
-            .strip_prefix("ibdata")
-            .or_else(|| name.strip_prefix("undo"))
+            .strip_prefix("undo")
             .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
@@ -59,6 +60,12 @@ fn page_size(flags: u32) -> Option<usize> {
 
 fn be32(b: &[u8], at: usize) -> u32 {
     u32::from_be_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+
+/// Legacy formats: the low 32 bits of the page LSN (bytes 20..24) again in
+/// the last 4 bytes.
+fn lsn_tail_ok(page: &[u8]) -> bool {
+    page[20..24] == page[page.len() - 4..]
 }
 
 fn legacy_crc32(page: &[u8]) -> u32 {
@@ -103,12 +110,12 @@ pub fn check(r: &mut dyn Read) -> Result<(Map<String, Value>, Option<String>), D
     } else {
         Some(Checksum::LegacyCrc32)
     };
-    let mut how = judged;
+    let how = judged;
     // The system tablespace's doublewrite buffer (its 2nd and 3rd extents)
     // holds copies of other spaces' pages, checksummed as those pages.
     let extent = ((1u64 << 20) / size as u64).max(64);
     let doublewrite = if system { extent..3 * extent } else { 0..0 };
-    let (mut pages, mut empty, mut checked) = (0u64, 0u64, 0u64);
+    let (mut pages, mut empty, mut checked, mut unjudged) = (0u64, 0u64, 0u64, 0u64);
     loop {
         let n = read_full(r, &mut page[filled..]).map_err(|e| Damage::io(e, "InnoDB page"))?;
         filled += n;
@@ -127,20 +134,24 @@ pub fn check(r: &mut dyn Read) -> Result<(Map<String, Value>, Option<String>), D
             empty += 1;
         } else {
             let own = be32(&page, PAGE_NO) as u64;
-            if let Some(h) = how {
-                if !page_ok(&page, h) {
-                    if pages == 0 && h == Checksum::LegacyCrc32 {
-                        // An older checksum algorithm (innodb, none): not ours
-                        // to judge, say so rather than fail sound pages.
-                        how = None;
-                    } else {
-                        return Err(Damage(format!(
-                            "page {pages}: checksum does not match its contents (corrupt page)"
-                        )));
-                    }
-                } else {
-                    checked += 1;
+            if how == Some(Checksum::LegacyCrc32) && !lsn_tail_ok(&page) {
+                // Whatever the algorithm, a page's two copies of its LSN
+                // agree unless it was torn or damaged.
+                return Err(Damage(format!(
+                    "page {pages}: its header and trailer LSNs disagree (torn or corrupt page)"
+                )));
+            }
+            match how {
+                Some(h) if page_ok(&page, h) => checked += 1,
+                // Older formats keep each page's own algorithm (crc32,
+                // innodb, none): a page not in crc32 is not ours to judge.
+                Some(Checksum::LegacyCrc32) => unjudged += 1,
+                Some(Checksum::FullCrc32) => {
+                    return Err(Damage(format!(
+                        "page {pages}: checksum does not match its contents (corrupt page)"
+                    )));
                 }
+                None => unjudged += 1,
             }
             if how.is_some() && own != pages {
                 return Err(Damage(format!(
@@ -151,12 +162,25 @@ pub fn check(r: &mut dyn Read) -> Result<(Map<String, Value>, Option<String>), D
         pages += 1;
         filled = 0;
     }
+    let mut warnings = Vec::new();
     if pages < declared {
-        return Err(Damage(format!(
-            "holds {pages} pages but its header says the space has {declared}: truncated"
-        )));
+        let cut = format!("holds {pages} pages but its header says the space has {declared}");
+        if !system {
+            return Err(Damage(format!("{cut}: truncated")));
+        }
+        // The system tablespace may go on in ibdata2: only the directory
+        // holding it can tell (see `dirs`).
+        warnings.push(format!("{cut}: truncated, unless it continues in ibdata2"));
+    }
+    if unjudged > 0 {
+        warnings.push(format!(
+            "{unjudged} page(s) use a checksum backproof does not check (compressed pages or a legacy algorithm): their size, number and LSNs checked only"
+        ));
     }
     let mut ev = Map::new();
+    ev.insert("system_tablespace".into(), json!(system));
+    ev.insert("declared_pages".into(), json!(declared));
+    ev.insert("pages_checksum_unjudged".into(), json!(unjudged));
     ev.insert("page_size".into(), json!(size));
     ev.insert("pages".into(), json!(pages));
     ev.insert("pages_never_written".into(), json!(empty));
@@ -169,10 +193,7 @@ pub fn check(r: &mut dyn Read) -> Result<(Map<String, Value>, Option<String>), D
             None => "not checked",
         }),
     );
-    let warning = how.is_none().then(|| {
-        "InnoDB pages use a checksum backproof does not check (compressed pages or a legacy algorithm): page sizes and count checked only".to_string()
-    });
-    Ok((ev, warning))
+    Ok((ev, (!warnings.is_empty()).then(|| warnings.join("; "))))
 }
 
 /// Like `read_exact`, but a clean end (0 bytes) or a short last read is
@@ -194,12 +215,13 @@ fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
 mod tests {
     use super::*;
 
-    fn space(pages: usize) -> Vec<u8> {
+    fn space(space: u32, pages: usize) -> Vec<u8> {
         let size = 16384;
         let mut v = vec![0u8; size * pages];
         for (i, p) in v.chunks_mut(size).enumerate() {
             p[PAGE_NO..PAGE_NO + 4].copy_from_slice(&(i as u32).to_be_bytes());
             if i == 0 {
+                p[FSP_SPACE_ID..FSP_SPACE_ID + 4].copy_from_slice(&space.to_be_bytes());
                 p[FSP_SIZE..FSP_SIZE + 4].copy_from_slice(&(pages as u32).to_be_bytes());
                 // full_crc32, page ssize 5 (16 KiB).
                 p[FSP_FLAGS..FSP_FLAGS + 4].copy_from_slice(&(FCRC32_MARKER | 5).to_be_bytes());
@@ -213,7 +235,7 @@ mod tests {
 
     #[test]
     fn sound_truncated_and_flipped_spaces() {
-        let good = space(4);
+        let good = space(7, 4);
         let (ev, w) = check(&mut &good[..]).unwrap();
         assert_eq!(ev["pages_checksum_verified"], 4);
         assert!(w.is_none());
@@ -224,6 +246,12 @@ mod tests {
         let mut flipped = good.clone();
         flipped[16384 * 2 + 5000] ^= 1;
         assert!(check(&mut &flipped[..]).unwrap_err().0.contains("page 2"));
+        // The system tablespace may continue in ibdata2: a warning here,
+        // judged by the directory.
+        let system = space(0, 4);
+        let (ev, w) = check(&mut &system[..16384 * 3]).unwrap();
+        assert_eq!(ev["declared_pages"], 4);
+        assert!(w.unwrap().contains("ibdata2"));
     }
 
     #[test]
@@ -232,6 +260,7 @@ mod tests {
         assert!(is_tablespace_name("ibdata1"));
         assert!(is_tablespace_name("undo001"));
         assert!(!is_tablespace_name("ibdata"));
+        assert!(!is_tablespace_name("ibdata2"));
         assert!(!is_tablespace_name("ib_logfile0"));
     }
 }

@@ -202,7 +202,7 @@ impl EngineKind for MariaBackup {
             deadline,
         )?;
         if !run.ok {
-            return Ok(run);
+            return Ok(with_error_first(run));
         }
 
         let socket = socket_of(&dir);
@@ -270,6 +270,22 @@ impl EngineKind for MariaBackup {
             Conn::new(opts(&socket)).map_err(MbError::Driver)?,
         )))
     }
+}
+
+/// mariadb-backup opens with a version banner and writes `Error: …`, which
+/// the shared first-error finder does not look for: put that line first so
+/// the finding says why the prepare failed.
+fn with_error_first(mut run: ToolRun) -> ToolRun {
+    let marked = |l: &str| l.contains("ERROR") || l.contains("error:") || l.contains("FATAL");
+    if !run.stderr.lines().any(marked)
+        && let Some(line) = run
+            .stderr
+            .lines()
+            .find(|l| l.to_ascii_lowercase().contains("error"))
+    {
+        run.stderr = format!("ERROR: {}\n{}", line.trim(), run.stderr);
+    }
+    run
 }
 
 /// `CHECK TABLE` on every user table of the restored server: a page the
