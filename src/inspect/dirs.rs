@@ -114,7 +114,10 @@ pub fn judge_mariadb_backup(members: &[Member<'_>], sizes: &[u64]) -> DirJudgeme
             .push("backup-my.cnf missing: prepare cannot know the InnoDB settings".into());
     }
     let continued = members.iter().any(|(n, _)| *n == "ibdata2");
-    if !members.iter().any(|(n, _)| *n == "ibdata1") {
+    // An incremental backup holds page deltas (ibdata1.delta) instead.
+    let incremental = j.evidence.get("backup_type") == Some(&json!("incremental"))
+        || members.iter().any(|(n, _)| *n == "ibdata1.delta");
+    if !incremental && !members.iter().any(|(n, _)| *n == "ibdata1") {
         j.problems
             .push("no system tablespace (ibdata1): the backup cannot be prepared".into());
     }
@@ -258,6 +261,32 @@ pub fn check_backup_label(text: &str) -> Result<Map<String, Value>, super::Damag
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn checkpoints(text: &str) -> Inspection {
+        let mut i = Inspection::new(super::super::Kind {
+            format: Format::XtrabackupCheckpoints,
+            compression: None,
+        });
+        i.evidence = check_checkpoints(text).unwrap();
+        i
+    }
+
+    #[test]
+    fn an_incremental_backup_needs_no_ibdata1() {
+        let other = Inspection::new(super::super::Kind::UNKNOWN);
+        let inc = checkpoints("backup_type = incremental\nfrom_lsn = 100\nto_lsn = 200\n");
+        let members = [
+            ("xtrabackup_checkpoints", &inc),
+            ("backup-my.cnf", &other),
+            ("ibdata1.delta", &other),
+        ];
+        let j = judge_mariadb_backup(&members, &[80, 200, 0]);
+        assert!(j.problems.is_empty(), "{:?}", j.problems);
+        let full = checkpoints("backup_type = full-backuped\nfrom_lsn = 0\nto_lsn = 200\n");
+        let members = [("xtrabackup_checkpoints", &full), ("backup-my.cnf", &other)];
+        let j = judge_mariadb_backup(&members, &[80, 200]);
+        assert!(j.problems[0].contains("ibdata1"), "{:?}", j.problems);
+    }
 
     #[test]
     fn checkpoints_sanity() {
