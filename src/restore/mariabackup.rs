@@ -43,6 +43,10 @@ pub enum MbError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "an incremental backup restores only on top of its full backup: restore the chain, not this directory alone"
+    )]
+    Incremental,
     #[error("no restored server for {0}")]
     NoServer(String),
     #[error("{0}")]
@@ -182,6 +186,16 @@ impl EngineKind for MariaBackup {
         let Input::Path(backup) = input else {
             return Err(MbError::NotADirectory.into());
         };
+        // Prepared alone, an incremental fails for want of its base: that
+        // would read as a broken backup when it is only half of one.
+        let checkpoints =
+            std::fs::read_to_string(backup.join("xtrabackup_checkpoints")).unwrap_or_default();
+        if checkpoints.lines().any(|l| {
+            l.split_once('=')
+                .is_some_and(|(k, v)| k.trim() == "backup_type" && v.trim() == "incremental")
+        }) {
+            return Err(MbError::Incremental.into());
+        }
         let prepare =
             tools::which_any(&["mariadb-backup", "mariabackup"]).map_err(MbError::NoTools)?;
         let server = tools::which_any(&["mariadbd", "mysqld"]).map_err(MbError::NoTools)?;
