@@ -36,6 +36,22 @@ fn counts(members: &[Member<'_>], sizes: &[u64]) -> Map<String, Value> {
     ev
 }
 
+/// Members of a format we know (a dump someone left in the directory) that
+/// are damaged. Unrecognised files (relation files, logs, empty tables)
+/// are not judged: their bytes may look like anything.
+fn damaged_known(members: &[Member<'_>], judged: &[Format]) -> Vec<String> {
+    members
+        .iter()
+        .filter(|(_, i)| i.kind.format != Format::Unknown && !judged.contains(&i.kind.format))
+        .filter_map(|(n, i)| {
+            i.result
+                .as_ref()
+                .err()
+                .map(|d| format!("{n}: {}: {d}", i.kind))
+        })
+        .collect()
+}
+
 /// `pg_basebackup -Fp`: PG_VERSION, global/pg_control and a sound
 /// backup_label; every file read to its end. `sizes` are the members'
 /// listed sizes, in the same order.
@@ -65,6 +81,8 @@ pub fn judge_pg_base_backup(members: &[Member<'_>], sizes: &[u64]) -> DirJudgeme
                 .push("backup_label: not a backup label (no START WAL LOCATION)".into()),
         },
     }
+    j.problems
+        .extend(damaged_known(members, &[Format::PgBackupLabel]));
     j.evidence.insert(
         "checked".into(),
         json!([
@@ -145,6 +163,10 @@ pub fn judge_mariadb_backup(members: &[Member<'_>], sizes: &[u64]) -> DirJudgeme
             }
         }
     }
+    j.problems.extend(damaged_known(
+        members,
+        &[Format::InnodbTablespace, Format::XtrabackupCheckpoints],
+    ));
     j.evidence
         .insert("innodb_tablespaces".into(), json!(spaces));
     j.evidence
@@ -286,6 +308,37 @@ mod tests {
         let members = [("xtrabackup_checkpoints", &full), ("backup-my.cnf", &other)];
         let j = judge_mariadb_backup(&members, &[80, 200]);
         assert!(j.problems[0].contains("ibdata1"), "{:?}", j.problems);
+    }
+
+    #[test]
+    fn a_damaged_dump_inside_a_directory_backup_still_fails() {
+        let empty = Inspection {
+            result: Err(super::super::Damage("empty file (0 bytes)".into())),
+            ..Inspection::new(super::super::Kind::UNKNOWN)
+        };
+        let mut cut = Inspection::new(super::super::Kind {
+            format: Format::MysqlDump,
+            compression: None,
+        });
+        cut.result = Err(super::super::Damage("no trailer".into()));
+        let full = checkpoints("backup_type = full-backuped\nfrom_lsn = 0\nto_lsn = 200\n");
+        let other = Inspection::new(super::super::Kind::UNKNOWN);
+        let members = [
+            ("xtrabackup_checkpoints", &full),
+            ("backup-my.cnf", &other),
+            ("ibdata1.delta", &other),
+            ("mysql/general_log.CSV", &empty),
+        ];
+        assert!(
+            judge_mariadb_backup(&members, &[80, 200, 0, 0])
+                .problems
+                .is_empty()
+        );
+        let mut with_dump = members.to_vec();
+        with_dump.push(("left-here.sql", &cut));
+        let j = judge_mariadb_backup(&with_dump, &[80, 200, 0, 0, 9]);
+        assert_eq!(j.problems.len(), 1, "{:?}", j.problems);
+        assert!(j.problems[0].starts_with("left-here.sql: mysqldump"));
     }
 
     #[test]
