@@ -23,6 +23,35 @@ pub enum Layout {
     File,
     /// A `pg_dump -Fd` directory: `toc.dat` plus one file per table.
     PgDirectory,
+    /// A plain `pg_basebackup -Fp` directory: `PG_VERSION` and `global/`
+    /// beside `backup_label` or `backup_manifest`; a copy of a data
+    /// directory, so its thousand files are one backup.
+    PgBaseBackup,
+    /// A mariadb-backup / xtrabackup directory (`xtrabackup_checkpoints`,
+    /// `backup-my.cnf`, `xtrabackup_info`).
+    MariadbBackup,
+}
+
+impl Layout {
+    /// Which directory layout a directory's own file names announce.
+    fn of_dir(names: &BTreeSet<&str>, has_global: bool) -> Option<Layout> {
+        if names.contains("toc.dat") {
+            Some(Layout::PgDirectory)
+        } else if names.contains("PG_VERSION")
+            && has_global
+            && (names.contains("backup_label") || names.contains("backup_manifest"))
+        {
+            Some(Layout::PgBaseBackup)
+        } else if names.contains("xtrabackup_checkpoints")
+            // Two of the three markers: a backup whose checkpoints file is
+            // lost is still that backup (and fails for it), not 200 files.
+            || (names.contains("backup-my.cnf") && names.contains("xtrabackup_info"))
+        {
+            Some(Layout::MariadbBackup)
+        } else {
+            None
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -30,6 +59,9 @@ pub enum Layout {
 pub enum TimestampFrom {
     Name,
     Mtime,
+    /// The backup's own record of when it started (`backup_label`'s START
+    /// TIME, `xtrabackup_info`'s start_time).
+    Label,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -172,6 +204,31 @@ impl TimestampPattern {
         })
     }
 
+    /// The series a key belongs to: the key with its timestamp replaced by
+    /// `*` in the last component ("pg/appdb-2026-11-20T0300.dump" is in
+    /// "pg/appdb-*.dump"). A name without a timestamp is a series of one.
+    pub fn series(&self, key: &str) -> String {
+        let (dir, name) = match key.rfind('/') {
+            Some(i) => key.split_at(i + 1),
+            None => ("", key),
+        };
+        let span = self.regex.captures_iter(name).find_map(|caps| {
+            let num = |g: &str| caps.name(g).and_then(|m| m.as_str().parse::<u32>().ok());
+            let (y, m, d) = (num("Y")?, num("m")?, num("d")?);
+            NaiveDate::from_ymd_opt(y as i32, m, d)?;
+            // From the first field to the last: a strftime pattern's
+            // literal text ("shop_") is the series' name, not its time.
+            let fields = ["Y", "m", "d", "H", "M", "S"].map(|g| caps.name(g));
+            let start = fields.iter().flatten().map(|m| m.start()).min()?;
+            let end = fields.iter().flatten().map(|m| m.end()).max()?;
+            Some(start..end)
+        });
+        match span {
+            Some(r) => format!("{dir}{}*{}", &name[..r.start], &name[r.end..]),
+            None => key.to_string(),
+        }
+    }
+
     /// The first valid date in `name`, read as UTC.
     pub fn parse(&self, name: &str) -> Option<DateTime<Utc>> {
         for caps in self.regex.captures_iter(name) {
@@ -198,6 +255,61 @@ impl TimestampPattern {
     }
 }
 
+/// Which backups of a source count: `pattern` (a glob, matched against the
+/// key or the file name) keeps, `exclude` globs drop.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    pattern: Option<glob::Pattern>,
+    exclude: Vec<glob::Pattern>,
+}
+
+/// A `pattern` or `exclude` glob that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("glob {glob:?}: {source}")]
+pub struct FilterError {
+    pub glob: String,
+    #[source]
+    pub source: glob::PatternError,
+}
+
+impl Filter {
+    pub fn new(pattern: Option<&str>, exclude: &[String]) -> Result<Filter, FilterError> {
+        let compile = |g: &str| {
+            glob::Pattern::new(g).map_err(|source| FilterError {
+                glob: g.to_string(),
+                source,
+            })
+        };
+        Ok(Filter {
+            pattern: pattern.map(compile).transpose()?,
+            exclude: exclude
+                .iter()
+                .map(|g| compile(g))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pattern.is_none() && self.exclude.is_empty()
+    }
+
+    pub fn keeps(&self, key: &str) -> bool {
+        let name = key.rsplit('/').next().unwrap_or(key);
+        let hit = |p: &glob::Pattern| p.matches(key) || p.matches(name);
+        self.pattern.as_ref().is_none_or(hit) && !self.exclude.iter().any(hit)
+    }
+}
+
+impl Catalog {
+    /// Drops the backups the filter does not keep. Manifest lines naming
+    /// them stay satisfied: the files exist, they are only not audited.
+    pub fn retain(&mut self, filter: &Filter) {
+        if !filter.is_empty() {
+            self.backups.retain(|b| filter.keeps(&b.key));
+        }
+    }
+}
+
 /// Groups a source's artifacts into backups and loads its manifests.
 /// `only`, when set, keeps the backups whose key is (or is under) that key:
 /// a spot check of one file still uses the manifests beside it.
@@ -209,24 +321,31 @@ pub fn build(
 ) -> Catalog {
     let mut catalog = Catalog::default();
 
-    // Directory-format dumps first: every directory holding a toc.dat.
-    let pg_dirs: BTreeSet<String> = artifacts
-        .iter()
-        .filter(|a| a.file_name() == "toc.dat" && !a.dir().is_empty())
-        .map(|a| a.dir().to_string())
-        .collect();
-    let owning_dir = |key: &str| -> Option<&String> {
-        pg_dirs.iter().find(|d| {
-            key.len() > d.len() && key.starts_with(d.as_str()) && key.as_bytes()[d.len()] == b'/'
-        })
+    // Directory-shaped backups first: a directory whose own files announce
+    // a layout owns everything under it. The outermost wins, so that e.g.
+    // base/1/PG_VERSION inside a base backup never starts a backup of its own.
+    let dirs = directory_backups(&artifacts);
+    let owning_dir = |key: &str| -> Option<(&String, Layout)> {
+        dirs.iter()
+            .find(|(d, _)| {
+                d.is_empty()
+                    || (key.len() > d.len()
+                        && key.starts_with(d.as_str())
+                        && key.as_bytes()[d.len()] == b'/')
+            })
+            .map(|(d, l)| (d, *l))
     };
 
     let mut manifests = Vec::new();
-    let mut by_dir: BTreeMap<String, Vec<Artifact>> = BTreeMap::new();
+    let mut by_dir: BTreeMap<String, (Layout, Vec<Artifact>)> = BTreeMap::new();
     let mut singles = Vec::new();
     for a in artifacts {
-        if let Some(dir) = owning_dir(&a.key) {
-            by_dir.entry(dir.clone()).or_default().push(a);
+        if let Some((dir, layout)) = owning_dir(&a.key) {
+            by_dir
+                .entry(dir.clone())
+                .or_insert_with(|| (layout, Vec::new()))
+                .1
+                .push(a);
         } else if let Some(kind) = manifest::classify_name(a.file_name()) {
             manifests.push((a, kind));
         } else {
@@ -249,16 +368,12 @@ pub fn build(
             }
         })
         .collect();
-    for (dir, members) in by_dir {
+    for (dir, (layout, members)) in by_dir {
         let name = dir.rsplit('/').next().unwrap_or(&dir).to_string();
-        let toc = members
-            .iter()
-            .find(|m| m.file_name() == "toc.dat")
-            .expect("grouped by toc.dat");
-        let (timestamp, timestamp_from) = stamp(pattern, &name, toc);
+        let (timestamp, timestamp_from) = dir_stamp(source, pattern, &name, layout, &members);
         backups.push(Backup {
             key: dir,
-            layout: Layout::PgDirectory,
+            layout,
             size: members.iter().map(|m| m.size).sum(),
             members,
             timestamp,
@@ -350,6 +465,119 @@ fn stamp(pattern: &TimestampPattern, name: &str, a: &Artifact) -> (DateTime<Utc>
     }
 }
 
+/// Directories that are one backup each, outermost first, with their layout.
+fn directory_backups(artifacts: &[Artifact]) -> Vec<(String, Layout)> {
+    let mut names: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    let mut with_global: BTreeSet<&str> = BTreeSet::new();
+    for a in artifacts {
+        names.entry(a.dir()).or_default().insert(a.file_name());
+        let parent = a.dir();
+        if let Some(d) = parent
+            .strip_suffix("global")
+            .filter(|d| d.is_empty() || d.ends_with('/'))
+        {
+            with_global.insert(d.strip_suffix('/').unwrap_or(d));
+        }
+    }
+    let mut found: Vec<(String, Layout)> = names
+        .iter()
+        .filter_map(|(dir, names)| {
+            let layout = Layout::of_dir(names, with_global.contains(dir))?;
+            // A dump directory at the root is a source of loose files to the
+            // old rules; only the directory kinds new here may be the root.
+            (layout != Layout::PgDirectory || !dir.is_empty()).then(|| (dir.to_string(), layout))
+        })
+        .collect();
+    found.sort_by_key(|(d, _)| (d.len(), d.clone()));
+    let mut outermost: Vec<(String, Layout)> = Vec::new();
+    for (d, l) in found {
+        let nested = outermost
+            .iter()
+            .any(|(o, _)| o.is_empty() || d.starts_with(&format!("{o}/")));
+        if !nested {
+            outermost.push((d, l));
+        }
+    }
+    outermost
+}
+
+/// Backup-label files are a few hundred bytes; more is not a label.
+const MAX_LABEL_BYTES: u64 = 64 * 1024;
+
+/// A directory backup's time: the start time it records itself when it has
+/// a zone (backup_label), else its name, else the start time it records
+/// without a zone (xtrabackup_info, read as UTC), else the newest mtime.
+fn dir_stamp(
+    source: &dyn Storage,
+    pattern: &TimestampPattern,
+    name: &str,
+    layout: Layout,
+    members: &[Artifact],
+) -> (DateTime<Utc>, TimestampFrom) {
+    let read = |file: &str| -> Option<String> {
+        let a = members
+            .iter()
+            .find(|m| m.file_name() == file && m.size <= MAX_LABEL_BYTES)?;
+        let mut text = String::new();
+        source
+            .open(a)
+            .and_then(|f| f.reader.take(MAX_LABEL_BYTES).read_to_string(&mut text))
+            .ok()?;
+        Some(text)
+    };
+    let newest = members
+        .iter()
+        .max_by_key(|m| m.modified)
+        .map(|m| m.modified)
+        .unwrap_or_default();
+    let labelled = match layout {
+        Layout::PgBaseBackup => read("backup_label").and_then(|t| label_start_time(&t)),
+        _ => None,
+    };
+    if let Some(t) = labelled {
+        return (t, TimestampFrom::Label);
+    }
+    if let Some(t) = pattern.parse(name) {
+        return (t, TimestampFrom::Name);
+    }
+    let recorded = match layout {
+        Layout::MariadbBackup => read("xtrabackup_info").and_then(|t| xtrabackup_start_time(&t)),
+        _ => None,
+    };
+    match recorded {
+        Some(t) => (t, TimestampFrom::Label),
+        None => (newest, TimestampFrom::Mtime),
+    }
+}
+
+/// `START TIME: 2026-11-20 03:00:00 UTC` (or a numeric offset).
+pub fn label_start_time(label: &str) -> Option<DateTime<Utc>> {
+    let value = label
+        .lines()
+        .find_map(|l| l.strip_prefix("START TIME:"))?
+        .trim();
+    if let Ok(t) = DateTime::parse_from_str(value, "%Y-%m-%d %H:%M:%S %z") {
+        return Some(t.with_timezone(&Utc));
+    }
+    // PostgreSQL writes the zone's abbreviation; only UTC/GMT are unambiguous.
+    let (time, zone) = value.rsplit_once(' ')?;
+    matches!(zone, "UTC" | "GMT")
+        .then(|| NaiveDateTime::parse_from_str(time, "%Y-%m-%d %H:%M:%S").ok())
+        .flatten()
+        .map(|t| Utc.from_utc_datetime(&t))
+}
+
+/// `start_time = 2026-11-20 03:00:00`, the server's local time, read as UTC.
+fn xtrabackup_start_time(info: &str) -> Option<DateTime<Utc>> {
+    let value = info.lines().find_map(|l| {
+        let (k, v) = l.split_once('=')?;
+        (k.trim() == "start_time").then(|| v.trim())
+    })?;
+    NaiveDateTime::parse_from_str(value, "%Y-%m-%d %H:%M:%S")
+        .ok()
+        .map(|t| Utc.from_utc_datetime(&t))
+}
+
 fn read_manifest(source: &dyn Storage, a: &Artifact) -> Result<String, ReadError> {
     if a.size > MAX_MANIFEST_BYTES {
         return Err(ReadError::TooLarge(a.size));
@@ -386,6 +614,26 @@ mod tests {
         );
         assert_eq!(t("db-9999-99-99.sql"), None);
         assert_eq!(t("latest.sql"), None);
+    }
+
+    #[test]
+    fn series_names_replace_the_timestamp() {
+        let p = TimestampPattern::default();
+        assert_eq!(p.series("appdb-2026-11-20T0300.dump"), "appdb-*.dump");
+        assert_eq!(p.series("pg/appdb-2026-11-21T0300.dump"), "pg/appdb-*.dump");
+        assert_eq!(p.series("shop_20261120.sql.gz"), "shop_*.sql.gz");
+        assert_eq!(p.series("latest.sql"), "latest.sql");
+        let p = TimestampPattern::from_strftime("shop_%d.%m.%Y-%H").unwrap();
+        assert_eq!(p.series("shop_20.11.2026-04.sql"), "shop_*.sql");
+    }
+
+    #[test]
+    fn filters_keep_and_exclude() {
+        let f = Filter::new(Some("appdb-*"), &["*.tmp".into()]).unwrap();
+        assert!(f.keeps("pg/appdb-2026-11-20.dump"));
+        assert!(!f.keeps("pg/appdb-2026-11-20.tmp"));
+        assert!(!f.keeps("pg/other-2026-11-20.dump"));
+        assert!(Filter::new(Some("[x"), &[]).is_err());
     }
 
     #[test]

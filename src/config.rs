@@ -14,13 +14,17 @@
 //! name = "postgres"
 //! path = "/srv/backups/postgres"
 //! timestamp_pattern = "appdb-%Y%m%d"  # overrides the default
+//! pattern = "appdb-*"                 # only these backups (a glob on key or name)
+//! exclude = ["*.partial"]             # and not these
 //!
 //! [[sources]]
 //! name = "dumps-in-s3"
 //! path = "s3://backups/nightly"      # S3 URLs work wherever paths do
 //! copy = "s3://offsite/nightly"       # a copy that must match it (missing, stale, extra)
 //!
-//! [sources.restore]                  # test-restore the newest dump of the source
+//! [sources.restore]                  # test-restore the newest dump of each series
+//! pattern = "*.dump"                 # optional: only these are restore targets
+//! exclude = ["*-schema-*"]
 //! rto = "1h"                         # a restore (load + sanity) over it fails
 //! required_tables = ["users"]
 //! min_rows = { users = 1 }
@@ -32,7 +36,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::catalog::TimestampPattern;
+use crate::catalog::{Filter, TimestampPattern};
 use crate::digest::Algorithm;
 use crate::policy::{self, CheckDef};
 use crate::report::Format;
@@ -122,6 +126,11 @@ pub struct SourceConfig {
     pub name: String,
     pub path: PathBuf,
     pub timestamp_pattern: Option<String>,
+    /// Only backups whose key or file name match this glob are audited.
+    pub pattern: Option<String>,
+    /// Backups matching any of these globs are not audited.
+    #[serde(default)]
+    pub exclude: Vec<String>,
     /// A secondary copy of this source (directory or S3 URL) that must hold
     /// the same objects: checked like `backproof compare path copy`.
     pub copy: Option<PathBuf>,
@@ -254,9 +263,14 @@ impl Config {
                     Invalid::value(format!("sources.{}.timestamp_pattern", s.name), e)
                 })?;
             }
+            Filter::new(s.pattern.as_deref(), &s.exclude)
+                .map_err(|e| Invalid::value(format!("sources.{}.pattern", s.name), e))?;
             if let Some(r) = &s.restore {
                 r.validate()
                     .map_err(|e| Invalid::value(format!("sources.{}.restore", s.name), e))?;
+                Filter::new(r.pattern.as_deref(), &r.exclude).map_err(|e| {
+                    Invalid::value(format!("sources.{}.restore.pattern", s.name), e)
+                })?;
             }
         }
         if let Some(p) = &config.defaults.timestamp_pattern {
@@ -288,6 +302,11 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The source's `pattern` / `exclude` (validated when loaded).
+    pub fn filter_for(source: &SourceConfig) -> Filter {
+        Filter::new(source.pattern.as_deref(), &source.exclude).unwrap_or_default()
     }
 
     pub fn pattern_for(&self, source: &SourceConfig) -> TimestampPattern {
@@ -326,6 +345,23 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("sources.a.restore"), "{e}");
+    }
+
+    #[test]
+    fn source_and_restore_patterns_are_globs() {
+        let ok = "[[sources]]\nname=\"a\"\npath=\"/x\"\npattern=\"appdb-*\"\nexclude=[\"*.tmp\"]\n[sources.restore]\npattern=\"*.dump\"\n";
+        let c = Config::parse(ok).unwrap();
+        assert!(Config::filter_for(&c.sources[0]).keeps("appdb-1.dump"));
+        let e = Config::parse("[[sources]]\nname=\"a\"\npath=\"/x\"\nexclude=[\"[x\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("sources.a.pattern") && e.contains("[x"), "{e}");
+        let e = Config::parse(
+            "[[sources]]\nname=\"a\"\npath=\"/x\"\n[sources.restore]\npattern=\"[x\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("sources.a.restore.pattern"), "{e}");
     }
 
     #[test]

@@ -84,6 +84,8 @@ pub fn prepare(dir: &Path) -> io::Result<Config> {
                 name: d.to_string(),
                 path: corpus.join(d),
                 timestamp_pattern: None,
+                pattern: None,
+                exclude: Vec::new(),
                 copy: None,
                 region: None,
                 account: None,

@@ -51,6 +51,14 @@ pub fn list(req: &LsRequest) -> Result<Vec<Listed>, CommandError> {
                 format: inspect::Format::PgToc,
                 compression: None,
             },
+            Layout::PgBaseBackup => Kind {
+                format: inspect::Format::PgBaseBackup,
+                compression: None,
+            },
+            Layout::MariadbBackup => Kind {
+                format: inspect::Format::MariadbBackup,
+                compression: None,
+            },
             Layout::File => {
                 let mut head = vec![0u8; 64 * 1024];
                 let n = target

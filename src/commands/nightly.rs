@@ -168,6 +168,7 @@ fn run_config(
             account: s.account.clone(),
             is_s3: source::is_s3(&s.path.to_string_lossy()),
             copy: s.copy.as_ref().map(|c| c.display().to_string()),
+            timestamp_pattern: config.pattern_for(s),
             ..SourceView::default()
         };
         if let Some(copy) = &s.copy {
@@ -193,6 +194,7 @@ fn run_config(
         match verify_target(
             &target,
             &config.pattern_for(s),
+            &Config::filter_for(s),
             opts,
             show_progress,
             sample,

@@ -39,6 +39,7 @@ pub(super) struct Audited {
 pub(super) fn verify_target(
     target: &Target,
     pattern: &TimestampPattern,
+    filter: &catalog::Filter,
     opts: &VerifyOptions,
     show_progress: bool,
     sample: Option<(&Ledger, Sample)>,
@@ -51,6 +52,7 @@ pub(super) fn verify_target(
         pattern,
         target.only.as_deref(),
     );
+    catalog.retain(filter);
     let all = catalog.backups.clone();
     let mut carried = Vec::new();
     if let Some((ledger, sample)) = sample {
@@ -95,7 +97,7 @@ pub(super) fn verify_target(
         verified.check_store(target.source.as_ref());
     }
     let restores = match restore {
-        Some(job) => restore_catalog(target, &catalog.backups, &verified, job),
+        Some(job) => restore_catalog(target, &catalog.backups, pattern, &verified, job),
         None => Vec::new(),
     };
     verified
@@ -104,7 +106,8 @@ pub(super) fn verify_target(
     Ok(Audited { verified, restores })
 }
 
-/// Restores the verified dumps a job asks for: every one, or the newest.
+/// Restores the verified dumps a job asks for (those its spec's pattern
+/// and exclude keep): every one, or the newest of each series.
 ///
 /// A dump that failed its structure check is still restored: the real
 /// tool's own verdict ("could not uncompress data", "end of file") is the
@@ -115,6 +118,7 @@ pub(super) fn verify_target(
 fn restore_catalog(
     target: &Target,
     backups: &[catalog::Backup],
+    pattern: &TimestampPattern,
     verified: &verify::Verified,
     job: RestoreJob<'_>,
 ) -> Vec<RestoreOutcome> {
@@ -130,20 +134,27 @@ fn restore_catalog(
             *e = (*e).max(f.status);
         }
     }
+    let wanted =
+        catalog::Filter::new(job.spec.pattern.as_deref(), &job.spec.exclude).unwrap_or_default();
     let mut chosen: Vec<(&catalog::Backup, Kind)> = backups
         .iter()
+        .filter(|b| wanted.keeps(&b.key))
         .filter_map(|b| {
             let kind = kinds.get(b.key.as_str()).copied()?;
             crate::restore::is_restorable(kind, b, job.spec.engine).then_some((b, kind))
         })
         .collect();
     if job.which == Which::Newest {
+        // The newest of each series: a directory's newest file of any kind
+        // is not the newest backup of each thing backed up there.
         chosen.sort_by(|a, b| {
             b.0.timestamp
                 .cmp(&a.0.timestamp)
                 .then(a.0.key.cmp(&b.0.key))
         });
-        chosen.truncate(1);
+        let mut seen = std::collections::BTreeSet::new();
+        chosen.retain(|(b, _)| seen.insert(pattern.series(&b.key)));
+        chosen.sort_by(|a, b| a.0.key.cmp(&b.0.key));
     }
     let mut out = Vec::new();
     for (b, kind) in chosen {

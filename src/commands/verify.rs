@@ -49,9 +49,17 @@ pub fn verify(req: &VerifyRequest) -> Result<Verified, CommandError> {
             which: Which::All,
             previous: None,
         });
-        match source::resolve(path, &req.s3)
-            .and_then(|t| verify_target(&t, &pattern, &req.options, req.show_progress, None, job))
-        {
+        match source::resolve(path, &req.s3).and_then(|t| {
+            verify_target(
+                &t,
+                &pattern,
+                &Default::default(),
+                &req.options,
+                req.show_progress,
+                None,
+                job,
+            )
+        }) {
             Ok(audited) => {
                 let v = audited.verified;
                 store_bytes += v.store_bytes_read;

@@ -5,8 +5,10 @@
 //!
 //! The kind of a backup is recognised from its first bytes, not its name.
 
+pub mod dirs;
 mod gzip;
 mod image;
+mod innodb;
 pub mod pgdump;
 mod tar;
 mod text;
@@ -56,6 +58,16 @@ pub enum Format {
     Tar,
     Qcow2,
     RawImage,
+    /// A `pg_basebackup -Fp` directory (judged in [`dirs`]).
+    PgBaseBackup,
+    /// `backup_label` of a base backup.
+    PgBackupLabel,
+    /// A mariadb-backup / xtrabackup directory (judged in [`dirs`]).
+    MariadbBackup,
+    /// `xtrabackup_checkpoints` of such a directory.
+    XtrabackupCheckpoints,
+    /// An InnoDB tablespace (`ibdata1`, `*.ibd`).
+    InnodbTablespace,
     Unknown,
 }
 
@@ -90,6 +102,11 @@ impl fmt::Display for Kind {
             Format::Tar => "tar",
             Format::Qcow2 => "qcow2",
             Format::RawImage => "raw_image",
+            Format::PgBaseBackup => "pg_basebackup",
+            Format::PgBackupLabel => "pg_backup_label",
+            Format::MariadbBackup => "mariadb-backup",
+            Format::XtrabackupCheckpoints => "xtrabackup_checkpoints",
+            Format::InnodbTablespace => "innodb_tablespace",
             Format::Unknown => "unknown",
         };
         f.write_str(name)?;
@@ -135,6 +152,40 @@ pub struct Inspection {
 }
 
 impl Inspection {
+    /// What a passing check vouches for, and what it does not: never
+    /// "consistent" for content no check looked at (a tar re-packed with
+    /// an altered member passes every check a tar allows).
+    pub fn pass_summary(&self) -> String {
+        let compression = self
+            .kind
+            .compression
+            .map(|c| format!("{}; ", compression_checked(c)))
+            .unwrap_or_default();
+        let format = match self.kind.format {
+            Format::PgCustom => {
+                "table of contents and every data block read and decompressed to the end"
+            }
+            Format::PgToc => "table of contents read",
+            Format::PgTar => {
+                "tar headers, member lengths and end-of-archive marker checked, every data member toc.dat names present"
+            }
+            Format::PgPlain | Format::MysqlDump => {
+                "complete (ends with the dump's closing trailer); the statements themselves not checked"
+            }
+            Format::Tar => {
+                "header checksums, member lengths and end-of-archive marker checked; member contents not vouched for (tar records no checksum of them)"
+            }
+            Format::Qcow2 => "image header and cluster tables checked; guest data not vouched for",
+            Format::RawImage => {
+                "partition table and filesystems checked; file contents not vouched for"
+            }
+            Format::PgBackupLabel | Format::XtrabackupCheckpoints => "complete",
+            Format::InnodbTablespace => "every page's size, number and checksum checked",
+            Format::PgBaseBackup | Format::MariadbBackup | Format::Unknown => "read to its end",
+        };
+        format!("{}: {compression}{format}", self.kind)
+    }
+
     fn new(kind: Kind) -> Self {
         Inspection {
             kind,
@@ -177,6 +228,16 @@ pub fn sniff_format(head: &[u8], name: &str) -> Format {
         } else {
             Format::Tar
         };
+    }
+    if head.starts_with(b"backup_type = ") {
+        return Format::XtrabackupCheckpoints;
+    }
+    if head.starts_with(b"START WAL LOCATION: ") {
+        return Format::PgBackupLabel;
+    }
+    // InnoDB pages carry no magic; the names are InnoDB's own.
+    if innodb::is_tablespace_name(name) && head.len() >= 64 {
+        return Format::InnodbTablespace;
     }
     let text = &head[..head.len().min(4096)];
     if contains(text, b"-- PostgreSQL database dump")
@@ -335,6 +396,16 @@ pub fn inspect(stream: &mut dyn Read, subject: &Subject<'_>) -> Inspection {
     i
 }
 
+/// What reading a compressed stream to its end proved.
+fn compression_checked(c: Compression) -> &'static str {
+    match c {
+        Compression::Gzip => "gzip CRC and length checked",
+        Compression::Zstd => {
+            "zstd stream decoded to its end (frame checksums checked where written)"
+        }
+    }
+}
+
 fn compression_name(c: Compression) -> &'static str {
     match c {
         Compression::Gzip => "gzip",
@@ -392,6 +463,17 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
     memchr::memmem::find(hay, needle).is_some()
 }
 
+/// Small text records (labels, checkpoints) are refused above this.
+const MAX_RECORD_BYTES: u64 = 64 * 1024;
+
+fn read_small_text(r: &mut dyn BufRead) -> Result<String, Damage> {
+    let mut text = String::new();
+    r.take(MAX_RECORD_BYTES)
+        .read_to_string(&mut text)
+        .map_err(|e| Damage::io(e, "reading the text"))?;
+    Ok(text)
+}
+
 fn inspect_format(
     r: &mut dyn BufRead,
     head: &[u8],
@@ -419,6 +501,23 @@ fn inspect_format(
             tar::check(r, format == Format::PgTar).map(|ev| i.evidence.extend(ev))
         }
         Format::Qcow2 => image::check_qcow2(r, subject).map(|ev| i.evidence.extend(ev)),
+        Format::InnodbTablespace => innodb::check(r).map(|(ev, warning)| {
+            i.evidence.extend(ev);
+            i.warning = warning;
+        }),
+        Format::XtrabackupCheckpoints | Format::PgBackupLabel => {
+            read_small_text(r).and_then(|text| {
+                let ev = if format == Format::PgBackupLabel {
+                    dirs::check_backup_label(&text)?
+                } else {
+                    dirs::check_checkpoints(&text)?
+                };
+                i.evidence.extend(ev);
+                Ok(())
+            })
+        }
+        // Only directories are these; a file never sniffs as one.
+        Format::PgBaseBackup | Format::MariadbBackup => Ok(()),
         Format::RawImage => image::check_raw(r, subject).map(|(ev, warning)| {
             i.evidence.extend(ev);
             i.warning = warning;
@@ -431,9 +530,14 @@ fn inspect_format(
                 head.len()
             ))),
             None => {
-                i.warning = Some(
-                    "content not recognised as a known backup format: only checksums can vouch for it".into(),
-                );
+                i.warning = Some(match compression {
+                    // The stream's own check did run: say so.
+                    Some(c) => format!(
+                        "{}, but the content's format is not known: only checksums can vouch for what it holds",
+                        compression_checked(c)
+                    ),
+                    None => "content not recognised as a known backup format: only checksums can vouch for it".into(),
+                });
                 Ok(())
             }
         },

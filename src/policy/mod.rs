@@ -10,6 +10,13 @@
 //! warn_after = "25h"
 //! fail_after = "26h"
 //! ```
+//!
+//! Without a `pattern`, the series promises (freshness, retention,
+//! size_anomaly, verified) hold for each series of the source: backups
+//! whose names differ only in their timestamp ("appdb-*.dump"). One finding
+//! per promise reports the worst series and lists every series' verdict in
+//! its evidence: the promise stays one stable row in reports, history and
+//! pass rates, and its summary names the series that breaks it.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -17,7 +24,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
+use serde_json::json;
 
+use crate::catalog::TimestampPattern;
 use crate::finding::{Check, Finding, Status};
 
 mod restore;
@@ -383,6 +392,8 @@ pub struct SourceView {
     pub copy: Option<String>,
     /// Test restores of this source, this run's and earlier ones.
     pub restores: Vec<RestoreSeen>,
+    /// How the source's names carry their time: what tells its series apart.
+    pub timestamp_pattern: TimestampPattern,
 }
 
 /// One test restore of a source's backup.
@@ -415,6 +426,52 @@ fn select<'a>(backups: &'a [Observed], pattern: &Option<String>) -> Vec<&'a Obse
     v
 }
 
+/// A series promise judged on `pattern`'s backups, or, without one, on
+/// each series of the source, reported as its worst series.
+fn per_series(
+    view: &SourceView,
+    pattern: &Option<String>,
+    judge: impl Fn(Vec<&Observed>) -> Finding,
+) -> Finding {
+    if pattern.is_some() {
+        return judge(select(&view.backups, pattern));
+    }
+    let mut groups: BTreeMap<String, Vec<&Observed>> = BTreeMap::new();
+    for b in select(&view.backups, &None) {
+        groups
+            .entry(view.timestamp_pattern.series(&b.key))
+            .or_default()
+            .push(b);
+    }
+    if groups.len() <= 1 {
+        return judge(groups.into_values().next().unwrap_or_default());
+    }
+    let mut judged: Vec<(String, Finding)> =
+        groups.into_iter().map(|(s, b)| (s, judge(b))).collect();
+    let all: Vec<_> = judged
+        .iter()
+        .map(|(s, f)| json!({"series": s, "status": f.status, "summary": f.summary}))
+        .collect();
+    let failing = judged
+        .iter()
+        .filter(|(_, f)| f.status != Status::Pass)
+        .count();
+    // The first of the worst, in series order: stable from run to run.
+    let worst = judged
+        .iter()
+        .enumerate()
+        .max_by(|(i, a), (j, b)| a.1.status.cmp(&b.1.status).then(j.cmp(i)))
+        .map(|(i, _)| i)
+        .unwrap_or(0);
+    let (series, mut f) = judged.swap_remove(worst);
+    f.summary = format!(
+        "series {series}: {} ({} series, {failing} not passing)",
+        f.summary,
+        all.len()
+    );
+    f.with("series", all)
+}
+
 /// Evaluates every check at `now` against the backups observed per source.
 pub fn evaluate(
     checks: &[CheckDef],
@@ -433,7 +490,6 @@ fn evaluate_one(
     now: DateTime<Utc>,
 ) -> Finding {
     let name = def.name();
-    let source_backups = |source: &str| by_source.get(source).map(|v| &v.backups);
     let unknown = |source: &str, check: Check| {
         Finding::new(
             &name,
@@ -450,16 +506,11 @@ fn evaluate_one(
             warn_after,
             fail_after,
             ..
-        } => match source_backups(source) {
+        } => match by_source.get(source) {
             None => unknown(source, Check::Freshness),
-            Some(all) => series::freshness(
-                &name,
-                source,
-                select(all, pattern),
-                warn_after,
-                fail_after,
-                now,
-            ),
+            Some(view) => per_series(view, pattern, |b| {
+                series::freshness(&name, source, b, warn_after, fail_after, now)
+            }),
         },
         CheckDef::Retention {
             source,
@@ -469,18 +520,11 @@ fn evaluate_one(
             max_gap,
             max_age,
             ..
-        } => match source_backups(source) {
+        } => match by_source.get(source) {
             None => unknown(source, Check::Retention),
-            Some(all) => series::retention(
-                &name,
-                source,
-                select(all, pattern),
-                min_age,
-                min_count,
-                max_gap,
-                max_age,
-                now,
-            ),
+            Some(view) => per_series(view, pattern, |b| {
+                series::retention(&name, source, b, min_age, min_count, max_gap, max_age, now)
+            }),
         },
         CheckDef::SizeAnomaly {
             source,
@@ -491,27 +535,22 @@ fn evaluate_one(
             fail_above,
             min_bytes,
             ..
-        } => match source_backups(source) {
+        } => match by_source.get(source) {
             None => unknown(source, Check::SizeAnomaly),
-            Some(all) => series::size_anomaly(
-                &name,
-                source,
-                select(all, pattern),
-                window,
-                fail_below,
-                warn_below,
-                fail_above,
-                min_bytes,
-            ),
+            Some(view) => per_series(view, pattern, |b| {
+                series::size_anomaly(
+                    &name, source, b, window, fail_below, warn_below, fail_above, min_bytes,
+                )
+            }),
         },
         CheckDef::Verified {
             source,
             pattern,
             scope,
             ..
-        } => match source_backups(source) {
+        } => match by_source.get(source) {
             None => unknown(source, Check::Verified),
-            Some(all) => series::verified(&name, source, select(all, pattern), scope),
+            Some(view) => per_series(view, pattern, |b| series::verified(&name, source, b, scope)),
         },
         CheckDef::Coverage {
             inventory, max_age, ..

@@ -63,7 +63,7 @@ pub fn open_input<'a>(
     format: Format,
 ) -> Result<(Input<'a>, Option<tempfile::TempDir>), InputError> {
     let local = source.local_path(&backup.key);
-    if format == Format::PgToc {
+    if matches!(format, Format::PgToc | Format::MariadbBackup) {
         // pg_restore reads a directory dump's files by name, so one from an
         // object store is staged (the one format that cannot be streamed).
         return match local {

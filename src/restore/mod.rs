@@ -17,6 +17,7 @@
 mod engine;
 pub mod facts;
 mod input;
+mod mariabackup;
 mod mysql;
 mod postgres;
 mod registry;

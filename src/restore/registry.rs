@@ -14,7 +14,11 @@ use super::{mysql, postgres};
 
 /// In order of preference: an unrecognisable `.sql` file is tried as the
 /// first engine's plain SQL unless the config names another engine.
-static ENGINES: &[&'static dyn EngineKind] = &[&postgres::Postgres, &mysql::MariaDb];
+static ENGINES: &[&'static dyn EngineKind] = &[
+    &postgres::Postgres,
+    &mysql::MariaDb,
+    &super::mariabackup::MariaBackup,
+];
 
 /// A handle on one registered engine (what `engine = "..."` names).
 #[derive(Clone, Copy)]

@@ -23,7 +23,7 @@ pub enum SpecError {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Which {
-    /// Only the newest restorable backup of the source (nightly cost).
+    /// The newest restorable backup of each series (nightly cost).
     #[default]
     Newest,
     All,
@@ -47,6 +47,11 @@ pub struct RestoreSpec {
     pub timeout: Option<Duration>,
     #[serde(default)]
     pub which: Which,
+    /// Restore targets: only backups matching this glob (key or name);
+    /// validated with the config (see `config.rs`).
+    pub pattern: Option<String>,
+    #[serde(default)]
+    pub exclude: Vec<String>,
     #[serde(default)]
     pub required_tables: Vec<String>,
     #[serde(default)]

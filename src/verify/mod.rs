@@ -437,6 +437,14 @@ pub fn verify_backup(
             format: Format::PgToc,
             compression: None,
         },
+        Layout::PgBaseBackup => Kind {
+            format: Format::PgBaseBackup,
+            compression: None,
+        },
+        Layout::MariadbBackup => Kind {
+            format: Format::MariadbBackup,
+            compression: None,
+        },
     };
     let mut findings = Vec::new();
     let storage_errors: Vec<String> = passes
@@ -501,6 +509,7 @@ fn structure_finding(
 ) -> Finding {
     let remedy = "The backup is damaged: take a fresh backup now, and find out what cut or altered this one (disk full, interrupted upload, bad media).";
     match b.layout {
+        Layout::PgBaseBackup | Layout::MariadbBackup => directory_finding(subj, b, kind, passes),
         Layout::File => {
             let i = &passes[0].1.inspection;
             let base = |status, summary: String| {
@@ -512,7 +521,7 @@ fn structure_finding(
                 (Err(d), _) => base(Status::Fail, format!("{kind}: {d}")).remedy(remedy),
                 (Ok(()), Some(w)) => base(Status::Warn, w.clone())
                     .remedy("If this is a backup, tell backproof its format (or open an issue); otherwise keep it out of backup locations."),
-                (Ok(()), None) => base(Status::Pass, format!("{kind} complete and consistent")),
+                (Ok(()), None) => base(Status::Pass, i.pass_summary()),
             }
         }
         Layout::PgDirectory => {
@@ -575,6 +584,49 @@ fn structure_finding(
                 .remedy(remedy)
             }
         }
+    }
+}
+
+/// A directory backup judged by [`inspect::dirs`].
+fn directory_finding(
+    subj: &str,
+    b: &Backup,
+    kind: Kind,
+    passes: &[(String, MemberPass)],
+) -> Finding {
+    let inner = |k: &str| -> String {
+        k.strip_prefix(b.key.as_str())
+            .map(|r| r.trim_start_matches('/'))
+            .unwrap_or(k)
+            .to_string()
+    };
+    let names: Vec<String> = passes.iter().map(|(k, _)| inner(k)).collect();
+    let members: Vec<inspect::dirs::Member<'_>> = names
+        .iter()
+        .zip(passes)
+        .map(|(n, (_, p))| (n.as_str(), &p.inspection))
+        .collect();
+    let sizes: Vec<u64> = b.members.iter().map(|m| m.size).collect();
+    let j = if b.layout == Layout::PgBaseBackup {
+        inspect::dirs::judge_pg_base_backup(&members, &sizes)
+    } else {
+        inspect::dirs::judge_mariadb_backup(&members, &sizes)
+    };
+    let base = |status, summary: String| {
+        Finding::new(subj, Check::Structure, status, summary)
+            .with("kind", kind.to_string())
+            .with_evidence(j.evidence.clone())
+    };
+    if !j.problems.is_empty() {
+        base(Status::Fail, format!("{kind}: {}", j.problems.join("; ")))
+            .with("problems", j.problems.clone())
+            .remedy("The backup is damaged or incomplete: take a fresh backup now, and find out what cut or altered this one.")
+    } else if !j.warnings.is_empty() {
+        base(Status::Warn, format!("{kind}: {}", j.warnings.join("; ")))
+            .with("warnings", j.warnings.clone())
+            .remedy("A test restore is what can vouch for these files.")
+    } else {
+        base(Status::Pass, format!("{kind}: {}", j.checked))
     }
 }
 
