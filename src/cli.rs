@@ -253,6 +253,32 @@ pub struct Work {
     /// not reached are reported as errors.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub deadline: Option<Duration>,
+    /// Largest zstd window a decoder may allocate, e.g. "128MiB" (default
+    /// 2GiB, the format's maximum, so `zstd --long=31` dumps decode). A
+    /// frame that needs more is an error, never a failed backup.
+    #[arg(long, value_parser = parse_size)]
+    pub zstd_window_max: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?}: expected a size like 512MiB or 2GiB")]
+pub struct BadSize(String);
+
+/// "512MiB", "2GiB", "64M", "1048576".
+fn parse_size(text: &str) -> Result<u64, BadSize> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let bad = || BadSize(text.to_string());
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(1 << shift).ok_or_else(bad)
 }
 
 #[derive(Args)]
@@ -281,7 +307,15 @@ impl Work {
         }
         opts.digests = self.digests.clone();
         opts.deadline = self.deadline.map(|d| std::time::Instant::now() + d);
+        self.apply_limits();
         opts
+    }
+
+    /// Process-wide decoder limits the flags set.
+    pub fn apply_limits(&self) {
+        if let Some(bytes) = self.zstd_window_max {
+            crate::inspect::set_zstd_window_max(bytes);
+        }
     }
 }
 

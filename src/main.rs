@@ -119,6 +119,7 @@ fn run(cli: Cli) -> i32 {
             work,
             store,
         } => {
+            work.apply_limits();
             let req = NightlyRequest {
                 config: match config {
                     Some(path) if !demo => ConfigFrom::File(path),

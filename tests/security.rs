@@ -325,3 +325,62 @@ fn gzip_zero_padding_passes_as_gzip_t_does() {
     let (code, report) = verify_json(&[&padded]);
     assert_eq!(code, 1, "{}", describe(&report));
 }
+
+/// Regression (issue 10): a valid `zstd --long=31` dump was reported as
+/// damaged ("Frame requires too much memory"). It decodes by default; under
+/// a lower configured limit it is an error naming that limit, never a fail.
+#[test]
+fn a_zstd_long_window_dump_decodes_and_a_limit_is_an_error_not_a_fail() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("shop-2026-11-20T0300.sql.zst");
+    // From a pipe, so zstd cannot shrink the window to the input's size.
+    let dump = fs::read(corpus().join("clean/mysql/shop-2026-11-20T0300.sql")).unwrap();
+    let mut z = std::process::Command::new("zstd")
+        .args(["--long=31", "-q", "-c"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        z.stdin.take().unwrap().write_all(&dump).unwrap();
+    }
+    let out = z.wait_with_output().unwrap();
+    assert!(out.status.success());
+    fs::write(&path, &out.stdout).unwrap();
+    // zstd itself needs to be told: the window is 2 GiB.
+    let plain = std::process::Command::new("zstd")
+        .arg("-t")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!plain.status.success(), "the frame asks for a long window");
+
+    let (exit, report) = verify_json(&[&path]);
+    assert_eq!(exit, 0, "{}", describe(&report));
+    let o = bin()
+        .args([
+            "verify",
+            "--no-history",
+            "--format",
+            "json",
+            "--zstd-window-max",
+            "64MiB",
+        ])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 2);
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let structure = findings(&report)
+        .iter()
+        .find(|f| f["check"] == "structure")
+        .unwrap();
+    assert_eq!(structure["status"], "error", "{}", describe(&report));
+    assert!(
+        structure["summary"]
+            .as_str()
+            .unwrap()
+            .contains("--zstd-window-max")
+    );
+}

@@ -15,6 +15,7 @@ mod text;
 
 use std::fmt;
 use std::io::{self, BufRead, BufReader, Read};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -149,6 +150,9 @@ pub struct Inspection {
     pub evidence: Map<String, Value>,
     /// Directory-format `toc.dat`: the data files it names.
     pub toc_files: Option<Vec<String>>,
+    /// The check could not be made within backproof's own limits (a zstd
+    /// window larger than allowed): `error` with this reason, never `fail`.
+    pub unjudged: Option<String>,
 }
 
 impl Inspection {
@@ -193,8 +197,33 @@ impl Inspection {
             warning: None,
             evidence: Map::new(),
             toc_files: None,
+            unjudged: None,
         }
     }
+
+    /// Damage from the decoder, unless it is our own memory limit talking.
+    fn stream_failed(&mut self, e: io::Error) {
+        if e.to_string().contains("too much memory") {
+            let limit = 1u64 << ZSTD_WINDOW_LOG_MAX.load(Ordering::Relaxed);
+            self.unjudged = Some(format!(
+                "the zstd frame needs a larger window than the {} MiB backproof may use: raise --zstd-window-max to decode it",
+                limit >> 20
+            ));
+        } else {
+            self.result = Err(Damage::io(e, "decompressing"));
+        }
+    }
+}
+
+/// The largest zstd window (as a power of two) decoders may allocate: the
+/// format's maximum by default, so `zstd --long=31` dumps decode; memory
+/// grows with the window only as far as the content fills it.
+static ZSTD_WINDOW_LOG_MAX: AtomicU32 = AtomicU32::new(31);
+
+/// Lowers (or raises, up to 2 GiB) the zstd window a decoder may use.
+pub fn set_zstd_window_max(bytes: u64) {
+    let log = (63 - bytes.max(1 << 10).leading_zeros()).min(31);
+    ZSTD_WINDOW_LOG_MAX.store(log, Ordering::Relaxed);
 }
 
 fn sniff_compression(head: &[u8]) -> Option<Compression> {
@@ -315,7 +344,11 @@ fn decoder<'a, R: BufRead + 'a>(c: Compression, r: R) -> io::Result<Box<dyn Read
     Ok(match c {
         // Multi-member (`cat a.gz b.gz`, pigz), then zero padding, as gzip reads it.
         Compression::Gzip => Box::new(gzip::Members::new(r)),
-        Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(r)?),
+        Compression::Zstd => {
+            let mut d = zstd::stream::read::Decoder::with_buffer(r)?;
+            d.window_log_max(ZSTD_WINDOW_LOG_MAX.load(Ordering::Relaxed))?;
+            Box::new(d)
+        }
     })
 }
 
@@ -353,12 +386,11 @@ pub fn inspect(stream: &mut dyn Read, subject: &Subject<'_>) -> Inspection {
         format: Format::Unknown,
         compression: Some(c),
     };
-    let stream_damage = |e: io::Error| Damage::io(e, "decompressing");
     let dec = match decoder(c, outer) {
         Ok(d) => d,
         Err(e) => {
             let mut i = Inspection::new(kind);
-            i.result = Err(stream_damage(e));
+            i.stream_failed(e);
             return i;
         }
     };
@@ -371,7 +403,7 @@ pub fn inspect(stream: &mut dyn Read, subject: &Subject<'_>) -> Inspection {
         Ok(x) => x,
         Err(e) => {
             let mut i = Inspection::new(kind);
-            i.result = Err(stream_damage(e));
+            i.stream_failed(e);
             return i;
         }
     };
@@ -388,7 +420,7 @@ pub fn inspect(stream: &mut dyn Read, subject: &Subject<'_>) -> Inspection {
     if i.result.is_ok()
         && let Err(e) = io::copy(&mut inner, &mut io::sink())
     {
-        i.result = Err(stream_damage(e));
+        i.stream_failed(e);
     }
     drop(inner);
     i.evidence

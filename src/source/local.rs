@@ -131,6 +131,15 @@ impl LocalSource {
                 continue;
             }
             if !ft.is_file() {
+                // A spot check lists its directory only for the manifests
+                // beside the backup: what else lives there is not audited.
+                let named = only.is_none_or(|o| {
+                    let p = entry.path();
+                    p == self.root.join(o) || p.starts_with(self.root.join(o))
+                });
+                if !named {
+                    continue;
+                }
                 // Opening a FIFO blocks and a device reads forever: never
                 // opened, and never skipped silently either.
                 use std::os::unix::fs::FileTypeExt;

@@ -415,6 +415,7 @@ fn inspect_skipped() -> Inspection {
         warning: None,
         evidence: Map::new(),
         toc_files: None,
+        unjudged: None,
     }
 }
 
@@ -517,6 +518,10 @@ fn structure_finding(
                     .with("kind", kind.to_string())
                     .with_evidence(i.evidence.clone())
             };
+            if let Some(why) = &i.unjudged {
+                return base(Status::Error, format!("{kind}: not judged: {why}"))
+                    .remedy("Raise the limit named above, or check this backup where more memory is available; backproof did not find it damaged.");
+            }
             match (&i.result, &i.warning) {
                 (Err(d), _) => base(Status::Fail, format!("{kind}: {d}")).remedy(remedy),
                 (Ok(()), Some(w)) => base(Status::Warn, w.clone())
