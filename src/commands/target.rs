@@ -67,7 +67,10 @@ pub(super) fn verify_target(
             .collect();
         for ((subject, _), c) in subjects.iter().zip(&chosen) {
             if !c {
-                carried.push(ledger::carried(subject, &ledger[subject], sample));
+                carried.push((
+                    subject.clone(),
+                    ledger::carried(subject, &ledger[subject], sample),
+                ));
             }
         }
     }
@@ -75,6 +78,11 @@ pub(super) fn verify_target(
     let progress = Progress::bytes(total, show_progress);
     let mut verified = verify::verify_catalog(target.source.as_ref(), &catalog, opts, &progress);
     progress.finish();
+    // Restore targets come from every backup, never from tonight's sample;
+    // those the sample left out are read now, so they are verified too.
+    if let Some(job) = &restore {
+        read_restore_candidates(target, &all, &mut verified, opts, job);
+    }
     // Policies see every backup that exists, read tonight or not.
     verified.catalogued = all
         .iter()
@@ -87,6 +95,16 @@ pub(super) fn verify_target(
             )
         })
         .collect();
+    let read: std::collections::BTreeSet<&str> = verified
+        .backups
+        .iter()
+        .map(|b| b.subject.as_str())
+        .collect();
+    let carried: Vec<Finding> = carried
+        .into_iter()
+        .filter(|(subject, _)| !read.contains(subject.as_str()))
+        .map(|(_, f)| f)
+        .collect();
     verified.findings.extend(carried);
     verified
         .findings
@@ -95,13 +113,58 @@ pub(super) fn verify_target(
         verified.check_store(target.source.as_ref());
     }
     let restores = match restore {
-        Some(job) => restore_catalog(target, &catalog.backups, &verified, job),
+        Some(job) => restore_catalog(target, &all, &verified, job),
         None => Vec::new(),
     };
     verified
         .findings
         .extend(restores.iter().map(|r| r.finding.clone()));
     Ok(Audited { verified, restores })
+}
+
+/// Reads (verifies) the backups a restore job may choose that the sample
+/// left unread: newest first until the newest restorable one is known
+/// (`which = "newest"`), or all of them. A backup the deadline kept from
+/// being read stops the walk: an older dump must not be restored in place
+/// of a newest one nobody looked at.
+fn read_restore_candidates(
+    target: &Target,
+    all: &[catalog::Backup],
+    verified: &mut verify::Verified,
+    opts: &VerifyOptions,
+    job: &RestoreJob<'_>,
+) {
+    let mut order: Vec<&catalog::Backup> = all.iter().collect();
+    order.sort_by(|a, b| b.timestamp.cmp(&a.timestamp).then(a.key.cmp(&b.key)));
+    for b in order {
+        let known =
+            |v: &verify::Verified| v.backups.iter().find(|r| r.key == b.key).map(|r| r.kind);
+        let kind = match known(verified) {
+            Some(kind) => kind,
+            None => {
+                let one = catalog::Catalog {
+                    backups: vec![b.clone()],
+                    manifests: Vec::new(),
+                    missing: Vec::new(),
+                };
+                let v = verify::verify_catalog(
+                    target.source.as_ref(),
+                    &one,
+                    opts,
+                    &crate::progress::Progress::hidden(),
+                );
+                verified.findings.extend(v.findings);
+                verified.backups.extend(v.backups);
+                match known(verified) {
+                    Some(kind) => kind,
+                    None => return,
+                }
+            }
+        };
+        if job.which == Which::Newest && crate::restore::is_restorable(kind, b, job.spec.engine) {
+            return;
+        }
+    }
 }
 
 /// Restores the verified dumps a job asks for: every one, or the newest.
@@ -152,6 +215,7 @@ fn restore_catalog(
         if damaged && kind.format == inspect::Format::PgTar {
             let facts = RestoreFacts {
                 source: Some(job.source_name.clone()),
+                location: Some(target.source.location()),
                 ..RestoreFacts::default()
             };
             out.push(RestoreOutcome {

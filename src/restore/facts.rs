@@ -17,6 +17,11 @@ pub struct RestoreFacts {
     /// The configured source (or the path named on the command line).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// Where the source lives (its location as reports name it): with the
+    /// name, the source's identity, since two configs may both call a
+    /// source "db". Records without it match no source.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
     /// Set only on a restore promise's finding: the promise's name.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub policy: Option<String>,

@@ -187,6 +187,7 @@ impl RestoreSession {
             .unwrap_or(DEFAULT_TIMEOUT);
         facts.engine = Some(engine.name().to_string());
         facts.source = Some(source_name.to_string());
+        facts.location = Some(source.location());
         facts.target = Some(url.map(redact).unwrap_or_else(|| "ephemeral".to_string()));
         let (endpoint, start_seconds) = match self.endpoint(ops, url) {
             Ok(e) => e,
