@@ -1002,3 +1002,24 @@ fn rto_0s_shown_for_a_failed_restore() {
         }
     }
 }
+
+/// Regression (issue 9, item 9): a valid `pg_dumpall` failed its structure
+/// check ("opens with \restrict … but does not end with the matching
+/// \unrestrict"). It is recognised as its own kind and passes; cut short,
+/// it fails.
+#[test]
+fn valid_pg_dumpall_failed_its_structure_check() {
+    let clean = corpus().join("clean/pg-cluster");
+    let (code, report) = verify_json(&[&clean]);
+    assert_eq!(code, 0, "{}", describe(&report));
+    assert_eq!(report["backups"][0]["kind"], "pg_dumpall");
+    let structure = findings(&report)
+        .iter()
+        .find(|f| f["check"] == "structure")
+        .unwrap();
+    assert_eq!(structure["status"], "pass", "{structure:#}");
+    assert_eq!(structure["evidence"]["restrict_pairs"], 7, "{structure:#}");
+    let cut = corpus().join("corrupt/pg-cluster-truncated");
+    let (code, report) = verify_json(&[&cut]);
+    assert_eq!(code, 1, "{}", describe(&report));
+}
