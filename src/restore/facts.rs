@@ -53,6 +53,18 @@ pub struct RestoreFacts {
     /// Reading or decoding the dump failed mid-way.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub input_error: Option<String>,
+    /// What backproof's sandbox refused (a statement or the tool's
+    /// privilege error): the restore did not judge the backup.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sandbox_refused: Option<String>,
+    /// Full-server dumps: the databases of the dump, each restored into
+    /// its own scratch database (row counts are keyed `database.table`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub databases: Option<Vec<String>>,
+    /// Full-server dumps: the roles created for it, without any attribute
+    /// (no SUPERUSER, REPLICATION, CREATEROLE, CREATEDB, BYPASSRLS, LOGIN).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub roles: Option<Vec<String>>,
     /// The sanity queries after loading, wall time.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sanity_seconds: Option<f64>,
