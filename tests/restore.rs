@@ -1023,3 +1023,137 @@ fn valid_pg_dumpall_failed_its_structure_check() {
     let (code, report) = verify_json(&[&cut]);
     assert_eq!(code, 1, "{}", describe(&report));
 }
+
+/// The remedy of a finding, as text.
+fn remedy_of(f: &Value) -> String {
+    f["remediation"].as_str().unwrap_or_default().to_string()
+}
+
+/// Regression (issue 9, item 10): full-server dumps did not restore
+/// (`pg_dumpall` failed on CREATE ROLE, `mariadb-dump --all-databases` on
+/// ERROR 1044) and were advised "restore from an earlier backup" although
+/// they are fine. Every database is restored and counted; the dump's roles
+/// get no attribute; hostile statements stay contained, and what the
+/// sandbox refuses is `error`, never advice that the backup is bad.
+#[test]
+fn full_server_dumps_failed_on_create_role_and_error_1044() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let pg = corpus().join("clean/pg-cluster/cluster-2026-11-20T0300.sql");
+    let my = corpus().join("clean/mysql-all/all-2026-11-20T0300.sql");
+    fs::copy(&pg, dir.join("cluster-2026-11-20T0300.sql")).unwrap();
+    fs::copy(&my, dir.join("all-2026-11-20T0300.sql")).unwrap();
+    let (code, report, stderr) = restore_json(&[], &[dir]);
+    assert_eq!(code, 0, "{}\n{stderr}", describe(&report));
+    let f = restore_of(&report, "cluster-2026-11-20T0300.sql");
+    assert_eq!(f["status"], "pass", "{f:#}");
+    assert_eq!(rows(f, "appdb.orders"), 3000);
+    assert_eq!(rows(f, "appdb.customers"), 1500);
+    assert_eq!(rows(f, "crm.contacts"), 250);
+    assert_eq!(
+        f["evidence"]["databases"],
+        serde_json::json!(["template1", "appdb", "crm", "postgres"])
+    );
+    // The dump's roles exist while it is restored, with no attribute.
+    assert_eq!(
+        f["evidence"]["roles"],
+        serde_json::json!(["crm_owner", "ops_admin"])
+    );
+    let f = restore_of(&report, "all-2026-11-20T0300.sql");
+    assert_eq!(f["status"], "pass", "{f:#}");
+    assert_eq!(rows(f, "shop.sales"), 2000);
+    assert_eq!(rows(f, "shop.products"), 1000);
+    assert_eq!(rows(f, "crm.contacts"), 250);
+    assert_eq!(
+        f["evidence"]["databases"],
+        serde_json::json!(["crm", "mysql", "shop"])
+    );
+
+    // Hostile cluster dumps: a role made superuser by the dump and used,
+    // COPY TO PROGRAM, a psql shell escape; and a server dump writing a file.
+    let hostile = tmp.path().join("hostile");
+    fs::create_dir_all(&hostile).unwrap();
+    let pwned = |what: &str| format!("/tmp/pwned-{what}-{}", std::process::id());
+    let cluster = |body: &str| {
+        format!(
+            "--\n-- PostgreSQL database cluster dump\n--\n\nCREATE ROLE evil;\nALTER ROLE evil WITH SUPERUSER LOGIN REPLICATION;\n\\connect appdb\n\nCREATE TABLE t (a int);\n{body}\n--\n-- PostgreSQL database dump complete\n--\n\n--\n-- PostgreSQL database cluster dump complete\n--\n\n"
+        )
+    };
+    fs::write(
+        hostile.join("setrole.sql"),
+        cluster(&format!(
+            "SET ROLE evil;\nCOPY (SELECT 1) TO PROGRAM 'touch {}';",
+            pwned("role")
+        )),
+    )
+    .unwrap();
+    fs::write(
+        hostile.join("program.sql"),
+        cluster(&format!(
+            "COPY (SELECT 1) TO PROGRAM 'touch {}';",
+            pwned("program")
+        )),
+    )
+    .unwrap();
+    fs::write(
+        hostile.join("shell.sql"),
+        cluster(&format!("\\! touch {}", pwned("shell"))),
+    )
+    .unwrap();
+    fs::write(
+        hostile.join("outfile.sql"),
+        format!(
+            "-- MariaDB dump 10.19  Distrib 10.11.14-MariaDB\n\n--\n-- Current Database: `app`\n--\n\nCREATE DATABASE /*!32312 IF NOT EXISTS*/ `app`;\n\nUSE `app`;\nCREATE TABLE t (a int);\nINSERT INTO t VALUES (1);\nSELECT a INTO OUTFILE '{}' FROM t;\n-- Dump completed on 2026-11-20  3:00:00\n",
+            pwned("outfile")
+        ),
+    )
+    .unwrap();
+    let (code, report, stderr) = restore_json(&[], &[&hostile]);
+    assert_eq!(code, 2, "{}\n{stderr}", describe(&report));
+    for (name, says) in [
+        ("setrole.sql", "permission denied to set role"),
+        ("program.sql", "pg_execute_server_program"),
+        ("shell.sql", "\\\\! touch"),
+        ("outfile.sql", "Access denied"),
+    ] {
+        let f = restore_of(&report, name);
+        assert_eq!(f["status"], "error", "{f:#}");
+        let all = format!("{} {}", f["summary"], f["evidence"]["sandbox_refused"]);
+        assert!(all.contains("sandbox"), "{f:#}");
+        assert!(all.contains(says), "{name}: {f:#}");
+        assert!(!remedy_of(f).contains("earlier backup"), "{f:#}");
+    }
+    for what in ["role", "program", "shell", "outfile"] {
+        assert!(
+            !Path::new(&pwned(what)).exists(),
+            "{what} escaped the sandbox"
+        );
+    }
+    assert_no_leftovers();
+}
+
+/// Item 10 against a `--scratch-url` server: only backproof_scratch_
+/// databases are made (no role of the dump), and nothing is left after.
+#[test]
+fn a_pg_dumpall_restored_on_a_scratch_url_keeps_nothing() {
+    let server = TestServer::start();
+    let dump = corpus().join("clean/pg-cluster/cluster-2026-11-20T0300.sql");
+    let (code, report, stderr) = restore_json(&["--scratch-url", &server.url()], &[&dump]);
+    assert_eq!(code, 0, "{}\n{stderr}", describe(&report));
+    let f = restore_of(&report, "cluster-2026-11-20T0300.sql");
+    assert_eq!(f["status"], "pass", "{f:#}");
+    assert_eq!(rows(f, "crm.contacts"), 250);
+    assert!(f["evidence"]["roles"].is_null(), "{f:#}");
+    assert_eq!(
+        server.query(
+            "SELECT count(*) FROM pg_database WHERE datname LIKE 'backproof%' OR datname IN ('appdb', 'crm')"
+        ),
+        "0"
+    );
+    assert_eq!(
+        server.query(
+            "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'backproof%' OR rolname IN ('crm_owner', 'ops_admin')"
+        ),
+        "0"
+    );
+}
