@@ -1133,6 +1133,26 @@ fn full_server_dumps_failed_on_create_role_and_error_1044() {
             "{what} escaped the sandbox"
         );
     }
+
+    // Cut between two statements, a full-server dump would load without an
+    // error: its missing trailer fails the restore.
+    let cut = tmp.path().join("cut");
+    fs::create_dir_all(&cut).unwrap();
+    for (src, at) in [
+        (&pg, "-- Database \"crm\" dump"),
+        (&my, "-- Current Database: `shop`"),
+    ] {
+        let text = fs::read_to_string(src).unwrap();
+        let name = src.file_name().unwrap();
+        fs::write(cut.join(name), &text[..text.find(at).unwrap()]).unwrap();
+    }
+    let (code, report, stderr) = restore_json(&[], &[&cut]);
+    assert_eq!(code, 1, "{}\n{stderr}", describe(&report));
+    for name in ["cluster-2026-11-20T0300.sql", "all-2026-11-20T0300.sql"] {
+        let f = restore_of(&report, name);
+        assert_eq!(f["status"], "fail", "{f:#}");
+        assert!(f["summary"].as_str().unwrap().contains("trailer"), "{f:#}");
+    }
     assert_no_leftovers();
 }
 

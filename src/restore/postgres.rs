@@ -584,6 +584,9 @@ impl Cluster {
         let mut out = BufWriter::with_capacity(256 * 1024, out);
         let mut line = Vec::with_capacity(64 * 1024);
         let mut in_copy = false;
+        // A cut between two statements would load without an error: only
+        // the trailer says the dump is whole.
+        let mut complete = false;
         loop {
             line.clear();
             if input.read_until(b'\n', &mut line)? == 0 {
@@ -597,6 +600,9 @@ impl Cluster {
                 continue;
             }
             let l = trimmed(&line);
+            if !l.is_empty() && l != b"--" {
+                complete = l == CLUSTER_TRAILER.as_bytes();
+            }
             if line.starts_with(b"COPY ") && l.ends_with(b"FROM stdin;") {
                 in_copy = true;
             } else if let Some(rest) = l.strip_prefix(b"\\connect ") {
@@ -624,9 +630,18 @@ impl Cluster {
             }
             out.write_all(&line).map_err(broken_pipe)?;
         }
+        if !complete {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("the dump ends before its \"{CLUSTER_TRAILER}\" trailer"),
+            ));
+        }
         out.flush().map_err(broken_pipe)
     }
 }
+
+/// The last line of a whole `pg_dumpall` (between `--` lines).
+const CLUSTER_TRAILER: &str = "-- PostgreSQL database cluster dump complete";
 
 /// Cluster-level statements of a `pg_dumpall`, which the feeder handles
 /// itself (databases, roles) or which no scratch login may run.

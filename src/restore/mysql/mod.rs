@@ -322,6 +322,7 @@ impl EngineKind for MariaDb {
                 mapped: Vec::new(),
                 line: Vec::new(),
                 pos: 0,
+                complete: false,
             };
             return Ok(run_tools(
                 &tool,
@@ -404,6 +405,9 @@ struct ServerDump<R> {
     mapped: Vec<(String, String)>,
     line: Vec<u8>,
     pos: usize,
+    /// Whether the last non-blank line so far is the closing trailer: a
+    /// cut between two statements would load without an error.
+    complete: bool,
 }
 
 impl<R: BufRead> ServerDump<R> {
@@ -440,9 +444,18 @@ impl<R: BufRead> ServerDump<R> {
             self.line.clear();
             self.pos = 0;
             if self.inner.read_until(b'\n', &mut self.line)? == 0 {
+                if !self.complete {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the dump ends before its \"-- Dump completed\" trailer",
+                    ));
+                }
                 return Ok(());
             }
             let l = &self.line;
+            if !l.trim_ascii().is_empty() {
+                self.complete = l.starts_with(b"-- Dump completed");
+            }
             if l.starts_with(b"CREATE DATABASE ") {
                 if let Some(name) = quoted_name(l) {
                     self.scratch_for(&name)?;
