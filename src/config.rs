@@ -193,6 +193,12 @@ pub enum Invalid {
     Include(#[source] policy::PackError),
     #[error("defaults.jobs must be at least 1")]
     NoJobs,
+    /// Without a restore spec nothing restores the source, and a restore
+    /// found elsewhere (another config's run) must not stand in for one.
+    #[error(
+        "check {check:?} promises restores of source {source_name:?}, which has no [sources.restore] section: add one so backproof restores it"
+    )]
+    RestoreWithoutSpec { check: String, source_name: String },
 }
 
 impl Invalid {
@@ -300,6 +306,17 @@ impl Config {
                     known: known.join(", "),
                 });
             }
+        }
+        if let CheckDef::Restore { name, source, .. } = c
+            && self
+                .sources
+                .iter()
+                .any(|s| &s.name == source && s.restore.is_none())
+        {
+            return Err(Invalid::RestoreWithoutSpec {
+                check: name.clone().unwrap_or_else(|| format!("restore:{source}")),
+                source_name: source.clone(),
+            });
         }
         Ok(())
     }

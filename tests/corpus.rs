@@ -22,8 +22,9 @@ fn clean_corpus_passes_with_one_finding_per_check_per_backup() {
     assert_eq!(report["schema_version"], 1);
 
     let backups = report["backups"].as_array().unwrap();
-    // 6 PostgreSQL, 3 MySQL, 5 disk backups in the clean corpus.
-    assert_eq!(backups.len(), 14, "{backups:#?}");
+    // 6 PostgreSQL, 3 MySQL, 5 disk backups and 2 full-server dumps
+    // (pg_dumpall, mariadb-dump --all-databases) in the clean corpus.
+    assert_eq!(backups.len(), 16, "{backups:#?}");
     let mut per: BTreeMap<(String, String), usize> = BTreeMap::new();
     for f in findings(&report) {
         *per.entry((
@@ -49,8 +50,8 @@ fn clean_corpus_passes_with_one_finding_per_check_per_backup() {
         .count();
     assert_eq!(
         manifests,
-        1 + 3 + 2,
-        "SHA256SUMS, three sidecars, MD5SUMS and B3SUMS"
+        1 + 3 + 2 + 2,
+        "SHA256SUMS, three sidecars, MD5SUMS and B3SUMS, and the full-server dumps' sidecars"
     );
 }
 
@@ -84,6 +85,8 @@ fn kinds_are_recognised_by_content() {
         ("disk/files-2026-11-20.tar", "tar"),
         ("disk/files-2026-11-20.tar.gz", "tar+gzip"),
         ("disk/files-2026-11-20.tar.zst", "tar+zstd"),
+        ("pg-cluster/cluster-2026-11-20T0300.sql", "pg_dumpall"),
+        ("mysql-all/all-2026-11-20T0300.sql", "mysqldump"),
     ];
     for (key, kind) in expect {
         assert_eq!(

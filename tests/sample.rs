@@ -113,3 +113,113 @@ fn ten_nights_of_rotate_5() {
     }
     assert_eq!(reads.len(), 20);
 }
+
+/// Regression (issue 9, item 1): with `--sample rotate:3` the restore went
+/// to whichever dumps the rotation picked for re-reading, and "newest dump
+/// restored in the last day" passed on an old good dump while the newest
+/// one was empty. Every night the newest dump must be the one restored
+/// (and read for that, sampled or not), and the promise must fail on it.
+#[test]
+fn restore_promise_passed_on_a_sampled_old_dump_while_the_newest_was_broken() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("pg");
+    fs::create_dir(&src).unwrap();
+    let good = fs::read(corpus().join("clean/postgres/appdb-2026-11-20T0300.dump")).unwrap();
+    for day in 20..26 {
+        fs::write(src.join(format!("appdb-2026-11-{day}T0300.dump")), &good).unwrap();
+    }
+    // Last night's dump is what pg_dump writes of an emptied database: the
+    // header only. It reads back fine; only its restore shows it is empty.
+    let plain =
+        fs::read_to_string(corpus().join("clean/postgres/appdb-2026-11-20T0300.sql")).unwrap();
+    let header: String = plain
+        .lines()
+        .take_while(|l| !l.starts_with("CREATE") && !l.starts_with("-- Name:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let newest = src.join("appdb-2026-11-26T0300.sql");
+    fs::write(
+        &newest,
+        format!(
+            "{header}--\n-- PostgreSQL database dump complete\n--\n\n\\unrestrict backproofFixtures20261120\n\n"
+        ),
+    )
+    .unwrap();
+    let newest = newest.display().to_string();
+    let cfg = tmp.path().join("backproof.toml");
+    fs::write(
+        &cfg,
+        format!(
+            r#"[report]
+dir = "out"
+formats = ["json"]
+[[sources]]
+name = "appdb"
+path = "{}"
+[sources.restore]
+rto = "1h"
+required_tables = ["customers", "orders"]
+[[checks]]
+name = "restored-daily"
+type = "restore"
+source = "appdb"
+within = "1d"
+"#,
+            src.display()
+        ),
+    )
+    .unwrap();
+    let history = tmp.path().join("h.sqlite");
+    for night in 1..=4 {
+        let o = bin()
+            .args([
+                "run",
+                "--no-progress",
+                "--format",
+                "json",
+                "--sample",
+                "rotate:3",
+                "--config",
+            ])
+            .arg(&cfg)
+            .arg("--history")
+            .arg(&history)
+            .output()
+            .unwrap();
+        let report: Value = serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stderr)));
+        assert_eq!(code(&o), 1, "night {night}:\n{}", describe(&report));
+        let read: Vec<&str> = report["backups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["subject"].as_str().unwrap())
+            .collect();
+        if night > 1 {
+            assert!(read.len() < 7, "night {night}: no sampling: {read:?}");
+        }
+        assert!(
+            read.contains(&newest.as_str()),
+            "night {night}: newest not read: {read:?}"
+        );
+        let restores: Vec<&Value> = findings(&report)
+            .iter()
+            .filter(|f| f["check"] == "restore" && f["subject"] != "restored-daily")
+            .collect();
+        assert_eq!(restores.len(), 1, "night {night}: {restores:#?}");
+        assert_eq!(restores[0]["subject"], newest, "night {night}");
+        assert_eq!(restores[0]["status"], "fail", "night {night}");
+        let promise = findings(&report)
+            .iter()
+            .find(|f| f["subject"] == "restored-daily")
+            .unwrap();
+        assert_eq!(promise["status"], "fail", "night {night}: {promise:#}");
+        assert!(
+            promise["summary"]
+                .as_str()
+                .unwrap()
+                .contains("appdb-2026-11-26T0300.sql"),
+            "night {night}: {promise:#}"
+        );
+    }
+}

@@ -156,13 +156,18 @@ fn run_config(
                 continue;
             }
         };
-        // Earlier restores of this source, newest first.
+        // Earlier restores of this source, newest first: same name and same
+        // location, so another config's "db" never stands in for this one.
+        let location = target.source.location();
         let earlier: Vec<&PastRestore> = past_restores
             .iter()
-            .filter(|p| p.facts.source.as_deref() == Some(s.name.as_str()))
+            .filter(|p| {
+                p.facts.source.as_deref() == Some(s.name.as_str())
+                    && p.facts.location.as_deref() == Some(location.as_str())
+            })
             .collect();
         let mut view = SourceView {
-            location: target.source.location(),
+            location,
             storage: storage_of(&s.path),
             region: s.region.clone().or_else(|| target.source.region()),
             account: s.account.clone(),

@@ -69,7 +69,10 @@ pub(super) fn verify_target(
             .collect();
         for ((subject, _), c) in subjects.iter().zip(&chosen) {
             if !c {
-                carried.push(ledger::carried(subject, &ledger[subject], sample));
+                carried.push((
+                    subject.clone(),
+                    ledger::carried(subject, &ledger[subject], sample),
+                ));
             }
         }
     }
@@ -77,6 +80,11 @@ pub(super) fn verify_target(
     let progress = Progress::bytes(total, show_progress);
     let mut verified = verify::verify_catalog(target.source.as_ref(), &catalog, opts, &progress);
     progress.finish();
+    // Restore targets come from every backup, never from tonight's sample;
+    // those the sample left out are read now, so they are verified too.
+    if let Some(job) = &restore {
+        read_restore_candidates(target, &all, &mut verified, opts, pattern, job);
+    }
     // Policies see every backup that exists, read tonight or not.
     verified.catalogued = all
         .iter()
@@ -89,6 +97,16 @@ pub(super) fn verify_target(
             )
         })
         .collect();
+    let read: std::collections::BTreeSet<&str> = verified
+        .backups
+        .iter()
+        .map(|b| b.subject.as_str())
+        .collect();
+    let carried: Vec<Finding> = carried
+        .into_iter()
+        .filter(|(subject, _)| !read.contains(subject.as_str()))
+        .map(|(_, f)| f)
+        .collect();
     verified.findings.extend(carried);
     verified
         .findings
@@ -97,13 +115,70 @@ pub(super) fn verify_target(
         verified.check_store(target.source.as_ref());
     }
     let restores = match restore {
-        Some(job) => restore_catalog(target, &catalog.backups, pattern, &verified, job),
+        Some(job) => restore_catalog(target, &all, pattern, &verified, job),
         None => Vec::new(),
     };
     verified
         .findings
         .extend(restores.iter().map(|r| r.finding.clone()));
     Ok(Audited { verified, restores })
+}
+
+/// Reads (verifies) the backups a restore job may choose that the sample
+/// left unread: newest first until the newest restorable one of each series
+/// is known (`which = "newest"`), or all of them. A backup the deadline kept from
+/// being read stops the walk: an older dump must not be restored in place
+/// of a newest one nobody looked at.
+fn read_restore_candidates(
+    target: &Target,
+    all: &[catalog::Backup],
+    verified: &mut verify::Verified,
+    opts: &VerifyOptions,
+    pattern: &TimestampPattern,
+    job: &RestoreJob<'_>,
+) {
+    let wanted =
+        catalog::Filter::new(job.spec.pattern.as_deref(), &job.spec.exclude).unwrap_or_default();
+    let mut order: Vec<&catalog::Backup> = all.iter().filter(|b| wanted.keeps(&b.key)).collect();
+    order.sort_by(|a, b| b.timestamp.cmp(&a.timestamp).then(a.key.cmp(&b.key)));
+    let mut open: std::collections::BTreeSet<String> =
+        order.iter().map(|b| pattern.series(&b.key)).collect();
+    for b in order {
+        let series = pattern.series(&b.key);
+        if job.which == Which::Newest && !open.contains(&series) {
+            continue;
+        }
+        let known =
+            |v: &verify::Verified| v.backups.iter().find(|r| r.key == b.key).map(|r| r.kind);
+        let kind = match known(verified) {
+            Some(kind) => kind,
+            None => {
+                let one = catalog::Catalog {
+                    backups: vec![b.clone()],
+                    manifests: Vec::new(),
+                    missing: Vec::new(),
+                };
+                let v = verify::verify_catalog(
+                    target.source.as_ref(),
+                    &one,
+                    opts,
+                    &crate::progress::Progress::hidden(),
+                );
+                verified.findings.extend(v.findings);
+                verified.backups.extend(v.backups);
+                match known(verified) {
+                    Some(kind) => kind,
+                    None => return,
+                }
+            }
+        };
+        if job.which == Which::Newest && crate::restore::is_restorable(kind, b, job.spec.engine) {
+            open.remove(&series);
+            if open.is_empty() {
+                return;
+            }
+        }
+    }
 }
 
 /// Restores the verified dumps a job asks for (those its spec's pattern
@@ -163,6 +238,7 @@ fn restore_catalog(
         if damaged && kind.format == inspect::Format::PgTar {
             let facts = RestoreFacts {
                 source: Some(job.source_name.clone()),
+                location: Some(target.source.location()),
                 ..RestoreFacts::default()
             };
             out.push(RestoreOutcome {

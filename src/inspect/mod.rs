@@ -52,8 +52,10 @@ pub enum Format {
     PgToc,
     /// `pg_dump -Ft`.
     PgTar,
-    /// `pg_dump` plain SQL (or `pg_dumpall`).
+    /// `pg_dump` plain SQL.
     PgPlain,
+    /// `pg_dumpall`: roles, then one plain dump per database.
+    PgCluster,
     /// mysqldump / mariadb-dump SQL.
     MysqlDump,
     Tar,
@@ -99,6 +101,7 @@ impl fmt::Display for Kind {
             Format::PgToc => "pg_directory",
             Format::PgTar => "pg_tar",
             Format::PgPlain => "pg_plain",
+            Format::PgCluster => "pg_dumpall",
             Format::MysqlDump => "mysqldump",
             Format::Tar => "tar",
             Format::Qcow2 => "qcow2",
@@ -175,6 +178,9 @@ impl Inspection {
             }
             Format::PgPlain | Format::MysqlDump => {
                 "complete (ends with the dump's closing trailer); the statements themselves not checked"
+            }
+            Format::PgCluster => {
+                "complete (every database section's \\restrict pair closed, the cluster trailer at the end); the statements themselves not checked"
             }
             Format::Tar => {
                 "header checksums, member lengths and end-of-archive marker checked; member contents not vouched for (tar records no checksum of them)"
@@ -269,9 +275,10 @@ pub fn sniff_format(head: &[u8], name: &str) -> Format {
         return Format::InnodbTablespace;
     }
     let text = &head[..head.len().min(4096)];
-    if contains(text, b"-- PostgreSQL database dump")
-        || contains(text, b"-- PostgreSQL database cluster dump")
-    {
+    if contains(text, b"-- PostgreSQL database cluster dump") {
+        return Format::PgCluster;
+    }
+    if contains(text, b"-- PostgreSQL database dump") {
         return Format::PgPlain;
     }
     if contains(text, b"-- MySQL dump") || contains(text, b"-- MariaDB dump") {
@@ -526,6 +533,7 @@ fn inspect_format(
         Format::PgPlain => {
             text::check_trailer(r, text::Dialect::Postgres).map(|ev| i.evidence.extend(ev))
         }
+        Format::PgCluster => text::check_cluster(r).map(|ev| i.evidence.extend(ev)),
         Format::MysqlDump => {
             text::check_trailer(r, text::Dialect::Mysql).map(|ev| i.evidence.extend(ev))
         }

@@ -8,7 +8,10 @@ use chrono::{DateTime, Utc};
 use super::{RemedyIf, SourceView, human};
 use crate::finding::{Check, Finding, Status};
 
-/// The newest restore of the source inside the window decides.
+/// The newest backup of the source decides: its newest restore inside the
+/// window must have passed within the RTO. A restore of an older backup
+/// never stands in for it (a newest dump that fails or was skipped would
+/// otherwise hide behind last week's good one).
 pub(super) fn restored(
     name: &str,
     view: &SourceView,
@@ -17,7 +20,14 @@ pub(super) fn restored(
     now: DateTime<Utc>,
 ) -> Finding {
     let window = chrono::Duration::from_std(within).unwrap_or(chrono::Duration::MAX);
-    let newest = view.restores.iter().max_by_key(|r| r.at);
+    // Same order as the restore job's choice: newest, then by key.
+    let newest_backup = view
+        .backups
+        .iter()
+        .max_by(|a, b| a.timestamp.cmp(&b.timestamp).then(b.key.cmp(&a.key)));
+    let of_newest = |r: &&super::RestoreSeen| newest_backup.is_none_or(|b| b.subject == r.subject);
+    let newest = view.restores.iter().filter(of_newest).max_by_key(|r| r.at);
+    let older = view.restores.iter().max_by_key(|r| r.at);
     let base = |status, summary: String| {
         Finding::new(name, Check::Restore, status, summary)
             .with("source", view.location.as_str())
@@ -26,15 +36,20 @@ pub(super) fn restored(
             .with("policy", name)
     };
     let Some(last) = newest.filter(|r| now - r.at <= window) else {
-        let summary = match newest {
-            Some(r) => format!(
+        let summary = match (newest, older, newest_backup) {
+            (Some(r), _, _) => format!(
                 "last restore was {} ago, promise is every {}",
                 human(now - r.at),
                 humantime::format_duration(within)
             ),
-            None => "never restored".to_string(),
+            (None, Some(o), Some(b)) => format!(
+                "newest backup {} was not restored (the last restore was of {}, which does not vouch for it)",
+                b.subject, o.subject
+            ),
+            (None, _, _) => "never restored".to_string(),
         };
         return base(Status::Fail, summary)
+            .with("newest_backup", newest_backup.map(|b| b.subject.as_str()))
             .with("last_restore", newest.map(|r| r.at.to_rfc3339()))
             .remedy("Add [sources.restore] to this source so backproof restores it, and run it at least as often as promised.");
     };
@@ -64,7 +79,11 @@ pub(super) fn restored(
     base(status, summary)
         .with("restored", last.subject.as_str())
         .with("restored_at", last.at.to_rfc3339())
-        .with("restore_seconds", last.seconds)
+        // A failed restore achieved no RTO: its load time is no recovery time.
+        .with(
+            "restore_seconds",
+            last.seconds.filter(|_| last.status < Status::Fail),
+        )
         .remedy_if(
             status,
             "See the restore finding: fix the dump or the job, and make restores fast enough for the RTO.",

@@ -150,4 +150,14 @@ pub trait EngineKind: Sync {
     ) -> Result<ToolRun, EngineError>;
     /// A session on the restored database, as its own login.
     fn connect(&self, db: &ScratchDb) -> Result<Box<dyn SqlSession>, EngineError>;
+    /// After a full-server dump: each of its databases (by its original
+    /// name) and the scratch database it went into, in dump order; empty
+    /// for a single-database dump.
+    fn restored_databases(&self, _db: &ScratchDb) -> Result<Vec<(String, ScratchDb)>, EngineError> {
+        Ok(Vec::new())
+    }
+    /// After a full-server dump: the roles created for it.
+    fn created_roles(&self, _db: &ScratchDb) -> Vec<String> {
+        Vec::new()
+    }
 }

@@ -17,6 +17,11 @@ pub struct RestoreFacts {
     /// The configured source (or the path named on the command line).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// Where the source lives (its location as reports name it): with the
+    /// name, the source's identity, since two configs may both call a
+    /// source "db". Records without it match no source.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
     /// Set only on a restore promise's finding: the promise's name.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub policy: Option<String>,
@@ -48,6 +53,18 @@ pub struct RestoreFacts {
     /// Reading or decoding the dump failed mid-way.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub input_error: Option<String>,
+    /// What backproof's sandbox refused (a statement or the tool's
+    /// privilege error): the restore did not judge the backup.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sandbox_refused: Option<String>,
+    /// Full-server dumps: the databases of the dump, each restored into
+    /// its own scratch database (row counts are keyed `database.table`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub databases: Option<Vec<String>>,
+    /// Full-server dumps: the roles created for it, without any attribute
+    /// (no SUPERUSER, REPLICATION, CREATEROLE, CREATEDB, BYPASSRLS, LOGIN).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub roles: Option<Vec<String>>,
     /// The sanity queries after loading, wall time.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sanity_seconds: Option<f64>,

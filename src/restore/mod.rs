@@ -188,6 +188,7 @@ impl RestoreSession {
             .unwrap_or(DEFAULT_TIMEOUT);
         facts.engine = Some(engine.name().to_string());
         facts.source = Some(source_name.to_string());
+        facts.location = Some(source.location());
         facts.target = Some(url.map(redact).unwrap_or_else(|| "ephemeral".to_string()));
         let (endpoint, start_seconds) = match self.endpoint(ops, url) {
             Ok(e) => e,
@@ -266,6 +267,25 @@ impl RestoreSession {
                 ),
             );
         }
+        if let Some(e) = &run.setup_error {
+            drop(guard);
+            return outcome(
+                facts,
+                Status::Error,
+                format!("the restore could not be set up: {e}"),
+                Some("The scratch login must be allowed to create databases and roles/users."),
+            );
+        }
+        if let Some(statement) = &run.refused {
+            drop(guard);
+            facts.sandbox_refused = Some(statement.clone());
+            return outcome(
+                facts,
+                Status::Error,
+                format!("not restored: backproof's sandbox refuses {statement}"),
+                Some(SANDBOX_REMEDY),
+            );
+        }
         if let Some(e) = &run.input_error {
             drop(guard);
             facts.input_error = Some(e.clone());
@@ -281,6 +301,21 @@ impl RestoreSession {
         if !run.ok {
             drop(guard);
             let first = tools::first_error(&run.stderr);
+            // The scratch login lacks these privileges on purpose: the dump
+            // asked for more than the sandbox grants, which says nothing
+            // about whether the backup is sound.
+            if sandbox_denied(&first) {
+                facts.sandbox_refused = Some(first.clone());
+                return outcome(
+                    facts,
+                    Status::Error,
+                    format!(
+                        "not restored: backproof's sandbox refused a statement ({}): {first}",
+                        run.tool
+                    ),
+                    Some(SANDBOX_REMEDY),
+                );
+            }
             return outcome(
                 facts,
                 Status::Fail,
@@ -291,9 +326,21 @@ impl RestoreSession {
             );
         }
         let sanity_started = Instant::now();
-        let sanity = ops
-            .connect(&db)
-            .and_then(|mut s| sanity::gather(s.as_mut(), spec));
+        let sanity = ops.restored_databases(&db).and_then(|parts| {
+            if parts.is_empty() {
+                return ops
+                    .connect(&db)
+                    .and_then(|mut s| sanity::gather(s.as_mut(), spec));
+            }
+            facts.databases = Some(parts.iter().map(|(name, _)| name.clone()).collect());
+            let roles = ops.created_roles(&db);
+            facts.roles = (!roles.is_empty()).then_some(roles);
+            let sessions = parts
+                .into_iter()
+                .map(|(name, part)| Ok((name, ops.connect(&part)?)))
+                .collect::<Result<Vec<_>, EngineError>>()?;
+            sanity::gather_cluster(sessions, spec)
+        });
         let sanity_seconds = sanity_started.elapsed().as_secs_f64();
         drop(guard);
         facts.sanity_seconds = Some(round3(sanity_seconds));
@@ -357,6 +404,29 @@ impl Drop for DbGuard {
 /// True for backups [`RestoreSession::restore`] can restore.
 pub fn is_restorable(kind: Kind, backup: &Backup, engine: Option<Engine>) -> bool {
     registry::choose(kind, backup, engine).is_some()
+}
+
+/// For a restore stopped by the sandbox: never "the backup is bad".
+const SANDBOX_REMEDY: &str = "backproof restores as an unprivileged login and refuses what could reach the scratch server's files, shell or other databases; this is no verdict on the backup. Restore it by hand in an isolated server, or keep such statements out of the dump.";
+
+/// A tool's first error is a privilege the scratch login lacks on purpose
+/// (PostgreSQL SQLSTATE 42501 "permission denied" / "must be superuser";
+/// MariaDB 1044 access denied to a database, 1142 command denied, 1227
+/// SUPER or similar needed, 1370 routine denied, 1419 SUPER for binlogged
+/// routines).
+fn sandbox_denied(first_error: &str) -> bool {
+    const SIGNS: [&str; 9] = [
+        "permission denied",
+        "must be superuser",
+        "must have privileges",
+        "ERROR 1044",
+        "ERROR 1142",
+        "ERROR 1227",
+        "ERROR 1370",
+        "ERROR 1419",
+        "Access denied",
+    ];
+    SIGNS.iter().any(|s| first_error.contains(s))
 }
 
 fn round3(x: f64) -> f64 {

@@ -193,6 +193,7 @@ impl EngineKind for Postgres {
             Format::PgToc,
             Format::PgTar,
             Format::PgPlain,
+            Format::PgCluster,
         ]
     }
 
@@ -299,12 +300,22 @@ impl EngineKind for Postgres {
 
     fn drop_db(&self, db: &ScratchDb) -> Result<(), EngineError> {
         let mut admin = connect(&admin_config(&db.endpoint)?)?;
-        admin
-            .batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                ident(&db.name)
-            ))
-            .map_err(PgError::Server)?;
+        // A full-server dump's databases (named after this one) and the
+        // roles made for it (marked with this database's name) go too.
+        let (databases, roles) = cluster_leftovers(&mut admin, db);
+        for d in databases.iter().chain(std::iter::once(&db.name)) {
+            admin
+                .batch_execute(&format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    ident(d)
+                ))
+                .map_err(PgError::Server)?;
+        }
+        for r in roles {
+            admin
+                .batch_execute(&format!("DROP ROLE IF EXISTS {}", ident(&r)))
+                .map_err(PgError::Server)?;
+        }
         admin
             .batch_execute(&format!("DROP ROLE IF EXISTS {}", ident(&db.user)))
             .map_err(PgError::Server)?;
@@ -359,6 +370,23 @@ impl EngineKind for Postgres {
         input: Input<'_>,
         deadline: Instant,
     ) -> Result<ToolRun, EngineError> {
+        if format == Format::PgCluster {
+            let mut cmd = tool_command(&tool("psql")?, db)?;
+            cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"]);
+            let reader = input.into_reader()?;
+            let db = db.clone();
+            return Ok(run_tools(
+                "psql",
+                vec![cmd],
+                move |mut stdins, _| {
+                    let out = stdins.pop().expect("one tool, one stdin");
+                    let mut cluster =
+                        Cluster::new(&db).map_err(|e| tools::Setup::io(e.to_string()))?;
+                    cluster.feed(BufReader::with_capacity(256 * 1024, reader), out)
+                },
+                deadline,
+            )?);
+        }
         if format == Format::PgPlain {
             let mut cmd = tool_command(&tool("psql")?, db)?;
             cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"]);
@@ -406,6 +434,250 @@ impl EngineKind for Postgres {
 
     fn connect(&self, db: &ScratchDb) -> Result<Box<dyn SqlSession>, EngineError> {
         Ok(Box::new(PgSession(connect(&db_config(db)?)?)))
+    }
+
+    fn restored_databases(&self, db: &ScratchDb) -> Result<Vec<(String, ScratchDb)>, EngineError> {
+        let mut admin = connect(&admin_config(&db.endpoint)?)?;
+        let rows = admin
+            .query(
+                "SELECT datname::text, shobj_description(oid, 'pg_database') FROM pg_database \
+                 WHERE datname LIKE $1 ORDER BY oid",
+                &[&like_children(&db.name)],
+            )
+            .map_err(PgError::Server)?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| {
+                let (name, original): (String, Option<String>) = (r.get(0), r.get(1));
+                Some((original?, ScratchDb { name, ..db.clone() }))
+            })
+            .collect())
+    }
+
+    fn created_roles(&self, db: &ScratchDb) -> Vec<String> {
+        admin_config(&db.endpoint)
+            .and_then(|c| connect(&c))
+            .map(|mut admin| cluster_leftovers(&mut admin, db).1)
+            .unwrap_or_default()
+    }
+}
+
+/// Our own admin statement failed: the restore could not be set up.
+fn setup_error(e: postgres::Error) -> io::Error {
+    tools::Setup::io(PgError::Server(e).to_string())
+}
+
+/// `LIKE` pattern for the databases a full-server restore made for `name`.
+fn like_children(name: &str) -> String {
+    format!("{}\\_%", name.replace('_', "\\_"))
+}
+
+/// The databases and roles a full-server restore made for `db`.
+fn cluster_leftovers(admin: &mut Client, db: &ScratchDb) -> (Vec<String>, Vec<String>) {
+    let names = |admin: &mut Client, sql: &str, arg: &str| -> Vec<String> {
+        admin
+            .query(sql, &[&arg])
+            .map(|rows| rows.iter().map(|r| r.get::<_, String>(0)).collect())
+            .unwrap_or_default()
+    };
+    let databases = names(
+        admin,
+        "SELECT datname::text FROM pg_database WHERE datname LIKE $1",
+        &like_children(&db.name),
+    );
+    let roles = names(
+        admin,
+        "SELECT rolname::text FROM pg_roles WHERE shobj_description(oid, 'pg_authid') = $1",
+        &db.name,
+    );
+    (databases, roles)
+}
+
+/// Feeds a `pg_dumpall` into psql, section by section: each database of
+/// the dump goes into a scratch database of its own (owned by the scratch
+/// login, named after the scratch database, its original name in its
+/// comment), roles are created bare, and nothing reaches psql that the
+/// scratch login could not run or that would leave the sandbox.
+///
+/// Containment: psql runs as the NOSUPERUSER scratch login, so COPY ...
+/// PROGRAM, server file access and untrusted languages are refused by the
+/// server; the cluster-level statements (CREATE/ALTER ROLE, CREATE/ALTER
+/// DATABASE, CREATE TABLESPACE, catalog updates) never reach it: the
+/// databases and roles are made here as admin from their names alone, with
+/// no attribute of the dump. psql meta-commands other than `\connect`
+/// (rewritten to the scratch database) and `\restrict`/`\unrestrict` would
+/// run in backproof's own client (`\!` a shell, `\o |cmd`, `\copy` files):
+/// the sandbox refuses them.
+struct Cluster {
+    admin: Client,
+    db: ScratchDb,
+    /// On our own ephemeral server the dump's roles are created (bare);
+    /// on a configured server no cluster-wide name is touched.
+    create_roles: bool,
+    next: usize,
+}
+
+impl Cluster {
+    fn new(db: &ScratchDb) -> Result<Cluster, PgError> {
+        Ok(Cluster {
+            admin: connect(&admin_config(&db.endpoint)?)?,
+            db: db.clone(),
+            create_roles: matches!(db.endpoint, Endpoint::Socket { .. }),
+            next: 0,
+        })
+    }
+
+    /// A scratch database for the dump's database `original`.
+    fn database(&mut self, original: &str) -> io::Result<String> {
+        self.next += 1;
+        let name = format!("{}_{}", self.db.name, self.next);
+        // One statement per call: CREATE DATABASE refuses a transaction.
+        for sql in [
+            format!(
+                "CREATE DATABASE {} OWNER {} TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'",
+                ident(&name),
+                ident(&self.db.user)
+            ),
+            format!(
+                "COMMENT ON DATABASE {} IS {}",
+                ident(&name),
+                literal(original)
+            ),
+        ] {
+            self.admin.batch_execute(&sql).map_err(setup_error)?;
+        }
+        Ok(name)
+    }
+
+    /// A role of the dump, with no attribute at all (NOLOGIN, and none of
+    /// SUPERUSER, REPLICATION, CREATEROLE, CREATEDB, BYPASSRLS), marked as
+    /// this restore's so that dropping the scratch database drops it.
+    fn role(&mut self, name: &str) -> io::Result<()> {
+        if !self.create_roles {
+            return Ok(());
+        }
+        let exists = self
+            .admin
+            .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&name])
+            .map_err(setup_error)?
+            .is_some();
+        if exists {
+            return Ok(());
+        }
+        for sql in [
+            format!(
+                "CREATE ROLE {} NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS",
+                ident(name)
+            ),
+            format!(
+                "COMMENT ON ROLE {} IS {}",
+                ident(name),
+                literal(&self.db.name)
+            ),
+        ] {
+            self.admin.batch_execute(&sql).map_err(setup_error)?;
+        }
+        Ok(())
+    }
+
+    fn feed(&mut self, mut input: impl BufRead, out: ChildStdin) -> io::Result<()> {
+        let mut out = BufWriter::with_capacity(256 * 1024, out);
+        let mut line = Vec::with_capacity(64 * 1024);
+        let mut in_copy = false;
+        // A cut between two statements would load without an error: only
+        // the trailer says the dump is whole.
+        let mut complete = false;
+        loop {
+            line.clear();
+            if input.read_until(b'\n', &mut line)? == 0 {
+                break;
+            }
+            if in_copy {
+                if line == b"\\.\n" || line == b"\\.\r\n" || line == b"\\." {
+                    in_copy = false;
+                }
+                out.write_all(&line).map_err(broken_pipe)?;
+                continue;
+            }
+            let l = trimmed(&line);
+            if !l.is_empty() && l != b"--" {
+                complete = l == CLUSTER_TRAILER.as_bytes();
+            }
+            if line.starts_with(b"COPY ") && l.ends_with(b"FROM stdin;") {
+                in_copy = true;
+            } else if let Some(rest) = l.strip_prefix(b"\\connect ") {
+                let original = connect_target(&String::from_utf8_lossy(rest));
+                let scratch = self.database(&original)?;
+                out.write_all(format!("\\connect {}\n", ident(&scratch)).as_bytes())
+                    .map_err(broken_pipe)?;
+                continue;
+            } else if l.starts_with(b"\\restrict ") || l.starts_with(b"\\unrestrict ") {
+                // Passed on: psql then refuses meta-commands in between too.
+            } else if l.starts_with(b"\\") {
+                let statement = String::from_utf8_lossy(l)
+                    .chars()
+                    .take(80)
+                    .collect::<String>();
+                return Err(tools::Refused::io(format!(
+                    "the psql meta-command {statement:?}"
+                )));
+            } else if let Some(rest) = l.strip_prefix(b"CREATE ROLE ") {
+                let name = String::from_utf8_lossy(rest.strip_suffix(b";").unwrap_or(rest));
+                self.role(&unquote(name.trim()))?;
+                continue;
+            } else if skip_cluster(l) || skip_plain(&line) {
+                continue;
+            }
+            out.write_all(&line).map_err(broken_pipe)?;
+        }
+        if !complete {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("the dump ends before its \"{CLUSTER_TRAILER}\" trailer"),
+            ));
+        }
+        out.flush().map_err(broken_pipe)
+    }
+}
+
+/// The last line of a whole `pg_dumpall` (between `--` lines).
+const CLUSTER_TRAILER: &str = "-- PostgreSQL database cluster dump complete";
+
+/// Cluster-level statements of a `pg_dumpall`, which the feeder handles
+/// itself (databases, roles) or which no scratch login may run.
+fn skip_cluster(l: &[u8]) -> bool {
+    const SKIP: [&[u8]; 8] = [
+        b"ALTER ROLE ",
+        b"CREATE DATABASE ",
+        b"ALTER DATABASE ",
+        b"DROP DATABASE ",
+        b"DROP ROLE ",
+        b"CREATE TABLESPACE ",
+        b"UPDATE pg_catalog.pg_database ",
+        b"SET default_tablespace = '",
+    ];
+    SKIP.iter().any(|p| l.starts_with(p)) && l.ends_with(b";")
+}
+
+/// The database a `\connect` names: `name`, `"quoted name"`, or
+/// `-reuse-previous=on "dbname='name'"` as pg_dumpall writes odd names.
+fn connect_target(rest: &str) -> String {
+    let rest = rest.trim();
+    if let Some(conn) = rest.strip_prefix("-reuse-previous=on ") {
+        let conn = unquote(conn.trim());
+        if let Some(v) = conn.strip_prefix("dbname=") {
+            return v.trim_matches('\'').replace("\\'", "'");
+        }
+        return conn;
+    }
+    unquote(rest)
+}
+
+/// An identifier as written: `"a""b"` is `a"b`, a bare one is itself.
+fn unquote(s: &str) -> String {
+    match s.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
+        Some(inner) => inner.replace("\"\"", "\""),
+        None => s.to_string(),
     }
 }
 

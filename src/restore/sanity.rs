@@ -77,6 +77,41 @@ pub fn gather(s: &mut dyn SqlSession, spec: &RestoreSpec) -> Result<Sanity, Engi
     Ok(sanity)
 }
 
+/// The sanity queries over every database of a full-server dump: rows
+/// keyed `database.table`, sizes summed. Assertions and the freshness
+/// column name no database, so they are not run: each configured one is
+/// recorded as unanswerable (a problem, never a silent pass).
+pub fn gather_cluster(
+    parts: Vec<(String, Box<dyn SqlSession>)>,
+    spec: &RestoreSpec,
+) -> Result<Sanity, EngineError> {
+    let mut sanity = Sanity::default();
+    for (database, mut s) in parts {
+        for table in s.tables()? {
+            let n = s.count_rows(&table)?;
+            sanity.rows.insert(format!("{database}.{}", table.key), n);
+        }
+        sanity.database_bytes += s.database_bytes()?;
+    }
+    for sql in &spec.assertions {
+        sanity.assertions.push((
+            sql.clone(),
+            Err(EngineError::engine(
+                "assertions are not run on a full-server dump (it holds several databases)",
+            )),
+        ));
+    }
+    if let Some(col) = &spec.freshness_column {
+        sanity.freshness = Some(Err(FreshnessError {
+            column: col.clone(),
+            source: EngineError::engine(
+                "the freshness column is not read on a full-server dump (it holds several databases)",
+            ),
+        }));
+    }
+    Ok(sanity)
+}
+
 /// Records what the sanity queries found in `facts` and returns the
 /// problems: against the spec, the previous restore's row counts, and the
 /// RTO (`total_seconds` is load plus sanity).

@@ -95,6 +95,40 @@ pub struct ToolRun {
     pub timed_out: bool,
     /// Reading or decoding the dump failed (the tool saw a cut stream).
     pub input_error: Option<String>,
+    /// The feeder refused a statement backproof's sandbox does not run:
+    /// about the sandbox, not the backup.
+    pub refused: Option<String>,
+    /// Backproof's own setup failed while feeding ([`Setup`]).
+    pub setup_error: Option<String>,
+}
+
+/// A statement of the dump that backproof's sandbox will not run (a psql
+/// meta-command that reaches the client's files or shell). Feeders return
+/// it inside an `io::Error`, so that it is told apart from a cut stream.
+#[derive(Debug, thiserror::Error)]
+#[error("backproof's sandbox refuses {statement}")]
+pub struct Refused {
+    pub statement: String,
+}
+
+/// Backproof's own setup failed mid-restore (creating a scratch database
+/// for a full-server dump): no verdict on the backup either.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Setup(pub String);
+
+impl Setup {
+    pub fn io(message: impl Into<String>) -> io::Error {
+        io::Error::other(Setup(message.into()))
+    }
+}
+
+impl Refused {
+    pub fn io(statement: impl Into<String>) -> io::Error {
+        io::Error::other(Refused {
+            statement: statement.into(),
+        })
+    }
 }
 
 /// Runs `cmds` (each in its own process group) with their stdin fed by
@@ -220,7 +254,14 @@ where
         if let Some(Ok(Err(e))) = &feed_result
             && input_failed
         {
-            run.input_error = Some(e.to_string());
+            let inner = e.get_ref();
+            if let Some(r) = inner.and_then(|i| i.downcast_ref::<Refused>()) {
+                run.refused = Some(r.statement.clone());
+            } else if let Some(s) = inner.and_then(|i| i.downcast_ref::<Setup>()) {
+                run.setup_error = Some(s.0.clone());
+            } else {
+                run.input_error = Some(e.to_string());
+            }
         }
         if failed.is_none() && !run.timed_out && !input_failed {
             // Input done: wait for the remaining tools up to the deadline.
@@ -249,7 +290,10 @@ where
             run.status = statuses[i].map(|s| s.to_string()).unwrap_or_default();
             run.stderr = tails[i].clone();
         } else {
-            run.ok = !run.timed_out && run.input_error.is_none();
+            run.ok = !run.timed_out
+                && run.input_error.is_none()
+                && run.refused.is_none()
+                && run.setup_error.is_none();
             run.stderr = tails
                 .iter()
                 .filter(|t| !t.is_empty())

@@ -6,7 +6,7 @@
 
 mod split;
 
-use std::io::BufReader;
+use std::io::{BufRead, BufReader};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -219,9 +219,19 @@ impl EngineKind for MariaDb {
         for id in sessions {
             let _ = admin.query_drop(format!("KILL {id}"));
         }
-        admin
-            .query_drop(format!("DROP DATABASE IF EXISTS {}", ident(&db.name)))
-            .map_err(MyError::Driver)?;
+        // A full-server dump's databases, named after this one, go too.
+        let mut databases: Vec<String> = admin
+            .exec(
+                "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE ?",
+                (like_children(&db.name),),
+            )
+            .unwrap_or_default();
+        databases.push(db.name.clone());
+        for d in databases {
+            admin
+                .query_drop(format!("DROP DATABASE IF EXISTS {}", ident(&d)))
+                .map_err(MyError::Driver)?;
+        }
         for h in USER_HOSTS {
             admin
                 .query_drop(format!(
@@ -294,25 +304,198 @@ impl EngineKind for MariaDb {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "mariadb".into());
-        let reader = input.into_reader()?;
+        let mut reader = BufReader::with_capacity(256 * 1024, input.into_reader()?);
         let probe = Probe { opts, conn: None };
+        // `--all-databases` / `--databases`: each database into a scratch
+        // database of its own, over one connection (the `USE` switches
+        // must stay in order with the statements they scope).
+        // A read error here shows again, as the feed's, where it is judged.
+        let server_dump = reader.fill_buf().is_ok_and(|head| {
+            contains(head, b"\n-- Current Database: ") || head.starts_with(b"CREATE DATABASE ")
+        });
+        if server_dump {
+            cmds.truncate(1);
+            let dump = ServerDump {
+                inner: reader,
+                admin: connect(admin_opts(&db.endpoint)?)?,
+                db: db.clone(),
+                mapped: Vec::new(),
+                line: Vec::new(),
+                pos: 0,
+                complete: false,
+            };
+            return Ok(run_tools(
+                &tool,
+                cmds,
+                move |stdins, exited| split::split_feed(dump, stdins, exited, probe),
+                deadline,
+            )?);
+        }
         Ok(run_tools(
             &tool,
             cmds,
-            move |stdins, exited| {
-                split::split_feed(
-                    BufReader::with_capacity(256 * 1024, reader),
-                    stdins,
-                    exited,
-                    probe,
-                )
-            },
+            move |stdins, exited| split::split_feed(reader, stdins, exited, probe),
             deadline,
         )?)
     }
 
     fn connect(&self, db: &ScratchDb) -> Result<Box<dyn SqlSession>, EngineError> {
         Ok(Box::new(MySession(connect(db_opts(db)?)?)))
+    }
+
+    fn restored_databases(&self, db: &ScratchDb) -> Result<Vec<(String, ScratchDb)>, EngineError> {
+        let mut admin = connect(admin_opts(&db.endpoint)?)?;
+        let rows: Vec<(String, String)> = admin
+            .exec(
+                "SELECT schema_name, schema_comment FROM information_schema.schemata \
+                 WHERE schema_name LIKE ? \
+                 ORDER BY CAST(SUBSTRING_INDEX(schema_name, '_', -1) AS UNSIGNED)",
+                (like_children(&db.name),),
+            )
+            .map_err(MyError::Driver)?;
+        Ok(rows
+            .into_iter()
+            .map(|(name, original)| (original, ScratchDb { name, ..db.clone() }))
+            .collect())
+    }
+}
+
+/// `LIKE` pattern for the databases a full-server restore made for `name`.
+fn like_children(name: &str) -> String {
+    format!("{}\\_%", name.replace('_', "\\_"))
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The first backquoted identifier of a line (`CREATE DATABASE /*!32312 IF
+/// NOT EXISTS*/ `a``b` ...`, `USE `a``b`;`), unquoted.
+fn quoted_name(line: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(line);
+    let start = text.find('`')? + 1;
+    let mut name = String::new();
+    let mut chars = text[start..].chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '`' {
+            if chars.peek() == Some(&'`') {
+                chars.next();
+            } else {
+                return Some(name);
+            }
+        }
+        name.push(c);
+    }
+    None
+}
+
+/// A `--all-databases` (or `--databases`) dump as the scratch login may
+/// run it: `CREATE DATABASE x` creates a scratch database of ours instead
+/// (named after the scratch database, `x` in its comment, all privileges on
+/// it and nothing else for the scratch login), `USE x` switches to it, and
+/// `DROP DATABASE` never reaches the server. The `mysql` system schema
+/// becomes plain tables in its own scratch database: no account or grant of
+/// the dump ever takes effect (no FLUSH PRIVILEGES is possible without
+/// RELOAD, which the scratch login lacks).
+struct ServerDump<R> {
+    inner: R,
+    admin: Conn,
+    db: ScratchDb,
+    /// (original, scratch) in the order the dump named them.
+    mapped: Vec<(String, String)>,
+    line: Vec<u8>,
+    pos: usize,
+    /// Whether the last non-blank line so far is the closing trailer: a
+    /// cut between two statements would load without an error.
+    complete: bool,
+}
+
+impl<R: BufRead> ServerDump<R> {
+    fn scratch_for(&mut self, original: &str) -> std::io::Result<String> {
+        if let Some((_, s)) = self.mapped.iter().find(|(o, _)| o == original) {
+            return Ok(s.clone());
+        }
+        let name = format!("{}_{}", self.db.name, self.mapped.len() + 1);
+        let mut stmts = vec![format!(
+            "CREATE DATABASE {} CHARACTER SET utf8mb4 COMMENT {}",
+            ident(&name),
+            literal(original)
+        )];
+        for h in USER_HOSTS {
+            stmts.push(format!(
+                "GRANT ALL PRIVILEGES ON {}.* TO {}@{}",
+                ident(&name),
+                literal(&self.db.user),
+                literal(h)
+            ));
+        }
+        for sql in stmts {
+            self.admin
+                .query_drop(&sql)
+                .map_err(|e| tools::Setup::io(MyError::Driver(e).to_string()))?;
+        }
+        self.mapped.push((original.to_string(), name.clone()));
+        Ok(name)
+    }
+
+    /// The next line as the scratch server gets it (empty at the end).
+    fn next_line(&mut self) -> std::io::Result<()> {
+        loop {
+            self.line.clear();
+            self.pos = 0;
+            if self.inner.read_until(b'\n', &mut self.line)? == 0 {
+                if !self.complete {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the dump ends before its \"-- Dump completed\" trailer",
+                    ));
+                }
+                return Ok(());
+            }
+            let l = &self.line;
+            if !l.trim_ascii().is_empty() {
+                self.complete = l.starts_with(b"-- Dump completed");
+            }
+            if l.starts_with(b"CREATE DATABASE ") {
+                if let Some(name) = quoted_name(l) {
+                    self.scratch_for(&name)?;
+                }
+                continue;
+            }
+            if l.starts_with(b"DROP DATABASE ") {
+                continue;
+            }
+            if l.starts_with(b"USE `")
+                && let Some(name) = quoted_name(l)
+            {
+                let scratch = self.scratch_for(&name)?;
+                self.line = format!("USE {};\n", ident(&scratch)).into_bytes();
+            }
+            return Ok(());
+        }
+    }
+}
+
+impl<R: BufRead> std::io::Read for ServerDump<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let avail = self.fill_buf()?;
+        let n = avail.len().min(buf.len());
+        buf[..n].copy_from_slice(&avail[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for ServerDump<R> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        if self.pos >= self.line.len() {
+            self.next_line()?;
+        }
+        Ok(&self.line[self.pos..])
+    }
+
+    fn consume(&mut self, amt: usize) {
+        self.pos += amt;
     }
 }
 
