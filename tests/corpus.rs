@@ -22,9 +22,10 @@ fn clean_corpus_passes_with_one_finding_per_check_per_backup() {
     assert_eq!(report["schema_version"], 1);
 
     let backups = report["backups"].as_array().unwrap();
-    // 6 PostgreSQL, 3 MySQL, 5 disk backups and 2 full-server dumps
-    // (pg_dumpall, mariadb-dump --all-databases) in the clean corpus.
-    assert_eq!(backups.len(), 16, "{backups:#?}");
+    // 6 PostgreSQL, 3 MySQL, 5 disk backups, 2 full-server dumps
+    // (pg_dumpall, mariadb-dump --all-databases) and one mariadb-backup
+    // directory (one backup, not hundreds) in the clean corpus.
+    assert_eq!(backups.len(), 17, "{backups:#?}");
     let mut per: BTreeMap<(String, String), usize> = BTreeMap::new();
     for f in findings(&report) {
         *per.entry((
@@ -50,8 +51,8 @@ fn clean_corpus_passes_with_one_finding_per_check_per_backup() {
         .count();
     assert_eq!(
         manifests,
-        1 + 3 + 2 + 2,
-        "SHA256SUMS, three sidecars, MD5SUMS and B3SUMS, and the full-server dumps' sidecars"
+        1 + 3 + 2 + 2 + 1,
+        "SHA256SUMS, three sidecars, MD5SUMS and B3SUMS, the full-server dumps' sidecars, the mariadb-backup's SHA256SUMS"
     );
 }
 
