@@ -1181,3 +1181,28 @@ fn a_pg_dumpall_restored_on_a_scratch_url_keeps_nothing() {
         "0"
     );
 }
+
+/// Item 10 against a MariaDB `--scratch-url` server: an `--all-databases`
+/// dump goes only into backproof_scratch_ databases (its `mysql` schema
+/// and its users never touch the server's), and nothing is left after.
+#[test]
+fn a_mysql_all_databases_dump_on_a_scratch_url_keeps_nothing() {
+    let server = TestMariaDb::start();
+    let dump = corpus().join("clean/mysql-all/all-2026-11-20T0300.sql");
+    let (code, report, stderr) = restore_json(&["--scratch-url", &server.url()], &[&dump]);
+    assert_eq!(code, 0, "{}\n{stderr}", describe(&report));
+    let f = restore_of(&report, "all-2026-11-20T0300.sql");
+    assert_eq!(f["status"], "pass", "{f:#}");
+    assert_eq!(rows(f, "shop.sales"), 2000);
+    let q = |sql: &str| server.try_query(sql).unwrap();
+    assert_eq!(
+        q(
+            "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name LIKE 'backproof%' OR schema_name IN ('crm', 'shop')"
+        ),
+        "0"
+    );
+    assert_eq!(
+        q("SELECT COUNT(*) FROM mysql.user WHERE User LIKE 'backproof%' OR User = 'crm_app'"),
+        "0"
+    );
+}
