@@ -384,3 +384,26 @@ fn a_zstd_long_window_dump_decodes_and_a_limit_is_an_error_not_a_fail() {
             .contains("--zstd-window-max")
     );
 }
+
+/// What the inspection accepts restores too: a zero-padded gzip SQL dump
+/// is fed to psql through the same decoder (issue 10, item 9).
+#[test]
+fn a_zero_padded_gzip_dump_restores() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut bytes = fs::read(corpus().join("clean/postgres/appdb-2026-11-20T0300.sql.gz")).unwrap();
+    bytes.extend(std::iter::repeat_n(0u8, 4096));
+    let padded = tmp.path().join("appdb-2026-11-20T0300.sql.gz");
+    fs::write(&padded, &bytes).unwrap();
+    let o = bin()
+        .args(["verify", "--no-history", "--format", "json", "--restore"])
+        .arg(&padded)
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(code(&o), 0, "{}", describe(&report));
+    let restore = findings(&report)
+        .iter()
+        .find(|f| f["check"] == "restore")
+        .expect("a restore");
+    assert_eq!(restore["status"], "pass", "{restore:#}");
+}

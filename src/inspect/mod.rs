@@ -359,6 +359,22 @@ fn decoder<'a, R: BufRead + 'a>(c: Compression, r: R) -> io::Result<Box<dyn Read
     })
 }
 
+/// The same decoding for a restore tool's input: what the inspection
+/// accepted (gzip members and zero padding, long zstd windows) restores too.
+pub fn decompress<'a, R: Read + Send + 'a>(
+    c: Compression,
+    r: R,
+) -> io::Result<Box<dyn Read + Send + 'a>> {
+    Ok(match c {
+        Compression::Gzip => Box::new(gzip::Members::new(BufReader::with_capacity(READ_BUF, r))),
+        Compression::Zstd => {
+            let mut d = zstd::stream::read::Decoder::new(r)?;
+            d.window_log_max(ZSTD_WINDOW_LOG_MAX.load(Ordering::Relaxed))?;
+            Box::new(d)
+        }
+    })
+}
+
 /// Inspects one artifact, reading `stream` to the end of whatever the
 /// format defines. The caller drains the rest so digests see every byte.
 pub fn inspect(stream: &mut dyn Read, subject: &Subject<'_>) -> Inspection {

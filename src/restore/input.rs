@@ -6,7 +6,7 @@ use std::io::{self, Read};
 use std::path::PathBuf;
 
 use crate::catalog::Backup;
-use crate::inspect::{Compression, Format, Kind};
+use crate::inspect::{Format, Kind};
 use crate::source::Storage;
 
 use super::scratch::DIR_PREFIX;
@@ -22,8 +22,8 @@ pub enum InputError {
         #[source]
         source: io::Error,
     },
-    #[error("zstd: {0}")]
-    Zstd(#[source] io::Error),
+    #[error("decompressing: {0}")]
+    Decoder(#[source] io::Error),
     #[error("cannot create a staging dir: {0}")]
     StagingDir(#[source] io::Error),
     #[error("refusing to stage a member named {0:?}")]
@@ -87,10 +87,7 @@ pub fn open_input<'a>(
     let reader = opened.reader;
     let decoded: Box<dyn Read + Send + 'a> = match kind.compression {
         None => reader,
-        Some(Compression::Gzip) => Box::new(flate2::read::MultiGzDecoder::new(reader)),
-        Some(Compression::Zstd) => {
-            Box::new(zstd::stream::read::Decoder::new(reader).map_err(InputError::Zstd)?)
-        }
+        Some(c) => crate::inspect::decompress(c, reader).map_err(InputError::Decoder)?,
     };
     Ok((Input::Stream(decoded), None))
 }
