@@ -16,7 +16,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use mysql::prelude::Queryable;
-use mysql::{Conn, Opts, OptsBuilder, Value};
+use mysql::{Conn, Opts, OptsBuilder};
 use rustix::process::Signal;
 
 use crate::catalog::Layout;
@@ -24,6 +24,7 @@ use crate::inspect::Format;
 
 use super::engine::{Endpoint, EngineError, EngineKind, ScratchDb, SqlSession, Started, Table};
 use super::input::Input;
+use super::mysql::{self as mysql_dialect, ident};
 use super::scratch::{self, Instance, LOG_FILE, RunAs};
 use super::tools::{self, ToolError, ToolRun, run_tools};
 
@@ -75,10 +76,6 @@ fn opts(socket: &Path) -> Opts {
         .user(Some("root"))
         .tcp_connect_timeout(Some(Duration::from_secs(10)))
         .into()
-}
-
-fn ident(name: &str) -> String {
-    format!("`{}`", name.replace('`', "``"))
 }
 
 /// A copy the server's user owns, directories and files alike.
@@ -366,16 +363,7 @@ impl SqlSession for Session {
     }
 
     fn first_value(&mut self, sql: &str) -> Result<Option<String>, EngineError> {
-        let row: Option<mysql::Row> = self.0.query_first(sql).map_err(MbError::Driver)?;
-        Ok(row.and_then(|r| match r.as_ref(0) {
-            Some(Value::NULL) | None => None,
-            Some(Value::Bytes(b)) => Some(String::from_utf8_lossy(b).into_owned()),
-            Some(Value::Int(i)) => Some(i.to_string()),
-            Some(Value::UInt(i)) => Some(i.to_string()),
-            Some(Value::Float(f)) => Some(f.to_string()),
-            Some(Value::Double(f)) => Some(f.to_string()),
-            Some(other) => Some(format!("{other:?}")),
-        }))
+        Ok(mysql_dialect::first_text(&mut self.0, sql).map_err(MbError::Driver)?)
     }
 
     fn ident(&self, name: &str) -> String {
@@ -383,17 +371,14 @@ impl SqlSession for Session {
     }
 
     fn is_true(&self, value: &str) -> bool {
-        matches!(
-            value.to_ascii_lowercase().as_str(),
-            "1" | "true" | "t" | "yes"
-        )
+        mysql_dialect::is_true(value)
     }
 
     fn newest_sql(&self, table: &str, column: &str) -> String {
-        format!("SELECT CAST(MAX({column}) AS CHAR) FROM {table}")
+        mysql_dialect::newest_sql(table, column)
     }
 
     fn age_sql(&self, table: &str, column: &str) -> String {
-        format!("SELECT TIMESTAMPDIFF(SECOND, MAX({column}), NOW()) FROM {table}")
+        mysql_dialect::age_sql(table, column)
     }
 }

@@ -73,8 +73,39 @@ fn connect(o: Opts) -> Result<Conn, MyError> {
     Ok(Conn::new(o)?)
 }
 
-fn ident(name: &str) -> String {
+/// MariaDB's SQL dialect, shared by every engine that ends in a MariaDB
+/// server (dump replays here, mariadb-backup directories beside).
+pub(super) fn ident(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
+}
+
+/// The first column of the first row, as text.
+pub(super) fn first_text(c: &mut Conn, sql: &str) -> mysql::Result<Option<String>> {
+    let row: Option<mysql::Row> = c.query_first(sql)?;
+    Ok(row.and_then(|r| match r.as_ref(0) {
+        Some(Value::NULL) | None => None,
+        Some(Value::Bytes(b)) => Some(String::from_utf8_lossy(b).into_owned()),
+        Some(Value::Int(i)) => Some(i.to_string()),
+        Some(Value::UInt(i)) => Some(i.to_string()),
+        Some(Value::Float(f)) => Some(f.to_string()),
+        Some(Value::Double(f)) => Some(f.to_string()),
+        Some(other) => Some(format!("{other:?}")),
+    }))
+}
+
+pub(super) fn is_true(value: &str) -> bool {
+    matches!(
+        value.to_ascii_lowercase().as_str(),
+        "1" | "true" | "t" | "yes"
+    )
+}
+
+pub(super) fn newest_sql(table: &str, column: &str) -> String {
+    format!("SELECT CAST(MAX({column}) AS CHAR) FROM {table}")
+}
+
+pub(super) fn age_sql(table: &str, column: &str) -> String {
+    format!("SELECT TIMESTAMPDIFF(SECOND, MAX({column}), NOW()) FROM {table}")
 }
 
 fn literal(s: &str) -> String {
@@ -571,16 +602,7 @@ impl SqlSession for MySession {
     }
 
     fn first_value(&mut self, sql: &str) -> Result<Option<String>, EngineError> {
-        let row: Option<mysql::Row> = self.0.query_first(sql).map_err(MyError::Driver)?;
-        Ok(row.and_then(|r| match r.as_ref(0) {
-            Some(Value::NULL) | None => None,
-            Some(Value::Bytes(b)) => Some(String::from_utf8_lossy(b).into_owned()),
-            Some(Value::Int(i)) => Some(i.to_string()),
-            Some(Value::UInt(i)) => Some(i.to_string()),
-            Some(Value::Float(f)) => Some(f.to_string()),
-            Some(Value::Double(f)) => Some(f.to_string()),
-            Some(other) => Some(format!("{other:?}")),
-        }))
+        Ok(first_text(&mut self.0, sql).map_err(MyError::Driver)?)
     }
 
     fn ident(&self, name: &str) -> String {
@@ -588,17 +610,14 @@ impl SqlSession for MySession {
     }
 
     fn is_true(&self, value: &str) -> bool {
-        matches!(
-            value.to_ascii_lowercase().as_str(),
-            "1" | "true" | "t" | "yes"
-        )
+        is_true(value)
     }
 
     fn newest_sql(&self, table: &str, column: &str) -> String {
-        format!("SELECT CAST(MAX({column}) AS CHAR) FROM {table}")
+        newest_sql(table, column)
     }
 
     fn age_sql(&self, table: &str, column: &str) -> String {
-        format!("SELECT TIMESTAMPDIFF(SECOND, MAX({column}), NOW()) FROM {table}")
+        age_sql(table, column)
     }
 }
