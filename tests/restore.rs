@@ -1206,3 +1206,39 @@ fn a_mysql_all_databases_dump_on_a_scratch_url_keeps_nothing() {
         "0"
     );
 }
+
+/// Regression (found while doing issue 9, item 10): a plain dump's psql
+/// meta-commands ran in backproof's own client: `\! touch FILE` created
+/// the file. psql now runs restricted under a key only backproof knows,
+/// so any meta-command, also mid-line, is refused: `error`, nothing runs.
+#[test]
+fn a_plain_dump_ran_psql_shell_escapes_in_backproofs_client() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pwned = |what: &str| format!("/tmp/pwned-meta-{what}-{}", std::process::id());
+    fs::write(
+        tmp.path().join("line.sql"),
+        pg_plain(&format!(
+            "CREATE TABLE t (a int);\n\\! touch {}\n",
+            pwned("line")
+        )),
+    )
+    .unwrap();
+    fs::write(
+        tmp.path().join("midline.sql"),
+        pg_plain(&format!(
+            "CREATE TABLE t (a int);\nSELECT 1 \\g |touch {}\n",
+            pwned("mid")
+        )),
+    )
+    .unwrap();
+    let (code, report, stderr) = restore_json(&[], &[tmp.path()]);
+    assert_eq!(code, 2, "{}\n{stderr}", describe(&report));
+    for name in ["line.sql", "midline.sql"] {
+        let f = restore_of(&report, name);
+        assert_eq!(f["status"], "error", "{f:#}");
+        assert!(f["summary"].as_str().unwrap().contains("sandbox"), "{f:#}");
+    }
+    for what in ["line", "mid"] {
+        assert!(!Path::new(&pwned(what)).exists(), "a meta-command ran");
+    }
+}

@@ -409,12 +409,13 @@ pub fn is_restorable(kind: Kind, backup: &Backup, engine: Option<Engine>) -> boo
 const SANDBOX_REMEDY: &str = "backproof restores as an unprivileged login and refuses what could reach the scratch server's files, shell or other databases; this is no verdict on the backup. Restore it by hand in an isolated server, or keep such statements out of the dump.";
 
 /// A tool's first error is a privilege the scratch login lacks on purpose
-/// (PostgreSQL SQLSTATE 42501 "permission denied" / "must be superuser";
+/// (psql's restricted mode refusing a meta-command; PostgreSQL SQLSTATE 42501 "permission denied" / "must be superuser";
 /// MariaDB 1044 access denied to a database, 1142 command denied, 1227
 /// SUPER or similar needed, 1370 routine denied, 1419 SUPER for binlogged
 /// routines).
 fn sandbox_denied(first_error: &str) -> bool {
-    const SIGNS: [&str; 9] = [
+    const SIGNS: [&str; 10] = [
+        "backslash commands are restricted",
         "permission denied",
         "must be superuser",
         "must have privileges",

@@ -371,6 +371,7 @@ impl EngineKind for Postgres {
         deadline: Instant,
     ) -> Result<ToolRun, EngineError> {
         if format == Format::PgCluster {
+            let key = scratch::password()?;
             let mut cmd = tool_command(&tool("psql")?, db)?;
             cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"]);
             let reader = input.into_reader()?;
@@ -382,12 +383,13 @@ impl EngineKind for Postgres {
                     let out = stdins.pop().expect("one tool, one stdin");
                     let mut cluster =
                         Cluster::new(&db).map_err(|e| tools::Setup::io(e.to_string()))?;
-                    cluster.feed(BufReader::with_capacity(256 * 1024, reader), out)
+                    cluster.feed(BufReader::with_capacity(256 * 1024, reader), out, &key)
                 },
                 deadline,
             )?);
         }
         if format == Format::PgPlain {
+            let key = scratch::password()?;
             let mut cmd = tool_command(&tool("psql")?, db)?;
             cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"]);
             let reader = input.into_reader()?;
@@ -396,7 +398,7 @@ impl EngineKind for Postgres {
                 vec![cmd],
                 move |mut stdins, _| {
                     let out = stdins.pop().expect("one tool, one stdin");
-                    feed_plain(BufReader::with_capacity(256 * 1024, reader), out)
+                    feed_plain(BufReader::with_capacity(256 * 1024, reader), out, &key)
                 },
                 deadline,
             )?);
@@ -580,8 +582,9 @@ impl Cluster {
         Ok(())
     }
 
-    fn feed(&mut self, mut input: impl BufRead, out: ChildStdin) -> io::Result<()> {
+    fn feed(&mut self, mut input: impl BufRead, out: ChildStdin, key: &str) -> io::Result<()> {
         let mut out = BufWriter::with_capacity(256 * 1024, out);
+        restrict(&mut out, key)?;
         let mut line = Vec::with_capacity(64 * 1024);
         let mut in_copy = false;
         // A cut between two statements would load without an error: only
@@ -608,11 +611,20 @@ impl Cluster {
             } else if let Some(rest) = l.strip_prefix(b"\\connect ") {
                 let original = connect_target(&String::from_utf8_lossy(rest));
                 let scratch = self.database(&original)?;
-                out.write_all(format!("\\connect {}\n", ident(&scratch)).as_bytes())
-                    .map_err(broken_pipe)?;
+                // Only the feeder knows the key: it lifts the restriction
+                // for its own \connect alone.
+                out.write_all(
+                    format!(
+                        "\\unrestrict {key}\n\\connect {}\n\\restrict {key}\n",
+                        ident(&scratch)
+                    )
+                    .as_bytes(),
+                )
+                .map_err(broken_pipe)?;
                 continue;
             } else if l.starts_with(b"\\restrict ") || l.starts_with(b"\\unrestrict ") {
-                // Passed on: psql then refuses meta-commands in between too.
+                // The dump's own keys give way to ours (see [`restrict`]).
+                continue;
             } else if l.starts_with(b"\\") {
                 let statement = String::from_utf8_lossy(l)
                     .chars()
@@ -767,8 +779,9 @@ impl SqlSession for PgSession {
 /// --no-privileges` leaves out: ownership and privilege statements, which
 /// an unprivileged role cannot run (they name roles that do not exist
 /// here). COPY data blocks pass untouched.
-fn feed_plain(mut input: impl BufRead, out: ChildStdin) -> io::Result<()> {
+fn feed_plain(mut input: impl BufRead, out: ChildStdin, key: &str) -> io::Result<()> {
     let mut out = BufWriter::with_capacity(256 * 1024, out);
+    restrict(&mut out, key)?;
     let mut line = Vec::with_capacity(64 * 1024);
     let mut in_copy = false;
     loop {
@@ -782,12 +795,27 @@ fn feed_plain(mut input: impl BufRead, out: ChildStdin) -> io::Result<()> {
             }
         } else if line.starts_with(b"COPY ") && trimmed(&line).ends_with(b"FROM stdin;") {
             in_copy = true;
-        } else if skip_plain(&line) {
+        } else if skip_plain(&line) || is_restrict_line(&line) {
             continue;
         }
         out.write_all(&line).map_err(broken_pipe)?;
     }
     out.flush().map_err(broken_pipe)
+}
+
+/// Puts psql into restricted mode (psql 15.14+) under a random key only
+/// the feeder knows: every meta-command of the dump, wherever it stands on
+/// a line (`\!` a shell, `\o |cmd`, `\copy` client files, `\g |cmd`), is
+/// then refused by psql itself. The dump's own `\restrict` lines are left
+/// out: they would replace our key with one the dump knows.
+fn restrict(out: &mut impl Write, key: &str) -> io::Result<()> {
+    out.write_all(format!("\\restrict {key}\n").as_bytes())
+        .map_err(broken_pipe)
+}
+
+fn is_restrict_line(line: &[u8]) -> bool {
+    let l = trimmed(line);
+    l.starts_with(b"\\restrict ") || l.starts_with(b"\\unrestrict ")
 }
 
 fn trimmed(line: &[u8]) -> &[u8] {
