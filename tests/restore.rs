@@ -1242,3 +1242,44 @@ fn a_plain_dump_ran_psql_shell_escapes_in_backproofs_client() {
         assert!(!Path::new(&pwned(what)).exists(), "a meta-command ran");
     }
 }
+
+/// The restore promise is about the dumps that are restored: a newer disk
+/// archive kept in the same source (never a dump, never restored) must not
+/// be taken for "the newest backup" and fail a promise its dumps keep.
+#[test]
+fn a_newer_archive_beside_the_dumps_does_not_fail_the_restore_promise() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    fs::create_dir(&src).unwrap();
+    fs::copy(
+        corpus().join("clean/postgres/appdb-2026-11-20T0300.dump"),
+        src.join("appdb-2026-11-20T0300.dump"),
+    )
+    .unwrap();
+    fs::copy(
+        corpus().join("clean/disk/files-2026-11-20.tar"),
+        src.join("files-2026-11-21.tar"),
+    )
+    .unwrap();
+    let cfg = tmp.path().join("backproof.toml");
+    fs::write(
+        &cfg,
+        format!(
+            "[report]\ndir = \"out\"\nformats = [\"json\"]\n[[sources]]\nname = \"appdb\"\npath = \"{}\"\n[sources.restore]\nrto = \"1h\"\n[[checks]]\nname = \"restored-daily\"\ntype = \"restore\"\nsource = \"appdb\"\nwithin = \"1d\"\n",
+            src.display()
+        ),
+    )
+    .unwrap();
+    let (code, report) = run_json(&cfg, &tmp.path().join("h.sqlite"));
+    let promise = findings(&report)
+        .iter()
+        .find(|f| f["subject"] == "restored-daily")
+        .unwrap();
+    assert_eq!(
+        promise["status"],
+        "pass",
+        "{promise:#}\n{}",
+        describe(&report)
+    );
+    assert_eq!(code, 0, "{}", describe(&report));
+}

@@ -20,10 +20,24 @@ pub(super) fn restored(
     now: DateTime<Utc>,
 ) -> Finding {
     let window = chrono::Duration::from_std(within).unwrap_or(chrono::Duration::MAX);
+    // Only series that are restored at all count: a disk image or a tar
+    // kept beside the dumps is no dump the promise is about (judging on it
+    // would fail a source whose newest dump restored fine). With no restore
+    // anywhere, every backup counts, and the promise fails.
+    let restored_series: std::collections::BTreeSet<String> = view
+        .backups
+        .iter()
+        .filter(|b| view.restores.iter().any(|r| r.subject == b.subject))
+        .map(|b| view.timestamp_pattern.series(&b.key))
+        .collect();
     // Same order as the restore job's choice: newest, then by key.
     let newest_backup = view
         .backups
         .iter()
+        .filter(|b| {
+            restored_series.is_empty()
+                || restored_series.contains(&view.timestamp_pattern.series(&b.key))
+        })
         .max_by(|a, b| a.timestamp.cmp(&b.timestamp).then(b.key.cmp(&a.key)));
     let of_newest = |r: &&super::RestoreSeen| newest_backup.is_none_or(|b| b.subject == r.subject);
     let newest = view.restores.iter().filter(of_newest).max_by_key(|r| r.at);
