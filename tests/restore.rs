@@ -1283,3 +1283,57 @@ fn a_newer_archive_beside_the_dumps_does_not_fail_the_restore_promise() {
     );
     assert_eq!(code, 0, "{}", describe(&report));
 }
+
+/// Regression (issue 10): SIGTERM or SIGINT during a restore was recorded
+/// as a failed backup ("terminating connection due to administrator
+/// command", exit 1, stored in the history). An interrupted run exits with
+/// the signal's code, records no verdict, and leaves nothing behind.
+#[test]
+fn a_signal_during_a_restore_exits_with_its_code_and_records_no_verdict() {
+    for (signal, expected) in [(libc::SIGTERM, 143), (libc::SIGINT, 130)] {
+        let tmp = tempfile::tempdir().unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let dump = tmp.path().join("sleepy.sql");
+        fs::write(&dump, pg_plain("SELECT pg_sleep(30);")).unwrap();
+        let history = tmp.path().join("history.sqlite");
+        let child = bin()
+            .env("TMPDIR", tmp.path())
+            .args(["verify", "--no-progress", "--restore", "--history"])
+            .arg(&history)
+            .arg(&dump)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let until = Instant::now() + Duration::from_secs(60);
+        loop {
+            assert!(Instant::now() < until, "the scratch instance never came up");
+            let ready = scratch_dirs_of(tmp.path(), child.id())
+                .into_iter()
+                .any(|d| {
+                    fs::read_to_string(d.join("data/postmaster.pid"))
+                        .map(|t| t.contains("ready"))
+                        .unwrap_or(false)
+                });
+            if ready {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // psql is connected and sleeping in the dump's statement.
+        std::thread::sleep(Duration::from_millis(1000));
+        assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(expected), "signal {signal}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(!stdout.contains("FAIL"), "a verdict was printed:\n{stdout}");
+        assert!(!history.exists(), "the interrupted run was recorded");
+        // Only the dump is left in its TMPDIR: no scratch dir, no history.
+        assert_eq!(
+            fs::read_dir(tmp.path()).unwrap().count(),
+            1,
+            "scratch left behind"
+        );
+    }
+}

@@ -74,6 +74,7 @@ pub fn timestamp_pattern(pattern: Option<&str>) -> Result<TimestampPattern, Comm
 /// Appends the run to the history; a run that cannot be recorded did not
 /// produce its evidence, so that alone makes the exit code 2.
 pub fn record(report: &Report, location: &Path) -> Result<(), CommandError> {
+    crate::restore::halt_if_interrupted();
     History::open(location)?.append(report)?;
     Ok(())
 }

@@ -95,6 +95,8 @@ pub fn nightly(req: &NightlyRequest) -> Result<Nightly, CommandError> {
         plan,
         &past.restores,
     );
+    // A signal cut the restores short: no report, no history record.
+    crate::restore::halt_if_interrupted();
     let dir = req
         .report_dir
         .clone()

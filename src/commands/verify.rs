@@ -83,6 +83,8 @@ pub fn verify(req: &VerifyRequest) -> Result<Verified, CommandError> {
     if let Some(s) = session.as_mut() {
         s.finish();
     }
+    // A signal cut the restores short: no verdict on unfinished work.
+    crate::restore::halt_if_interrupted();
     let sources = req.paths.iter().map(|p| p.display().to_string()).collect();
     let mut report = Report::new("verify", started, sources, backups, findings);
     report.summary.bytes_read += store_bytes;

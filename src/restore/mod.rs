@@ -28,6 +28,7 @@ mod tools;
 
 pub use facts::{Assertion, AssertionResult, Freshness, RestoreFacts};
 pub use registry::Engine;
+pub use scratch::halt_if_interrupted;
 pub use spec::{RestoreOverrides, RestoreSpec, SpecError, Which};
 
 use std::collections::{BTreeMap, BTreeSet};

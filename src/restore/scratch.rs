@@ -11,7 +11,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rustix::process::Signal;
@@ -140,22 +140,45 @@ type CleanupFn = Box<dyn FnOnce() + Send>;
 static CLEANUPS: Mutex<Vec<(u64, CleanupFn)>> = Mutex::new(Vec::new());
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 static HANDLER: std::sync::Once = std::sync::Once::new();
-/// Set once the interrupt handler runs: the normal teardown then leaves the
-/// work to it instead of racing it.
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// The signal that interrupted the run (0: none). Set first thing by the
+/// handler: the normal teardown then leaves the work to it instead of
+/// racing it, and no verdict is written about work it cut short.
+static INTERRUPTED: AtomicI32 = AtomicI32::new(0);
 
 pub fn interrupted() -> bool {
-    INTERRUPTED.load(Ordering::SeqCst)
+    INTERRUPTED.load(Ordering::SeqCst) != 0
 }
 
-/// Registers `f` to run if the process is interrupted; returns a token to
-/// unregister it once the normal teardown has run.
+/// Called before a command writes any verdict: once a signal has cut the
+/// run short, nothing it found is recorded (a restore killed by our own
+/// cleanup is no failed backup). The handler ends the process with the
+/// signal's code; this only waits for it, and ends it itself should the
+/// cleanup hang.
+pub fn halt_if_interrupted() {
+    let sig = INTERRUPTED.load(Ordering::SeqCst);
+    if sig == 0 {
+        return;
+    }
+    std::thread::sleep(std::time::Duration::from_secs(60));
+    std::process::exit(128 + sig);
+}
+
+/// Registers `f` to run if the process is interrupted (SIGINT, SIGTERM,
+/// SIGHUP); returns a token to unregister it once the normal teardown has
+/// run. The process then exits with 128 + the signal (130, 143, 129).
 pub fn on_interrupt(f: CleanupFn) -> u64 {
     HANDLER.call_once(|| {
-        // If another handler is already installed (a host program), its
-        // owner is responsible for shutdown; Drop guards still clean up.
-        let _ = ctrlc::set_handler(|| {
-            INTERRUPTED.store(true, Ordering::SeqCst);
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        // If the signals cannot be watched, Drop guards still clean up on
+        // a normal exit, and the next run sweeps what a kill leaves.
+        let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
+            return;
+        };
+        std::thread::spawn(move || {
+            let Some(sig) = signals.forever().next() else {
+                return;
+            };
+            INTERRUPTED.store(sig, Ordering::SeqCst);
             let pending: Vec<_> = CLEANUPS
                 .lock()
                 .map(|mut c| c.drain(..).collect())
@@ -163,8 +186,10 @@ pub fn on_interrupt(f: CleanupFn) -> u64 {
             for (_, f) in pending.into_iter().rev() {
                 f();
             }
-            eprintln!("backproof: interrupted; scratch instances and databases removed");
-            std::process::exit(130);
+            eprintln!(
+                "backproof: interrupted by signal {sig}; scratch instances and databases removed, nothing recorded"
+            );
+            std::process::exit(128 + sig);
         });
     });
     let id = NEXT_ID.fetch_add(1, Ordering::SeqCst);
