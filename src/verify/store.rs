@@ -239,6 +239,23 @@ struct Judgement {
     kind: Kind,
 }
 
+impl Judgement {
+    /// What was read and checked, on the version's finding.
+    fn evidence(self, f: Finding, r: &VersionRead) -> Finding {
+        let mut f = f
+            .with("bytes_read", r.bytes)
+            .with("kind", self.kind.to_string())
+            .with("checks", self.checks);
+        if !self.mismatches.is_empty() {
+            f = f.with("mismatches", self.mismatches);
+        }
+        if !self.unchecked.is_empty() {
+            f = f.with("unchecked", self.unchecked);
+        }
+        f
+    }
+}
+
 fn judge(r: &VersionRead) -> Judgement {
     let (checks, mismatches) = judged(r);
     let unchecked: Vec<String> = r
@@ -343,20 +360,10 @@ fn recovery(source: &dyn Storage, d: &DeletedObject, rb: Option<&ReadBack>) -> F
         }
     };
     let j = judge(r);
-    let mut f = base(
-        j.status,
-        format!("deleted; previous version {version} {}", j.says),
-    )
-    .with("bytes_read", r.bytes)
-    .with("kind", j.kind.to_string())
-    .with("checks", j.checks);
-    if !j.mismatches.is_empty() {
-        f = f.with("mismatches", j.mismatches);
-    }
-    if !j.unchecked.is_empty() {
-        f = f.with("unchecked", j.unchecked);
-    }
-    match j.status {
+    let status = j.status;
+    let summary = format!("deleted; previous version {version} {}", j.says);
+    let f = j.evidence(base(status, summary), r);
+    match status {
         Status::Fail => f.remedy(
             "The version that should restore this object is damaged: restore from another copy.",
         ),
@@ -386,17 +393,10 @@ fn noncurrent(source: &dyn Storage, rb: &ReadBack) -> Finding {
         }
     };
     let j = judge(r);
-    let mut f = base(j.status, format!("noncurrent version {version} {}", j.says))
-        .with("bytes_read", r.bytes)
-        .with("kind", j.kind.to_string())
-        .with("checks", j.checks);
-    if !j.mismatches.is_empty() {
-        f = f.with("mismatches", j.mismatches);
-    }
-    if !j.unchecked.is_empty() {
-        f = f.with("unchecked", j.unchecked);
-    }
-    match j.status {
+    let status = j.status;
+    let summary = format!("noncurrent version {version} {}", j.says);
+    let f = j.evidence(base(status, summary), r);
+    match status {
         Status::Fail => {
             f.remedy("This old version is damaged: it will not restore the object as it was.")
         }
