@@ -217,7 +217,11 @@ pub fn build(runs: &[StoredRun], chain: &ChainCheck, since: DateTime<Utc>) -> Co
         chain_intact: chain.problems.is_empty(),
         chain_problems: chain.problems.clone(),
         runs: runs.len(),
-        runs_failed: runs.iter().filter(|r| r.exit_code != 0).count(),
+        runs_failed: runs
+            .iter()
+            .filter(|r| r.exit_code != 0 && r.interrupted.is_none())
+            .count(),
+        runs_interrupted: runs.iter().filter(|r| r.interrupted.is_some()).count(),
         checks: checks.into_values().collect(),
         promises: promises.into_values().collect(),
         last_restores,
@@ -243,6 +247,7 @@ mod tests {
             hash: "h".into(),
             findings,
             backups: vec![],
+            interrupted: None,
         }
     }
 

@@ -18,6 +18,7 @@ pub mod expectation;
 pub mod finding;
 pub mod history;
 pub mod inspect;
+pub mod interrupt;
 pub mod ledger;
 pub mod manifest;
 pub mod policy;

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use common::*;
 
@@ -1287,7 +1287,8 @@ fn a_newer_archive_beside_the_dumps_does_not_fail_the_restore_promise() {
 /// Regression (issue 10): SIGTERM or SIGINT during a restore was recorded
 /// as a failed backup ("terminating connection due to administrator
 /// command", exit 1, stored in the history). An interrupted run exits with
-/// the signal's code, records no verdict, and leaves nothing behind.
+/// the signal's code, records no verdict, is recorded as interrupted (and
+/// the export does not count it as a pass), and leaves nothing behind.
 #[test]
 fn a_signal_during_a_restore_exits_with_its_code_and_records_no_verdict() {
     for (signal, expected) in [(libc::SIGTERM, 143), (libc::SIGINT, 130)] {
@@ -1328,12 +1329,276 @@ fn a_signal_during_a_restore_exits_with_its_code_and_records_no_verdict() {
         assert_eq!(out.status.code(), Some(expected), "signal {signal}");
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(!stdout.contains("FAIL"), "a verdict was printed:\n{stdout}");
-        assert!(!history.exists(), "the interrupted run was recorded");
-        // Only the dump is left in its TMPDIR: no scratch dir, no history.
+        // One record: the signal, its exit code, no finding, no backup.
+        let db = rusqlite::Connection::open(&history).unwrap();
+        let rows: Vec<(i64, String)> = db
+            .prepare("SELECT exit_code, report FROM runs")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        drop(db);
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        assert_eq!(rows[0].0, i64::from(expected));
+        let stored: Value = serde_json::from_str(&rows[0].1).unwrap();
+        let name = if signal == libc::SIGTERM {
+            "SIGTERM"
+        } else {
+            "SIGINT"
+        };
+        assert_eq!(stored["interrupted"]["signal"], name, "{stored:#}");
+        assert_eq!(stored["findings"], json!([]), "a verdict was recorded");
+        assert_eq!(stored["backups"], json!([]));
+        let export = bin()
+            .args(["report", "--format", "json", "--since", "30d", "--history"])
+            .arg(&history)
+            .output()
+            .unwrap();
+        let c: Value = serde_json::from_slice(&export.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&export.stderr)));
         assert_eq!(
-            fs::read_dir(tmp.path()).unwrap().count(),
-            1,
-            "scratch left behind"
+            (c["runs"].clone(), c["runs_interrupted"].clone()),
+            (json!(1), json!(1))
         );
+        assert_eq!(c["runs_failed"], 0);
+        let md = bin()
+            .args(["report", "--format", "md", "--since", "30d", "--history"])
+            .arg(&history)
+            .output()
+            .unwrap();
+        let md = String::from_utf8_lossy(&md.stdout);
+        assert!(md.contains("1 interrupted (no verdict)"), "{md}");
+        // Nothing else is left in its TMPDIR: no scratch dir, no database.
+        let mut left: Vec<String> = fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with("history.sqlite"))
+            .collect();
+        left.sort();
+        assert_eq!(left, ["sleepy.sql"], "scratch left behind");
     }
+}
+
+/// A small tmpfs, unmounted on drop: a scratch disk that fills for real.
+struct SmallDisk {
+    path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> SmallDisk {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("small");
+        fs::create_dir(&path).unwrap();
+        let ok = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=1777"),
+                "tmpfs",
+            ])
+            .arg(&path)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mounting a tmpfs needs root, as the test script runs");
+        SmallDisk { path, _dir: dir }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+    }
+}
+
+/// Regression (issue 10, item 7): a full scratch disk was blamed on the
+/// dump ("could not extend file … No space left on device → The dump does
+/// not restore … fix the backup job", exit 1; MariaDB "table is full").
+/// It is backproof's sandbox: an error (exit 2) saying where and how much.
+#[test]
+fn a_full_scratch_disk_is_an_error_with_the_space_not_a_failed_backup() {
+    let tmp = tempfile::tempdir().unwrap();
+    // About 290 MB once loaded: more than the disk holds.
+    let pg = tmp.path().join("big.sql");
+    fs::write(
+        &pg,
+        pg_plain(
+            "CREATE TABLE big (id int, pad text);\n\
+             INSERT INTO big SELECT i, repeat(md5(i::text), 30) FROM generate_series(1, 300000) i;",
+        ),
+    )
+    .unwrap();
+    let my = tmp.path().join("big-mysql.sql");
+    fs::write(
+        &my,
+        "-- MySQL dump 10.19  Distrib 10.11.6-MariaDB, for debian-linux-gnu (x86_64)\n\
+         SET SESSION max_recursive_iterations = 1000000;\n\
+         CREATE TABLE big (id int, pad longtext) ENGINE=InnoDB;\n\
+         INSERT INTO big WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 300000) \
+         SELECT i, REPEAT(MD5(i), 30) FROM s;\n\
+         INSERT INTO big SELECT * FROM big;\n\
+         -- Dump completed on 2026-11-20  3:00:01\n",
+    )
+    .unwrap();
+    // MariaDB's scratch server needs its 256 MiB redo log to start.
+    for (dump, size) in [(&pg, 96u64), (&my, 400)] {
+        let disk = SmallDisk::mount(&format!("{size}m"));
+        let o = bin()
+            .env("TMPDIR", &disk.path)
+            .args([
+                "verify",
+                "--no-history",
+                "--no-progress",
+                "--format",
+                "json",
+            ])
+            .args(["--restore", "--restore-timeout", "10m"])
+            .arg(dump)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        let report: Value =
+            serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+        let name = dump.file_name().unwrap().to_str().unwrap();
+        let f = restore_of(&report, name);
+        assert_eq!(f["status"], "error", "{f:#}\n{stderr}");
+        assert_eq!(o.status.code(), Some(2), "{}", describe(&report));
+        let summary = f["summary"].as_str().unwrap();
+        assert!(
+            summary.contains("the scratch disk holding") && summary.contains("not the backup"),
+            "{summary}"
+        );
+        assert!(!summary.contains("fix the backup job"), "{f:#}");
+        let full = &f["evidence"]["scratch_full"];
+        let dir = full["scratch_dir"].as_str().unwrap();
+        assert!(dir.starts_with(disk.path.to_str().unwrap()), "{full:#}");
+        assert!(full["used_bytes"].as_u64().unwrap() > 8 << 20, "{full:#}");
+        assert!(full["free_bytes"].as_u64().unwrap() < 32 << 20, "{full:#}");
+        assert_eq!(full["filesystem_bytes"], size << 20, "{full:#}");
+        // The teardown ran: nothing left on the small disk.
+        assert_eq!(fs::read_dir(&disk.path).unwrap().count(), 0, "{name}");
+    }
+    // Too small even to start MariaDB's scratch server: still the sandbox.
+    let disk = SmallDisk::mount("64m");
+    let dump = corpus().join("clean/mysql/shop-2026-11-20T0300.sql.gz");
+    let o = bin()
+        .env("TMPDIR", &disk.path)
+        .args([
+            "verify",
+            "--no-history",
+            "--no-progress",
+            "--format",
+            "json",
+            "--restore",
+        ])
+        .arg(&dump)
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let f = restore_of(&report, "shop-2026-11-20T0300.sql.gz");
+    assert_eq!(f["status"], "error", "{f:#}");
+    let summary = f["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with(&format!(
+            "no scratch mariadb server: the scratch disk holding {} filled (",
+            disk.path.display()
+        )),
+        "{summary}"
+    );
+    assert_eq!(
+        f["evidence"]["scratch_full"]["filesystem_bytes"],
+        64u64 << 20
+    );
+}
+
+/// Regression (issue 10, item 5): scratch logins on a `--scratch-url`
+/// server could log in until the next run swept them. The PostgreSQL role
+/// has a `VALID UNTIL` (the timeout plus an hour), the expiry is in every
+/// scratch name, and a sweep drops an expired MariaDB login even while its
+/// run's pid is alive, but never another host's live one.
+#[test]
+fn scratch_logins_expire_and_the_sweep_honours_the_expiry() {
+    let server = TestServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let dump = tmp.path().join("sleepy.sql");
+    fs::write(&dump, pg_plain("SELECT pg_sleep(2);")).unwrap();
+    let child = bin()
+        .args([
+            "verify",
+            "--no-history",
+            "--no-progress",
+            "--format",
+            "json",
+        ])
+        .args(["--restore", "--restore-timeout", "10m", "--scratch-url"])
+        .arg(server.url())
+        .arg(&dump)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(60);
+    let valid_until = loop {
+        assert!(Instant::now() < until, "no scratch role appeared");
+        let v = server.query(
+            "SELECT coalesce(max(extract(epoch from rolvaliduntil - now()))::int::text, 'none') \
+             FROM pg_roles WHERE rolname LIKE 'backproof\\_scratch\\_%' AND rolcanlogin",
+        );
+        if v != "none" {
+            break v;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let secs: i64 = valid_until.parse().expect("the login has a VALID UNTIL");
+    assert!(
+        (4150..=4200).contains(&secs),
+        "valid for {secs}s: timeout 10m + 1h"
+    );
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let f = restore_of(&report, "sleepy.sql");
+    assert!(f["evidence"]["login_expires"].is_string(), "{f:#}");
+    assert_eq!(
+        server.query("SELECT count(*) FROM pg_roles WHERE rolname LIKE 'backproof%'"),
+        "0"
+    );
+
+    // MariaDB: logins of runs that look alive (pid 1 lives everywhere).
+    let maria = TestMariaDb::start();
+    let host = {
+        use sha2::Digest;
+        let h = fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+        hex::encode(sha2::Sha256::digest(h.trim().as_bytes()))[..6].to_string()
+    };
+    let now = chrono::Utc::now().timestamp();
+    let expired = format!("backproof_scratch_1_{host}_{}_ab12cd34", now - 60);
+    let live = format!("backproof_scratch_1_{host}_{}_ab12cd35", now + 3600);
+    let elsewhere = format!("backproof_scratch_999999999_0a0b0c_{}_ab12cd36", now + 3600);
+    for n in [&expired, &live, &elsewhere] {
+        maria.try_query(&format!("CREATE DATABASE `{n}`")).unwrap();
+        for h in ["%", "localhost"] {
+            maria
+                .try_query(&format!("CREATE USER '{n}'@'{h}' IDENTIFIED BY 'pw'"))
+                .unwrap();
+        }
+    }
+    let dump = corpus().join("clean/mysql/shop-2026-11-20T0300.sql.gz");
+    let (code, report, stderr) = restore_json(&["--scratch-url", &maria.url()], &[&dump]);
+    assert_eq!(code, 0, "{}\n{stderr}", describe(&report));
+    assert!(stderr.contains(&expired), "{stderr}");
+    let users = maria
+        .try_query("SELECT GROUP_CONCAT(DISTINCT User ORDER BY User) FROM mysql.user WHERE User LIKE 'backproof%'")
+        .unwrap();
+    let mut kept = [live.as_str(), elsewhere.as_str()];
+    kept.sort();
+    assert_eq!(users, kept.join(","), "only the expired login goes");
 }

@@ -144,6 +144,7 @@ fn pinned_compliance() -> backproof::compliance::Compliance {
                 hash: format!("hash{night}"),
                 findings,
                 backups,
+                interrupted: None,
             }
         })
         .collect();

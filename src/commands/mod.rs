@@ -71,10 +71,24 @@ pub fn timestamp_pattern(pattern: Option<&str>) -> Result<TimestampPattern, Comm
     }
 }
 
+/// From now on, a signal (SIGINT, SIGTERM, SIGHUP) records this run in the
+/// history at `location` as interrupted: the signal, no verdict.
+pub fn record_interruptions(location: &Path, command: &'static str, sources: Vec<String>) {
+    let location = location.to_path_buf();
+    let started = chrono::Utc::now();
+    crate::interrupt::record_with(Box::new(move |by| {
+        let report = Report::interrupted(command, started, sources, by);
+        History::open(&location)
+            .and_then(|mut h| h.append(&report))
+            .map(drop)
+            .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send>)
+    }));
+}
+
 /// Appends the run to the history; a run that cannot be recorded did not
 /// produce its evidence, so that alone makes the exit code 2.
 pub fn record(report: &Report, location: &Path) -> Result<(), CommandError> {
-    crate::restore::halt_if_interrupted();
+    crate::interrupt::halt_if_interrupted();
     History::open(location)?.append(report)?;
     Ok(())
 }

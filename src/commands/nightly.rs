@@ -86,6 +86,15 @@ pub fn nightly(req: &NightlyRequest) -> Result<Nightly, CommandError> {
     };
     opts.deadline = req.deadline.map(|d| started + d);
     let past = read_past(&config, &history, req.sample.is_some())?;
+    super::record_interruptions(
+        &history,
+        "run",
+        config
+            .sources
+            .iter()
+            .map(|s| s.path.display().to_string())
+            .collect(),
+    );
     let plan = req.sample.map(|s| (&past.ledger, s));
     let report = run_config(
         &config,
@@ -95,8 +104,9 @@ pub fn nightly(req: &NightlyRequest) -> Result<Nightly, CommandError> {
         plan,
         &past.restores,
     );
-    // A signal cut the restores short: no report, no history record.
-    crate::restore::halt_if_interrupted();
+    // A signal cut the run short: no report; the history records it as
+    // interrupted (the handler does).
+    crate::interrupt::halt_if_interrupted();
     let dir = req
         .report_dir
         .clone()

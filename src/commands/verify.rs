@@ -36,6 +36,10 @@ pub struct Verified {
 pub fn verify(req: &VerifyRequest) -> Result<Verified, CommandError> {
     let pattern = super::timestamp_pattern(req.timestamp_pattern.as_deref())?;
     let started = Utc::now();
+    let sources: Vec<String> = req.paths.iter().map(|p| p.display().to_string()).collect();
+    if let Some(h) = &req.history {
+        super::record_interruptions(h, "verify", sources.clone());
+    }
     let mut backups = Vec::new();
     let mut findings = Vec::new();
     let mut store_bytes = 0;
@@ -84,8 +88,7 @@ pub fn verify(req: &VerifyRequest) -> Result<Verified, CommandError> {
         s.finish();
     }
     // A signal cut the restores short: no verdict on unfinished work.
-    crate::restore::halt_if_interrupted();
-    let sources = req.paths.iter().map(|p| p.display().to_string()).collect();
+    crate::interrupt::halt_if_interrupted();
     let mut report = Report::new("verify", started, sources, backups, findings);
     report.summary.bytes_read += store_bytes;
     let recorded = match &req.history {

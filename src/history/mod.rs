@@ -102,6 +102,8 @@ pub struct StoredRun {
     /// The run's findings and backups, decoded once from the stored report.
     pub findings: Vec<crate::finding::Finding>,
     pub backups: Vec<StoredBackup>,
+    /// Set when a signal cut the run short (it then holds no verdict).
+    pub interrupted: Option<crate::report::Interrupted>,
 }
 
 /// A backup as an earlier run's report recorded it.
@@ -127,6 +129,8 @@ struct StoredReport {
     findings: Vec<crate::finding::Finding>,
     #[serde(default)]
     backups: Vec<StoredBackup>,
+    #[serde(default)]
+    interrupted: Option<crate::report::Interrupted>,
 }
 
 /// A test restore of an earlier run.
@@ -340,6 +344,7 @@ impl History {
                 hash: row[4].text(),
                 findings: report.findings,
                 backups: report.backups,
+                interrupted: report.interrupted,
             });
         }
         Ok(out)

@@ -19,7 +19,10 @@ pub struct Compliance {
     pub chain_intact: bool,
     pub chain_problems: Vec<String>,
     pub runs: usize,
+    /// Runs with a failed or errored check (interrupted runs not counted).
     pub runs_failed: usize,
+    /// Runs a signal cut short: they hold no verdict, so they are no pass.
+    pub runs_interrupted: usize,
     pub checks: Vec<CheckStats>,
     /// Per written promise (policy check): pass rate and, for RPO and RTO
     /// promises, the worst achieved against the promised.

@@ -104,11 +104,15 @@ pub fn render_export(c: &Compliance) -> String {
     let _ = writeln!(o, "# Backup compliance report\n");
     let _ = writeln!(
         o,
-        "Period from {} to {} · {} run(s), {} with a failed check · history `{}`\n",
+        "Period from {} to {} · {} run(s), {} with a failed check{} · history `{}`\n",
         c.period_start.format("%Y-%m-%d %H:%M UTC"),
         c.generated_at.format("%Y-%m-%d %H:%M UTC"),
         c.runs,
         c.runs_failed,
+        match c.runs_interrupted {
+            0 => String::new(),
+            n => format!(", {n} interrupted (no verdict)"),
+        },
         c.history
     );
     let _ = writeln!(

@@ -38,6 +38,16 @@ pub struct Report {
     pub summary: Summary,
     pub backups: Vec<BackupRecord>,
     pub findings: Vec<Finding>,
+    /// Set on the record of a run a signal cut short: it holds no verdict.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<Interrupted>,
+}
+
+/// What cut a run short, as the history keeps it.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct Interrupted {
+    /// `SIGTERM`, `SIGINT`, `SIGHUP`.
+    pub signal: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -71,7 +81,22 @@ impl Report {
             },
             backups,
             findings,
+            interrupted: None,
         }
+    }
+
+    /// The record of a run a signal cut short: no backup, no finding (no
+    /// verdict on unfinished work), the signal's exit code.
+    pub fn interrupted(
+        command: &str,
+        started_at: DateTime<Utc>,
+        sources: Vec<String>,
+        by: crate::interrupt::Interruption,
+    ) -> Report {
+        let mut r = Report::new(command, started_at, sources, vec![], vec![]);
+        r.summary.exit_code = by.exit_code();
+        r.interrupted = Some(Interrupted { signal: by.name() });
+        r
     }
 
     pub fn exit_code(&self) -> i32 {

@@ -7,7 +7,7 @@
 //! [`super::registry`].
 
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::catalog::Layout;
 use crate::inspect::Format;
@@ -64,6 +64,8 @@ pub struct ScratchDb {
     pub user: String,
     pub password: String,
     pub endpoint: Endpoint,
+    /// When the login stops working or may be swept.
+    pub expires: chrono::DateTime<chrono::Utc>,
 }
 
 /// An ephemeral server, up and accepting connections.
@@ -134,8 +136,10 @@ pub trait EngineKind: Sync {
     fn start(&self) -> Result<Started, EngineError>;
     /// Ok once the server accepts an administrative connection.
     fn ping(&self, endpoint: &Endpoint) -> Result<(), EngineError>;
-    /// Creates a fresh database owned by a new unprivileged login.
-    fn create(&self, endpoint: &Endpoint) -> Result<ScratchDb, EngineError>;
+    /// Creates a fresh database owned by a new unprivileged login, which
+    /// stops working (PostgreSQL: `VALID UNTIL`) or may be swept (every
+    /// engine: the expiry in its name) once `valid_for` has passed.
+    fn create(&self, endpoint: &Endpoint, valid_for: Duration) -> Result<ScratchDb, EngineError>;
     fn drop_db(&self, db: &ScratchDb) -> Result<(), EngineError>;
     /// Drops databases and logins of dead backproof processes on a URL
     /// target; returns the databases' names.

@@ -34,6 +34,10 @@ pub struct RestoreFacts {
     /// The scratch database (dropped since).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub database: Option<String>,
+    /// When the scratch login stops working (PostgreSQL) or may be swept by
+    /// any run (every engine), had the teardown missed it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub login_expires: Option<String>,
     /// Starting the ephemeral server, when this restore started it (else 0).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scratch_start_seconds: Option<f64>,
@@ -88,6 +92,23 @@ pub struct RestoreFacts {
     /// Why a restored database failed its expectations.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problems: Option<Vec<String>>,
+    /// The load failed because backproof's scratch disk filled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scratch_full: Option<ScratchFull>,
+}
+
+/// Where the scratch disk filled and how much the restore had used.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScratchFull {
+    /// The tool's or server's line that said so, if one did.
+    pub sign: Option<String>,
+    /// The ephemeral instance's dir (none on a `scratch_url` server).
+    pub scratch_dir: Option<String>,
+    /// Written under `scratch_dir` when the load failed: the restore
+    /// needed more than this.
+    pub used_bytes: Option<u64>,
+    pub free_bytes: Option<u64>,
+    pub filesystem_bytes: Option<u64>,
 }
 
 /// One assertion: its SQL and whether it held, or why it could not run.

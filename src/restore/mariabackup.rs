@@ -144,16 +144,17 @@ impl EngineKind for MariaBackup {
         }
     }
 
-    fn create(&self, endpoint: &Endpoint) -> Result<ScratchDb, EngineError> {
+    fn create(&self, endpoint: &Endpoint, valid_for: Duration) -> Result<ScratchDb, EngineError> {
         if let Endpoint::Url(_) = endpoint {
             return Err(MbError::NoUrl.into());
         }
-        let name = scratch::database_name()?;
+        let (name, expires) = scratch::database_name(valid_for)?;
         Ok(ScratchDb {
             user: name.clone(),
             name,
             password: String::new(),
             endpoint: endpoint.clone(),
+            expires,
         })
     }
 

@@ -7,7 +7,7 @@
 //! owns its server's start, readiness and stop, its URL schemes, its
 //! scratch databases, the load and the queries; [`registry`] says which
 //! engine restores what. Around it, written once and knowing no engine:
-//! [`scratch`] (dirs, processes, interrupts, sweeps), [`input`] (what feeds
+//! [`scratch`] (dirs, processes, sweeps), [`input`] (what feeds
 //! the tool), [`tools`] (running it), [`sanity`] (checking the result) and
 //! this module's [`RestoreSession`], which strings them together into one
 //! finding and its typed [`RestoreFacts`].
@@ -23,12 +23,12 @@ mod postgres;
 mod registry;
 mod sanity;
 mod scratch;
+mod space;
 mod spec;
 mod tools;
 
 pub use facts::{Assertion, AssertionResult, Freshness, RestoreFacts};
 pub use registry::Engine;
-pub use scratch::halt_if_interrupted;
 pub use spec::{RestoreOverrides, RestoreSpec, SpecError, Which};
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -47,6 +47,10 @@ use scratch::Instance;
 /// Without an RTO or an explicit timeout, a restore still may not run forever
 /// (pg_restore loops forever on some damaged tar archives).
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
+/// A scratch login outlives the restore's timeout by this much (the sanity
+/// queries and the teardown come after the load), then stops working or
+/// may be swept.
+const LOGIN_MARGIN: Duration = Duration::from_secs(3600);
 
 /// One restore's finding, and the same facts typed for later stages (the
 /// restore promise, the next night's row-drop check).
@@ -194,6 +198,15 @@ impl RestoreSession {
         let (endpoint, start_seconds) = match self.endpoint(ops, url) {
             Ok(e) => e,
             Err(e) => {
+                if let Some(full) = space::at_start(&e.to_string()) {
+                    let summary = format!(
+                        "no scratch {} server: {}: {e}",
+                        engine.name(),
+                        full.describe("")
+                    );
+                    facts.scratch_full = Some(full.into());
+                    return outcome(facts, Status::Error, summary, Some(SPACE_REMEDY));
+                }
                 return outcome(
                     facts,
                     Status::Error,
@@ -204,7 +217,7 @@ impl RestoreSession {
                 );
             }
         };
-        let db = match ops.create(&endpoint) {
+        let db = match ops.create(&endpoint, timeout + LOGIN_MARGIN) {
             Ok(db) => db,
             Err(e) => {
                 return outcome(
@@ -218,6 +231,7 @@ impl RestoreSession {
         // Dropped on every path out, including an interrupt.
         let guard = DbGuard::new(ops, db.clone());
         facts.database = Some(db.name.clone());
+        facts.login_expires = Some(db.expires.to_rfc3339());
         facts.scratch_start_seconds = Some(round3(start_seconds));
         facts.timeout_seconds = Some(timeout.as_secs_f64());
         facts.rto_seconds = rto.map(|r| r.as_secs_f64());
@@ -300,7 +314,19 @@ impl RestoreSession {
             );
         }
         if !run.ok {
+            // Measured before the teardown frees the space.
+            let full = space::exhausted(&run.stderr, &endpoint);
             drop(guard);
+            if let Some(full) = full {
+                let target = facts.target.clone().unwrap_or_default();
+                let summary = format!(
+                    "not restored: {} ({}); this is backproof's sandbox, not the backup",
+                    full.describe(&target),
+                    full.sign.as_deref().unwrap_or("no tool said why")
+                );
+                facts.scratch_full = Some(full.into());
+                return outcome(facts, Status::Error, summary, Some(SPACE_REMEDY));
+            }
             let first = tools::first_error(&run.stderr);
             // The scratch login lacks these privileges on purpose: the dump
             // asked for more than the sandbox grants, which says nothing
@@ -380,7 +406,7 @@ struct DbGuard {
 impl DbGuard {
     fn new(ops: &'static dyn EngineKind, db: ScratchDb) -> DbGuard {
         let (o, d) = (ops, db.clone());
-        let token = scratch::on_interrupt(Box::new(move || {
+        let token = crate::interrupt::on_interrupt(Box::new(move || {
             let _ = o.drop_db(&d);
         }));
         DbGuard { ops, db, token }
@@ -389,7 +415,7 @@ impl DbGuard {
 
 impl Drop for DbGuard {
     fn drop(&mut self) {
-        if scratch::interrupted() {
+        if crate::interrupt::interrupted() {
             return;
         }
         if let Err(e) = self.ops.drop_db(&self.db) {
@@ -398,7 +424,7 @@ impl Drop for DbGuard {
                 self.db.name
             );
         }
-        scratch::done(self.token);
+        crate::interrupt::done(self.token);
     }
 }
 
@@ -406,6 +432,9 @@ impl Drop for DbGuard {
 pub fn is_restorable(kind: Kind, backup: &Backup, engine: Option<Engine>) -> bool {
     registry::choose(kind, backup, engine).is_some()
 }
+
+/// For a restore stopped by a full scratch disk: never "the backup is bad".
+const SPACE_REMEDY: &str = "Give the scratch server more disk (TMPDIR for the ephemeral instance, or the scratch_url server's data volume), then run the restore again; this is no verdict on the backup.";
 
 /// For a restore stopped by the sandbox: never "the backup is bad".
 const SANDBOX_REMEDY: &str = "backproof restores as an unprivileged login and refuses what could reach the scratch server's files, shell or other databases; this is no verdict on the backup. Restore it by hand in an isolated server, or keep such statements out of the dump.";

@@ -268,17 +268,20 @@ impl EngineKind for Postgres {
         Ok(())
     }
 
-    fn create(&self, endpoint: &Endpoint) -> Result<ScratchDb, EngineError> {
+    fn create(&self, endpoint: &Endpoint, valid_for: Duration) -> Result<ScratchDb, EngineError> {
         let mut admin = connect(&admin_config(endpoint)?)?;
-        let name = scratch::database_name()?;
+        let (name, expires) = scratch::database_name(valid_for)?;
         let password = scratch::password()?;
         // NOSUPERUSER: restored SQL is untrusted; COPY ... TO PROGRAM, untrusted
         // languages and server file access all need more than this role has.
+        // VALID UNTIL: should every cleanup miss it (SIGKILL, no later run),
+        // the password stops working on its own.
         admin
             .batch_execute(&format!(
-                "CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION PASSWORD {}",
+                "CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION PASSWORD {} VALID UNTIL {}",
                 ident(&name),
-                literal(&password)
+                literal(&password),
+                literal(&expires.to_rfc3339())
             ))
             .map_err(PgError::Server)?;
         // template0: nothing a site added to template1 may clash with the dump.
@@ -295,6 +298,7 @@ impl EngineKind for Postgres {
             name,
             password,
             endpoint: endpoint.clone(),
+            expires,
         })
     }
 

@@ -1,7 +1,7 @@
 //! Scratch machinery that knows no engine: uniquely named temp dirs and
 //! databases, the server process of an ephemeral instance (its user, its
-//! process group, its stop), the interrupt handler that removes whatever is
-//! alive, and the sweep of a crashed run's leftovers. Engines
+//! process group, its stop), and the sweep of a crashed run's leftovers
+//! ([`crate::interrupt`] removes whatever is alive on a signal). Engines
 //! ([`super::engine::EngineKind`]) say what to run in it.
 
 use std::fs;
@@ -10,10 +10,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use rustix::process::Signal;
 
 use super::tools::tail;
@@ -22,7 +21,7 @@ use super::tools::tail;
 /// that a later run can tell a dead run's leftovers from a live one's.
 pub const DIR_PREFIX: &str = "backproof-scratch-";
 /// Databases (and their roles/users) on any scratch server:
-/// `backproof_scratch_<pid>_<random>`.
+/// `backproof_scratch_<pid>_<host>_<expires>_<random>` (see [`ScratchName`]).
 pub const DB_PREFIX: &str = "backproof_scratch_";
 
 /// How long a server may take to accept connections.
@@ -103,13 +102,60 @@ pub fn password() -> Result<String, ScratchError> {
     Ok(hex::encode(b))
 }
 
-/// A name for a new scratch database, unique across runs and processes.
-pub fn database_name() -> Result<String, ScratchError> {
-    Ok(format!(
-        "{DB_PREFIX}{}_{}",
+/// A name for a new scratch database (and its login), unique across runs,
+/// processes and hosts, that may be swept once `valid_for` has passed
+/// whether or not its run still seems alive. Also returns that instant.
+pub fn database_name(valid_for: Duration) -> Result<(String, DateTime<Utc>), ScratchError> {
+    let expires =
+        Utc::now() + chrono::Duration::from_std(valid_for).unwrap_or(chrono::Duration::days(7));
+    let name = format!(
+        "{DB_PREFIX}{}_{}_{}_{}",
         std::process::id(),
+        host_tag(),
+        expires.timestamp(),
         random_suffix()?
-    ))
+    );
+    Ok((name, expires))
+}
+
+/// What a scratch name says of the run that made it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ScratchName {
+    pub pid: u32,
+    /// `None` in names made before hosts and expiries were recorded.
+    pub host: Option<String>,
+    pub expires: Option<i64>,
+}
+
+impl ScratchName {
+    pub fn parse(name: &str) -> Option<ScratchName> {
+        let parts: Vec<&str> = name.strip_prefix(DB_PREFIX)?.split('_').collect();
+        let pid = parts.first()?.parse().ok()?;
+        Some(match parts[..] {
+            // `<pid>_<host>_<expires>_<random>`, and a full-server dump's
+            // child databases, `..._<n>`.
+            [_, host, expires, _, ..] if host.len() == HOST_TAG_LEN => ScratchName {
+                pid,
+                host: Some(host.to_string()),
+                expires: Some(expires.parse().ok()?),
+            },
+            _ => ScratchName {
+                pid,
+                host: None,
+                expires: None,
+            },
+        })
+    }
+}
+
+const HOST_TAG_LEN: usize = 6;
+
+/// Six hex digits of the host name's SHA-256: a pid means something only on
+/// the host that ran it (a scratch server may serve several hosts).
+fn host_tag() -> String {
+    use sha2::Digest;
+    let host = fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    hex::encode(sha2::Sha256::digest(host.trim().as_bytes()))[..HOST_TAG_LEN].to_string()
 }
 
 /// True while a process with this pid exists.
@@ -123,86 +169,20 @@ pub fn owner_pid(name: &str, prefix: &str) -> Option<u32> {
     rest.split(['-', '_']).next()?.parse().ok()
 }
 
-/// True for a scratch database (or login) whose backproof process is gone.
+/// True for a scratch database (or login) a sweep may drop: past its
+/// expiry, or made on this host by a backproof process that is gone. Of
+/// another host's run only the expiry can tell: its pid means nothing here.
 pub fn left_by_dead_run(name: &str) -> bool {
-    owner_pid(name, DB_PREFIX).is_some_and(|p| p != std::process::id() && !pid_alive(p))
-}
-
-// ---------------------------------------------------------------------------
-// Cleanup registry: what must go when the process is interrupted
-// ---------------------------------------------------------------------------
-
-type CleanupFn = Box<dyn FnOnce() + Send>;
-
-/// Cleanups for everything currently alive (instances, databases on a URL
-/// target), run by the SIGINT/SIGTERM handler. A std Mutex: the handler runs
-/// on its own thread and nothing async happens while it is held.
-static CLEANUPS: Mutex<Vec<(u64, CleanupFn)>> = Mutex::new(Vec::new());
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-static HANDLER: std::sync::Once = std::sync::Once::new();
-/// The signal that interrupted the run (0: none). Set first thing by the
-/// handler: the normal teardown then leaves the work to it instead of
-/// racing it, and no verdict is written about work it cut short.
-static INTERRUPTED: AtomicI32 = AtomicI32::new(0);
-
-pub fn interrupted() -> bool {
-    INTERRUPTED.load(Ordering::SeqCst) != 0
-}
-
-/// Called before a command writes any verdict: once a signal has cut the
-/// run short, nothing it found is recorded (a restore killed by our own
-/// cleanup is no failed backup). The handler ends the process with the
-/// signal's code; this only waits for it, and ends it itself should the
-/// cleanup hang.
-pub fn halt_if_interrupted() {
-    let sig = INTERRUPTED.load(Ordering::SeqCst);
-    if sig == 0 {
-        return;
+    let Some(n) = ScratchName::parse(name) else {
+        return false;
+    };
+    if n.pid == std::process::id() && n.host.as_deref().is_none_or(|h| h == host_tag()) {
+        return false;
     }
-    std::thread::sleep(std::time::Duration::from_secs(60));
-    std::process::exit(128 + sig);
-}
-
-/// Registers `f` to run if the process is interrupted (SIGINT, SIGTERM,
-/// SIGHUP); returns a token to unregister it once the normal teardown has
-/// run. The process then exits with 128 + the signal (130, 143, 129).
-pub fn on_interrupt(f: CleanupFn) -> u64 {
-    HANDLER.call_once(|| {
-        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-        // If the signals cannot be watched, Drop guards still clean up on
-        // a normal exit, and the next run sweeps what a kill leaves.
-        let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
-            return;
-        };
-        std::thread::spawn(move || {
-            let Some(sig) = signals.forever().next() else {
-                return;
-            };
-            INTERRUPTED.store(sig, Ordering::SeqCst);
-            let pending: Vec<_> = CLEANUPS
-                .lock()
-                .map(|mut c| c.drain(..).collect())
-                .unwrap_or_default();
-            for (_, f) in pending.into_iter().rev() {
-                f();
-            }
-            eprintln!(
-                "backproof: interrupted by signal {sig}; scratch instances and databases removed, nothing recorded"
-            );
-            std::process::exit(128 + sig);
-        });
-    });
-    let id = NEXT_ID.fetch_add(1, Ordering::SeqCst);
-    if let Ok(mut c) = CLEANUPS.lock() {
-        c.push((id, f));
+    if n.expires.is_some_and(|e| e < Utc::now().timestamp()) {
+        return true;
     }
-    id
-}
-
-pub fn done(token: u64) {
-    if let Ok(mut c) = CLEANUPS.lock() {
-        c.retain(|(id, _)| *id != token);
-    }
+    n.host.as_deref().is_none_or(|h| h == host_tag()) && !pid_alive(n.pid)
 }
 
 // ---------------------------------------------------------------------------
@@ -419,8 +399,8 @@ impl Instance {
     fn register(&mut self) {
         let dir = self.dir.clone();
         let pid = self.child.as_ref().map(|c| c.id());
-        done(self.token);
-        self.token = on_interrupt(Box::new(move || {
+        crate::interrupt::done(self.token);
+        self.token = crate::interrupt::on_interrupt(Box::new(move || {
             kill_leftover(&dir);
             if let Some(pid) = pid {
                 kill_group(pid, Signal::KILL);
@@ -447,7 +427,7 @@ impl Instance {
         // their own when it dies, but not instantly) would keep files open.
         kill_leftover(&self.dir);
         let _ = fs::remove_dir_all(&self.dir);
-        done(self.token);
+        crate::interrupt::done(self.token);
         self.token = 0;
     }
 }
@@ -519,12 +499,45 @@ mod tests {
 
     #[test]
     fn names_and_passwords_are_random_and_carry_the_pid() {
-        let (a, b) = (database_name().unwrap(), database_name().unwrap());
+        let hour = Duration::from_secs(3600);
+        let ((a, expires), (b, _)) = (database_name(hour).unwrap(), database_name(hour).unwrap());
         assert_ne!(a, b);
-        assert_eq!(owner_pid(&a, DB_PREFIX), Some(std::process::id()));
+        assert!(
+            a.len() <= 60,
+            "{a}: MariaDB names stop at 64 (children add _<n>)"
+        );
+        let parsed = ScratchName::parse(&a).unwrap();
+        assert_eq!(parsed.pid, std::process::id());
+        assert_eq!(parsed.host.as_deref(), Some(host_tag().as_str()));
+        assert_eq!(parsed.expires, Some(expires.timestamp()));
+        let delta = expires - Utc::now() - chrono::Duration::hours(1);
+        assert!(delta.num_seconds().abs() < 60, "{expires}");
+        // A child database of a full-server dump parses as its parent.
+        assert_eq!(ScratchName::parse(&format!("{a}_3")), Some(parsed));
         assert!(!left_by_dead_run(&a), "our own");
         assert!(left_by_dead_run("backproof_scratch_999999999_deadbeef"));
         assert!(!left_by_dead_run("someone_elses_db"));
+        let here = host_tag();
+        let future = Utc::now().timestamp() + 3600;
+        let past = Utc::now().timestamp() - 1;
+        // pid 1 is alive on every host: only its expiry frees its login.
+        assert!(!left_by_dead_run(&format!(
+            "backproof_scratch_1_{here}_{future}_ab12cd34"
+        )));
+        assert!(left_by_dead_run(&format!(
+            "backproof_scratch_1_{here}_{past}_ab12cd34"
+        )));
+        // Another host's run: its pid means nothing here, only its expiry.
+        let dead = 999_999_999;
+        assert!(!left_by_dead_run(&format!(
+            "backproof_scratch_{dead}_0a0b0c_{future}_ab12cd34"
+        )));
+        assert!(left_by_dead_run(&format!(
+            "backproof_scratch_{dead}_0a0b0c_{past}_ab12cd34"
+        )));
+        assert!(left_by_dead_run(&format!(
+            "backproof_scratch_{dead}_{here}_{future}_ab12cd34"
+        )));
         let p = password().unwrap();
         assert_eq!(p.len(), 32);
         assert_ne!(p, password().unwrap());

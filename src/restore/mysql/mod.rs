@@ -198,15 +198,18 @@ impl EngineKind for MariaDb {
         Ok(())
     }
 
-    fn create(&self, endpoint: &Endpoint) -> Result<ScratchDb, EngineError> {
+    fn create(&self, endpoint: &Endpoint, valid_for: Duration) -> Result<ScratchDb, EngineError> {
         let mut admin = connect(admin_opts(endpoint)?)?;
-        let name = scratch::database_name()?;
+        // MariaDB has no login expiry finer than days: the expiry is in the
+        // name, and every sweep drops an expired login, live run or not.
+        let (name, expires) = scratch::database_name(valid_for)?;
         let password = scratch::password()?;
         let db = ScratchDb {
             user: name.clone(),
             name: name.clone(),
             password: password.clone(),
             endpoint: endpoint.clone(),
+            expires,
         };
         let mut stmts = vec![format!(
             "CREATE DATABASE {} CHARACTER SET utf8mb4",
