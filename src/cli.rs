@@ -15,6 +15,33 @@ use crate::restore::RestoreOverrides;
 use crate::source::S3Options;
 use crate::verify::VerifyOptions;
 
+/// A period that cannot be read, or reads two ways.
+#[derive(Debug, thiserror::Error)]
+pub enum PeriodError {
+    #[error(
+        "{0:?} is ambiguous: \"m\" reads as minutes; write \"90d\" or \"3months\" for months, \"{1}min\" for minutes"
+    )]
+    Ambiguous(String, String),
+    #[error("{source}; {forms}", forms = crate::tomlerr::DURATION_FORMS)]
+    Bad {
+        #[from]
+        source: humantime::DurationError,
+    },
+}
+
+/// `report --since`: an age such as "90d"; a bare "m" is refused, since an
+/// auditor asking for "3m" means months far more often than minutes.
+pub fn parse_period(s: &str) -> Result<Duration, PeriodError> {
+    let t = s.trim();
+    if let Some(n) = t.strip_suffix('m')
+        && n.trim().chars().all(|c| c.is_ascii_digit())
+        && !n.trim().is_empty()
+    {
+        return Err(PeriodError::Ambiguous(s.to_string(), n.trim().to_string()));
+    }
+    Ok(humantime::parse_duration(t)?)
+}
+
 #[derive(Parser)]
 #[command(
     name = "backproof",
@@ -98,8 +125,8 @@ pub enum Command {
     },
     /// Export a compliance report for a period from the history.
     Report {
-        /// Start of the period, as an age: "90d", "12h", "2w".
-        #[arg(long, value_parser = humantime::parse_duration, default_value = "90d")]
+        /// Start of the period, as an age: "90d", "12h", "2w", "3months".
+        #[arg(long, value_parser = parse_period, default_value = "90d")]
         since: Duration,
         #[arg(long, value_parser = Format::value_parser(Format::EXPORT), default_value_t = Format::Md)]
         format: Format,

@@ -162,10 +162,14 @@ pub enum ConfigError {
 /// What is wrong inside a config or pack; messages name the line or key.
 #[derive(Debug, thiserror::Error)]
 pub enum Invalid {
-    /// The parser's message quotes the offending line: secrets on it are
-    /// masked (issue 10: a broken scratch_url line echoed its password).
-    #[error("{}", crate::redact::redact_text(.0.to_string().trim_end()))]
-    Syntax(#[source] Box<toml::de::Error>),
+    /// At the key's own line, quoting it with secrets masked (issue 10: a
+    /// broken scratch_url line echoed its password).
+    #[error("{at}")]
+    Syntax {
+        at: Box<crate::tomlerr::Located>,
+        #[source]
+        source: Box<toml::de::Error>,
+    },
     #[error("no [[sources]] defined: nothing to audit")]
     NoSources,
     #[error("source name {0:?} is used twice")]
@@ -255,7 +259,10 @@ impl Config {
 
     /// Parses and validates; errors name the line and key.
     pub fn parse(text: &str) -> Result<Config, Invalid> {
-        let config: Config = toml::from_str(text).map_err(|e| Invalid::Syntax(Box::new(e)))?;
+        let config: Config = toml::from_str(text).map_err(|e| Invalid::Syntax {
+            at: Box::new(crate::tomlerr::Located::new(text, &e)),
+            source: Box::new(e),
+        })?;
         if config.sources.is_empty() {
             return Err(Invalid::NoSources);
         }

@@ -27,4 +27,5 @@ pub mod redact;
 pub mod report;
 pub mod restore;
 pub mod source;
+pub mod tomlerr;
 pub mod verify;

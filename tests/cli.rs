@@ -267,3 +267,81 @@ fn completions_and_man_page_come_from_the_command_line() {
         "{page}"
     );
 }
+
+/// Issue 14, item 7: the mistakes a new user makes get messages that point
+/// at the fix. An unknown key inside a `[[checks]]` table was reported at
+/// the table's header line; a bad duration said only "expected a
+/// duration"; `report --since 3m` silently meant three minutes; `report
+/// --format text` was refused.
+#[test]
+fn a_new_users_mistakes_are_reported_where_they_are_with_the_fix() {
+    let tmp = tempfile::tempdir().unwrap();
+    let history = tmp.path().join("h.sqlite");
+    let run_config = |name: &str, text: &str| {
+        let path = tmp.path().join(name);
+        fs::write(&path, text).unwrap();
+        let o = bin()
+            .args(["run", "--no-progress", "--config"])
+            .arg(&path)
+            .arg("--history")
+            .arg(&history)
+            .output()
+            .unwrap();
+        assert_eq!(code(&o), 2, "{name}");
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let head = "[[sources]]\nname = \"db\"\npath = \"/srv/x\"\n\n[[checks]]\ntype = \"freshness\"\nsource = \"db\"\n";
+    let e = run_config("unknown.toml", &format!("{head}max_age = \"26h\"\n"));
+    assert!(
+        e.contains("unknown.toml: line 8, key `max_age`: unknown field `max_age`")
+            && e.contains("8 | max_age = \"26h\""),
+        "{e}"
+    );
+    let e = run_config(
+        "duration.toml",
+        &format!("{head}fail_after = \"26 hourz\"\n"),
+    );
+    assert!(
+        e.contains("line 8, key `fail_after`: invalid value: string \"26 hourz\"")
+            && e.contains("\"26h\", \"3d\", \"90min\""),
+        "{e}"
+    );
+    let e = run_config(
+        "restore.toml",
+        "[[sources]]\nname = \"db\"\npath = \"/srv/x\"\n[sources.restore]\nrto = \"1 hourz\"\n",
+    );
+    assert!(
+        e.contains("line 5, key `rto`") && e.contains("\"90min\""),
+        "{e}"
+    );
+
+    // A history to report on.
+    let clean = corpus().join("clean/postgres");
+    let o = bin()
+        .args(["verify", "--no-progress", "--history"])
+        .arg(&history)
+        .arg(&clean)
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let report = |args: &[&str]| {
+        bin()
+            .arg("report")
+            .args(args)
+            .arg("--history")
+            .arg(&history)
+            .output()
+            .unwrap()
+    };
+    let o = report(&["--since", "3m"]);
+    assert_eq!(code(&o), 2);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("\"3m\" is ambiguous") && e.contains("\"3months\""),
+        "{e}"
+    );
+    let o = report(&["--since", "3months", "--format", "text"]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("1 run(s), 0 with a failed check"), "{out}");
+}

@@ -210,6 +210,7 @@ pub fn load_pack(path: &Path) -> Result<Vec<CheckDef>, PackError> {
     })?;
     let pack: Pack = toml::from_str(&text).map_err(|e| PackError::Syntax {
         path: path.to_path_buf(),
+        at: Box::new(crate::tomlerr::Located::new(&text, &e)),
         source: Box::new(e),
     })?;
     Ok(pack.checks)
@@ -224,9 +225,10 @@ pub enum PackError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{}: {}", path.display(), crate::redact::redact_text(source.to_string().trim_end()))]
+    #[error("{}: {at}", path.display())]
     Syntax {
         path: std::path::PathBuf,
+        at: Box<crate::tomlerr::Located>,
         #[source]
         source: Box<toml::de::Error>,
     },

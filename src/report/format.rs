@@ -92,6 +92,7 @@ impl Format {
     ];
     /// What the compliance export renders to (`report --format`).
     pub const EXPORT: &[Format] = &[
+        Format::Text,
         Format::Html,
         Format::Json,
         Format::Csv,
@@ -147,9 +148,14 @@ impl Format {
             })
     }
 
-    /// The compliance export in this format.
+    /// The compliance export in this format (text: the Markdown one, which
+    /// reads as plain text on a terminal).
     pub fn export(self, c: &Compliance) -> Result<String, Unsupported> {
-        self.writer().export(c).ok_or(Unsupported {
+        let writer = match self {
+            Format::Text => Format::Md.writer(),
+            f => f.writer(),
+        };
+        writer.export(c).ok_or(Unsupported {
             format: self,
             document: Document::ComplianceExport,
         })

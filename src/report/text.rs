@@ -64,7 +64,8 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
-/// The terminal summary; the compliance export has no text form.
+/// The terminal summary. The compliance export in text is the Markdown
+/// one, which reads as plain text on a terminal: see [`super::Format::export`].
 pub struct Text;
 
 impl Writer for Text {
