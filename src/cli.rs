@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::digest::Algorithm;
 use crate::history;
 use crate::ledger::Sample;
+use crate::logging::{LevelFilter, LogFormat};
 use crate::report::Format;
 use crate::restore::RestoreOverrides;
 use crate::source::S3Options;
@@ -51,6 +52,20 @@ pub fn parse_period(s: &str) -> Result<Duration, PeriodError> {
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+/// Logs go to stderr only; stdout carries nothing but the report.
+#[derive(Args)]
+pub struct LogArgs {
+    /// Logs as text, or as JSON lines (one span per source and per restore,
+    /// with durations).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// error, warn, info, debug, trace or off.
+    #[arg(long, global = true, default_value = "warn")]
+    pub log_level: LevelFilter,
 }
 
 #[derive(Subcommand)]

@@ -20,6 +20,7 @@ pub mod history;
 pub mod inspect;
 pub mod interrupt;
 pub mod ledger;
+pub mod logging;
 pub mod manifest;
 pub mod policy;
 pub mod progress;

@@ -1,6 +1,5 @@
-//! The `backproof` command line: parse flags, call one library command,
-//! print what it returns and map the outcome to the exit code contract
-//! (0 pass, 1 a check failed, 2 could not run). Nothing else lives here.
+//! The `backproof` command line: parse flags, call one library command, print what it returns
+//! and map the outcome to the exit code contract (0 pass, 1 failed, 2 could not run).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,7 +15,9 @@ use backproof::redact::redact_text;
 use backproof::report::{self, Format, Report};
 
 fn main() -> ExitCode {
-    ExitCode::from(run(Cli::parse()) as u8)
+    let cli = Cli::parse();
+    backproof::logging::init(cli.log.log_format, cli.log.log_level);
+    ExitCode::from(run(cli) as u8)
 }
 
 /// Errors may quote a location or a config line: secrets are masked.

@@ -345,3 +345,54 @@ fn a_new_users_mistakes_are_reported_where_they_are_with_the_fix() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("1 run(s), 0 with a failed check"), "{out}");
 }
+
+/// Issue 14, item 5: logs on stderr only, as text or JSON lines, with a
+/// span per source whose close carries its duration; at the default level a
+/// clean spot check logs nothing at all.
+#[test]
+fn logs_are_json_lines_on_stderr_with_a_timed_span_per_source() {
+    let clean = corpus().join("clean/postgres");
+    let o = bin()
+        .args([
+            "verify",
+            "--no-history",
+            "--no-progress",
+            "--format",
+            "json",
+        ])
+        .args(["--log-format", "json", "--log-level", "info"])
+        .arg(&clean)
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0);
+    let report: serde_json::Value =
+        serde_json::from_slice(&o.stdout).expect("stdout is the report");
+    assert!(report["summary"]["backups"].as_u64().unwrap() > 0);
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stderr)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let audited = lines
+        .iter()
+        .find(|l| l["message"] == "source audited")
+        .expect("a source event");
+    assert_eq!(audited["span"]["location"], clean.display().to_string());
+    assert_eq!(audited["backups"], report["summary"]["backups"]);
+    let close = lines
+        .iter()
+        .find(|l| l["message"] == "close" && l["span"]["name"] == "source")
+        .expect("the source span's close");
+    assert!(close["time.busy"].is_string(), "{close}");
+
+    let quiet = bin()
+        .args(["verify", "--no-history", "--no-progress"])
+        .arg(&clean)
+        .output()
+        .unwrap();
+    assert_eq!(code(&quiet), 0);
+    assert_eq!(
+        String::from_utf8_lossy(&quiet.stderr),
+        "",
+        "no noise by default"
+    );
+}

@@ -1602,3 +1602,44 @@ fn scratch_logins_expire_and_the_sweep_honours_the_expiry() {
     kept.sort();
     assert_eq!(users, kept.join(","), "only the expired login goes");
 }
+
+/// Issue 14, item 5: a restore is one span in the logs, its verdict an
+/// event in it, and its close carries the duration.
+#[test]
+fn a_restore_is_a_timed_span_in_the_json_logs() {
+    let dump = corpus().join("clean/postgres/appdb-2026-11-20T0300.dump");
+    let o = bin()
+        .args(["verify", "--no-history", "--no-progress", "--restore"])
+        .args(["--log-format", "json", "--log-level", "info"])
+        .arg(&dump)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let lines: Vec<Value> = String::from_utf8_lossy(&o.stderr)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let verdict = lines
+        .iter()
+        .find(|l| l["span"]["name"] == "restore" && l["status"] == "pass")
+        .unwrap_or_else(|| panic!("no restore verdict in {lines:#?}"));
+    assert_eq!(verdict["engine"], "postgres");
+    assert!(verdict["restore_seconds"].as_f64().unwrap() > 0.0);
+    assert!(
+        verdict["span"]["subject"]
+            .as_str()
+            .unwrap()
+            .ends_with("appdb-2026-11-20T0300.dump")
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["message"] == "close" && l["span"]["name"] == "restore"),
+        "{lines:#?}"
+    );
+}

@@ -45,6 +45,8 @@ pub(super) fn verify_target(
     sample: Option<(&Ledger, Sample)>,
     restore: Option<RestoreJob<'_>>,
 ) -> Result<Audited, SourceError> {
+    let location = target.source.location();
+    let _span = tracing::info_span!("source", location = %location).entered();
     let (artifacts, problems) = target.source.list_scoped(target.only.as_deref())?;
     let mut catalog = catalog::build(
         target.source.as_ref(),
@@ -121,6 +123,13 @@ pub(super) fn verify_target(
     verified
         .findings
         .extend(restores.iter().map(|r| r.finding.clone()));
+    tracing::info!(
+        backups = verified.backups.len(),
+        bytes_read = verified.backups.iter().map(|b| b.bytes_read).sum::<u64>(),
+        findings = verified.findings.len(),
+        restores = restores.len(),
+        "source audited"
+    );
     Ok(Audited { verified, restores })
 }
 

@@ -108,15 +108,16 @@ impl RestoreSession {
         if !self.swept_dirs {
             self.swept_dirs = true;
             for d in scratch::sweep_dirs() {
-                eprintln!("backproof: swept the leftovers of a crashed run: {d}");
+                tracing::warn!(dir = %d, "swept the leftovers of a crashed run: {d}");
             }
         }
         if let Some(url) = url {
             let endpoint = Endpoint::Url(url.to_string());
             if self.swept_urls.insert(url.to_string()) {
                 for d in engine.sweep(&endpoint) {
-                    eprintln!(
-                        "backproof: dropped the scratch database {d} of a crashed run on {}",
+                    tracing::warn!(
+                        database = %d,
+                        "dropped the scratch database {d} of a crashed or expired run on {}",
                         redact(url)
                     );
                 }
@@ -151,6 +152,29 @@ impl RestoreSession {
     /// the history has them.
     #[allow(clippy::too_many_arguments)]
     pub fn restore(
+        &mut self,
+        source: &dyn Storage,
+        backup: &Backup,
+        kind: Kind,
+        spec: &RestoreSpec,
+        source_name: &str,
+        previous_rows: Option<&BTreeMap<String, u64>>,
+    ) -> RestoreOutcome {
+        let subject = source.subject(&backup.key);
+        let _span = tracing::info_span!("restore", subject = %subject).entered();
+        let out = self.restore_in_span(source, backup, kind, spec, source_name, previous_rows);
+        tracing::info!(
+            status = out.finding.status.as_str(),
+            engine = out.facts.engine.as_deref().unwrap_or(""),
+            restore_seconds = out.facts.restore_seconds.unwrap_or(0.0),
+            "{}",
+            out.finding.summary
+        );
+        out
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn restore_in_span(
         &mut self,
         source: &dyn Storage,
         backup: &Backup,
@@ -419,8 +443,9 @@ impl Drop for DbGuard {
             return;
         }
         if let Err(e) = self.ops.drop_db(&self.db) {
-            eprintln!(
-                "backproof: could not drop scratch database {}: {e}",
+            tracing::warn!(
+                database = %self.db.name,
+                "could not drop scratch database {}: {e} (a later run sweeps it once it expires)",
                 self.db.name
             );
         }
