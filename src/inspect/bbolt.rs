@@ -750,8 +750,12 @@ impl Pages {
                 Some(ids.len() as u64)
             }
             (None, Some(p)) => {
+                let why = match self.nodes.get(p as usize) {
+                    Some(Node::Bad { flaw, arg }) => format!(": {flaw} (page {arg})"),
+                    _ => String::new(),
+                };
                 return Err(Damage(format!(
-                    "freelist page {p} named by the meta page is not a valid freelist page"
+                    "freelist page {p} named by the meta page is not a valid freelist page{why}"
                 )));
             }
             (_, None) => None,
@@ -904,6 +908,35 @@ pub mod tests {
         db[at..at + 8].copy_from_slice(&40u64.to_le_bytes());
         let e = run(&db).unwrap_err();
         assert!(e.0.contains("page 40") && e.0.contains("outside"), "{e}");
+    }
+
+    /// small_db(3) plus page 4, a persisted freelist of `ids`.
+    fn with_freelist(ids: &[u64]) -> Vec<u8> {
+        let mut db = small_db(3);
+        db[..PS].copy_from_slice(&meta_page(0, 2, 4, 5, 7));
+        db[PS..2 * PS].copy_from_slice(&meta_page(1, 2, 4, 5, 6));
+        let mut p = vec![0u8; PS];
+        p[0..8].copy_from_slice(&4u64.to_le_bytes());
+        p[8..10].copy_from_slice(&FREELIST.to_le_bytes());
+        p[10..12].copy_from_slice(&(ids.len() as u16).to_le_bytes());
+        for (i, id) in ids.iter().enumerate() {
+            p[HEADER + i * 8..HEADER + i * 8 + 8].copy_from_slice(&id.to_le_bytes());
+        }
+        db.extend(p);
+        db
+    }
+
+    #[test]
+    fn a_persisted_freelist_is_checked_against_the_tree() {
+        // A free page 5 would be outside the 5-page file; page 3 is in use.
+        assert_eq!(walked(&with_freelist(&[])).free_pages, Some(0));
+        let e = run(&with_freelist(&[3])).unwrap_err();
+        assert!(e.0.contains("page 3 is on the freelist"), "{e}");
+        let e = run(&with_freelist(&[5])).unwrap_err();
+        assert!(
+            e.0.contains("freelist page 4") && e.0.contains("(page 5)"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -279,6 +279,11 @@ pub fn check(r: &mut dyn Read) -> Result<RaftFacts, Damage> {
         // Whatever a decoder left (after an error, or an unknown member).
         io::copy(&mut h, &mut io::sink()).map_err(|e| Damage::io(e, &what))?;
         let (sha, bytes) = (hex::encode(h.sha.finalize()), h.count);
+        if bytes < size {
+            return Err(Damage(format!(
+                "{what}: ends after {bytes} of its {size} bytes: truncated"
+            )));
+        }
         if seen.contains_key(&name) {
             problems.push(format!("{what} appears twice"));
         }
@@ -459,6 +464,51 @@ pub mod tests {
         assert_eq!(facts.format(), Format::ConsulSnapshot);
         let Fsm::Consul(s) = &facts.fsm else { panic!() };
         assert_eq!(s.kv_prefixes["app/"], 1);
+    }
+
+    #[test]
+    fn an_openbao_archive_with_sealed_sums_is_framed() {
+        // Two delimited StorageEntry messages: keys core/a and logical/x.
+        let mut state = Vec::new();
+        for key in ["core/a", "logical/x"] {
+            let mut body = vec![0x0a, key.len() as u8];
+            body.extend(key.as_bytes());
+            body.extend([0x12, 2, 0xde, 0xad]);
+            state.push(body.len() as u8);
+            state.extend(body);
+        }
+        let (meta, sums) = good(&state);
+        let tar = archive(&[
+            ("meta.json", &meta),
+            ("state.bin", &state),
+            ("SHA256SUMS", &sums),
+            ("SHA256SUMS.sealed", b"\x0a\x01sealed"),
+        ]);
+        assert_eq!(sniff(&tar), Some(Format::VaultSnapshot));
+        let facts = check(&mut &tar[..]).unwrap();
+        assert!(facts.sealed_sums);
+        let Fsm::Vault(s) = &facts.fsm else { panic!() };
+        assert_eq!(s.entries, 2);
+        assert_eq!(s.prefixes["logical/"], 1);
+    }
+
+    #[test]
+    fn a_declared_member_size_is_not_trusted() {
+        let state = consul_state();
+        let (meta, sums) = good(&state);
+        let mut tar = archive(&[
+            ("meta.json", &meta),
+            ("state.bin", &state),
+            ("SHA256SUMS", &sums),
+        ]);
+        // meta.json's header claims 8 GiB; the bytes do not follow.
+        let mut h = tar::Header::new_ustar();
+        h.as_mut_bytes().copy_from_slice(&tar[..512]);
+        h.set_size(8 << 30);
+        h.set_cksum();
+        tar[..512].copy_from_slice(h.as_bytes());
+        let e = check(&mut &tar[..]).unwrap_err().0;
+        assert!(e.contains("member meta.json: ends after"), "{e}");
     }
 
     #[test]
