@@ -104,3 +104,22 @@ fn cuts_of_disk_images_fail() {
         (512..4_194_304).step_by(65_536 + 512),
     );
 }
+
+#[test]
+fn any_cut_of_a_configuration_store_snapshot_fails() {
+    // etcd: bbolt pages then the SHA-256 trailer; cuts at page boundaries
+    // (a bbolt file that looks whole) and inside the trailer included. The
+    // first 24 bytes (page header, magic, version) are what recognises it.
+    let etcd = "etcd/etcd-2026-11-20T0300.db";
+    assert_cuts_fail(
+        etcd,
+        (24..20_512).step_by(97).chain((1..=5).map(|p| p * 4096)),
+    );
+    assert_cuts_fail(etcd, 20_480..20_512);
+    // Raft snapshot archives (gzip'd tar), from the gzip magic on.
+    assert_cuts_fail(
+        "openbao/openbao-2026-11-20T0300.snap",
+        (2..21_000).step_by(89),
+    );
+    assert_cuts_fail("consul/consul-2026-11-20T0300.snap", (2..1_200).step_by(7));
+}

@@ -5,13 +5,19 @@
 //!
 //! The kind of a backup is recognised from its first bytes, not its name.
 
+pub mod bbolt;
+pub mod consul;
 pub mod dirs;
+pub mod etcd;
 mod gzip;
 mod image;
 mod innodb;
+mod msgpack;
 pub mod pgdump;
+pub mod raft;
 mod tar;
 mod text;
+pub mod vault;
 
 use std::fmt;
 use std::io::{self, BufRead, BufReader, Read};
@@ -71,6 +77,14 @@ pub enum Format {
     XtrabackupCheckpoints,
     /// An InnoDB tablespace (`ibdata1`, `*.ibd`).
     InnodbTablespace,
+    /// A HashiCorp raft snapshot archive whose `state.bin` is Consul's.
+    ConsulSnapshot,
+    /// A raft snapshot archive from OpenBao or Vault (integrated storage).
+    VaultSnapshot,
+    /// A raft snapshot archive of an FSM not decoded here.
+    RaftSnapshot,
+    /// `etcdctl snapshot save`: a bbolt database and its SHA-256.
+    EtcdSnapshot,
     Unknown,
 }
 
@@ -111,6 +125,10 @@ impl fmt::Display for Kind {
             Format::MariadbBackup => "mariadb-backup",
             Format::XtrabackupCheckpoints => "xtrabackup_checkpoints",
             Format::InnodbTablespace => "innodb_tablespace",
+            Format::ConsulSnapshot => "consul_snapshot",
+            Format::VaultSnapshot => "vault_raft_snapshot",
+            Format::RaftSnapshot => "raft_snapshot",
+            Format::EtcdSnapshot => "etcd_snapshot",
             Format::Unknown => "unknown",
         };
         f.write_str(name)?;
@@ -156,6 +174,16 @@ pub struct Inspection {
     /// The check could not be made within backproof's own limits (a zstd
     /// window larger than allowed): `error` with this reason, never `fail`.
     pub unjudged: Option<String>,
+    /// What a configuration-store snapshot was decoded to, for later stages.
+    pub decoded: Option<Decoded>,
+}
+
+/// Typed facts a structure check decoded from a snapshot: what a restore
+/// of it should find again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decoded {
+    Raft(raft::RaftFacts),
+    Etcd(etcd::EtcdFacts),
 }
 
 impl Inspection {
@@ -191,6 +219,18 @@ impl Inspection {
             }
             Format::PgBackupLabel | Format::XtrabackupCheckpoints => "complete",
             Format::InnodbTablespace => "every page's size, number and checksum checked",
+            Format::ConsulSnapshot => {
+                "archive members and SHA256SUMS checked, meta.json's size matched, state.bin decoded record by record to its end"
+            }
+            Format::VaultSnapshot => {
+                "archive members and SHA256SUMS checked, meta.json's size matched, state.bin's entries framed to its end (values sealed, not decoded; SHA256SUMS.sealed not checked)"
+            }
+            Format::RaftSnapshot => {
+                "archive members and SHA256SUMS checked, meta.json's size matched; state.bin's contents not decoded"
+            }
+            Format::EtcdSnapshot => {
+                "SHA-256 trailer matched, both meta pages and every page of the bucket tree checked"
+            }
             Format::PgBaseBackup | Format::MariadbBackup | Format::Unknown => "read to its end",
         };
         format!("{}: {compression}{format}", self.kind)
@@ -204,6 +244,7 @@ impl Inspection {
             evidence: Map::new(),
             toc_files: None,
             unjudged: None,
+            decoded: None,
         }
     }
 
@@ -255,7 +296,13 @@ pub fn sniff_format(head: &[u8], name: &str) -> Format {
     if head.starts_with(b"QFI\xfb") {
         return Format::Qcow2;
     }
+    if bbolt::looks_like(head) {
+        return Format::EtcdSnapshot;
+    }
     if head.len() >= 262 && &head[257..262] == b"ustar" {
+        if let Some(f) = raft::sniff(head) {
+            return f;
+        }
         let first = &head[..100];
         let first = &first[..first.iter().position(|&b| b == 0).unwrap_or(100)];
         return if first == b"toc.dat" {
@@ -422,7 +469,7 @@ pub fn inspect(stream: &mut dyn Read, subject: &Subject<'_>) -> Inspection {
         count: 0,
         label: compression_name(c),
     };
-    let (inner_head, inner_rest) = match peek_head(&mut counted) {
+    let (inner_head, inner_rest) = match peek_head_then_error(&mut counted) {
         Ok(x) => x,
         Err(e) => {
             let mut i = Inspection::new(kind);
@@ -478,6 +525,31 @@ fn peek_head<R: Read>(mut r: R) -> io::Result<(Vec<u8>, impl Read)> {
     let mut head = Vec::with_capacity(HEAD);
     (&mut r).take(HEAD as u64).read_to_end(&mut head)?;
     Ok((head.clone(), io::Cursor::new(head).chain(r)))
+}
+
+/// Like [`peek_head`] for a decoder's output: when the stream breaks
+/// inside the first bytes (a small compressed file cut short), the bytes
+/// before the break are still sniffed, and the inspector meets the error
+/// where it happened, so it can say which part of the format was cut.
+fn peek_head_then_error<'a, R: Read + 'a>(mut r: R) -> io::Result<(Vec<u8>, Box<dyn Read + 'a>)> {
+    let mut head = Vec::with_capacity(HEAD);
+    match (&mut r).take(HEAD as u64).read_to_end(&mut head) {
+        Ok(_) => Ok((head.clone(), Box::new(io::Cursor::new(head).chain(r)))),
+        Err(e) if head.is_empty() => Err(e),
+        Err(e) => {
+            let failing = Failing(e.kind(), e.to_string());
+            Ok((head.clone(), Box::new(io::Cursor::new(head).chain(failing))))
+        }
+    }
+}
+
+/// A reader that keeps failing with the error a stream broke with.
+struct Failing(io::ErrorKind, String);
+
+impl Read for Failing {
+    fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+        Err(io::Error::new(self.0, self.1.clone()))
+    }
 }
 
 /// Counts decompressed bytes and words decoder errors, so that whichever
@@ -557,6 +629,19 @@ fn inspect_format(
             tar::check(r, format == Format::PgTar).map(|ev| i.evidence.extend(ev))
         }
         Format::Qcow2 => image::check_qcow2(r, subject).map(|ev| i.evidence.extend(ev)),
+        Format::ConsulSnapshot | Format::VaultSnapshot | Format::RaftSnapshot => {
+            raft::check(r).map(|facts| {
+                // state.bin's content decides, where the head did not reach it.
+                i.kind.format = facts.format();
+                i.evidence.extend(facts.evidence());
+                i.decoded = Some(Decoded::Raft(facts));
+            })
+        }
+        Format::EtcdSnapshot => etcd::check(r).map(|(facts, warning)| {
+            i.evidence.extend(facts.evidence());
+            i.warning = warning;
+            i.decoded = Some(Decoded::Etcd(facts));
+        }),
         Format::InnodbTablespace => innodb::check(r).map(|(ev, warning)| {
             i.evidence.extend(ev);
             i.warning = warning;

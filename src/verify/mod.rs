@@ -416,6 +416,7 @@ fn inspect_skipped() -> Inspection {
         evidence: Map::new(),
         toc_files: None,
         unjudged: None,
+        decoded: None,
     }
 }
 
