@@ -520,8 +520,12 @@ fn policy_errors_name_file_line_and_key() {
         "{base}[[checks]]\ntype = \"freshness\"\nsource = \"pg\"\nfail_after = \"soon\"\n"
     ));
     assert_eq!(c, 2);
-    // serde reports values inside a tagged check at the check's own line.
-    assert!(e.contains("line 4") && e.contains("\"soon\""), "{e}");
+    // serde placed values inside a tagged check at the check's header
+    // (line 4); the error is pinned to the value's own line now.
+    assert!(
+        e.contains("line 7, key `fail_after`") && e.contains("\"soon\""),
+        "{e}"
+    );
     let packfile = tmp.path().join("pack.toml");
     fs::write(
         &packfile,
@@ -531,7 +535,7 @@ fn policy_errors_name_file_line_and_key() {
     let (c, e) = run_cfg(&format!("{base}[policy]\ninclude = [\"pack.toml\"]\n"));
     assert_eq!(c, 2);
     assert!(
-        e.contains("pack.toml") && e.contains("line 1") && e.contains("min_days"),
+        e.contains("pack.toml: line 4, key `min_days`") && e.contains("4 | min_days = 3"),
         "{e}"
     );
 }

@@ -212,6 +212,11 @@ fn every_format_renders_the_documents_it_is_listed_for() {
         );
         assert_eq!(f.export(&c).is_ok(), Format::EXPORT.contains(f), "{f}");
     }
-    let e = Format::Text.export(&c).unwrap_err();
-    assert_eq!(e.to_string(), "the compliance export has no text format");
+    // `report --format text` is the Markdown export (issue 14, item 7).
+    assert_eq!(
+        Format::Text.export(&c).unwrap(),
+        Format::Md.export(&c).unwrap()
+    );
+    let e = Format::Html.run_report(&r, false).unwrap_err();
+    assert_eq!(e.to_string(), "the run report has no html format");
 }
