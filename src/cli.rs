@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::commands::nightly::{ConfigFrom, NightlyRequest};
 use crate::digest::Algorithm;
 use crate::history;
 use crate::ledger::Sample;
@@ -54,6 +55,56 @@ pub struct Cli {
     pub command: Command,
     #[command(flatten)]
     pub log: LogArgs,
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// The config file (see README).
+    #[arg(long, short, required_unless_present = "demo", conflicts_with = "demo")]
+    pub config: Option<PathBuf>,
+    /// Run on a demo corpus generated under reports/demo (one backup in
+    /// it is corrupt on purpose); history in reports/demo/history.sqlite.
+    #[arg(long)]
+    pub demo: bool,
+    /// Where reports go; overrides the config's report.dir.
+    #[arg(long)]
+    pub report_dir: Option<PathBuf>,
+    /// Re-read only part of the unchanged archive tonight: "rotate:N"
+    /// reads about 1/N of it, least recently verified first, so every
+    /// byte is re-read at least every N runs; new backups always.
+    #[arg(long)]
+    pub sample: Option<Sample>,
+    /// Post a JSON summary to this webhook on failure and on recovery
+    /// (Slack's body for hooks.slack.com); overrides `[notify] url`.
+    #[arg(long)]
+    pub notify: Option<String>,
+    #[command(flatten)]
+    pub common: Common,
+    #[command(flatten)]
+    pub work: Work,
+    #[command(flatten)]
+    pub store: Store,
+}
+
+impl RunArgs {
+    pub fn request(&self) -> NightlyRequest {
+        self.work.apply_limits();
+        NightlyRequest {
+            config: match &self.config {
+                Some(path) if !self.demo => ConfigFrom::File(path.clone()),
+                _ => ConfigFrom::Demo(PathBuf::from("reports/demo")),
+            },
+            history: self.store.history.clone(),
+            report_dir: self.report_dir.clone(),
+            deadline: self.work.deadline,
+            sample: self.sample,
+            jobs: self.work.jobs,
+            digests: self.work.digests.clone(),
+            s3: self.common.s3.options(),
+            show_progress: !self.work.no_progress,
+            notify: self.notify.clone(),
+        }
+    }
 }
 
 /// Logs go to stderr only; stdout carries nothing but the report.
@@ -115,29 +166,7 @@ pub enum Command {
     },
     /// The nightly job: audit every source in a config, write reports and
     /// record the run in the history.
-    Run {
-        /// The config file (see README).
-        #[arg(long, short, required_unless_present = "demo", conflicts_with = "demo")]
-        config: Option<PathBuf>,
-        /// Run on a demo corpus generated under reports/demo (one backup in
-        /// it is corrupt on purpose); history in reports/demo/history.sqlite.
-        #[arg(long)]
-        demo: bool,
-        /// Where reports go; overrides the config's report.dir.
-        #[arg(long)]
-        report_dir: Option<PathBuf>,
-        /// Re-read only part of the unchanged archive tonight: "rotate:N"
-        /// reads about 1/N of it, least recently verified first, so every
-        /// byte is re-read at least every N runs; new backups always.
-        #[arg(long)]
-        sample: Option<Sample>,
-        #[command(flatten)]
-        common: Common,
-        #[command(flatten)]
-        work: Work,
-        #[command(flatten)]
-        store: Store,
-    },
+    Run(RunArgs),
     /// Export a compliance report for a period from the history.
     Report {
         /// Start of the period, as an age: "90d", "12h", "2w", "3months".

@@ -55,6 +55,8 @@ pub struct Config {
     /// Promises to check, from the config itself and the included packs.
     #[serde(default)]
     pub checks: Vec<CheckDef>,
+    /// A webhook told of failures (and recoveries) of the nightly run.
+    pub notify: Option<crate::notify::NotifyConfig>,
 }
 
 #[derive(Debug, Deserialize, Default)]

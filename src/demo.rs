@@ -74,6 +74,7 @@ pub fn prepare(dir: &Path) -> io::Result<Config> {
         defaults: Default::default(),
         policy: Default::default(),
         checks: Vec::new(),
+        notify: None,
         report: ReportConfig {
             dir: dir.to_path_buf(),
             formats: vec![crate::report::Format::Json, crate::report::Format::Text],

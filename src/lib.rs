@@ -22,6 +22,7 @@ pub mod interrupt;
 pub mod ledger;
 pub mod logging;
 pub mod manifest;
+pub mod notify;
 pub mod policy;
 pub mod progress;
 pub mod redact;

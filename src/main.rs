@@ -1,7 +1,6 @@
 //! The `backproof` command line: parse flags, call one library command, print what it returns
 //! and map the outcome to the exit code contract (0 pass, 1 failed, 2 could not run).
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -9,7 +8,7 @@ use clap::Parser;
 use backproof::cli::{Cli, Command, HistoryAction};
 use backproof::commands::{
     self, CommandError, chain, compare::CompareRequest, export::ExportRequest, ls::LsRequest,
-    nightly::ConfigFrom, nightly::NightlyRequest, verify::Verified, verify::VerifyRequest,
+    verify::Verified, verify::VerifyRequest,
 };
 use backproof::redact::redact_text;
 use backproof::report::{self, Format, Report};
@@ -111,30 +110,8 @@ fn run(cli: Cli) -> i32 {
                 Err(e) => fail(&e),
             }
         }
-        Command::Run {
-            config,
-            demo,
-            report_dir,
-            sample,
-            common,
-            work,
-            store,
-        } => {
-            work.apply_limits();
-            let req = NightlyRequest {
-                config: match config {
-                    Some(path) if !demo => ConfigFrom::File(path),
-                    _ => ConfigFrom::Demo(PathBuf::from("reports/demo")),
-                },
-                history: store.history.clone(),
-                report_dir,
-                deadline: work.deadline,
-                sample,
-                jobs: work.jobs,
-                digests: work.digests.clone(),
-                s3: common.s3.options(),
-                show_progress: !work.no_progress,
-            };
+        Command::Run(args) => {
+            let (req, common) = (args.request(), &args.common);
             let n = match commands::nightly::nightly(&req) {
                 Ok(n) => n,
                 Err(e) => return fail(&e),

@@ -17,6 +17,7 @@ use crate::digest::Algorithm;
 use crate::finding::{Check, Finding, Status};
 use crate::history::{self, History, PastRestore};
 use crate::ledger::{Ledger, Sample};
+use crate::notify::{self, NotifyConfig};
 use crate::policy::{self, SourceView};
 use crate::report::Report;
 use crate::restore::{RestoreOverrides, RestoreSession};
@@ -45,6 +46,8 @@ pub struct NightlyRequest {
     pub digests: Vec<Algorithm>,
     pub s3: S3Options,
     pub show_progress: bool,
+    /// A webhook for the run's summary; overrides the config's `[notify] url`.
+    pub notify: Option<String>,
 }
 
 /// The run, what was written and whether it was recorded: each of the last
@@ -95,6 +98,12 @@ pub fn nightly(req: &NightlyRequest) -> Result<Nightly, CommandError> {
             .map(|s| s.path.display().to_string())
             .collect(),
     );
+    let notify = notify_config(req, &config);
+    // Read before this run is recorded: a recovery is told from the last one.
+    let previous = match &notify {
+        Some(_) if history::exists(&history) => History::open(&history)?.last_exit_code("run")?,
+        _ => None,
+    };
     let plan = req.sample.map(|s| (&past.ledger, s));
     let report = run_config(
         &config,
@@ -114,11 +123,42 @@ pub fn nightly(req: &NightlyRequest) -> Result<Nightly, CommandError> {
     let written = crate::report::write_all(&report, &dir, &config.report.formats)
         .map_err(|source| CommandError::Reports { dir, source });
     let recorded = super::record(&report, &history);
+    if let Some(n) = notify {
+        send_notification(&n, &report, previous);
+    }
     Ok(Nightly {
         report,
         written,
         recorded,
     })
+}
+
+/// `--notify URL` (with the config's `on` and `body`, if any), else `[notify]`.
+fn notify_config(req: &NightlyRequest, config: &Config) -> Option<NotifyConfig> {
+    let mut n = config.notify.clone();
+    if let Some(url) = &req.notify {
+        n = Some(NotifyConfig {
+            url: url.clone(),
+            ..n.unwrap_or_else(|| NotifyConfig::for_url(url))
+        });
+    }
+    n
+}
+
+/// After the run is recorded; never changes its exit code.
+fn send_notification(n: &NotifyConfig, report: &Report, previous: Option<i32>) {
+    let Some(when) = notify::occasion(&n.on, report.exit_code(), previous) else {
+        return;
+    };
+    let body = notify::body(report, when, &n.url, n.body);
+    match notify::send(&n.url, &body) {
+        Ok(attempts) => tracing::info!(
+            url = %notify::shown(&n.url),
+            attempts,
+            "notification sent"
+        ),
+        Err(e) => tracing::warn!("notification not sent: {e}"),
+    }
 }
 
 /// The ledger (for `--sample`) and earlier restores (for restore promises

@@ -319,6 +319,16 @@ impl History {
         }
     }
 
+    /// The exit code of the newest run of `command` that finished (an
+    /// interrupted one says nothing about the backups).
+    pub fn last_exit_code(&self, command: &str) -> Result<Option<i32>, HistoryError> {
+        let rows = self.query(
+            "SELECT exit_code FROM runs WHERE command = ?1 AND exit_code < 128 ORDER BY id DESC LIMIT 1",
+            &[command.into()],
+        )?;
+        Ok(rows.first().map(|r| r[0].int() as i32))
+    }
+
     /// Runs started at or after `since`, oldest first.
     pub fn runs_since(&self, since: DateTime<Utc>) -> Result<Vec<StoredRun>, HistoryError> {
         let rows = self.query(
