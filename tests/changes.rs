@@ -45,6 +45,10 @@ fn snapshots(dir: &Path, times: &[&str], corrupt: &[&str]) -> PathBuf {
 /// `backproof run` on a consul source and `checks`; returns (exit code, the
 /// findings of the check named "before", the stderr).
 fn run_check(dir: &Path, snaps: &Path, checks: &str) -> (i32, Value, String) {
+    run_check_with(dir, snaps, checks, &[])
+}
+
+fn run_check_with(dir: &Path, snaps: &Path, checks: &str, args: &[&str]) -> (i32, Value, String) {
     let cfg = format!(
         "[report]\ndir = \"out\"\nformats = [\"json\"]\n\n[[sources]]\nname = \"consul\"\npath = \"{}\"\n{checks}",
         snaps.display()
@@ -56,6 +60,7 @@ fn run_check(dir: &Path, snaps: &Path, checks: &str) -> (i32, Value, String) {
         .arg(&file)
         .arg("--history")
         .arg(dir.join("h.sqlite"))
+        .args(args)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
@@ -119,6 +124,19 @@ fn every_change_with_a_snapshot_before_it_passes() {
     let (_, f, _) = run_check(tmp.path(), &snaps, &check(&changes("audit.jsonl")));
     assert_eq!(f["evidence"]["set_aside"], 3);
     assert_eq!(f["evidence"]["format"], "json lines");
+}
+
+/// Sampled out tonight, a snapshot counts as its last full read judged it.
+#[test]
+fn sampled_out_snapshots_count_as_last_verified() {
+    let tmp = tempfile::tempdir().unwrap();
+    let snaps = snapshots(tmp.path(), &["0930", "1315", "1700"], &[]);
+    let sample = ["--sample", "rotate:7"];
+    let (c, f, _) = run_check_with(tmp.path(), &snaps, &check(&changes("deploys.log")), &sample);
+    assert_eq!((c, f["status"].as_str()), (0, Some("pass")));
+    let (c, f, _) = run_check_with(tmp.path(), &snaps, &check(&changes("deploys.log")), &sample);
+    assert_eq!((c, f["status"].as_str()), (0, Some("pass")), "{f:#}");
+    assert_eq!(f["evidence"]["snapshots_counted"], 3);
 }
 
 #[test]

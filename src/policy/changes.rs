@@ -289,6 +289,10 @@ fn json_line(text: &str) -> Result<Option<(DateTime<Utc>, String)>, LineProblem>
 }
 
 /// Evidence lists stop here; the counts stay whole.
+///
+/// A snapshot counts when its integrity and structure verdict is pass or
+/// warn (usable, e.g. not covered by a manifest); a sampled-out snapshot
+/// carries its last full read's verdict, so it counts as it did then.
 const LISTED: usize = 500;
 
 fn counts(o: &Observed) -> bool {
@@ -354,7 +358,7 @@ pub(super) fn snapshot_before_change(
             .with("snapshots_counted", good.len())
             .with(
                 "counted",
-                "only snapshots that passed integrity and structure checks this run",
+                "only snapshots whose integrity and structure checks passed: read this run, or, sampled out (--sample), when last read in full",
             )
             .with("not_counted_failed_verification", rejected.clone())
     };
@@ -469,7 +473,7 @@ pub(super) fn snapshot_before_change(
         (
             Status::Error,
             format!(
-                "{} of {total} change(s){since_text} have only snapshots not verified this run before them (e.g. {}): verify them to judge",
+                "{} of {total} change(s){since_text} have before them only snapshots with no verification result (e.g. {}): verify them to judge",
                 unproven.len(),
                 unproven[0]["snapshot"].as_str().unwrap_or("")
             ),
@@ -497,7 +501,7 @@ pub(super) fn snapshot_before_change(
         .with("matched_count", n_match)
         .with("failing", failing)
         .with("failing_count", n_fail)
-        .with("not_verified_this_run", unproven)
+        .with("not_verified", unproven)
         .with("not_verified_count", n_unproven)
         .with("listed_at_most", LISTED)
         .remedy_if(
