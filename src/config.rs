@@ -30,6 +30,11 @@
 //! min_rows = { users = 1 }
 //! assertions = ["select count(*) > 0 from users"]
 //! freshness_column = "orders.created_at"
+//!
+//! [[sources]]
+//! name = "consul"
+//! path = "/srv/backups/consul"
+//! changes = "/var/log/deploys.log"   # its change log, for snapshot_before_change checks
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -142,6 +147,10 @@ pub struct SourceConfig {
     pub account: Option<String>,
     /// Test restores of this source (see [`crate::restore::RestoreSpec`]).
     pub restore: Option<crate::restore::RestoreSpec>,
+    /// The change log of what this source backs up (a deploy log, an audit
+    /// log), for `snapshot_before_change` checks that name none: packs
+    /// promise the snapshots, the config says where the changes are logged.
+    pub changes: Option<PathBuf>,
 }
 
 /// A config that cannot be used: the audit cannot run (exit 2).
@@ -202,6 +211,10 @@ pub enum Invalid {
     /// Without a restore spec nothing restores the source, and a restore
     /// found elsewhere (another config's run) must not stand in for one.
     #[error(
+        "check {check:?} judges changes of source {source_name:?}, but names no change log: set `changes` on the check or on the source"
+    )]
+    NoChangeLog { check: String, source_name: String },
+    #[error(
         "check {check:?} promises restores of source {source_name:?}, which has no [sources.restore] section: add one so backproof restores it"
     )]
     RestoreWithoutSpec { check: String, source_name: String },
@@ -241,20 +254,58 @@ impl Config {
         if config.report.dir.is_relative() {
             config.report.dir = base.join(&config.report.dir);
         }
+        for s in &mut config.sources {
+            if let Some(p) = s.changes.as_mut()
+                && p.is_relative()
+            {
+                *p = base.join(&*p);
+            }
+        }
+        for c in &mut config.checks {
+            c.resolve_paths(base);
+        }
+        let mut named_in = vec![file.clone(); config.checks.len()];
         for inc in config.policy.include.clone() {
             let path = if inc.is_relative() {
                 base.join(&inc)
             } else {
                 inc
             };
-            let checks =
+            let mut checks =
                 policy::load_pack(&path).map_err(|e| invalid(&file, Invalid::Include(e)))?;
-            for c in &checks {
+            let pack_dir = path.parent().unwrap_or(Path::new("."));
+            for c in &mut checks {
                 config
                     .check_refs(c)
                     .map_err(|p| invalid(&path.display().to_string(), p))?;
+                c.resolve_paths(pack_dir);
             }
+            named_in.extend(std::iter::repeat_n(
+                path.display().to_string(),
+                checks.len(),
+            ));
             config.checks.extend(checks);
+        }
+        let Config {
+            sources, checks, ..
+        } = &mut config;
+        for (c, named_in) in checks.iter_mut().zip(&named_in) {
+            let Some(source) = c.sources().first().map(|s| s.to_string()) else {
+                continue;
+            };
+            let own = sources
+                .iter()
+                .find(|s| s.name == source)
+                .and_then(|s| s.changes.as_deref());
+            if !c.default_changes(own) {
+                return Err(invalid(
+                    named_in,
+                    Invalid::NoChangeLog {
+                        check: c.name(),
+                        source_name: source,
+                    },
+                ));
+            }
         }
         Ok(config)
     }

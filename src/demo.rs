@@ -91,6 +91,7 @@ pub fn prepare(dir: &Path) -> io::Result<Config> {
                 region: None,
                 account: None,
                 restore: None,
+                changes: None,
             })
             .collect(),
     })

@@ -71,6 +71,8 @@ pub enum Check {
     /// The dump restored into a scratch database, the result passed its
     /// sanity checks, and within the RTO.
     Restore,
+    /// Policy: a verified snapshot was taken shortly before each change.
+    SnapshotBeforeChange,
 }
 
 impl Check {
@@ -91,6 +93,7 @@ impl Check {
             Check::Separation => "separation",
             Check::Encryption => "encryption",
             Check::Restore => "restore",
+            Check::SnapshotBeforeChange => "snapshot_before_change",
         }
     }
 }

@@ -62,6 +62,7 @@ fn run(
                 "separation",
                 "encryption",
                 "restore",
+                "snapshot_before_change",
             ]
             .contains(&f["check"].as_str().unwrap())
         })
@@ -453,37 +454,86 @@ fn heroku_pack_kept_and_broken() {
     );
 }
 
+/// The consul source's lines, last in [[sources]]: its change log, with
+/// changes `hours_ago` (fractions allowed) written as a deploy log.
+fn consul_changes(dir: &Path, hours_ago: &[f64]) -> String {
+    let log = dir.join("deploys.log");
+    let lines: String = hours_ago
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let at = Utc::now() - Duration::seconds((h * 3600.0) as i64);
+            format!("{} deploy lms v2.{i}\n", at.format("%Y-%m-%d %H:%M:00"))
+        })
+        .collect();
+    fs::write(&log, format!("# lms deploys\n{lines}")).unwrap();
+    format!("changes = \"{}\"\n", log.display())
+}
+
 #[test]
 fn lms_pack_kept_and_broken() {
     let mysql = clean("mysql/shop-2026-11-20T0300.sql.gz");
     let qcow = clean("disk/vm-2026-11-20.qcow2");
+    let snap = clean("consul/consul-2026-11-20T0300.snap");
     let tmp = tempfile::tempdir().unwrap();
-    let (my, snaps) = (tmp.path().join("mysql"), tmp.path().join("snapshots"));
+    let (my, snaps, consul) = (
+        tmp.path().join("mysql"),
+        tmp.path().join("snapshots"),
+        tmp.path().join("consul"),
+    );
     for h in [5, 29, 53] {
         backup(&my, "shop", "sql.gz", h, &mysql);
         backup(&snaps, "vm", "qcow2", h, &qcow);
+        // A snapshot before each deploy, the deploy half an hour later;
+        // one deploy older than the 3 days judged has none.
+        backup(&consul, "consul", "snap", h, &snap);
     }
-    let (_, f) = run(
-        tmp.path(),
-        &[("mysql", &my), ("snapshots", &snaps)],
-        &with_pack("lms-hosting.toml"),
-    );
-    assert_eq!(f.len(), 8);
+    let sources: [(&str, &Path); 3] = [("mysql", &my), ("snapshots", &snaps), ("consul", &consul)];
+    let body =
+        consul_changes(tmp.path(), &[4.5, 28.5, 52.5, 100.0]) + &with_pack("lms-hosting.toml");
+    let (code, f) = run(tmp.path(), &sources, &body);
+    assert_eq!(f.len(), 9);
     all_pass(&f).unwrap();
+    assert_eq!(code, 0);
+    let before = &f["consul: a verified snapshot at most 1 h before every change"];
+    assert_eq!(before["evidence"]["changes"], 3);
+    assert_eq!(before["evidence"]["changes_in_log"], 4);
+
+    // Tonight's deploy went out with no snapshot before it: the last one
+    // is from 5 h ago.
+    let body = consul_changes(tmp.path(), &[1.0, 28.5, 52.5]) + &with_pack("lms-hosting.toml");
+    let (code, f) = run(tmp.path(), &sources, &body);
+    assert_eq!(code, 1);
+    let before = &f["consul: a verified snapshot at most 1 h before every change"];
+    assert_eq!(before["status"], "fail");
+    let s = before["summary"].as_str().unwrap();
+    assert!(
+        s.starts_with("1 of 3 change(s) in the last 3days without a verified snapshot at most 1h before: line 2 at ")
+            && s.contains("\"deploy lms v2.0\"")
+            && s.contains("(4h before)"),
+        "{s}"
+    );
+    assert_eq!(status(&f, "mysql: nightly dump at most 26 h old"), "pass");
 
     // The snapshot job stopped two days ago.
     let tmp = tempfile::tempdir().unwrap();
-    let (my, snaps) = (tmp.path().join("mysql"), tmp.path().join("snapshots"));
+    let (my, snaps, consul) = (
+        tmp.path().join("mysql"),
+        tmp.path().join("snapshots"),
+        tmp.path().join("consul"),
+    );
     for h in [5, 29, 53] {
         backup(&my, "shop", "sql.gz", h, &mysql);
+        backup(&consul, "consul", "snap", h, &snap);
     }
     for h in [53, 77, 101] {
         backup(&snaps, "vm", "qcow2", h, &qcow);
     }
+    let body = consul_changes(tmp.path(), &[]) + &with_pack("lms-hosting.toml");
     let (_, f) = run(
         tmp.path(),
-        &[("mysql", &my), ("snapshots", &snaps)],
-        &with_pack("lms-hosting.toml"),
+        &[("mysql", &my), ("snapshots", &snaps), ("consul", &consul)],
+        &body,
     );
     assert_eq!(
         status(&f, "snapshots: nightly snapshot at most 26 h old"),
@@ -494,6 +544,16 @@ fn lms_pack_kept_and_broken() {
         "fail"
     );
     assert_eq!(status(&f, "mysql: nightly dump at most 26 h old"), "pass");
+    // No change in the window: nothing to judge, said so.
+    let before = &f["consul: a verified snapshot at most 1 h before every change"];
+    assert_eq!(before["status"], "pass");
+    assert!(
+        before["summary"]
+            .as_str()
+            .unwrap()
+            .contains("holds no change"),
+        "{before:#}"
+    );
 }
 
 #[test]

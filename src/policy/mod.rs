@@ -19,7 +19,7 @@
 //! pass rates, and its summary names the series that breaks it.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -29,6 +29,7 @@ use serde_json::json;
 use crate::catalog::TimestampPattern;
 use crate::finding::{Check, Finding, Status};
 
+pub mod changes;
 mod restore;
 mod series;
 mod stores;
@@ -139,6 +140,24 @@ pub enum CheckDef {
         within: Duration,
         #[serde(default, with = "humantime_serde")]
         rto: Option<Duration>,
+    },
+    /// Every change in a change log (a deploy log, a Consul or Vault audit
+    /// log) has a snapshot of the source that passed verification, taken at
+    /// most `within` before it and not after it.
+    SnapshotBeforeChange {
+        name: Option<String>,
+        source: String,
+        /// Only these backups are the snapshots (a glob on key or name).
+        pattern: Option<String>,
+        /// The change log, relative to the file that names it; without it,
+        /// the source's own `changes`.
+        #[serde(default)]
+        changes: Option<PathBuf>,
+        #[serde(with = "humantime_serde")]
+        within: Duration,
+        /// Only changes in this last period are judged.
+        #[serde(default, with = "humantime_serde")]
+        since: Option<Duration>,
     },
     /// Every name in the inventory has a recent backup in some source.
     Coverage {
@@ -257,6 +276,8 @@ pub enum InvalidCheck {
     OneSource,
     #[error("by must name storage, region or account")]
     NoSeparation,
+    #[error("within must be longer than 0")]
+    EmptyWithin,
 }
 
 impl CheckDef {
@@ -269,7 +290,8 @@ impl CheckDef {
             | CheckDef::Versioning { source, .. }
             | CheckDef::Copy { source, .. }
             | CheckDef::Encryption { source, .. }
-            | CheckDef::Restore { source, .. } => vec![source.as_str()],
+            | CheckDef::Restore { source, .. }
+            | CheckDef::SnapshotBeforeChange { source, .. } => vec![source.as_str()],
             CheckDef::Separation { sources, .. } => sources.iter().map(String::as_str).collect(),
             CheckDef::Coverage { .. } => vec![],
         }
@@ -281,7 +303,8 @@ impl CheckDef {
             CheckDef::Freshness { pattern, .. }
             | CheckDef::Retention { pattern, .. }
             | CheckDef::SizeAnomaly { pattern, .. }
-            | CheckDef::Verified { pattern, .. } => pattern.as_deref(),
+            | CheckDef::Verified { pattern, .. }
+            | CheckDef::SnapshotBeforeChange { pattern, .. } => pattern.as_deref(),
             _ => None,
         };
         if let Some(p) = pattern {
@@ -296,6 +319,9 @@ impl CheckDef {
                 fail_after,
                 ..
             } if w > fail_after => Err(InvalidCheck::WarnAfterFail),
+            CheckDef::SnapshotBeforeChange { within, .. } if within.is_zero() => {
+                Err(InvalidCheck::EmptyWithin)
+            }
             CheckDef::SizeAnomaly {
                 window,
                 fail_below,
@@ -337,7 +363,8 @@ impl CheckDef {
         }
     }
 
-    fn name(&self) -> String {
+    /// The check's name in reports: its `name`, or `type:source`.
+    pub fn name(&self) -> String {
         let (name, kind, source) = match self {
             CheckDef::Freshness { name, source, .. } => (name, "freshness", source.as_str()),
             CheckDef::Retention { name, source, .. } => (name, "retention", source.as_str()),
@@ -347,6 +374,9 @@ impl CheckDef {
             CheckDef::Copy { name, source, .. } => (name, "copy", source.as_str()),
             CheckDef::Encryption { name, source, .. } => (name, "encryption", source.as_str()),
             CheckDef::Restore { name, source, .. } => (name, "restore", source.as_str()),
+            CheckDef::SnapshotBeforeChange { name, source, .. } => {
+                (name, "snapshot_before_change", source.as_str())
+            }
             CheckDef::Separation { name, sources, .. } => {
                 return name
                     .clone()
@@ -355,6 +385,34 @@ impl CheckDef {
             CheckDef::Coverage { name, .. } => (name, "coverage", "inventory"),
         };
         name.clone().unwrap_or_else(|| format!("{kind}:{source}"))
+    }
+}
+
+impl CheckDef {
+    /// A relative change log means relative to `base`, the directory of the
+    /// file that names it (the config or a pack).
+    pub fn resolve_paths(&mut self, base: &Path) {
+        if let CheckDef::SnapshotBeforeChange {
+            changes: Some(p), ..
+        } = self
+            && p.is_relative()
+        {
+            *p = base.join(&*p);
+        }
+    }
+
+    /// A snapshot_before_change check that names no change log takes the
+    /// source's; `false` when neither names one.
+    pub fn default_changes(&mut self, source_changes: Option<&Path>) -> bool {
+        match self {
+            CheckDef::SnapshotBeforeChange { changes, .. } => {
+                if changes.is_none() {
+                    *changes = source_changes.map(Path::to_path_buf);
+                }
+                changes.is_some()
+            }
+            _ => true,
+        }
     }
 }
 
@@ -590,6 +648,26 @@ fn evaluate_one(
         } => match by_source.get(source) {
             None => unknown(source, Check::Restore),
             Some(view) => restore::restored(&name, view, *within, *rto, now),
+        },
+        CheckDef::SnapshotBeforeChange {
+            source,
+            pattern,
+            changes,
+            within,
+            since,
+            ..
+        } => match by_source.get(source) {
+            None => unknown(source, Check::SnapshotBeforeChange),
+            Some(view) => changes::snapshot_before_change(
+                &name,
+                source,
+                view,
+                pattern,
+                changes.as_deref(),
+                *within,
+                *since,
+                now,
+            ),
         },
         CheckDef::Separation { sources, by, .. } => {
             let mut views = Vec::new();
