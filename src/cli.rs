@@ -226,6 +226,32 @@ pub enum HistoryAction {
         #[arg(long, value_parser = Format::value_parser(Format::RUN_REPORT), default_value_t = Format::Text)]
         format: Format,
     },
+    /// Drop the reports of runs started before DATE, keeping their hash
+    /// links under a checkpoint that `history verify` checks.
+    Prune {
+        #[command(flatten)]
+        store: Store,
+        /// "2026-09-01" (UTC midnight) or an RFC 3339 time.
+        #[arg(long, value_parser = parse_date)]
+        before: chrono::DateTime<chrono::Utc>,
+    },
+}
+
+/// A date or time that cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?} is neither a date (2026-09-01) nor an RFC 3339 time (2026-09-01T00:00:00Z)")]
+pub struct DateError(String);
+
+/// `YYYY-MM-DD` (UTC midnight) or RFC 3339.
+pub fn parse_date(s: &str) -> Result<chrono::DateTime<chrono::Utc>, DateError> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+        .ok_or_else(|| DateError(s.to_string()))
 }
 
 #[derive(Args)]

@@ -255,6 +255,7 @@ mod tests {
         ChainCheck {
             location: "h.sqlite".into(),
             runs: 1,
+            pruned: 0,
             head: "h".into(),
             problems: vec![],
         }

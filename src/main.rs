@@ -173,5 +173,17 @@ fn run(cli: Cli) -> i32 {
             print!("{}", chain::render(&check, format));
             if check.problems.is_empty() { 0 } else { 1 }
         }
+        Command::History {
+            action: HistoryAction::Prune { store, before },
+        } => match chain::prune(&store.location(), before) {
+            Ok(p) => {
+                println!(
+                    "pruned {} run(s); runs 1..{} are kept as links",
+                    p.runs, p.through
+                );
+                0
+            }
+            Err(e) => fail(&e),
+        },
     }
 }

@@ -511,3 +511,99 @@ fn a_postgres_history_is_chained_like_sqlite() {
         "{out}"
     );
 }
+
+/// Issue 14, item 3: `history prune --before DATE` drops the oldest runs'
+/// reports, keeps their hash links under a checkpoint, and the chain still
+/// verifies (an earlier head included); an edited link, a deleted link or a
+/// deleted checkpoint is caught; a tampered chain is never pruned.
+#[test]
+fn pruning_keeps_the_chain_verifiable_and_tampering_with_it_is_caught() {
+    let tmp = tempfile::tempdir().unwrap();
+    let h = tmp.path().join("history.sqlite");
+    two_runs(&h);
+    two_runs(&h);
+    let first: String = rusqlite::Connection::open(&h)
+        .unwrap()
+        .query_row("SELECT hash FROM runs WHERE id = 1", [], |r| r.get(0))
+        .unwrap();
+    let size = |p: &Path| fs::metadata(p).unwrap().len();
+    let before_size = size(&h);
+    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1))
+        .format("%Y-%m-%d")
+        .to_string();
+    let o = run_with_history(&h, &["history", "prune", "--before", &tomorrow]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    // Never the newest run: it is the head the anchor and reports hold.
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "pruned 3 run(s); runs 1..3 are kept as links"
+    );
+    assert!(size(&h) <= before_size, "{} > {before_size}", size(&h));
+    let o = run_with_history(&h, &["history", "verify", "--expect-head", &first]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(code(&o), 0, "{out}");
+    assert!(
+        out.contains("OK: 1 run(s) and 3 pruned run(s) sealed by a checkpoint"),
+        "{out}"
+    );
+    // The export still works on what is left.
+    let o = run_with_history(&h, &["report", "--format", "json"]);
+    assert_eq!(code(&o), 0);
+    let c: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(c["runs"], 1);
+
+    // Tampering with what pruning kept.
+    let copy = |name: &str| {
+        let p = tmp.path().join(name);
+        fs::copy(&h, &p).unwrap();
+        fs::copy(
+            tmp.path().join("history.sqlite.anchor"),
+            tmp.path().join(format!("{name}.anchor")),
+        )
+        .unwrap();
+        p
+    };
+    for (name, sql, says) in [
+        (
+            "edited.sqlite",
+            "UPDATE pruned_runs SET hash = 'edited' || hash WHERE id = 2",
+            "link broken",
+        ),
+        (
+            "deleted.sqlite",
+            "DELETE FROM pruned_runs WHERE id = 1",
+            "missing",
+        ),
+        (
+            "nocheckpoint.sqlite",
+            "DELETE FROM checkpoints",
+            "no checkpoint",
+        ),
+    ] {
+        let p = copy(name);
+        rusqlite::Connection::open(&p)
+            .unwrap()
+            .execute(sql, [])
+            .unwrap();
+        let o = run_with_history(&p, &["history", "verify"]);
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert_eq!(code(&o), 1, "{name}: {out}");
+        assert!(out.contains(says), "{name}: {out}");
+    }
+    // A chain that does not verify is not pruned (it would hide the edit).
+    let p = copy("tampered.sqlite");
+    rusqlite::Connection::open(&p)
+        .unwrap()
+        .execute("UPDATE findings SET status = 'pass' WHERE run_id = 4", [])
+        .unwrap();
+    let o = run_with_history(&p, &["history", "prune", "--before", &tomorrow]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("does not verify, so nothing was pruned"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = run_with_history(&h, &["history", "prune", "--before", "yesterday"]);
+    assert_eq!(code(&o), 2);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is neither a date"));
+}

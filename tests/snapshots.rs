@@ -151,6 +151,7 @@ fn pinned_compliance() -> backproof::compliance::Compliance {
     let chain = ChainCheck {
         location: "/var/lib/<history>.sqlite".into(),
         runs: runs.len(),
+        pruned: 0,
         head: "hash2".into(),
         problems: vec!["run 2 was edited".into()],
     };
@@ -180,6 +181,7 @@ fn compliance_export_of_an_empty_period_is_pinned() {
     let chain = backproof::history::ChainCheck {
         location: "history.sqlite".into(),
         runs: 0,
+        pruned: 0,
         head: String::new(),
         problems: vec![],
     };

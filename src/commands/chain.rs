@@ -29,6 +29,20 @@ pub fn verify_chain(
     Ok(check)
 }
 
+/// Prunes runs started before `before` (see [`crate::history::Pruned`]).
+pub fn prune(
+    location: &Path,
+    before: chrono::DateTime<chrono::Utc>,
+) -> Result<crate::history::Pruned, CommandError> {
+    if !history::exists(location) {
+        return Err(CommandError::NoHistory {
+            location: location.to_path_buf(),
+            export: false,
+        });
+    }
+    Ok(History::open(location)?.prune(before)?)
+}
+
 /// JSON for `--format json`, else the text form.
 pub fn render(check: &ChainCheck, format: crate::report::Format) -> String {
     match format {
@@ -46,13 +60,17 @@ fn render_text(check: &ChainCheck) -> String {
         out.push_str(&format!("FAIL  {p}\n"));
     }
     out.push_str(&format!(
-        "{}: {} run(s) in {}, chain head {}\n",
+        "{}: {} run(s){} in {}, chain head {}\n",
         if check.problems.is_empty() {
             "OK"
         } else {
             "TAMPERED"
         },
         check.runs,
+        match check.pruned {
+            0 => String::new(),
+            n => format!(" and {n} pruned run(s) sealed by a checkpoint"),
+        },
         check.location,
         check.head
     ));

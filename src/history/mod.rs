@@ -8,6 +8,9 @@
 //! both the chain and that the rows still say what the JSON says.
 
 mod anchor;
+mod prune;
+
+pub use prune::Pruned;
 mod db;
 
 use std::cell::RefCell;
@@ -65,6 +68,10 @@ pub enum Problem {
         #[source]
         source: std::io::Error,
     },
+    /// `history prune` of a chain that does not verify: pruning would hide
+    /// the edit.
+    #[error("its chain does not verify, so nothing was pruned: {}", .problems.join("; "))]
+    Tampered { problems: Vec<String> },
     /// A stored record that does not decode: named, with the cause.
     #[error("{what}: {source}")]
     Record {
@@ -149,6 +156,8 @@ pub struct PastRestore {
 pub struct ChainCheck {
     pub location: String,
     pub runs: usize,
+    /// Runs pruned to their links (`history prune`), sealed by a checkpoint.
+    pub pruned: usize,
     /// Hash of the newest run: state it in exported reports, keep it apart.
     pub head: String,
     pub problems: Vec<String>,
@@ -187,6 +196,21 @@ CREATE TABLE IF NOT EXISTS findings (
     summary     TEXT NOT NULL,
     evidence    TEXT NOT NULL,
     PRIMARY KEY (run_id, seq)
+);
+CREATE TABLE IF NOT EXISTS pruned_runs (
+    id          BIGINT PRIMARY KEY,
+    started_at  TEXT NOT NULL,
+    command     TEXT NOT NULL,
+    exit_code   BIGINT NOT NULL,
+    prev_hash   TEXT NOT NULL,
+    hash        TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    id            BIGINT PRIMARY KEY,
+    through_run   BIGINT NOT NULL,
+    pruned_before TEXT NOT NULL,
+    created_at    TEXT NOT NULL,
+    digest        TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS findings_subject ON findings(subject, check_name);
 CREATE TABLE IF NOT EXISTS backups (
@@ -449,9 +473,10 @@ impl History {
     /// Whether some run of the chain has this hash (a head an auditor kept
     /// from an earlier report).
     pub fn contains_hash(&self, hash: &str) -> Result<bool, HistoryError> {
+        let hash: Sql = hash.to_ascii_lowercase().into();
         let rows = self.query(
-            "SELECT count(*) FROM runs WHERE hash = ?1",
-            &[hash.to_ascii_lowercase().into()],
+            "SELECT (SELECT count(*) FROM runs WHERE hash = ?1) + (SELECT count(*) FROM pruned_runs WHERE hash = ?1)",
+            &[hash],
         )?;
         Ok(rows.first().is_some_and(|r| r[0].int() > 0))
     }
@@ -475,6 +500,48 @@ impl History {
         )?;
         let mut prev = GENESIS.to_string();
         let mut last_id = 0;
+        // Pruned runs: their links only, sealed by the newest checkpoint.
+        let links = self.query(
+            "SELECT id, prev_hash, hash FROM pruned_runs ORDER BY id",
+            &[],
+        )?;
+        for l in &links {
+            let (id, prev_hash, hash) = (l[0].int(), l[1].text(), l[2].text());
+            if id != last_id + 1 {
+                problems.push(format!(
+                    "pruned run(s) {}..{} missing before pruned run {id}: records were deleted",
+                    last_id + 1,
+                    id - 1
+                ));
+            }
+            if prev_hash != prev {
+                problems.push(format!("pruned run {id}: previous-hash link broken"));
+            }
+            prev = hash;
+            last_id = id;
+        }
+        let checkpoint = self.query(
+            "SELECT through_run, digest FROM checkpoints ORDER BY id DESC LIMIT 1",
+            &[],
+        )?;
+        match (checkpoint.first(), links.is_empty()) {
+            (None, false) => problems.push(
+                "runs were pruned but no checkpoint seals them: the checkpoint was deleted".into(),
+            ),
+            (Some(c), true) => problems.push(format!(
+                "a checkpoint covers runs 1..{} but their links are gone: they were deleted",
+                c[0].int()
+            )),
+            (Some(c), false)
+                if c[0].int() != last_id || c[1].text() != prune::links_digest(&links) =>
+            {
+                problems.push(
+                    "the checkpoint does not match the pruned runs' links: they or it were edited"
+                        .into(),
+                )
+            }
+            _ => {}
+        }
         for row in &runs {
             let (id, json, prev_hash, hash) =
                 (row[0].int(), row[1].text(), row[2].text(), row[3].text());
@@ -530,6 +597,7 @@ impl History {
         Ok(ChainCheck {
             location: self.location.clone(),
             runs: runs.len(),
+            pruned: links.len(),
             head: prev,
             problems,
         })
