@@ -177,6 +177,12 @@ pub enum Command {
         /// Write to this file (atomically) instead of stdout.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Only this source of the config given with --config.
+        #[arg(long, requires = "config")]
+        source: Option<String>,
+        /// The config that names --source.
+        #[arg(long, short, requires = "source")]
+        config: Option<PathBuf>,
         #[command(flatten)]
         store: Store,
     },

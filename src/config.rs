@@ -62,7 +62,13 @@ pub struct Config {
     pub checks: Vec<CheckDef>,
     /// A webhook told of failures (and recoveries) of the nightly run.
     pub notify: Option<crate::notify::NotifyConfig>,
+    /// The files this config was read from (itself, then its packs), each
+    /// with its SHA-256: every run records what it ran.
+    #[serde(skip)]
+    pub files: Vec<ConfigFile>,
 }
+
+pub use crate::report::ConfigFile;
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -241,6 +247,7 @@ impl Config {
             problem,
         };
         let mut config = Config::parse(&text).map_err(|p| invalid(&file, p))?;
+        config.files.push(ConfigFile::of(path, text.as_bytes()));
         // Relative paths mean relative to the config file, not to wherever
         // cron happened to start us.
         let base = path.parent().unwrap_or(Path::new("."));
@@ -271,8 +278,9 @@ impl Config {
             } else {
                 inc
             };
-            let mut checks =
+            let (mut checks, text) =
                 policy::load_pack(&path).map_err(|e| invalid(&file, Invalid::Include(e)))?;
+            config.files.push(ConfigFile::of(&path, text.as_bytes()));
             let pack_dir = path.parent().unwrap_or(Path::new("."));
             for c in &mut checks {
                 config

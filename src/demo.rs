@@ -75,6 +75,7 @@ pub fn prepare(dir: &Path) -> io::Result<Config> {
         policy: Default::default(),
         checks: Vec::new(),
         notify: None,
+        files: Vec::new(),
         report: ReportConfig {
             dir: dir.to_path_buf(),
             formats: vec![crate::report::Format::Json, crate::report::Format::Text],

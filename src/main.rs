@@ -134,6 +134,8 @@ fn run(cli: Cli) -> i32 {
             since,
             format,
             out,
+            source,
+            config,
             store,
         } => {
             let req = ExportRequest {
@@ -141,6 +143,7 @@ fn run(cli: Cli) -> i32 {
                 since: chrono::Utc::now()
                     - chrono::Duration::from_std(since).unwrap_or(chrono::Duration::MAX),
                 format,
+                source: source.zip(config),
             };
             let e = match commands::export::export(&req) {
                 Ok(e) => e,

@@ -607,3 +607,101 @@ fn pruning_keeps_the_chain_verifiable_and_tampering_with_it_is_caught() {
     assert_eq!(code(&o), 2);
     assert!(String::from_utf8_lossy(&o.stderr).contains("is neither a date"));
 }
+
+/// Issue 14, item 3: every run records the config and pack files it read
+/// (path and SHA-256), and `report --source NAME --config PATH` keeps only
+/// that source's findings, backups and promises.
+#[test]
+fn runs_record_their_config_and_the_export_filters_by_source() {
+    let tmp = tempfile::tempdir().unwrap();
+    let h = tmp.path().join("history.sqlite");
+    let cfg = tmp.path().join("backproof.toml");
+    let pg = corpus().join("clean/postgres");
+    let my = corpus().join("clean/mysql");
+    let text = format!(
+        "[report]\ndir = \"out\"\nformats = [\"json\"]\n\n[[sources]]\nname = \"pg\"\npath = \"{}\"\n\n[[sources]]\nname = \"my\"\npath = \"{}\"\n\n[[checks]]\ntype = \"retention\"\nsource = \"my\"\nmin_age = \"1d\"\n",
+        pg.display(),
+        my.display()
+    );
+    fs::write(&cfg, &text).unwrap();
+    let o = run_with_history(
+        &h,
+        &["run", "--no-progress", "--config", cfg.to_str().unwrap()],
+    );
+    assert!(code(&o) <= 1, "{}", String::from_utf8_lossy(&o.stderr));
+    let stored: String = rusqlite::Connection::open(&h)
+        .unwrap()
+        .query_row("SELECT report FROM runs WHERE id = 1", [], |r| r.get(0))
+        .unwrap();
+    let stored: serde_json::Value = serde_json::from_str(&stored).unwrap();
+    let sha = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(text.as_bytes()))
+    };
+    assert_eq!(
+        stored["config"][0]["sha256"],
+        sha.as_str(),
+        "{:#}",
+        stored["config"]
+    );
+    assert_eq!(stored["config"][0]["path"], cfg.display().to_string());
+
+    let export = |name: &str| {
+        run_with_history(
+            &h,
+            &[
+                "report",
+                "--format",
+                "json",
+                "--source",
+                name,
+                "--config",
+                cfg.to_str().unwrap(),
+            ],
+        )
+    };
+    let o = export("my");
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let c: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let backups = c["backups"].as_array().unwrap();
+    assert!(!backups.is_empty());
+    for b in backups {
+        assert!(
+            b["subject"]
+                .as_str()
+                .unwrap()
+                .starts_with(my.to_str().unwrap()),
+            "{b:#}"
+        );
+    }
+    let promises: Vec<&str> = c["promises"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["check"].as_str().unwrap())
+        .collect();
+    assert!(promises.contains(&"retention"), "{promises:?}");
+    let o = export("pg");
+    let c: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for b in c["backups"].as_array().unwrap() {
+        assert!(
+            b["subject"]
+                .as_str()
+                .unwrap()
+                .starts_with(pg.to_str().unwrap()),
+            "{b:#}"
+        );
+    }
+    assert!(
+        c["promises"].as_array().unwrap().is_empty(),
+        "{:#}",
+        c["promises"]
+    );
+    let o = export("nope");
+    assert_eq!(code(&o), 2);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("no source named \"nope\" (sources: pg, my)"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

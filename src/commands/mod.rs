@@ -50,6 +50,12 @@ pub enum CommandError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{}: no source named {name:?} (sources: {known})", config.display())]
+    NoSuchSource {
+        name: String,
+        config: PathBuf,
+        known: String,
+    },
     #[error("cannot write the demo corpus: {0}")]
     Demo(#[source] std::io::Error),
     #[error("cannot write reports to {}: {source}", dir.display())]

@@ -298,5 +298,6 @@ fn run_config(
         .collect();
     let mut report = Report::new("run", started, sources, backups, findings);
     report.summary.bytes_read += store_bytes;
+    report.config = config.files.clone();
     report
 }

@@ -222,7 +222,8 @@ struct Pack {
 }
 
 /// Loads a pack file; errors name the file, line and key.
-pub fn load_pack(path: &Path) -> Result<Vec<CheckDef>, PackError> {
+/// The pack's checks, and its text (which the run's record hashes).
+pub fn load_pack(path: &Path) -> Result<(Vec<CheckDef>, String), PackError> {
     let text = std::fs::read_to_string(path).map_err(|source| PackError::Read {
         path: path.to_path_buf(),
         source,
@@ -232,7 +233,7 @@ pub fn load_pack(path: &Path) -> Result<Vec<CheckDef>, PackError> {
         at: Box::new(crate::tomlerr::Located::new(&text, &e)),
         source: Box::new(e),
     })?;
-    Ok(pack.checks)
+    Ok((pack.checks, text))
 }
 
 /// A policy pack that cannot be read.

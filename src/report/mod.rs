@@ -38,9 +38,32 @@ pub struct Report {
     pub summary: Summary,
     pub backups: Vec<BackupRecord>,
     pub findings: Vec<Finding>,
+    /// The config and pack files the run read, with their SHA-256.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub config: Vec<ConfigFile>,
     /// Set on the record of a run a signal cut short: it holds no verdict.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub interrupted: Option<Interrupted>,
+}
+
+/// A config or pack file as a run read it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ConfigFile {
+    pub path: String,
+    pub sha256: String,
+}
+
+impl ConfigFile {
+    pub fn of(path: &Path, bytes: &[u8]) -> ConfigFile {
+        use sha2::Digest;
+        ConfigFile {
+            path: std::path::absolute(path)
+                .unwrap_or_else(|_| path.to_path_buf())
+                .display()
+                .to_string(),
+            sha256: hex::encode(sha2::Sha256::digest(bytes)),
+        }
+    }
 }
 
 /// What cut a run short, as the history keeps it.
@@ -81,6 +104,7 @@ impl Report {
             },
             backups,
             findings,
+            config: Vec::new(),
             interrupted: None,
         }
     }
