@@ -67,15 +67,31 @@ fn an_edited_or_deleted_record_is_detected() {
         [],
     )
     .unwrap();
+    // Stored packed (zstd + base64): decoded, edited, packed again.
+    let stored: String = db
+        .query_row("SELECT report FROM runs WHERE id = 2", [], |r| r.get(0))
+        .unwrap();
+    let json = backproof::history::unpack_report(&stored).unwrap();
+    assert!(json.contains("\"fail\""));
+    let edited = backproof::history::pack_report(&json.replace("\"fail\"", "\"pass\""));
+    db.execute("UPDATE runs SET report = ?1 WHERE id = 2", [&edited])
+        .unwrap();
+    let out =
+        String::from_utf8_lossy(&run_with_history(&h, &["history", "verify"]).stdout).into_owned();
+    assert!(
+        out.contains("run 2: stored report does not match its hash"),
+        "{out}"
+    );
+    // Bytes that do not decode at all are an edit too.
     db.execute(
-        "UPDATE runs SET report = replace(report, '\"fail\"', '\"pass\"') WHERE id = 2",
+        "UPDATE runs SET report = 'zstd+base64:AAAA' WHERE id = 2",
         [],
     )
     .unwrap();
     let out =
         String::from_utf8_lossy(&run_with_history(&h, &["history", "verify"]).stdout).into_owned();
     assert!(
-        out.contains("run 2: stored report does not match its hash"),
+        out.contains("run 2: stored report cannot be decoded"),
         "{out}"
     );
 
@@ -633,6 +649,7 @@ fn runs_record_their_config_and_the_export_filters_by_source() {
         .unwrap()
         .query_row("SELECT report FROM runs WHERE id = 1", [], |r| r.get(0))
         .unwrap();
+    let stored = backproof::history::unpack_report(&stored).unwrap();
     let stored: serde_json::Value = serde_json::from_str(&stored).unwrap();
     let sha = {
         use sha2::Digest;

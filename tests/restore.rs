@@ -1354,7 +1354,8 @@ fn a_signal_during_a_restore_exits_with_its_code_and_records_no_verdict() {
         drop(db);
         assert_eq!(rows.len(), 1, "{rows:?}");
         assert_eq!(rows[0].0, i64::from(expected));
-        let stored: Value = serde_json::from_str(&rows[0].1).unwrap();
+        let stored: Value =
+            serde_json::from_str(&backproof::history::unpack_report(&rows[0].1).unwrap()).unwrap();
         let name = if signal == libc::SIGTERM {
             "SIGTERM"
         } else {

@@ -368,7 +368,9 @@ impl History {
             if started_at < since {
                 continue;
             }
-            let report: StoredReport = serde_json::from_str(&row[5].text())
+            let json = unpack_report(&row[5].text())
+                .map_err(|e| self.err(record_error(format!("run {id}"), e)))?;
+            let report: StoredReport = serde_json::from_str(&json)
                 .map_err(|e| self.err(record_error(format!("run {id}"), e)))?;
             out.push(StoredRun {
                 id,
@@ -543,8 +545,17 @@ impl History {
             _ => {}
         }
         for row in &runs {
-            let (id, json, prev_hash, hash) =
+            let (id, stored, prev_hash, hash) =
                 (row[0].int(), row[1].text(), row[2].text(), row[3].text());
+            let json = match unpack_report(&stored) {
+                Ok(j) => j,
+                Err(e) => {
+                    problems.push(format!(
+                        "run {id}: stored report cannot be decoded ({e}): the record was edited"
+                    ));
+                    String::new()
+                }
+            };
             if id != last_id + 1 {
                 problems.push(format!(
                     "run(s) {}..{} missing before run {id}: records were deleted",
@@ -654,6 +665,45 @@ pub fn exists(location: &Path) -> bool {
     is_url(&location.to_string_lossy()) || location.exists()
 }
 
+/// How a report is stored: zstd, then base64, behind this prefix (a run of
+/// 1,000 backups: 1.6 MB of JSON becomes about 110 kB). The chain hash is
+/// over the JSON itself, so storage changes no hash; records written
+/// before, plain JSON, read as they are.
+const PACKED: &str = "zstd+base64:";
+
+/// The stored form of a report's JSON (see [`unpack_report`]).
+pub fn pack_report(json: &str) -> String {
+    use base64::Engine;
+    // Compressing bytes in memory cannot fail; should it, plain JSON is
+    // stored, which reads back the same.
+    match zstd::bulk::compress(json.as_bytes(), 3) {
+        Ok(z) => format!(
+            "{PACKED}{}",
+            base64::engine::general_purpose::STANDARD.encode(z)
+        ),
+        Err(_) => json.to_string(),
+    }
+}
+
+/// The report JSON of a stored record (packed or plain); also for tests
+/// and auditors reading the history's tables directly.
+pub fn unpack_report(stored: &str) -> Result<String, std::io::Error> {
+    use base64::Engine;
+    let Some(b64) = stored.strip_prefix(PACKED) else {
+        return Ok(stored.to_string());
+    };
+    let z = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map_err(std::io::Error::other)?;
+    // A record edited into a decompression bomb stops at 1 GiB.
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(zstd::stream::read::Decoder::new(&z[..])?, 1 << 30),
+        &mut out,
+    )?;
+    String::from_utf8(out).map_err(std::io::Error::other)
+}
+
 /// Inside the caller's transaction, with the runs table locked.
 fn insert_run(db: &mut Db, report: &Report) -> Result<(i64, String), DbError> {
     let json = report::json::render(report);
@@ -673,7 +723,7 @@ fn insert_run(db: &mut Db, report: &Report) -> Result<(i64, String), DbError> {
             report.finished_at.to_rfc3339().into(),
             report.command.as_str().into(),
             i64::from(report.exit_code()).into(),
-            json.into(),
+            pack_report(&json).into(),
             prev.into(),
             hash.as_str().into(),
         ],
