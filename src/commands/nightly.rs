@@ -142,15 +142,23 @@ pub fn nightly(req: &NightlyRequest) -> Result<Nightly, CommandError> {
         .report_dir
         .clone()
         .unwrap_or_else(|| config.report.dir.clone());
-    let mut written = crate::report::write_all(&report, &dir, &config.report.formats)
-        .map_err(|source| CommandError::Reports { dir, source });
+    let mut written =
+        crate::report::write_all(&report, &dir, &config.report.formats).map_err(|source| {
+            CommandError::Reports {
+                dir: dir.clone(),
+                source,
+            }
+        });
     let recorded = super::record(&report, &history);
     if let Some(n) = notify {
         send_notification(&n, &report, previous);
     }
     let mut closing = Vec::new();
-    if let Some((week, servers)) = &demo {
-        let html = match (&recorded, demo_html(week, &history, now)) {
+    if let Some((_, servers)) = &demo {
+        let html = match (
+            &recorded,
+            demo_html(&dir.join("report.html"), &history, now),
+        ) {
             (Ok(()), Ok(p)) => Some(p),
             (_, Err(e)) => {
                 written = Err(e);
@@ -196,7 +204,7 @@ fn replay_week(
 
 /// The compliance export of the demo week, as HTML, beside the reports.
 fn demo_html(
-    week: &demo::Week,
+    path: &Path,
     history: &Path,
     now: chrono::DateTime<Utc>,
 ) -> Result<PathBuf, CommandError> {
@@ -205,14 +213,13 @@ fn demo_html(
         since: now - chrono::Duration::days(demo::NIGHTS + 1),
         format: crate::report::Format::Html,
     })?;
-    let path = week.html();
-    crate::report::write_atomically(&path, e.text.as_bytes()).map_err(|source| {
+    crate::report::write_atomically(path, e.text.as_bytes()).map_err(|source| {
         CommandError::Write {
-            path: path.clone(),
+            path: path.to_path_buf(),
             source,
         }
     })?;
-    Ok(path)
+    Ok(path.to_path_buf())
 }
 
 /// The report with more findings, its summary recounted.

@@ -88,10 +88,6 @@ impl Week {
         &self.corpus.root
     }
 
-    pub fn html(&self) -> PathBuf {
-        self.dir.join("report.html")
-    }
-
     /// The config of a night: the sources, the packs' promises about them,
     /// and restores only for the servers in `restore` (the earlier nights
     /// are replayed without: test restores run tonight).
@@ -153,4 +149,56 @@ pub fn forget_history(history: &Path) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_packs_apply_to_the_demo_sources_and_restores_follow_the_servers() {
+        let tmp = tempfile::tempdir().unwrap();
+        let week = Week::prepare(tmp.path(), Utc::now()).unwrap();
+        let both = Servers {
+            postgres: true,
+            mariadb: true,
+        };
+        let c = week.config(&both);
+        assert_eq!(c.sources.len(), 3);
+        assert!(c.sources.iter().all(|s| s.path.starts_with(week.corpus())));
+        assert!(c.checks.iter().all(|c| c.sources() != ["consul"]));
+        let restores = |c: &Config| {
+            c.checks
+                .iter()
+                .filter(|c| matches!(c, CheckDef::Restore { .. }))
+                .count()
+        };
+        assert_eq!(restores(&c), 1);
+        assert!(c.checks.len() >= 12, "{}", c.checks.len());
+        let none = week.config(&Servers::none());
+        assert_eq!(restores(&none), 0);
+        assert!(none.sources.iter().all(|s| s.restore.is_none()));
+        assert_eq!(none.checks.len(), c.checks.len() - 1);
+    }
+
+    #[test]
+    fn the_corpus_keeps_eight_nights_with_one_dump_missing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut week = Week::prepare(tmp.path(), Utc::now()).unwrap();
+        for k in (0..NIGHTS).rev() {
+            week.night(k).unwrap();
+        }
+        let count = |dir: &str, ext: &str| {
+            std::fs::read_dir(week.corpus().join(dir))
+                .unwrap()
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(ext))
+                .count()
+        };
+        assert_eq!(count("postgres", ".dump"), 8);
+        assert_eq!(count("mysql", ".sql.gz"), 7);
+        assert_eq!(count("snapshots", ".qcow2"), 8);
+        let sums = std::fs::read_to_string(week.corpus().join("mysql/SHA256SUMS")).unwrap();
+        assert_eq!(sums.lines().count(), 7);
+    }
 }
