@@ -62,8 +62,10 @@ pub struct RunArgs {
     /// The config file (see README).
     #[arg(long, short, required_unless_present = "demo", conflicts_with = "demo")]
     pub config: Option<PathBuf>,
-    /// Run on a demo corpus generated under reports/demo (one backup in
-    /// it is corrupt on purpose); history in reports/demo/history.sqlite.
+    /// Run on a demo week of backups generated under reports/demo (a night
+    /// missing, a dump truncated, one too small; the newest restored when
+    /// the servers are installed); seven nights in
+    /// reports/demo/history.sqlite, the week in reports/demo/report.html.
     #[arg(long)]
     pub demo: bool,
     /// Where reports go; overrides the config's report.dir.

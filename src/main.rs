@@ -128,7 +128,10 @@ fn run(cli: Cli) -> i32 {
             if let Err(e) = n.recorded {
                 code = fail(&e);
             }
-            print_report(&n.report, common.format, common.verbose).map_or_else(|e| e, |()| code)
+            let code = print_report(&n.report, common.format, common.verbose)
+                .map_or_else(|e| e, |()| code);
+            n.closing.iter().for_each(|l| eprintln!("{l}"));
+            code
         }
         Command::Report {
             since,

@@ -186,30 +186,214 @@ fn config_default_digests_are_computed() {
     assert!(text.contains("md5") && !text.contains("blake3"), "{text}");
 }
 
-#[test]
-fn demo_reports_its_one_corrupted_backup() {
-    let tmp = tempfile::tempdir().unwrap();
-    let o = bin()
+/// `run --demo` in `dir`, with its own history; `servers: false` runs it as
+/// on a machine without database servers.
+fn demo(dir: &Path, servers: bool) -> (std::process::Output, serde_json::Value) {
+    let mut c = bin();
+    c.env_remove("BACKPROOF_HISTORY")
         .args(["run", "--demo", "--format", "json"])
-        .current_dir(tmp.path())
-        .output()
-        .unwrap();
-    assert_eq!(code(&o), 1, "{}", String::from_utf8_lossy(&o.stderr));
+        .current_dir(dir);
+    if !servers {
+        c.env("BACKPROOF_DEMO_SERVERS", "none");
+    }
+    let o = c.output().unwrap();
     let report: serde_json::Value =
-        serde_json::from_slice(&fs::read(tmp.path().join("reports/demo/report.json")).unwrap())
-            .unwrap();
-    let failed: Vec<_> = findings(&report)
-        .iter()
-        .filter(|f| f["status"] == "fail")
-        .map(|f| f["subject"].as_str().unwrap().to_string())
-        .collect();
-    assert!(!failed.is_empty());
-    assert!(
-        failed
-            .iter()
-            .all(|s| s.ends_with("appdb-2026-11-19T0300.sql.gz")),
-        "{failed:?}"
+        serde_json::from_slice(&fs::read(dir.join("reports/demo/report.json")).unwrap()).unwrap();
+    let printed: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        printed["findings"], report["findings"],
+        "stdout is the report"
     );
+    (o, report)
+}
+
+fn with_status<'a>(report: &'a serde_json::Value, status: &str) -> Vec<&'a serde_json::Value> {
+    findings(report)
+        .iter()
+        .filter(|f| f["status"] == status)
+        .collect()
+}
+
+/// The week's story: the missing night, the truncated dump and the small
+/// one are each a named failure, every other promise is judged and passes,
+/// tonight's newest dumps are restored, seven nights are in the history,
+/// and the closing lines say what failed and where the HTML is.
+#[test]
+fn demo_tells_the_story_of_its_week() {
+    let tmp = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let (o, report) = demo(tmp.path(), true);
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(code(&o), 1, "{stderr}");
+    assert!(took.as_secs() < 60, "the demo took {took:?}");
+
+    let mut failed: Vec<String> = with_status(&report, "fail")
+        .iter()
+        .map(|f| {
+            let subject = f["subject"].as_str().unwrap();
+            let name = subject.rsplit('/').next().unwrap();
+            let name = if name.starts_with("appdb-") {
+                "appdb-*.dump"
+            } else {
+                name
+            };
+            format!("{} {name}", f["check"].as_str().unwrap())
+        })
+        .collect();
+    failed.sort();
+    assert_eq!(
+        failed,
+        [
+            "integrity appdb-*.dump",
+            "retention mysql: 3 days of dumps, no night missed",
+            "size_anomaly mysql: newest dump not suspiciously small",
+            "structure appdb-*.dump",
+        ],
+        "{}",
+        describe(&report)
+    );
+    let by = |check: &str, subject: &str| {
+        findings(&report)
+            .iter()
+            .find(|f| {
+                f["check"] == check
+                    && f["status"] == "fail"
+                    && f["subject"].as_str().unwrap().contains(subject)
+            })
+            .unwrap_or_else(|| panic!("no failed {check} on {subject}"))
+    };
+    assert!(
+        by("retention", "mysql:")["summary"]
+            .as_str()
+            .unwrap()
+            .contains("gap of 2days")
+    );
+    assert!(
+        by("size_anomaly", "mysql:")["summary"]
+            .as_str()
+            .unwrap()
+            .contains("% of the median")
+    );
+    assert!(
+        by("structure", "appdb-")["summary"]
+            .as_str()
+            .unwrap()
+            .contains("unexpected end")
+    );
+
+    // Promises of both packs judged: freshness, retention, size, verified,
+    // coverage and the restore promise, each by name.
+    let policies: Vec<&str> = findings(&report)
+        .iter()
+        .filter(|f| f["evidence"]["policy"].is_string())
+        .map(|f| f["check"].as_str().unwrap())
+        .collect();
+    for check in [
+        "freshness",
+        "retention",
+        "size_anomaly",
+        "verified",
+        "coverage",
+        "restore",
+    ] {
+        assert!(
+            policies.contains(&check),
+            "no {check} promise judged: {policies:?}"
+        );
+    }
+    assert!(policies.len() >= 12, "{policies:?}");
+
+    // Tonight's newest dumps restored (scripts/test.sh installs the servers).
+    let restores: Vec<_> = findings(&report)
+        .iter()
+        .filter(|f| f["check"] == "restore")
+        .collect();
+    assert_eq!(
+        restores.len(),
+        3,
+        "two restores and the restore promise: {restores:#?}"
+    );
+    assert!(
+        restores.iter().all(|f| f["status"] == "pass"),
+        "{restores:#?}"
+    );
+    assert!(!stderr.contains("apt-get"), "{stderr}");
+
+    // Seven nights, a day apart, tonight's last.
+    let h =
+        backproof::history::History::open(&tmp.path().join("reports/demo/history.sqlite")).unwrap();
+    let runs = h
+        .runs_since(chrono::Utc::now() - chrono::Duration::days(30))
+        .unwrap();
+    assert_eq!(runs.len(), 7);
+    for w in runs.windows(2) {
+        let gap = w[1].started_at - w[0].started_at;
+        assert!(
+            (gap - chrono::Duration::days(1)).num_seconds().abs() < 60,
+            "{gap}"
+        );
+    }
+    let exits: Vec<i32> = runs.iter().map(|r| r.exit_code).collect();
+    // The gap shows the night after the missing dump (it was 25 h old then).
+    assert_eq!(exits, [0, 0, 0, 1, 1, 1, 1], "green nights, then the gap");
+
+    // The closing lines: what failed and why, and where the HTML is.
+    assert!(tmp.path().join("reports/demo/report.html").is_file());
+    let tail: Vec<&str> = stderr.lines().rev().take(6).collect();
+    assert!(tail[0].ends_with("reports/demo/report.html"), "{stderr}");
+    assert!(stderr.contains("failed tonight (4):"), "{stderr}");
+    assert!(
+        stderr.contains("size_anomaly mysql: newest dump not suspiciously small: newest backup is")
+    );
+
+    // Run again: the same week, not fourteen nights.
+    let (o, _) = demo(tmp.path(), true);
+    assert_eq!(code(&o), 1);
+    let h =
+        backproof::history::History::open(&tmp.path().join("reports/demo/history.sqlite")).unwrap();
+    assert_eq!(
+        h.runs_since(chrono::Utc::now() - chrono::Duration::days(30))
+            .unwrap()
+            .len(),
+        7
+    );
+}
+
+/// Without database servers the demo says in one line how to get them; the
+/// restores are errors with that reason (never a pass), the rest still runs.
+#[test]
+fn demo_without_servers_says_how_to_get_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let (o, report) = demo(tmp.path(), false);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(code(&o), 1, "{stderr}");
+    assert!(started.elapsed().as_secs() < 20, "{:?}", started.elapsed());
+    let hints: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("apt-get install postgresql mariadb-server"))
+        .collect();
+    assert_eq!(hints.len(), 1, "{stderr}");
+    let restores: Vec<_> = findings(&report)
+        .iter()
+        .filter(|f| f["check"] == "restore")
+        .collect();
+    assert_eq!(restores.len(), 2, "{restores:#?}");
+    for r in restores {
+        assert_eq!(r["status"], "error", "{r:#}");
+        assert!(
+            r["summary"].as_str().unwrap().contains("server binaries"),
+            "{r:#}"
+        );
+    }
+    assert_eq!(
+        with_status(&report, "fail").len(),
+        4,
+        "{}",
+        describe(&report)
+    );
+    assert!(tmp.path().join("reports/demo/report.html").is_file());
 }
 
 /// Size, mtime and content hash of every file under a tree.

@@ -71,8 +71,25 @@ fn html_report_is_self_contained_and_its_screenshot_shows_the_charts() {
     let namespaces = html.matches("http://www.w3.org/2000/svg").count();
     assert_eq!(external, namespaces, "only SVG namespaces may name a URL");
 
-    let shot = tmp.path().join("shot.png");
-    let profile = tmp.path().join("profile");
+    let (buf, channels) = screenshot(tmp.path(), &page);
+    let (mut green, mut red) = (0, 0);
+    for px in buf.chunks(channels) {
+        match (px[0], px[1], px[2]) {
+            (0x2e, 0x9e, 0x57) => green += 1,
+            (0xd2, 0x37, 0x2c) => red += 1,
+            _ => {}
+        }
+    }
+    // Ten nights of cells at 14x14 px: hundreds of pixels each.
+    assert!(green > 1500, "pass cells not visible: {green} green pixels");
+    assert!(red > 300, "fail cells not visible: {red} red pixels");
+}
+
+/// A 1200x1400 screenshot of `page` by headless Chromium: its pixels and
+/// the channels per pixel. Kept in $BACKPROOF_KEEP_SCREENSHOT when set.
+fn screenshot(tmp: &Path, page: &Path) -> (Vec<u8>, usize) {
+    let shot = tmp.join("shot.png");
+    let profile = tmp.join("profile");
     let status = Command::new(chromium())
         .args([
             "--headless",
@@ -103,21 +120,68 @@ fn html_report_is_self_contained_and_its_screenshot_shows_the_charts() {
     let mut buf = vec![0; reader.output_buffer_size().unwrap()];
     let info = reader.next_frame(&mut buf).unwrap();
     let channels = info.color_type.samples();
-    let (mut green, mut red) = (0, 0);
-    for px in buf[..info.buffer_size()].chunks(channels) {
-        match (px[0], px[1], px[2]) {
-            (0x2e, 0x9e, 0x57) => green += 1,
-            (0xd2, 0x37, 0x2c) => red += 1,
-            _ => {}
-        }
-    }
-    // Ten nights of cells at 14x14 px: hundreds of pixels each.
-    assert!(green > 1500, "pass cells not visible: {green} green pixels");
-    assert!(red > 300, "fail cells not visible: {red} red pixels");
     // Keep the picture for people to look at when run by hand.
     if let Some(dir) = std::env::var_os("BACKPROOF_KEEP_SCREENSHOT") {
-        std::fs::copy(&shot, Path::new(&dir).join("report.png")).unwrap();
+        let name = page.file_stem().unwrap().to_string_lossy();
+        std::fs::copy(&shot, Path::new(&dir).join(format!("{name}.png"))).unwrap();
     }
+    buf.truncate(info.buffer_size());
+    (buf, channels)
+}
+
+/// `run --demo` writes reports/demo/report.html: its calendar shows seven
+/// nights, the failed ones red beside green ones, in one row of cells.
+#[test]
+fn demo_report_html_shows_seven_nights() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = bin()
+        .env_remove("BACKPROOF_HISTORY")
+        .env("BACKPROOF_DEMO_SERVERS", "none")
+        .args(["run", "--demo"])
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 1, "{}", String::from_utf8_lossy(&o.stderr));
+    let page = tmp.path().join("reports/demo/report.html");
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("nightly results per check"));
+    assert!(html.contains("4 of 7 run(s) had a failed check"), "{html}");
+
+    let (buf, channels) = screenshot(tmp.path(), &page);
+    let width = 1200;
+    let color = |px: &[u8]| match (px[0], px[1], px[2]) {
+        (0x2e, 0x9e, 0x57) => Some(true),
+        (0xd2, 0x37, 0x2c) => Some(false),
+        _ => None,
+    };
+    // A pixel row through the retention row of the calendar: seven cells,
+    // green until the night the missing dump left a gap, red from then on.
+    let rows: Vec<Vec<bool>> = buf
+        .chunks(width * channels)
+        .map(|line| {
+            let mut cells = Vec::new();
+            let mut last = None;
+            for px in line.chunks(channels) {
+                let c = color(px);
+                if c != last
+                    && let Some(ok) = c
+                {
+                    cells.push(ok);
+                }
+                last = c;
+            }
+            cells
+        })
+        .collect();
+    let week = [true, true, true, false, false, false, false];
+    assert!(
+        rows.iter().any(|cells| cells == &week),
+        "no calendar row of seven nights, green then red, in the screenshot"
+    );
+    assert!(
+        rows.iter().all(|cells| cells.len() != 8),
+        "an eighth night in the calendar"
+    );
 }
 
 /// Bug: the page was made by string replacement, so a backup named like a

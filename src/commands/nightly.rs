@@ -13,6 +13,7 @@ use super::CommandError;
 use super::lock::{RunLock, lock_path};
 use super::target::{RestoreJob, observe, restore_seen, storage_of, verify_target};
 use crate::config::Config;
+use crate::demo;
 use crate::digest::Algorithm;
 use crate::finding::{Check, Finding, Status};
 use crate::history::{self, History, PastRestore};
@@ -56,6 +57,8 @@ pub struct Nightly {
     pub report: Report,
     pub written: Result<Vec<PathBuf>, CommandError>,
     pub recorded: Result<(), CommandError>,
+    /// Lines for stderr after the report (the demo's closing story).
+    pub closing: Vec<String>,
 }
 
 /// What the run needs of earlier runs, read in one pass.
@@ -73,9 +76,21 @@ pub fn nightly(req: &NightlyRequest) -> Result<Nightly, CommandError> {
         (None, ConfigFrom::File(_)) => history::default_location(),
     };
     let _lock = RunLock::acquire(&lock_path(&history))?;
-    let config = match &req.config {
-        ConfigFrom::Demo(dir) => crate::demo::prepare(dir).map_err(CommandError::Demo)?,
-        ConfigFrom::File(path) => Config::load(path)?,
+    let now = Utc::now();
+    let mut demo = match &req.config {
+        ConfigFrom::Demo(dir) => {
+            if req.history.is_none() {
+                demo::forget_history(&history).map_err(CommandError::Demo)?;
+            }
+            let week = demo::Week::prepare(dir, now).map_err(CommandError::Demo)?;
+            Some((week, demo::Servers::find()))
+        }
+        ConfigFrom::File(_) => None,
+    };
+    let config = match (&req.config, &demo) {
+        (_, Some((week, servers))) => week.config(servers),
+        (ConfigFrom::File(path), None) => Config::load(path)?,
+        (ConfigFrom::Demo(_), None) => unreachable!("the demo week is prepared above"),
     };
     let mut opts = VerifyOptions::default();
     if let Some(j) = req.jobs.or(config.defaults.jobs) {
@@ -88,6 +103,9 @@ pub fn nightly(req: &NightlyRequest) -> Result<Nightly, CommandError> {
         req.digests.clone()
     };
     opts.deadline = req.deadline.map(|d| started + d);
+    if let Some((week, _)) = &mut demo {
+        replay_week(week, &opts, &req.s3, &history)?;
+    }
     let past = read_past(&config, &history, req.sample.is_some())?;
     super::record_interruptions(
         &history,
@@ -105,14 +123,18 @@ pub fn nightly(req: &NightlyRequest) -> Result<Nightly, CommandError> {
         _ => None,
     };
     let plan = req.sample.map(|s| (&past.ledger, s));
-    let report = run_config(
+    let mut report = run_config(
         &config,
         &opts,
         &req.s3,
         req.show_progress,
         plan,
         &past.restores,
+        Utc::now(),
     );
+    if let Some((_, servers)) = &demo {
+        report = with_findings(report, demo::missing_servers(servers));
+    }
     // A signal cut the run short: no report; the history records it as
     // interrupted (the handler does).
     crate::interrupt::halt_if_interrupted();
@@ -120,17 +142,98 @@ pub fn nightly(req: &NightlyRequest) -> Result<Nightly, CommandError> {
         .report_dir
         .clone()
         .unwrap_or_else(|| config.report.dir.clone());
-    let written = crate::report::write_all(&report, &dir, &config.report.formats)
-        .map_err(|source| CommandError::Reports { dir, source });
+    let mut written =
+        crate::report::write_all(&report, &dir, &config.report.formats).map_err(|source| {
+            CommandError::Reports {
+                dir: dir.clone(),
+                source,
+            }
+        });
     let recorded = super::record(&report, &history);
     if let Some(n) = notify {
         send_notification(&n, &report, previous);
+    }
+    let mut closing = Vec::new();
+    if let Some((_, servers)) = &demo {
+        let html = match (
+            &recorded,
+            demo_html(&dir.join("report.html"), &history, now),
+        ) {
+            (Ok(()), Ok(p)) => Some(p),
+            (_, Err(e)) => {
+                written = Err(e);
+                None
+            }
+            _ => None,
+        };
+        if let (Ok(paths), Some(p)) = (&mut written, &html) {
+            paths.push(p.clone());
+        }
+        closing = demo::closing(&report, servers, html.as_deref());
     }
     Ok(Nightly {
         report,
         written,
         recorded,
+        closing,
     })
+}
+
+/// The demo's six earlier nights, each audited as it was that night (only
+/// the backups made by then present, the clock moved back a day per night)
+/// and recorded, so that tonight's run is the seventh night of the history.
+/// Test restores run tonight only.
+fn replay_week(
+    week: &mut demo::Week,
+    opts: &VerifyOptions,
+    s3: &S3Options,
+    history: &Path,
+) -> Result<(), CommandError> {
+    let config = week.config(&demo::Servers::none());
+    for k in (1..demo::NIGHTS).rev() {
+        week.night(k).map_err(CommandError::Demo)?;
+        let at = week.audited(k);
+        let real = Utc::now();
+        let mut r = run_config(&config, opts, s3, false, None, &[], at);
+        crate::interrupt::halt_if_interrupted();
+        r.finished_at = at + (r.finished_at - real);
+        super::record(&r, history)?;
+    }
+    week.night(0).map_err(CommandError::Demo)
+}
+
+/// The compliance export of the demo week, as HTML, beside the reports.
+fn demo_html(
+    path: &Path,
+    history: &Path,
+    now: chrono::DateTime<Utc>,
+) -> Result<PathBuf, CommandError> {
+    let e = super::export::export(&super::export::ExportRequest {
+        history: history.to_path_buf(),
+        since: now - chrono::Duration::days(demo::NIGHTS + 1),
+        format: crate::report::Format::Html,
+        source: None,
+    })?;
+    crate::report::write_atomically(path, e.text.as_bytes()).map_err(|source| {
+        CommandError::Write {
+            path: path.to_path_buf(),
+            source,
+        }
+    })?;
+    Ok(path.to_path_buf())
+}
+
+/// The report with more findings, its summary recounted.
+fn with_findings(r: Report, more: Vec<Finding>) -> Report {
+    if more.is_empty() {
+        return r;
+    }
+    let mut findings = r.findings;
+    findings.extend(more);
+    let mut out = Report::new(&r.command, r.started_at, r.sources, r.backups, findings);
+    out.summary.bytes_read = r.summary.bytes_read;
+    out.finished_at = r.finished_at;
+    out
 }
 
 /// `--notify URL` (with the config's `on` and `body`, if any), else `[notify]`.
@@ -193,8 +296,8 @@ fn run_config(
     show_progress: bool,
     sample: Option<(&Ledger, Sample)>,
     past_restores: &[PastRestore],
+    started: chrono::DateTime<Utc>,
 ) -> Report {
-    let started = Utc::now();
     let mut backups = Vec::new();
     let mut findings = Vec::new();
     let mut store_bytes = 0;
