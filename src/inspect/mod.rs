@@ -6,12 +6,12 @@
 //! The kind of a backup is recognised from its first bytes, not its name.
 
 pub mod dirs;
-mod gzip;
-mod image;
-mod innodb;
+pub(crate) mod gzip;
+pub(crate) mod image;
+pub(crate) mod innodb;
 pub mod pgdump;
-mod tar;
-mod text;
+pub(crate) mod tar;
+pub(crate) mod text;
 
 use std::fmt;
 use std::io::{self, BufRead, BufReader, Read};
