@@ -81,8 +81,8 @@ def qcow2_seeds():
     return out
 
 
-def gpt_image(sectors=128, ext=True):
-    """A tiny GPT disk: protective MBR, primary header + 128 entries, one
+def gpt_image(sectors=128, ext=True, count=128):
+    """A tiny GPT disk: protective MBR, primary header + `count` entries, one
     partition holding an ext superblock, backup entries + header."""
     S = 512
     img = bytearray(sectors * S)
@@ -90,13 +90,14 @@ def gpt_image(sectors=128, ext=True):
     img[446 + 4] = 0xEE
     img[446 + 8:446 + 16] = struct.pack("<II", 1, sectors - 1)
     img[510:512] = b"\x55\xaa"
-    first, last = 34, sectors - 34
+    table = -(-count * 128 // S)
+    first, last = 2 + table, sectors - 2 - table
     entry = bytearray(128)
     entry[0:16] = b"\x0f\xc6\x3d\xaf\x84\x83\x47\x72\x8e\x79\x3d\x69\xd8\x47\x7d\xe4"
     entry[16:32] = os.urandom(16)
     entry[32:48] = struct.pack("<QQ", first, last)
-    entries = bytes(entry) + b"\0" * 127 * 128
-    ecrc = zlib.crc32(entries)
+    entries = (bytes(entry) + b"\0" * (count - 1) * 128).ljust(table * S, b"\0")
+    ecrc = zlib.crc32(entries[:count * 128])
 
     def header(my, alt, entries_lba):
         h = bytearray(92)
@@ -104,16 +105,16 @@ def gpt_image(sectors=128, ext=True):
         h[8:12] = struct.pack("<I", 0x00010000)
         h[12:16] = struct.pack("<I", 92)
         h[24:40] = struct.pack("<QQ", my, alt)
-        h[40:56] = struct.pack("<QQ", 34, sectors - 34)
+        h[40:56] = struct.pack("<QQ", first, last)
         h[56:72] = os.urandom(16)
-        h[72:92] = struct.pack("<QIII", entries_lba, 128, 128, ecrc)
+        h[72:92] = struct.pack("<QIII", entries_lba, count, 128, ecrc)
         h[16:20] = struct.pack("<I", zlib.crc32(bytes(h)))
         return bytes(h)
 
     img[S:S + 92] = header(1, sectors - 1, 2)
     img[2 * S:2 * S + len(entries)] = entries
-    img[(sectors - 33) * S:(sectors - 1) * S] = entries
-    img[(sectors - 1) * S:(sectors - 1) * S + 92] = header(sectors - 1, 1, sectors - 33)
+    img[(sectors - 1 - table) * S:(sectors - 1) * S] = entries
+    img[(sectors - 1) * S:(sectors - 1) * S + 92] = header(sectors - 1, 1, sectors - 1 - table)
     if ext:
         sb = first * S + 1024
         img[sb + 4:sb + 8] = struct.pack("<I", (last - first + 1) // 2)
@@ -197,7 +198,8 @@ def main():
     for q in qcow2_seeds():
         put("image", q)
         put("inspect", bytes([NAMES.index("x.qcow2")]) + q)
-    for img in [gpt_image(), gpt_image(80, ext=False), ext_image()]:
+    for img in [gpt_image(), gpt_image(80, ext=False), gpt_image(24, count=4),
+                gpt_image(12, ext=False, count=4), ext_image()]:
         put("image", img)
         put("inspect", bytes([NAMES.index("x.img")]) + img)
     # Text records.
