@@ -16,6 +16,8 @@ pub mod digest;
 pub mod escape;
 pub mod expectation;
 pub mod finding;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod history;
 pub mod inspect;
 pub mod interrupt;

@@ -116,7 +116,8 @@ pub fn check_qcow2(r: &mut dyn Read, subject: &Subject<'_>) -> Result<Map<String
                 be32(&h, 56) as u64 * cluster,
             ),
         ] {
-            if off + len > size {
+            // Offsets are untrusted: near u64::MAX they must not wrap.
+            if off.saturating_add(len) > size {
                 return Err(Damage(format!(
                     "{what} ({len} bytes at {off}) extends past the end of the file ({size} bytes): truncated, or a corrupt header"
                 )));
@@ -132,7 +133,7 @@ pub fn check_qcow2(r: &mut dyn Read, subject: &Subject<'_>) -> Result<Map<String
         )?;
         for (k, e) in refcount_table.chunks_exact(8).enumerate() {
             let block = u64::from_be_bytes(e.try_into().unwrap()) & !(cluster - 1);
-            if block != 0 && block + cluster > size {
+            if block != 0 && block.saturating_add(cluster) > size {
                 return Err(Damage(format!(
                     "refcount block {k} at byte {block} lies beyond the end of the file ({size} bytes): truncated"
                 )));
@@ -325,10 +326,14 @@ pub fn check_raw(
     if head.len() >= 1024 && &head[512..520] == b"EFI PART" {
         recognised = true;
         let gpt = check_gpt_header(&head[512..1024], "primary GPT header")?;
-        let entries_off = (gpt.entries_lba * SECTOR) as usize;
+        // Sector numbers are untrusted: none may wrap when made bytes.
         let entries_len = (gpt.entries * gpt.entry_size) as usize;
-        if entries_off + entries_len <= head.len() {
-            let table = &head[entries_off..entries_off + entries_len];
+        let entries = gpt
+            .entries_lba
+            .checked_mul(SECTOR)
+            .and_then(|off| usize::try_from(off).ok())
+            .and_then(|off| head.get(off..off.checked_add(entries_len)?));
+        if let Some(table) = entries {
             if crc32fast::hash(table) != gpt.entries_crc {
                 return Err(Damage("GPT partition entry array CRC mismatch".into()));
             }
@@ -340,7 +345,19 @@ pub fn check_raw(
                 }
                 parts += 1;
                 let (first, last) = (le64(e, 32), le64(e, 40));
-                if subject.read_at.is_some() && (last + 1) * SECTOR > size {
+                if last < first {
+                    return Err(Damage(format!(
+                        "partition {} ends at sector {last}, before its first sector {first}",
+                        k + 1
+                    )));
+                }
+                let Some(end) = last.checked_add(1).and_then(|n| n.checked_mul(SECTOR)) else {
+                    return Err(Damage(format!(
+                        "partition {} ends at sector {last}, beyond what any disk holds",
+                        k + 1
+                    )));
+                };
+                if subject.read_at.is_some() && end > size {
                     return Err(Damage(format!(
                         "partition {} ends at sector {last}, beyond the end of the image ({} sectors): truncated",
                         k + 1,
@@ -348,14 +365,14 @@ pub fn check_raw(
                     )));
                 }
                 if fs_start.is_none() {
-                    fs_start = Some((first * SECTOR, (last + 1 - first) * SECTOR));
+                    fs_start = Some((first * SECTOR, end - first * SECTOR));
                 }
             }
             ev.insert("gpt_partitions".into(), json!(parts));
         }
         if subject.read_at.is_some() {
-            let backup_at = gpt.alternate_lba * SECTOR;
-            if backup_at + SECTOR > size {
+            let backup_at = gpt.alternate_lba.saturating_mul(SECTOR);
+            if backup_at.saturating_add(SECTOR) > size {
                 return Err(Damage(format!(
                     "backup GPT header belongs at sector {}, beyond the end of the image ({} sectors): truncated",
                     gpt.alternate_lba,
@@ -378,11 +395,16 @@ pub fn check_raw(
     }
     if let Some((start, room)) = fs_start {
         let mut sb = vec![0u8; 1024];
-        let got = if start + 2048 <= head.len() as u64 {
+        let got = if start.saturating_add(2048) <= head.len() as u64 {
             sb.copy_from_slice(&head[start as usize + 1024..start as usize + 2048]);
             true
         } else if subject.read_at.is_some() {
-            read_exact_at(subject, start + 1024, &mut sb, "filesystem superblock")?;
+            read_exact_at(
+                subject,
+                start.saturating_add(1024),
+                &mut sb,
+                "filesystem superblock",
+            )?;
             true
         } else {
             false
@@ -404,7 +426,7 @@ pub fn check_raw(
                 0
             };
             let blocks = le32(&sb, 4) as u64 | (hi << 32);
-            let fs_bytes = blocks * block;
+            let fs_bytes = blocks.saturating_mul(block);
             ev.insert("ext_filesystem_bytes".into(), json!(fs_bytes));
             if subject.read_at.is_some() && fs_bytes > room {
                 return Err(Damage(format!(
@@ -452,4 +474,117 @@ fn check_gpt_header(h: &[u8], what: &str) -> Result<Gpt, Damage> {
         )));
     }
     Ok(gpt)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A qcow2 v2 header with 512-byte clusters, an empty L1 table at
+    /// cluster 1 and a one-cluster refcount table at cluster 2.
+    fn qcow2(l1_size: u32, l1_offset: u64, refcount_entry: u64) -> Vec<u8> {
+        let mut f = vec![0u8; 3 * 512];
+        f[..4].copy_from_slice(b"QFI\xfb");
+        f[4..8].copy_from_slice(&2u32.to_be_bytes());
+        f[20..24].copy_from_slice(&9u32.to_be_bytes());
+        f[36..40].copy_from_slice(&l1_size.to_be_bytes());
+        f[40..48].copy_from_slice(&l1_offset.to_be_bytes());
+        f[48..56].copy_from_slice(&1024u64.to_be_bytes());
+        f[56..60].copy_from_slice(&1u32.to_be_bytes());
+        f[1024..1032].copy_from_slice(&refcount_entry.to_be_bytes());
+        f
+    }
+
+    fn check(f: &[u8]) -> Result<Map<String, Value>, Damage> {
+        let at = |off: u64, buf: &mut [u8]| -> std::io::Result<usize> {
+            let rest = f.get(off as usize..).unwrap_or(&[]);
+            let n = rest.len().min(buf.len());
+            buf[..n].copy_from_slice(&rest[..n]);
+            Ok(n)
+        };
+        let subject = Subject {
+            name: "x.qcow2",
+            size: f.len() as u64,
+            read_at: Some(&at),
+            local_path: None,
+        };
+        check_qcow2(&mut &f[..], &subject)
+    }
+
+    /// A 64-sector GPT disk with one partition, both headers' and the entry
+    /// array's CRCs right; the backup header is written where `alternate`
+    /// points when that lies inside the disk.
+    fn gpt(first: u64, last: u64, entries_lba: u64, alternate: u64) -> Vec<u8> {
+        let mut d = vec![0u8; 64 * 512];
+        let table = 2 * 512;
+        d[table..table + 16].fill(0xaa);
+        d[table + 32..table + 40].copy_from_slice(&first.to_le_bytes());
+        d[table + 40..table + 48].copy_from_slice(&last.to_le_bytes());
+        let entries_crc = crc32fast::hash(&d[table..table + 128 * 128]);
+        let mut h = [0u8; 92];
+        h[..8].copy_from_slice(b"EFI PART");
+        h[12..16].copy_from_slice(&92u32.to_le_bytes());
+        h[32..40].copy_from_slice(&alternate.to_le_bytes());
+        h[72..80].copy_from_slice(&entries_lba.to_le_bytes());
+        h[80..84].copy_from_slice(&128u32.to_le_bytes());
+        h[84..88].copy_from_slice(&128u32.to_le_bytes());
+        h[88..92].copy_from_slice(&entries_crc.to_le_bytes());
+        let crc = crc32fast::hash(&h);
+        h[16..20].copy_from_slice(&crc.to_le_bytes());
+        d[512..512 + 92].copy_from_slice(&h);
+        if alternate < 64 {
+            let at = alternate as usize * 512;
+            d[at..at + 92].copy_from_slice(&h);
+        }
+        d
+    }
+
+    fn raw(f: &[u8], random: bool) -> Result<Map<String, Value>, Damage> {
+        let at = |off: u64, buf: &mut [u8]| -> std::io::Result<usize> {
+            let rest = f.get(off as usize..).unwrap_or(&[]);
+            let n = rest.len().min(buf.len());
+            buf[..n].copy_from_slice(&rest[..n]);
+            Ok(n)
+        };
+        let subject = Subject {
+            name: "x.img",
+            size: f.len() as u64,
+            read_at: if random { Some(&at) } else { None },
+            local_path: None,
+        };
+        check_raw(&mut &f[..], &subject).map(|(ev, _)| ev)
+    }
+
+    /// Fuzzing (issue 10, item 15): GPT sector numbers near u64::MAX (the
+    /// entry array's, a partition's, the backup header's) overflowed when
+    /// made bytes, and a partition ending before it starts underflowed:
+    /// each panicked. Now each is damage, or (an entry array outside the
+    /// head, which is not read) no concern.
+    #[test]
+    fn gpt_sector_numbers_that_overflow_are_damage_not_a_panic() {
+        let ok = raw(&gpt(34, 63, 2, 63), true).unwrap();
+        assert_eq!(ok["gpt_partitions"], 1, "{ok:?}");
+        for random in [true, false] {
+            let e = raw(&gpt(34, u64::MAX, 2, 63), random).unwrap_err().0;
+            assert!(e.contains("beyond what any disk holds"), "{e}");
+            let e = raw(&gpt(1 << 60, 1 << 60, 2, 63), random).unwrap_err().0;
+            assert!(e.contains("beyond what any disk holds"), "{e}");
+            let e = raw(&gpt(40, 34, 2, 63), random).unwrap_err().0;
+            assert!(e.contains("before its first sector"), "{e}");
+            assert!(raw(&gpt(34, 63, u64::MAX / 256, 63), random).is_ok());
+        }
+        let e = raw(&gpt(34, 63, 2, u64::MAX / 256), true).unwrap_err().0;
+        assert!(e.contains("backup GPT header"), "{e}");
+    }
+
+    /// Fuzzing (issue 10, item 15): table offsets near u64::MAX overflowed
+    /// the "past the end of the file" sums and panicked.
+    #[test]
+    fn qcow2_offsets_near_the_top_of_u64_are_damage_not_a_panic() {
+        assert!(check(&qcow2(1, 512, 0)).is_ok());
+        let e = check(&qcow2(1, 512, 0xffff_ffff_ffff_ff00)).unwrap_err().0;
+        assert!(e.contains("refcount block 0"), "{e}");
+        let e = check(&qcow2(128, 0xffff_ffff_ffff_fe00, 0)).unwrap_err().0;
+        assert!(e.contains("L1 table"), "{e}");
+    }
 }
