@@ -247,7 +247,14 @@ impl RestoreSession {
                     self.restore_snapshot(source, backup, spec, snapshot, &mut facts);
                 return outcome(facts, status, summary, remedy);
             }
-            (None, None) => unreachable!("an engine is a database or a snapshot engine"),
+            (None, None) => {
+                return outcome(
+                    facts,
+                    Status::Error,
+                    format!("not restorable: no engine restores {kind}"),
+                    None,
+                );
+            }
         };
         let url = self
             .overrides

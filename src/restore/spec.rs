@@ -19,8 +19,11 @@ pub enum SpecError {
     /// The URL is shown redacted.
     #[error("scratch_url must be a {schemes} URL, not {url:?}")]
     ScratchUrl { schemes: String, url: String },
-    #[error("{0} must name an environment variable (letters, digits, _), not {1:?}")]
-    EnvName(&'static str, String),
+    /// The value is never shown: it may be the secret itself.
+    #[error(
+        "{0} must be the name of an environment variable (letters, digits, _), not a key or token (the value is not shown)"
+    )]
+    EnvName(&'static str),
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -109,7 +112,7 @@ impl RestoreSpec {
             if let Some(n) = name
                 && (n.is_empty() || !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
             {
-                return Err(SpecError::EnvName(key, n.clone()));
+                return Err(SpecError::EnvName(key));
             }
         }
         if let Some(u) = &self.scratch_url
@@ -174,5 +177,25 @@ mod tests {
             };
             assert_eq!(spec.validate(), Ok(()), "{ok}");
         }
+    }
+
+    #[test]
+    fn secret_settings_name_a_variable_not_hold_a_secret() {
+        let spec = RestoreSpec {
+            unseal_keys_env: Some("abc+def=".into()),
+            ..RestoreSpec::default()
+        };
+        assert_eq!(
+            spec.validate().unwrap_err().to_string(),
+            "unseal_keys_env must be the name of an environment variable (letters, digits, _), not a key or token (the value is not shown)"
+        );
+        let spec = RestoreSpec {
+            unseal_keys_env: Some("VAULT_UNSEAL".into()),
+            root_token_env: Some("VAULT_TOKEN_1".into()),
+            required_paths: vec!["secret/data/app".into()],
+            ..RestoreSpec::default()
+        };
+        assert_eq!(spec.validate(), Ok(()));
+        assert_eq!(spec.snapshot().required_paths, ["secret/data/app"]);
     }
 }
