@@ -388,3 +388,30 @@ unseal_keys_file = "{keys}"
     assert_eq!(bad["status"], "fail", "{bad:#}");
     assert_nothing_left(tmp.path());
 }
+
+#[test]
+fn a_snapshot_restore_over_its_timeout_fails_and_leaves_nothing() {
+    let tmp = own_tmp();
+    let snap = corpus().join("clean/etcd").join(ETCD);
+    let mut c = bin();
+    c.env("TMPDIR", tmp.path()).args([
+        "verify",
+        "--no-history",
+        "--no-progress",
+        "--format",
+        "json",
+        "--restore",
+        "--restore-timeout",
+        "1ms",
+    ]);
+    c.arg(&snap);
+    let (code, report, _) = json_of(c);
+    assert_eq!(code, 1, "{}", describe(&report));
+    let f = restore_of(&report, ETCD);
+    assert_eq!(f["status"], "fail", "{f:#}");
+    assert!(
+        f["summary"].as_str().unwrap().contains("over its timeout"),
+        "{f:#}"
+    );
+    assert_nothing_left(tmp.path());
+}

@@ -512,8 +512,23 @@ impl RestoreSession {
         let restored = s.engine.restore(input, &wants, deadline);
         let restore_seconds = started.elapsed().as_secs_f64();
         facts.restore_seconds = Some(round3(restore_seconds));
+        let over_time = |facts: &mut RestoreFacts, during: &str, e: &EngineError| {
+            facts.tool_stderr = Some(e.to_string());
+            (
+                Status::Fail,
+                format!(
+                    "restore killed after {:.0}s {during}: over its timeout",
+                    s.timeout.as_secs_f64()
+                ),
+                Some(SNAPSHOT_SLOW_REMEDY),
+            )
+        };
         let restored = match restored {
             Ok(r) => r,
+            // Whatever step the deadline cut short, the restore took too long.
+            Err(e) if Instant::now() >= deadline => {
+                return over_time(facts, "while restoring", &e);
+            }
             Err(e) => {
                 if let Some(full) = space::at_start(&e.to_string()) {
                     let summary = format!("no scratch {name} server: {}: {e}", full.describe(""));
@@ -539,9 +554,7 @@ impl RestoreSession {
                     "restore killed after {:.0}s: over its timeout",
                     s.timeout.as_secs_f64()
                 ),
-                Some(
-                    "The snapshot restores too slowly for its RTO (or the tool hangs on damaged data): investigate, or raise the RTO/--restore-timeout.",
-                ),
+                Some(SNAPSHOT_SLOW_REMEDY),
             );
         }
         if let Some(e) = &run.input_error {
@@ -570,6 +583,9 @@ impl RestoreSession {
         facts.sanity_seconds = Some(round3(sanity_seconds));
         let mut checked = match checked {
             Ok(c) => c,
+            Err(e) if Instant::now() >= deadline => {
+                return over_time(facts, "while checking the restored server", &e);
+            }
             Err(e) => {
                 return (
                     Status::Error,
@@ -658,6 +674,9 @@ const SPACE_REMEDY: &str = "Give the scratch server more disk (TMPDIR for the ep
 
 /// For a snapshot restore backproof could not set up or judge.
 const SNAPSHOT_SETUP_REMEDY: &str = "This is no verdict on the snapshot: install the store's tools (etcd-server and etcd-client, or OpenBao's bao) where backproof runs, and give [sources.restore] what the message names.";
+
+/// For a snapshot restore over its timeout.
+const SNAPSHOT_SLOW_REMEDY: &str = "The snapshot restores too slowly for its RTO (or the tool hangs on damaged data): investigate, or raise the RTO/--restore-timeout.";
 
 /// For a backup that could not be read to its end.
 const DAMAGED_REMEDY: &str =
