@@ -211,6 +211,11 @@ fn restore_catalog(
         .iter()
         .map(|r| (r.key.as_str(), r.kind))
         .collect();
+    let decoded: BTreeMap<&str, &inspect::Decoded> = verified
+        .backups
+        .iter()
+        .filter_map(|r| Some((r.key.as_str(), r.decoded.as_ref()?)))
+        .collect();
     let mut structure: BTreeMap<&str, Status> = BTreeMap::new();
     for f in &verified.findings {
         if f.check == Check::Structure {
@@ -270,6 +275,7 @@ fn restore_catalog(
             job.spec,
             &job.source_name,
             job.previous.as_ref(),
+            decoded.get(b.key.as_str()).copied(),
         ));
     }
     out

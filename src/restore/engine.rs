@@ -5,13 +5,22 @@
 //! ([`super::sanity`]) are made of. Nothing outside an engine's own module
 //! matches on an engine: a new one is one more [`EngineKind`] in
 //! [`super::registry`].
+//!
+//! Configuration-store snapshots (etcd, OpenBao/Vault raft) are not SQL
+//! and have no scratch database: a [`SnapshotEngine`] restores a snapshot
+//! into a scratch server of its own, starts it, and checks what it holds
+//! against a [`SnapshotSpec`]. The session times both steps, applies the
+//! timeout and the RTO and writes the one finding, as for databases.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::catalog::Layout;
-use crate::inspect::Format;
+use serde::Deserialize;
 
+use crate::catalog::Layout;
+use crate::inspect::{Decoded, Format};
+
+use super::facts::SnapshotFacts;
 use super::input::{Input, InputError};
 use super::scratch::{Instance, ScratchError};
 use super::tools::{ToolError, ToolRun};
@@ -164,4 +173,89 @@ pub trait EngineKind: Sync {
     fn created_roles(&self, _db: &ScratchDb) -> Vec<String> {
         Vec::new()
     }
+}
+
+/// What a snapshot restore is asked to find (the snapshot keys of
+/// `[sources.restore]`), and where the operator keeps its secrets: a
+/// file path or an environment variable's name, never the secret itself.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+pub struct SnapshotSpec {
+    /// etcd: key prefixes that must hold at least one key.
+    pub required_prefixes: Vec<String>,
+    /// etcd: the restored member must hold at least this many keys.
+    pub min_keys: Option<u64>,
+    /// OpenBao/Vault: secrets engines that must be mounted (`secret/`).
+    pub required_mounts: Vec<String>,
+    /// OpenBao/Vault: paths that must read back (`secret/data/app/db`).
+    pub required_paths: Vec<String>,
+    /// OpenBao/Vault: the snapshot's unseal key shares, one per line or as
+    /// `bao operator init -format=json` writes them (`unseal_keys_b64`,
+    /// and `root_token` if no other token is given).
+    pub unseal_keys_file: Option<PathBuf>,
+    /// The same, in an environment variable of backproof's.
+    pub unseal_keys_env: Option<String>,
+    /// A token of the snapshot's cluster that may read the mounts and the
+    /// required paths (a root token, or one with such a policy).
+    pub root_token_file: Option<PathBuf>,
+    pub root_token_env: Option<String>,
+}
+
+/// A snapshot restored into a scratch server of its own, started.
+pub struct Restored {
+    /// The server and its dir: stopped and removed when this drops.
+    pub instance: Instance,
+    /// The restore tool's run: a failed one (the tool refused the
+    /// snapshot) is the finding, and there is nothing to check.
+    pub run: ToolRun,
+    /// Where the restored server listens (`http://127.0.0.1:PORT`).
+    pub endpoint: String,
+}
+
+/// What the checks on a restored server found.
+pub struct SnapshotCheck {
+    pub facts: SnapshotFacts,
+    /// Expectations it does not meet: a failed restore.
+    pub problems: Vec<String>,
+    /// What it holds, for a passing summary (`4 key(s) at revision 8`).
+    pub holds: String,
+}
+
+/// One configuration store whose snapshots backproof restores.
+pub trait SnapshotEngine: Sync {
+    /// The name evidence and messages use (`engine = ...` in a config).
+    fn name(&self) -> &'static str;
+    fn aliases(&self) -> &'static [&'static str] {
+        &[]
+    }
+    /// The snapshot formats it restores.
+    fn formats(&self) -> &'static [Format];
+    /// True when the format's own compression is part of it (a raft
+    /// archive is a gzip'd tar): the tool gets the bytes as stored, not
+    /// decoded.
+    fn as_stored(&self) -> bool {
+        false
+    }
+    /// What the spec must give before anything runs (the tools, the
+    /// unseal keys): an error names the missing setting, and the restore
+    /// is an `error`, no verdict on the snapshot.
+    fn preflight(&self, spec: &SnapshotSpec) -> Result<(), EngineError>;
+    /// Restores the snapshot into a new scratch server and starts it. `Ok`
+    /// with a failed run when the tool refuses the snapshot; `Err` when
+    /// the restore could not be tried (no verdict).
+    fn restore(
+        &self,
+        input: Input<'_>,
+        spec: &SnapshotSpec,
+        deadline: Instant,
+    ) -> Result<Restored, EngineError>;
+    /// Checks the started server against the spec and against what the
+    /// verification decoded from the snapshot (`expected`). `Err` when it
+    /// cannot be judged (a sealed store, wrong keys): no verdict.
+    fn check(
+        &self,
+        restored: &Restored,
+        spec: &SnapshotSpec,
+        expected: Option<&Decoded>,
+        deadline: Instant,
+    ) -> Result<SnapshotCheck, EngineError>;
 }

@@ -95,6 +95,44 @@ pub struct RestoreFacts {
     /// The load failed because backproof's scratch disk filled.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scratch_full: Option<ScratchFull>,
+    /// A configuration-store snapshot: what the restored server holds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotFacts>,
+}
+
+/// What a restored configuration store (etcd, OpenBao/Vault) was found to
+/// hold. Secrets never appear: not the keys, not the token, not a value
+/// read back; only where the operator's secrets were read from.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SnapshotFacts {
+    /// etcd: live keys on the restored member.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keys: Option<u64>,
+    /// etcd: the restored member's revision, and the snapshot's as its
+    /// verification decoded it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot_revision: Option<u64>,
+    /// etcd: keys under each required prefix.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefixes: Option<BTreeMap<String, u64>>,
+    /// OpenBao/Vault: the mounted secrets engines (`secret/`: `kv`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mounts: Option<BTreeMap<String, String>>,
+    /// OpenBao/Vault: each required path and whether it read back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paths: Option<BTreeMap<String, bool>>,
+    /// Where the unseal keys and the token came from (`file PATH`,
+    /// `env NAME`), never the secrets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unseal_keys_from: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_from: Option<String>,
+    /// The restored server's version, as it reports it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_version: Option<String>,
 }
 
 /// Where the scratch disk filled and how much the restore had used.

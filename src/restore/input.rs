@@ -9,7 +9,7 @@ use crate::catalog::Backup;
 use crate::inspect::{Format, Kind};
 use crate::source::Storage;
 
-use super::scratch::DIR_PREFIX;
+use super::scratch::{DIR_PREFIX, RunAs, ScratchError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
@@ -52,6 +52,38 @@ impl<'a> Input<'a> {
                 }),
         }
     }
+}
+
+/// Copies a snapshot into a scratch instance's dir, owned by its server's
+/// user (the store is read-only, and the tool may run as another user).
+/// A read error is the backup's: returned as its text, for the finding.
+pub fn save(
+    input: Input<'_>,
+    path: &std::path::Path,
+    run_as: RunAs,
+) -> Result<Option<String>, ScratchError> {
+    let mut reader = match input.into_reader() {
+        Ok(r) => r,
+        Err(e) => return Ok(Some(e.to_string())),
+    };
+    let io_err = |source: io::Error| ScratchError::Io {
+        what: "write",
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut out = std::fs::File::create(path).map_err(io_err)?;
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = match io::Read::read(&mut reader, &mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Ok(Some(e.to_string())),
+        };
+        io::Write::write_all(&mut out, &buf[..n]).map_err(io_err)?;
+    }
+    run_as.chown(path)?;
+    Ok(None)
 }
 
 /// The input for `format`, and the staged copy it reads from (if any),

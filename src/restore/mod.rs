@@ -15,10 +15,12 @@
 //! that owns nothing but its scratch database.
 
 mod engine;
+mod etcd;
 pub mod facts;
 mod input;
 mod mariabackup;
 mod mysql;
+mod openbao;
 mod postgres;
 mod registry;
 mod sanity;
@@ -27,7 +29,7 @@ mod space;
 mod spec;
 mod tools;
 
-pub use facts::{Assertion, AssertionResult, Freshness, RestoreFacts};
+pub use facts::{Assertion, AssertionResult, Freshness, RestoreFacts, SnapshotFacts};
 pub use registry::Engine;
 pub use spec::{RestoreOverrides, RestoreSpec, SpecError, Which};
 
@@ -37,11 +39,11 @@ use std::time::{Duration, Instant};
 
 use crate::catalog::Backup;
 use crate::finding::{Check, Finding, Status};
-use crate::inspect::Kind;
+use crate::inspect::{Decoded, Format, Kind};
 use crate::redact::redact;
 use crate::source::Storage;
 
-use engine::{Endpoint, EngineError, EngineKind, ScratchDb};
+use engine::{Endpoint, EngineError, EngineKind, ScratchDb, SnapshotEngine};
 use scratch::Instance;
 
 /// Without an RTO or an explicit timeout, a restore still may not run forever
@@ -97,6 +99,16 @@ impl RestoreSession {
         self.instances.clear();
     }
 
+    /// The first restore of a run removes what killed runs left behind.
+    fn sweep_dirs_once(&mut self) {
+        if !self.swept_dirs {
+            self.swept_dirs = true;
+            for d in scratch::sweep_dirs() {
+                tracing::warn!(dir = %d, "swept the leftovers of a crashed run: {d}");
+            }
+        }
+    }
+
     /// The endpoint for an engine: the configured URL, else the session's
     /// ephemeral instance (started now if needed). Returns the start time
     /// when this call started it.
@@ -105,12 +117,7 @@ impl RestoreSession {
         engine: &'static dyn EngineKind,
         url: Option<&str>,
     ) -> Result<(Endpoint, f64), Arc<EngineError>> {
-        if !self.swept_dirs {
-            self.swept_dirs = true;
-            for d in scratch::sweep_dirs() {
-                tracing::warn!(dir = %d, "swept the leftovers of a crashed run: {d}");
-            }
-        }
+        self.sweep_dirs_once();
         if let Some(url) = url {
             let endpoint = Endpoint::Url(url.to_string());
             if self.swept_urls.insert(url.to_string()) {
@@ -149,7 +156,8 @@ impl RestoreSession {
     /// Restores one backup and checks the result; always one finding (a
     /// broken dump is a failed finding, never an error). `previous_rows`
     /// are the row counts of the previous restore of the same source, when
-    /// the history has them.
+    /// the history has them; `expected`, what the verification decoded
+    /// from a configuration-store snapshot.
     #[allow(clippy::too_many_arguments)]
     pub fn restore(
         &mut self,
@@ -159,10 +167,19 @@ impl RestoreSession {
         spec: &RestoreSpec,
         source_name: &str,
         previous_rows: Option<&BTreeMap<String, u64>>,
+        expected: Option<&Decoded>,
     ) -> RestoreOutcome {
         let subject = source.subject(&backup.key);
         let _span = tracing::info_span!("restore", subject = %subject).entered();
-        let out = self.restore_in_span(source, backup, kind, spec, source_name, previous_rows);
+        let out = self.restore_in_span(
+            source,
+            backup,
+            kind,
+            spec,
+            source_name,
+            previous_rows,
+            expected,
+        );
         tracing::info!(
             status = out.finding.status.as_str(),
             engine = out.facts.engine.as_deref().unwrap_or(""),
@@ -182,6 +199,7 @@ impl RestoreSession {
         spec: &RestoreSpec,
         source_name: &str,
         previous_rows: Option<&BTreeMap<String, u64>>,
+        expected: Option<&Decoded>,
     ) -> RestoreOutcome {
         let subject = source.subject(&backup.key);
         let mut facts = RestoreFacts::default();
@@ -201,13 +219,6 @@ impl RestoreSession {
                 None,
             );
         };
-        let ops = engine.kind();
-        let url = self
-            .overrides
-            .scratch_url
-            .clone()
-            .or(spec.scratch_url.clone());
-        let url = url.as_deref();
         let rto = self.overrides.rto.or(spec.rto);
         let timeout = self
             .overrides
@@ -218,6 +229,39 @@ impl RestoreSession {
         facts.engine = Some(engine.name().to_string());
         facts.source = Some(source_name.to_string());
         facts.location = Some(source.location());
+        let ops = match (engine.kind(), engine.snapshot()) {
+            (Some(ops), _) => ops,
+            (None, Some(snap)) => {
+                facts.target = Some("ephemeral".to_string());
+                facts.timeout_seconds = Some(timeout.as_secs_f64());
+                facts.rto_seconds = rto.map(|r| r.as_secs_f64());
+                let snapshot = Snapshot {
+                    engine: snap,
+                    kind,
+                    format,
+                    rto,
+                    timeout,
+                    expected,
+                };
+                let (status, summary, remedy) =
+                    self.restore_snapshot(source, backup, spec, snapshot, &mut facts);
+                return outcome(facts, status, summary, remedy);
+            }
+            (None, None) => {
+                return outcome(
+                    facts,
+                    Status::Error,
+                    format!("not restorable: no engine restores {kind}"),
+                    None,
+                );
+            }
+        };
+        let url = self
+            .overrides
+            .scratch_url
+            .clone()
+            .or(spec.scratch_url.clone());
+        let url = url.as_deref();
         facts.target = Some(url.map(redact).unwrap_or_else(|| "ephemeral".to_string()));
         let (endpoint, start_seconds) = match self.endpoint(ops, url) {
             Ok(e) => e,
@@ -413,6 +457,173 @@ impl RestoreSession {
     }
 }
 
+/// A snapshot restore's engine and limits.
+struct Snapshot<'a> {
+    engine: &'static dyn SnapshotEngine,
+    kind: Kind,
+    format: Format,
+    rto: Option<Duration>,
+    timeout: Duration,
+    expected: Option<&'a Decoded>,
+}
+
+impl RestoreSession {
+    /// A configuration-store snapshot restored into a scratch server of its
+    /// own, started, checked and stopped: the verdict, with `facts` filled
+    /// in. Timed from the restore to the end of the checks, like a dump.
+    fn restore_snapshot(
+        &mut self,
+        source: &dyn Storage,
+        backup: &Backup,
+        spec: &RestoreSpec,
+        s: Snapshot<'_>,
+        facts: &mut RestoreFacts,
+    ) -> (Status, String, Option<&'static str>) {
+        self.sweep_dirs_once();
+        let wants = spec.snapshot();
+        let name = s.engine.name();
+        if let Err(e) = s.engine.preflight(&wants) {
+            return (
+                Status::Error,
+                format!("not restored: {e}"),
+                Some(SNAPSHOT_SETUP_REMEDY),
+            );
+        }
+        let started = Instant::now();
+        let deadline = started + s.timeout;
+        let kind = if s.engine.as_stored() {
+            Kind {
+                compression: None,
+                ..s.kind
+            }
+        } else {
+            s.kind
+        };
+        let (input, _staged) = match input::open_input(source, backup, kind, s.format) {
+            Ok(i) => i,
+            Err(e) => {
+                return (
+                    Status::Error,
+                    format!("cannot read the snapshot: {e}"),
+                    None,
+                );
+            }
+        };
+        let restored = s.engine.restore(input, &wants, deadline);
+        let restore_seconds = started.elapsed().as_secs_f64();
+        facts.restore_seconds = Some(round3(restore_seconds));
+        let over_time = |facts: &mut RestoreFacts, during: &str, e: &EngineError| {
+            facts.tool_stderr = Some(e.to_string());
+            (
+                Status::Fail,
+                format!(
+                    "restore killed after {:.0}s {during}: over its timeout",
+                    s.timeout.as_secs_f64()
+                ),
+                Some(SNAPSHOT_SLOW_REMEDY),
+            )
+        };
+        let restored = match restored {
+            Ok(r) => r,
+            // Whatever step the deadline cut short, the restore took too long.
+            Err(e) if Instant::now() >= deadline => {
+                return over_time(facts, "while restoring", &e);
+            }
+            Err(e) => {
+                if let Some(full) = space::at_start(&e.to_string()) {
+                    let summary = format!("no scratch {name} server: {}: {e}", full.describe(""));
+                    facts.scratch_full = Some(full.into());
+                    return (Status::Error, summary, Some(SPACE_REMEDY));
+                }
+                return (
+                    Status::Error,
+                    format!("the restore could not run: {e}"),
+                    Some(SNAPSHOT_SETUP_REMEDY),
+                );
+            }
+        };
+        let run = &restored.run;
+        facts.tool = Some(run.tool.clone());
+        if !run.stderr.is_empty() {
+            facts.tool_stderr = Some(run.stderr.clone());
+        }
+        if run.timed_out {
+            return (
+                Status::Fail,
+                format!(
+                    "restore killed after {:.0}s: over its timeout",
+                    s.timeout.as_secs_f64()
+                ),
+                Some(SNAPSHOT_SLOW_REMEDY),
+            );
+        }
+        if let Some(e) = &run.input_error {
+            facts.input_error = Some(e.clone());
+            return (
+                Status::Fail,
+                format!("the snapshot could not be read to its end: {e}"),
+                Some(DAMAGED_REMEDY),
+            );
+        }
+        if !run.ok {
+            let first = tools::first_error(&run.stderr);
+            return (
+                Status::Fail,
+                format!("{} failed ({}): {first}", run.tool, run.status),
+                Some(
+                    "The snapshot does not restore: read tool_stderr, restore from an earlier snapshot or a copy, and fix the snapshot job.",
+                ),
+            );
+        }
+        let checks_started = Instant::now();
+        let checked = s.engine.check(&restored, &wants, s.expected, deadline);
+        let sanity_seconds = checks_started.elapsed().as_secs_f64();
+        // Stops the server and removes its dir before the verdict.
+        drop(restored);
+        facts.sanity_seconds = Some(round3(sanity_seconds));
+        let mut checked = match checked {
+            Ok(c) => c,
+            Err(e) if Instant::now() >= deadline => {
+                return over_time(facts, "while checking the restored server", &e);
+            }
+            Err(e) => {
+                return (
+                    Status::Error,
+                    format!("restored, but it could not be checked: {e}"),
+                    Some(SNAPSHOT_SETUP_REMEDY),
+                );
+            }
+        };
+        let total = restore_seconds + sanity_seconds;
+        if let Some(r) = s.rto
+            && total > r.as_secs_f64()
+        {
+            checked.problems.push(format!(
+                "restore took {total:.1}s, over the RTO of {}",
+                humantime::format_duration(r)
+            ));
+        }
+        facts.snapshot = Some(checked.facts);
+        if checked.problems.is_empty() {
+            (
+                Status::Pass,
+                format!("restored in {total:.1}s: {}", checked.holds),
+                None,
+            )
+        } else {
+            let summary = format!("restored, but {}", checked.problems.join("; "));
+            facts.problems = Some(checked.problems);
+            (
+                Status::Fail,
+                summary,
+                Some(
+                    "The restored store does not meet its expectations: check the snapshot job and the store it snapshots.",
+                ),
+            )
+        }
+    }
+}
+
 impl Drop for RestoreSession {
     fn drop(&mut self) {
         self.finish();
@@ -460,6 +671,16 @@ pub fn is_restorable(kind: Kind, backup: &Backup, engine: Option<Engine>) -> boo
 
 /// For a restore stopped by a full scratch disk: never "the backup is bad".
 const SPACE_REMEDY: &str = "Give the scratch server more disk (TMPDIR for the ephemeral instance, or the scratch_url server's data volume), then run the restore again; this is no verdict on the backup.";
+
+/// For a snapshot restore backproof could not set up or judge.
+const SNAPSHOT_SETUP_REMEDY: &str = "This is no verdict on the snapshot: install the store's tools (etcd-server and etcd-client, or OpenBao's bao) where backproof runs, and give [sources.restore] what the message names.";
+
+/// For a snapshot restore over its timeout.
+const SNAPSHOT_SLOW_REMEDY: &str = "The snapshot restores too slowly for its RTO (or the tool hangs on damaged data): investigate, or raise the RTO/--restore-timeout.";
+
+/// For a backup that could not be read to its end.
+const DAMAGED_REMEDY: &str =
+    "The backup is damaged: restore from an earlier backup or a copy, and fix the backup job.";
 
 /// For a restore stopped by the sandbox: never "the backup is bad".
 const SANDBOX_REMEDY: &str = "backproof restores as an unprivileged login and refuses what could reach the scratch server's files, shell or other databases; this is no verdict on the backup. Restore it by hand in an isolated server, or keep such statements out of the dump.";

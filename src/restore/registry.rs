@@ -9,8 +9,8 @@ use serde::{Deserialize, Deserializer};
 use crate::catalog::Backup;
 use crate::inspect::{Format, Kind};
 
-use super::engine::EngineKind;
-use super::{mysql, postgres};
+use super::engine::{EngineKind, SnapshotEngine};
+use super::{etcd, mysql, openbao, postgres};
 
 /// In order of preference: an unrecognisable `.sql` file is tried as the
 /// first engine's plain SQL unless the config names another engine.
@@ -20,25 +20,62 @@ static ENGINES: &[&'static dyn EngineKind] = &[
     &super::mariabackup::MariaBackup,
 ];
 
-/// A handle on one registered engine (what `engine = "..."` names).
+/// Configuration stores whose snapshots restore into a server of their own.
+static SNAPSHOT_ENGINES: &[&'static dyn SnapshotEngine] = &[&etcd::Etcd, &openbao::OpenBao];
+
+/// A handle on one registered engine (what `engine = "..."` names): a
+/// database engine or a snapshot engine.
 #[derive(Clone, Copy)]
-pub struct Engine(&'static dyn EngineKind);
+pub struct Engine(Handle);
+
+#[derive(Clone, Copy)]
+enum Handle {
+    Db(&'static dyn EngineKind),
+    Snapshot(&'static dyn SnapshotEngine),
+}
 
 impl Engine {
     pub fn name(self) -> &'static str {
-        self.0.name()
+        match self.0 {
+            Handle::Db(e) => e.name(),
+            Handle::Snapshot(e) => e.name(),
+        }
     }
 
-    pub fn kind(self) -> &'static dyn EngineKind {
-        self.0
+    /// The database engine, or `None` for a snapshot engine.
+    pub fn kind(self) -> Option<&'static dyn EngineKind> {
+        match self.0 {
+            Handle::Db(e) => Some(e),
+            Handle::Snapshot(_) => None,
+        }
+    }
+
+    /// The snapshot engine, or `None` for a database engine.
+    pub fn snapshot(self) -> Option<&'static dyn SnapshotEngine> {
+        match self.0 {
+            Handle::Snapshot(e) => Some(e),
+            Handle::Db(_) => None,
+        }
+    }
+
+    fn aliases(self) -> &'static [&'static str] {
+        match self.0 {
+            Handle::Db(e) => e.aliases(),
+            Handle::Snapshot(e) => e.aliases(),
+        }
+    }
+
+    fn all() -> impl Iterator<Item = Engine> {
+        ENGINES.iter().map(|e| Engine(Handle::Db(*e))).chain(
+            SNAPSHOT_ENGINES
+                .iter()
+                .map(|e| Engine(Handle::Snapshot(*e))),
+        )
     }
 
     /// By name or alias, as a config writes it.
     pub fn by_name(name: &str) -> Option<Engine> {
-        ENGINES
-            .iter()
-            .find(|e| e.name() == name || e.aliases().contains(&name))
-            .map(|e| Engine(*e))
+        Engine::all().find(|e| e.name() == name || e.aliases().contains(&name))
     }
 
     /// Whether some engine takes URLs of this scheme.
@@ -76,8 +113,7 @@ impl std::fmt::Debug for Engine {
 fn names() -> &'static [&'static str] {
     static NAMES: OnceLock<Vec<&'static str>> = OnceLock::new();
     NAMES.get_or_init(|| {
-        ENGINES
-            .iter()
+        Engine::all()
             .flat_map(|e| std::iter::once(e.name()).chain(e.aliases().iter().copied()))
             .collect()
     })
@@ -96,15 +132,18 @@ impl<'de> Deserialize<'de> for Engine {
 /// configured engine can only re-aim plain SQL: an archive is its own
 /// engine's whatever the config says.
 pub fn choose(kind: Kind, backup: &Backup, configured: Option<Engine>) -> Option<(Engine, Format)> {
+    // A snapshot is its own store's, whatever the config names.
+    if let Some(e) = SNAPSHOT_ENGINES
+        .iter()
+        .find(|e| e.formats().contains(&kind.format))
+    {
+        return Some((Engine(Handle::Snapshot(*e)), kind.format));
+    }
+    let configured = configured.and_then(|c| c.kind());
     let name = backup.key.rsplit('/').next().unwrap_or(&backup.key);
     let bare = name.trim_end_matches(".gz").trim_end_matches(".zst");
     // The configured engine's conventions first, then everyone's in order.
-    let candidates = || {
-        configured
-            .map(|e| e.0)
-            .into_iter()
-            .chain(ENGINES.iter().copied())
-    };
+    let candidates = || configured.into_iter().chain(ENGINES.iter().copied());
     let format = candidates()
         .find_map(|e| e.layout_format(backup.layout))
         .or(match kind.format {
@@ -119,11 +158,11 @@ pub fn choose(kind: Kind, backup: &Backup, configured: Option<Engine>) -> Option
     if let Some(c) = configured
         && c.name() != natural.name()
         && natural.plain_sql() == Some(format)
-        && let Some(plain) = c.0.plain_sql()
+        && let Some(plain) = c.plain_sql()
     {
-        return Some((c, plain));
+        return Some((Engine(Handle::Db(c)), plain));
     }
-    Some((Engine(natural), format))
+    Some((Engine(Handle::Db(natural)), format))
 }
 
 #[cfg(test)]
@@ -200,5 +239,16 @@ mod tests {
         );
         assert_eq!(pick(Format::Unknown, &file("a.txt"), None), None);
         assert_eq!(pick(Format::Tar, &file("a.tar"), None), None);
+        // Snapshots: their store's engine, whatever the config says.
+        assert_eq!(
+            pick(Format::EtcdSnapshot, &file("a.db"), pg),
+            Some(("etcd", Format::EtcdSnapshot))
+        );
+        assert_eq!(
+            pick(Format::VaultSnapshot, &file("a.snap"), None),
+            Some(("openbao", Format::VaultSnapshot))
+        );
+        assert_eq!(pick(Format::ConsulSnapshot, &file("a.snap"), None), None);
+        assert_eq!(Engine::by_name("vault").map(Engine::name), Some("openbao"));
     }
 }

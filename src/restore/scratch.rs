@@ -158,6 +158,25 @@ fn host_tag() -> String {
     hex::encode(sha2::Sha256::digest(host.trim().as_bytes()))[..HOST_TAG_LEN].to_string()
 }
 
+/// `n` distinct TCP ports on 127.0.0.1 that nothing listens on right now
+/// (the kernel picks them; all are held until all are picked), for a
+/// scratch server of a networked engine.
+pub fn free_ports(n: usize) -> Result<Vec<u16>, ScratchError> {
+    let io = |source| ScratchError::Io {
+        what: "bind a free port on",
+        path: PathBuf::from("127.0.0.1"),
+        source,
+    };
+    let mut held = Vec::new();
+    let mut ports = Vec::new();
+    for _ in 0..n {
+        let l = std::net::TcpListener::bind(("127.0.0.1", 0)).map_err(io)?;
+        ports.push(l.local_addr().map_err(io)?.port());
+        held.push(l);
+    }
+    Ok(ports)
+}
+
 /// True while a process with this pid exists.
 pub fn pid_alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()

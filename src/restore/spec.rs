@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::engine::SnapshotSpec;
 use super::registry::Engine;
 use crate::redact::redact;
 
@@ -18,6 +19,11 @@ pub enum SpecError {
     /// The URL is shown redacted.
     #[error("scratch_url must be a {schemes} URL, not {url:?}")]
     ScratchUrl { schemes: String, url: String },
+    /// The value is never shown: it may be the secret itself.
+    #[error(
+        "{0} must be the name of an environment variable (letters, digits, _), not a key or token (the value is not shown)"
+    )]
+    EnvName(&'static str),
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -63,6 +69,28 @@ pub struct RestoreSpec {
     pub freshness_column: Option<String>,
     /// Share of rows a table may lose against the previous restore.
     pub max_row_drop: Option<f64>,
+    /// etcd snapshots: key prefixes that must hold at least one key.
+    #[serde(default)]
+    pub required_prefixes: Vec<String>,
+    /// etcd snapshots: the fewest live keys the restored member may hold.
+    pub min_keys: Option<u64>,
+    /// OpenBao/Vault snapshots: mounts that must exist (`secret/`).
+    #[serde(default)]
+    pub required_mounts: Vec<String>,
+    /// OpenBao/Vault snapshots: paths that must read back
+    /// (`secret/data/app/db`).
+    #[serde(default)]
+    pub required_paths: Vec<String>,
+    /// OpenBao/Vault snapshots: a file holding the snapshot's unseal key
+    /// shares (one per line, or `bao operator init -format=json` output).
+    pub unseal_keys_file: Option<std::path::PathBuf>,
+    /// ... or the name of an environment variable holding them.
+    pub unseal_keys_env: Option<String>,
+    /// A token of the snapshot's cluster to read mounts and paths with (a
+    /// file, or an environment variable's name); without it, the
+    /// `root_token` of an init-JSON unseal keys file.
+    pub root_token_file: Option<std::path::PathBuf>,
+    pub root_token_env: Option<String>,
 }
 
 impl RestoreSpec {
@@ -77,6 +105,16 @@ impl RestoreSpec {
         {
             return Err(SpecError::MaxRowDrop(d));
         }
+        for (key, name) in [
+            ("unseal_keys_env", &self.unseal_keys_env),
+            ("root_token_env", &self.root_token_env),
+        ] {
+            if let Some(n) = name
+                && (n.is_empty() || !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+            {
+                return Err(SpecError::EnvName(key));
+            }
+        }
         if let Some(u) = &self.scratch_url
             && !Engine::takes_url(u)
         {
@@ -86,6 +124,22 @@ impl RestoreSpec {
             });
         }
         Ok(())
+    }
+}
+
+impl RestoreSpec {
+    /// What a snapshot engine is asked for.
+    pub fn snapshot(&self) -> SnapshotSpec {
+        SnapshotSpec {
+            required_prefixes: self.required_prefixes.clone(),
+            min_keys: self.min_keys,
+            required_mounts: self.required_mounts.clone(),
+            required_paths: self.required_paths.clone(),
+            unseal_keys_file: self.unseal_keys_file.clone(),
+            unseal_keys_env: self.unseal_keys_env.clone(),
+            root_token_file: self.root_token_file.clone(),
+            root_token_env: self.root_token_env.clone(),
+        }
     }
 }
 
@@ -123,5 +177,25 @@ mod tests {
             };
             assert_eq!(spec.validate(), Ok(()), "{ok}");
         }
+    }
+
+    #[test]
+    fn secret_settings_name_a_variable_not_hold_a_secret() {
+        let spec = RestoreSpec {
+            unseal_keys_env: Some("abc+def=".into()),
+            ..RestoreSpec::default()
+        };
+        assert_eq!(
+            spec.validate().unwrap_err().to_string(),
+            "unseal_keys_env must be the name of an environment variable (letters, digits, _), not a key or token (the value is not shown)"
+        );
+        let spec = RestoreSpec {
+            unseal_keys_env: Some("VAULT_UNSEAL".into()),
+            root_token_env: Some("VAULT_TOKEN_1".into()),
+            required_paths: vec!["secret/data/app".into()],
+            ..RestoreSpec::default()
+        };
+        assert_eq!(spec.validate(), Ok(()));
+        assert_eq!(spec.snapshot().required_paths, ["secret/data/app"]);
     }
 }

@@ -305,6 +305,100 @@ where
     Ok(run)
 }
 
+/// How a short client command ended, with its output (a snapshot
+/// engine's queries: the caller parses stdout and never logs it, since it
+/// may carry secrets read back from a restored store).
+#[derive(Debug)]
+pub struct Captured {
+    pub status: std::process::ExitStatus,
+    pub stdout: Vec<u8>,
+    /// The tail of stderr, as text.
+    pub stderr: String,
+    pub timed_out: bool,
+}
+
+impl Captured {
+    pub fn ok(&self) -> bool {
+        self.status.success() && !self.timed_out
+    }
+}
+
+/// Runs one client command to its end (or kills its process group at the
+/// deadline), with `stdin` written to it (secrets go this way, never on
+/// the command line) and its stdout and stderr captured.
+pub fn run_captured(
+    tool: &str,
+    mut cmd: Command,
+    stdin: Option<&[u8]>,
+    deadline: Instant,
+) -> Result<Captured, ToolError> {
+    cmd.process_group(0)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|source| ToolError::Spawn {
+        tool: tool.to_string(),
+        source,
+    })?;
+    let input = child.stdin.take();
+    let mut out = child.stdout.take();
+    let mut err = child.stderr.take();
+    thread::scope(|s| {
+        if let (Some(mut w), Some(bytes)) = (input, stdin) {
+            s.spawn(move || {
+                let _ = w.write_all(bytes);
+            });
+        }
+        let so = s.spawn(move || {
+            let mut v = Vec::new();
+            if let Some(o) = out.as_mut() {
+                let _ = o.read_to_end(&mut v);
+            }
+            v
+        });
+        let se = s.spawn(move || {
+            let mut v = Vec::new();
+            if let Some(e) = err.as_mut() {
+                let _ = e.read_to_end(&mut v);
+            }
+            v
+        });
+        let mut timed_out = false;
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(st)) => break Ok(st),
+                Ok(None) if Instant::now() >= deadline => {
+                    timed_out = true;
+                    if let Some(p) = rustix::process::Pid::from_raw(child.id() as i32) {
+                        let _ =
+                            rustix::process::kill_process_group(p, rustix::process::Signal::KILL);
+                    }
+                    let _ = child.kill();
+                    break child.wait();
+                }
+                Ok(None) => thread::sleep(Duration::from_millis(20)),
+                Err(e) => break Err(e),
+            }
+        };
+        let stdout = so.join().unwrap_or_default();
+        let stderr = tail(&se.join().unwrap_or_default());
+        let status = status.map_err(|source| ToolError::Spawn {
+            tool: tool.to_string(),
+            source,
+        })?;
+        Ok(Captured {
+            status,
+            stdout,
+            stderr,
+            timed_out,
+        })
+    })
+}
+
 /// Copies `input` into one tool's stdin.
 pub fn copy_into(mut input: impl Read, mut out: ChildStdin) -> io::Result<()> {
     let mut buf = vec![0u8; 64 * 1024];

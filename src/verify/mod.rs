@@ -71,6 +71,11 @@ pub struct BackupRecord {
     /// it; the weakest member's for a directory dump ("none" wins).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub encryption: Option<String>,
+    /// What the structure check decoded from a configuration-store
+    /// snapshot, for its restore to compare against (not in reports: the
+    /// structure finding's evidence shows it).
+    #[serde(skip)]
+    pub decoded: Option<crate::inspect::Decoded>,
 }
 
 pub struct Verified {
@@ -484,6 +489,10 @@ pub fn verify_backup(
             .collect(),
         duration_ms: started.elapsed().as_millis() as u64,
         encryption: weakest_encryption(passes.iter().map(|(_, p)| p.encryption.as_deref())),
+        decoded: match b.layout {
+            Layout::File => passes[0].1.inspection.decoded.clone(),
+            _ => None,
+        },
     };
     (record, findings)
 }
