@@ -8,10 +8,10 @@ cd "$(dirname "$0")/.."
 secs=${1:-600}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(inspect pgdump tar image text compressed config)
+[ ${#targets[@]} -gt 0 ] || targets=(inspect snapshots pgdump tar image text compressed config)
 export RUSTC_BOOTSTRAP=1
 flags=(--sanitizer none --codegen-units 16)
-declare -A max_len=([inspect]=262144 [pgdump]=131072 [tar]=262144 [image]=262144
+declare -A max_len=([inspect]=262144 [snapshots]=131072 [pgdump]=131072 [tar]=262144 [image]=262144
                     [text]=65536 [compressed]=131072 [config]=16384)
 seeds=${SEEDS:-/tmp/fuzz-seeds}
 [ -d "$seeds" ] || python3 fuzz/seeds.py "$seeds"
@@ -20,7 +20,7 @@ cargo fuzz build "${flags[@]}"
 # A private copy: rebuilding (a fix) while a target runs must not swap the
 # binary under libFuzzer's forked children.
 bin=$(mktemp -d)
-cp fuzz/target/x86_64-unknown-linux-gnu/release/{inspect,pgdump,tar,image,text,compressed,config} "$bin/"
+cp fuzz/target/x86_64-unknown-linux-gnu/release/{inspect,snapshots,pgdump,tar,image,text,compressed,config} "$bin/"
 for t in "${targets[@]}"; do
   mkdir -p "fuzz/corpus/$t" "fuzz/artifacts/$t"
   # Fork mode keeps going after a crash, timeout or OOM (each saved under

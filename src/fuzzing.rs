@@ -174,6 +174,7 @@ pub type Target = fn(&[u8]);
 /// Every target by name, for the in-suite replay.
 pub const TARGETS: &[(&str, Target)] = &[
     ("inspect", inspect),
+    ("snapshots", snapshots),
     ("pgdump", pgdump),
     ("tar", tar),
     ("image", image),
@@ -181,6 +182,22 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("compressed", compressed),
     ("config", config),
 ];
+
+/// Configuration-store snapshots (issue 12): etcd's bbolt file with its
+/// SHA-256 trailer, and raft archives (gzip'd tar of meta.json, state.bin,
+/// SHA256SUMS) with Consul's msgpack or OpenBao's protobuf-framed state,
+/// reached through the pipeline as `verify` reaches them (by content).
+pub fn snapshots(data: &[u8]) {
+    let at = |offset: u64, buf: &mut [u8]| -> io::Result<usize> { Ok(read_at(data, offset, buf)) };
+    let subject = Subject {
+        name: "snapshot-2026-11-20T0300.snap",
+        size: data.len() as u64,
+        read_at: Some(&at),
+        local_path: None,
+    };
+    let mut stream = data;
+    let _ = inspect::inspect(&mut stream, &subject);
+}
 
 fn read_at(data: &[u8], offset: u64, buf: &mut [u8]) -> usize {
     let Ok(start) = usize::try_from(offset) else {

@@ -222,6 +222,11 @@ fn inspect() {
 }
 
 #[test]
+fn snapshots() {
+    check("snapshots");
+}
+
+#[test]
 fn pgdump() {
     check("pgdump");
 }
@@ -271,6 +276,7 @@ fn a_panicking_target_fails_the_replay() {
 fn every_target_is_replayed() {
     let here = [
         "inspect",
+        "snapshots",
         "pgdump",
         "tar",
         "image",
