@@ -12,10 +12,10 @@ FULL=${FULL:-/tmp/fuzz-corpus-full}
 EXTRA=${EXTRA:-/tmp/fuzz-regress}
 # Bigger inputs stay out of the committed corpus (fuzz/seeds.py rebuilds
 # the big fixtures); the caps keep it to a few hundred KiB per target.
-declare -A keep=([inspect]=32768 [pgdump]=16384 [tar]=16384 [image]=32768
+declare -A keep=([inspect]=32768 [snapshots]=40960 [pgdump]=16384 [tar]=16384 [image]=32768
                  [text]=16384 [compressed]=32768 [config]=16384)
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(inspect pgdump tar image text compressed config)
+[ ${#targets[@]} -gt 0 ] || targets=(inspect snapshots pgdump tar image text compressed config)
 for t in "${targets[@]}"; do
   old=$FULL/$t
   mkdir -p "$FULL" fuzz/logs
