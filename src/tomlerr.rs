@@ -14,7 +14,6 @@ pub const DURATION_FORMS: &str =
 #[derive(Debug)]
 pub struct Located {
     pub line: usize,
-    pub column: usize,
     /// The key on that line, when the error is about one.
     pub key: Option<String>,
     pub message: String,
@@ -28,17 +27,15 @@ impl Located {
             message = format!("{message}: {DURATION_FORMS}");
         }
         let span = err.span().unwrap_or(0..0);
-        let (mut start, mut column) = (line_start(text, span.start), 0);
-        column += text[start..span.start.min(text.len())].chars().count();
+        let mut start = line_start(text, span.start);
         if is_header(line_at(text, start))
             && let Some(at) = in_table(text, &span, err.message())
         {
-            (start, column) = (at, 0);
+            start = at;
         }
         let excerpt = line_at(text, start).trim_end().to_string();
         Located {
             line: text[..start].matches('\n').count() + 1,
-            column: column + 1,
             key: key_of(&excerpt),
             message,
             excerpt: crate::redact::redact_text(&excerpt),

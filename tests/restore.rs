@@ -404,35 +404,6 @@ fn a_restore_over_its_timeout_is_killed_and_cleaned_up() {
     assert_no_leftovers();
 }
 
-/// Scratch dirs of backproof process `pid` under `tmp`.
-fn scratch_dirs_of(tmp: &Path, pid: u32) -> Vec<PathBuf> {
-    fs::read_dir(tmp)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with(&format!("backproof-scratch-{pid}-"))
-        })
-        .collect()
-}
-
-/// Processes whose command line mentions `needle`.
-fn processes_mentioning(needle: &str) -> Vec<u32> {
-    fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
-        .filter(|pid| {
-            fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| String::from_utf8_lossy(&c).contains(needle))
-                .unwrap_or(false)
-        })
-        .collect()
-}
-
 /// No scratch dir of a dead backproof remains (live ones belong to tests
 /// running in parallel).
 fn assert_no_leftovers() {
@@ -470,7 +441,7 @@ fn a_killed_run_is_swept_by_the_next() {
     let until = Instant::now() + Duration::from_secs(60);
     let dir = loop {
         assert!(Instant::now() < until, "the scratch instance never came up");
-        let ready = scratch_dirs_of(tmp.path(), child.id())
+        let ready = scratch_dirs_of(tmp.path(), Some(child.id()))
             .into_iter()
             .find(|d| {
                 fs::read_to_string(d.join("data/postmaster.pid"))
@@ -1323,7 +1294,7 @@ fn a_signal_during_a_restore_exits_with_its_code_and_records_no_verdict() {
         let until = Instant::now() + Duration::from_secs(60);
         loop {
             assert!(Instant::now() < until, "the scratch instance never came up");
-            let ready = scratch_dirs_of(tmp.path(), child.id())
+            let ready = scratch_dirs_of(tmp.path(), Some(child.id()))
                 .into_iter()
                 .any(|d| {
                     fs::read_to_string(d.join("data/postmaster.pid"))

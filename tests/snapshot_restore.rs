@@ -96,37 +96,10 @@ fn restore_of<'a>(report: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no restore finding for {name}:\n{}", describe(report)))
 }
 
-fn scratch_dirs(tmp: &Path) -> Vec<PathBuf> {
-    fs::read_dir(tmp)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("backproof-scratch-")
-        })
-        .collect()
-}
-
-fn processes_mentioning(needle: &str) -> Vec<u32> {
-    fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
-        .filter(|pid| {
-            fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| String::from_utf8_lossy(&c).contains(needle))
-                .unwrap_or(false)
-        })
-        .collect()
-}
-
 /// Nothing of the run is left: no scratch dir, no server started in one.
 fn assert_nothing_left(tmp: &Path) {
     assert_eq!(
-        scratch_dirs(tmp),
+        scratch_dirs_of(tmp, None),
         Vec::<PathBuf>::new(),
         "scratch dirs left"
     );
@@ -249,7 +222,7 @@ fn a_killed_etcd_restore_is_swept_by_the_next_run() {
     let until = Instant::now() + Duration::from_secs(60);
     let dir = loop {
         assert!(Instant::now() < until, "the scratch member never started");
-        if let Some(d) = scratch_dirs(tmp.path())
+        if let Some(d) = scratch_dirs_of(tmp.path(), None)
             .into_iter()
             .find(|d| d.join("server.pid").exists())
         {

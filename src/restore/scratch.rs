@@ -152,10 +152,14 @@ const HOST_TAG_LEN: usize = 6;
 
 /// Six hex digits of the host name's SHA-256: a pid means something only on
 /// the host that ran it (a scratch server may serve several hosts).
-fn host_tag() -> String {
-    use sha2::Digest;
-    let host = fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    hex::encode(sha2::Sha256::digest(host.trim().as_bytes()))[..HOST_TAG_LEN].to_string()
+/// Read once: a sweep asks for every name it lists.
+fn host_tag() -> &'static str {
+    static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TAG.get_or_init(|| {
+        use sha2::Digest;
+        let host = fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        hex::encode(sha2::Sha256::digest(host.trim().as_bytes()))[..HOST_TAG_LEN].to_string()
+    })
 }
 
 /// `n` distinct TCP ports on 127.0.0.1 that nothing listens on right now
@@ -527,7 +531,7 @@ mod tests {
         );
         let parsed = ScratchName::parse(&a).unwrap();
         assert_eq!(parsed.pid, std::process::id());
-        assert_eq!(parsed.host.as_deref(), Some(host_tag().as_str()));
+        assert_eq!(parsed.host.as_deref(), Some(host_tag()));
         assert_eq!(parsed.expires, Some(expires.timestamp()));
         let delta = expires - Utc::now() - chrono::Duration::hours(1);
         assert!(delta.num_seconds().abs() < 60, "{expires}");

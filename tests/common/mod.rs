@@ -69,3 +69,36 @@ pub fn describe(report: &Value) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// Scratch dirs under `tmp`: of backproof process `pid`, or of any.
+pub fn scratch_dirs_of(tmp: &Path, pid: Option<u32>) -> Vec<PathBuf> {
+    let prefix = match pid {
+        Some(pid) => format!("backproof-scratch-{pid}-"),
+        None => "backproof-scratch-".to_string(),
+    };
+    std::fs::read_dir(tmp)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(&prefix)
+        })
+        .collect()
+}
+
+/// Processes whose command line mentions `needle`.
+pub fn processes_mentioning(needle: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains(needle))
+                .unwrap_or(false)
+        })
+        .collect()
+}
