@@ -16,8 +16,65 @@ use crate::history::{ChainCheck, StoredRun};
 use crate::restore::RestoreFacts;
 
 pub use crate::report::export::{
-    BackupEvidence, CheckStats, Compliance, FailureRecord, PromiseStats, RestorePoint, human_secs,
+    BackupEvidence, CheckStats, Compliance, FailureRecord, FindingGroup, PromiseStats,
+    RestorePoint, SourceStats, human_secs,
 };
+
+/// How many subjects a group names (the count says how many more).
+const EXAMPLES: usize = 20;
+
+/// The source a finding or backup belongs to: a promise's own `source` (a
+/// config name) or a location mapped to its config name, else the run's
+/// source location that holds the subject (by its config name in any run
+/// of the period: a `verify` of a configured directory is that source),
+/// else the subject's directory.
+fn source_of(
+    run: &StoredRun,
+    names: &BTreeMap<String, String>,
+    subject: &str,
+    named: Option<&str>,
+) -> String {
+    let under = |text: &str, loc: &str| {
+        text == loc
+            || text
+                .strip_prefix(loc)
+                .is_some_and(|rest| rest.starts_with('/') || loc.ends_with('/'))
+    };
+    for text in named.into_iter().chain([subject]) {
+        if names.values().any(|n| n == text) {
+            return text.to_string();
+        }
+        let holder = run
+            .sources
+            .iter()
+            .chain(names.keys())
+            .filter(|loc| under(text, loc))
+            .max_by_key(|loc| loc.len());
+        if let Some(loc) = holder {
+            return names.get(loc).unwrap_or(loc).clone();
+        }
+    }
+    if let Some(name) = named {
+        return name.to_string();
+    }
+    match subject.rsplit_once('/') {
+        Some((dir, _)) if !dir.is_empty() => dir.to_string(),
+        _ => subject.to_string(),
+    }
+}
+
+/// One group of `Compliance::attention` as it is gathered.
+struct Group {
+    status: Status,
+    findings: usize,
+    subjects: std::collections::BTreeSet<String>,
+    nights: std::collections::BTreeSet<NaiveDate>,
+    first_seen: DateTime<Utc>,
+    last_seen: DateTime<Utc>,
+    latest_run_id: i64,
+    latest_subject: String,
+    latest_summary: String,
+}
 
 /// The evidence keys of a promise (policy) finding the export summarises.
 /// Each is read on its own: absent, null or of another type, it is `None`
@@ -71,6 +128,15 @@ pub fn build(runs: &[StoredRun], chain: &ChainCheck, since: DateTime<Utc>) -> Co
     let mut restores = Vec::new();
     let mut promises: BTreeMap<String, PromiseStats> = BTreeMap::new();
     let mut retention_windows = BTreeMap::new();
+    let mut groups: BTreeMap<(String, String, Option<String>), Group> = BTreeMap::new();
+    // The newest run that said anything about each source.
+    let mut newest_run: BTreeMap<String, i64> = BTreeMap::new();
+    // Config names of locations; the newest run's naming wins.
+    let names: BTreeMap<String, String> = runs
+        .iter()
+        .flat_map(|r| r.source_names.iter())
+        .map(|(l, n)| (l.clone(), n.clone()))
+        .collect();
     for run in runs {
         let day = run.started_at.date_naive();
         let mut worst: BTreeMap<&str, Status> = BTreeMap::new();
@@ -78,6 +144,9 @@ pub fn build(runs: &[StoredRun], chain: &ChainCheck, since: DateTime<Utc>) -> Co
             let check = f.check.as_str().to_string();
             let status = f.status.as_str();
             let subject = f.subject.clone();
+            let m = Measures::of(&f.evidence);
+            let source = source_of(run, &names, &f.subject, m.source.as_deref());
+            newest_run.insert(source.clone(), run.id);
             let c = checks.entry(check.clone()).or_insert_with(|| CheckStats {
                 check: check.clone(),
                 ..Default::default()
@@ -97,7 +166,29 @@ pub fn build(runs: &[StoredRun], chain: &ChainCheck, since: DateTime<Utc>) -> Co
                 .entry(day)
                 .or_insert(Status::Pass);
             *cell = (*cell).max(f.status);
-            let m = Measures::of(&f.evidence);
+            if f.status != Status::Pass {
+                let g = groups
+                    .entry((source.clone(), check.clone(), m.policy.clone()))
+                    .or_insert_with(|| Group {
+                        status: f.status,
+                        findings: 0,
+                        subjects: Default::default(),
+                        nights: Default::default(),
+                        first_seen: run.started_at,
+                        last_seen: run.started_at,
+                        latest_run_id: run.id,
+                        latest_subject: String::new(),
+                        latest_summary: String::new(),
+                    });
+                g.status = g.status.max(f.status);
+                g.findings += 1;
+                g.subjects.insert(subject.clone());
+                g.nights.insert(day);
+                g.last_seen = run.started_at;
+                g.latest_run_id = run.id;
+                g.latest_subject.clone_from(&subject);
+                g.latest_summary.clone_from(&f.summary);
+            }
             if let Some(name) = &m.policy {
                 let p = promises
                     .entry(name.clone())
@@ -135,6 +226,7 @@ pub fn build(runs: &[StoredRun], chain: &ChainCheck, since: DateTime<Utc>) -> Co
                 && let Some(seconds) = facts.restore_seconds
             {
                 restores.push(RestorePoint {
+                    source: source.clone(),
                     subject: subject.clone(),
                     at: run.started_at,
                     seconds,
@@ -144,6 +236,7 @@ pub fn build(runs: &[StoredRun], chain: &ChainCheck, since: DateTime<Utc>) -> Co
             }
             if f.status >= Status::Fail {
                 failures.push(FailureRecord {
+                    source,
                     run_id: run.id,
                     run_started_at: run.started_at,
                     subject,
@@ -170,6 +263,7 @@ pub fn build(runs: &[StoredRun], chain: &ChainCheck, since: DateTime<Utc>) -> Co
             backups.insert(
                 subject.clone(),
                 BackupEvidence {
+                    source: source_of(run, &names, &subject, None),
                     subject,
                     kind: b.kind.clone(),
                     timestamp: b.timestamp.clone(),
@@ -187,10 +281,14 @@ pub fn build(runs: &[StoredRun], chain: &ChainCheck, since: DateTime<Utc>) -> Co
     for c in checks.values_mut() {
         c.pass_rate = share(c.pass, c.findings);
         c.warn_rate = share(c.warn, c.findings);
+        c.fail_rate = share(c.fail, c.findings);
+        c.error_rate = share(c.error, c.findings);
     }
     for p in promises.values_mut() {
         p.pass_rate = share(p.pass, p.findings);
         p.warn_rate = share(p.warn, p.findings);
+        p.fail_rate = share(p.fail, p.findings);
+        p.error_rate = share(p.error, p.findings);
     }
     let mut last_restores: BTreeMap<&str, &RestorePoint> = BTreeMap::new();
     for r in restores.iter().filter(|r| r.status == "pass") {
@@ -223,6 +321,8 @@ pub fn build(runs: &[StoredRun], chain: &ChainCheck, since: DateTime<Utc>) -> Co
             .count(),
         runs_interrupted: runs.iter().filter(|r| r.interrupted.is_some()).count(),
         checks: checks.into_values().collect(),
+        attention: attention(groups, &newest_run),
+        sources: source_stats(backups.values()),
         promises: promises.into_values().collect(),
         last_restores,
         backups: backups.into_values().collect(),
@@ -231,6 +331,81 @@ pub fn build(runs: &[StoredRun], chain: &ChainCheck, since: DateTime<Utc>) -> Co
         restores,
         retention_windows,
     }
+}
+
+/// Fail first, then error, then warn; within each, what is still open, then
+/// the most recent, then the most subjects.
+fn attention(
+    groups: BTreeMap<(String, String, Option<String>), Group>,
+    newest_run: &BTreeMap<String, i64>,
+) -> Vec<FindingGroup> {
+    let rank = |s: Status| match s {
+        Status::Fail => 0,
+        Status::Error => 1,
+        _ => 2,
+    };
+    let mut out: Vec<(Status, FindingGroup)> = groups
+        .into_iter()
+        .map(|((source, check, promise), g)| {
+            let in_last_run = newest_run.get(&source) == Some(&g.latest_run_id);
+            let group = FindingGroup {
+                check,
+                promise,
+                status: g.status.as_str().to_string(),
+                findings: g.findings,
+                subjects: g.subjects.len(),
+                examples: g.subjects.into_iter().take(EXAMPLES).collect(),
+                nights: g.nights.len(),
+                first_seen: g.first_seen,
+                last_seen: g.last_seen,
+                in_last_run,
+                latest_run_id: g.latest_run_id,
+                latest_subject: g.latest_subject,
+                latest_summary: g.latest_summary,
+                source,
+            };
+            (g.status, group)
+        })
+        .collect();
+    out.sort_by(|(sa, a), (sb, b)| {
+        (
+            rank(*sa),
+            !a.in_last_run,
+            std::cmp::Reverse(a.last_seen),
+            std::cmp::Reverse(a.subjects),
+        )
+            .cmp(&(
+                rank(*sb),
+                !b.in_last_run,
+                std::cmp::Reverse(b.last_seen),
+                std::cmp::Reverse(b.subjects),
+            ))
+            .then_with(|| (&a.source, &a.check, &a.promise).cmp(&(&b.source, &b.check, &b.promise)))
+    });
+    out.into_iter().map(|(_, g)| g).collect()
+}
+
+fn source_stats<'a>(backups: impl Iterator<Item = &'a BackupEvidence>) -> Vec<SourceStats> {
+    let mut by: BTreeMap<&str, SourceStats> = BTreeMap::new();
+    for b in backups {
+        let s = by.entry(&b.source).or_insert_with(|| SourceStats {
+            source: b.source.clone(),
+            ..Default::default()
+        });
+        s.backups += 1;
+        s.bytes += b.size;
+        match b.last_result.as_str() {
+            "pass" => s.pass += 1,
+            "warn" => s.warn += 1,
+            "fail" => s.fail += 1,
+            _ => s.error += 1,
+        }
+        s.oldest_verification = Some(
+            s.oldest_verification
+                .map_or(b.last_verified_at, |o| o.min(b.last_verified_at)),
+        );
+    }
+    by.into_values().collect()
 }
 
 #[cfg(test)]
@@ -248,6 +423,8 @@ mod tests {
             findings,
             backups: vec![],
             interrupted: None,
+            sources: vec![],
+            source_names: Default::default(),
         }
     }
 

@@ -30,6 +30,13 @@ impl Status {
             Status::Error => "error",
         }
     }
+
+    /// The inverse of [`Status::as_str`].
+    pub fn parse(s: &str) -> Option<Status> {
+        [Status::Pass, Status::Warn, Status::Fail, Status::Error]
+            .into_iter()
+            .find(|st| st.as_str() == s)
+    }
 }
 
 /// The checks this version knows; serialized as lowercase names in reports.

@@ -113,7 +113,7 @@ pub fn nightly(req: &NightlyRequest) -> Result<Nightly, CommandError> {
         config
             .sources
             .iter()
-            .map(|s| s.path.display().to_string())
+            .map(|s| source::location_name(&s.path))
             .collect(),
     );
     let notify = notify_config(req, &config);
@@ -233,6 +233,8 @@ fn with_findings(r: Report, more: Vec<Finding>) -> Report {
     let mut out = Report::new(&r.command, r.started_at, r.sources, r.backups, findings);
     out.summary.bytes_read = r.summary.bytes_read;
     out.finished_at = r.finished_at;
+    out.source_names = r.source_names;
+    out.config = r.config;
     out
 }
 
@@ -397,9 +399,14 @@ fn run_config(
     let sources = config
         .sources
         .iter()
-        .map(|s| s.path.display().to_string())
+        .map(|s| source::location_name(&s.path))
         .collect();
     let mut report = Report::new("run", started, sources, backups, findings);
+    report.source_names = config
+        .sources
+        .iter()
+        .map(|s| (source::location_name(&s.path), s.name.clone()))
+        .collect();
     report.summary.bytes_read += store_bytes;
     report.config = config.files.clone();
     report

@@ -36,7 +36,11 @@ pub struct Verified {
 pub fn verify(req: &VerifyRequest) -> Result<Verified, CommandError> {
     let pattern = super::timestamp_pattern(req.timestamp_pattern.as_deref())?;
     let started = Utc::now();
-    let sources: Vec<String> = req.paths.iter().map(|p| p.display().to_string()).collect();
+    let sources: Vec<String> = req
+        .paths
+        .iter()
+        .map(|p| crate::source::location_name(p))
+        .collect();
     if let Some(h) = &req.history {
         super::record_interruptions(h, "verify", sources.clone());
     }

@@ -14,7 +14,7 @@ pub use prune::Pruned;
 mod db;
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
@@ -111,6 +111,9 @@ pub struct StoredRun {
     pub backups: Vec<StoredBackup>,
     /// Set when a signal cut the run short (it then holds no verdict).
     pub interrupted: Option<crate::report::Interrupted>,
+    /// The locations the run read and, for `run`, their config names.
+    pub sources: Vec<String>,
+    pub source_names: BTreeMap<String, String>,
 }
 
 /// A backup as an earlier run's report recorded it.
@@ -138,6 +141,10 @@ struct StoredReport {
     backups: Vec<StoredBackup>,
     #[serde(default)]
     interrupted: Option<crate::report::Interrupted>,
+    #[serde(default)]
+    sources: Vec<String>,
+    #[serde(default)]
+    source_names: BTreeMap<String, String>,
 }
 
 /// A test restore of an earlier run.
@@ -381,6 +388,8 @@ impl History {
                 findings: report.findings,
                 backups: report.backups,
                 interrupted: report.interrupted,
+                sources: report.sources,
+                source_names: report.source_names,
             });
         }
         Ok(out)

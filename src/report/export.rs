@@ -24,6 +24,11 @@ pub struct Compliance {
     /// Runs a signal cut short: they hold no verdict, so they are no pass.
     pub runs_interrupted: usize,
     pub checks: Vec<CheckStats>,
+    /// What needs attention, failures first: the fail, error and warn
+    /// findings of the period grouped by source, check and promise.
+    pub attention: Vec<FindingGroup>,
+    /// Per source: its backups by the result of their last verification.
+    pub sources: Vec<SourceStats>,
     /// Per written promise (policy check): pass rate and, for RPO and RTO
     /// promises, the worst achieved against the promised.
     pub promises: Vec<PromiseStats>,
@@ -41,6 +46,7 @@ pub struct Compliance {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct RestorePoint {
+    pub source: String,
     pub subject: String,
     pub at: DateTime<Utc>,
     pub seconds: f64,
@@ -60,6 +66,8 @@ pub struct CheckStats {
     pub pass_rate: f64,
     /// Share of findings that warned.
     pub warn_rate: f64,
+    pub fail_rate: f64,
+    pub error_rate: f64,
 }
 
 #[derive(Debug, Serialize, Default)]
@@ -75,6 +83,8 @@ pub struct PromiseStats {
     pub pass_rate: f64,
     /// Share of findings that warned.
     pub warn_rate: f64,
+    pub fail_rate: f64,
+    pub error_rate: f64,
     /// "RPO" (newest backup age) or "RTO" (restore wall time).
     pub measure: Option<String>,
     pub worst_achieved_seconds: Option<f64>,
@@ -89,8 +99,48 @@ pub fn human_secs(s: Option<f64>) -> String {
     .unwrap_or_default()
 }
 
+/// Findings of one source, check and promise that did not pass, over the
+/// period: how many, on which subjects, since when, and the latest words.
+#[derive(Debug, Serialize)]
+pub struct FindingGroup {
+    pub source: String,
+    pub check: String,
+    /// The promise's name, for a policy finding.
+    pub promise: Option<String>,
+    /// The worst status in the group: `fail`, `error` or `warn`.
+    pub status: String,
+    pub findings: usize,
+    /// Distinct subjects; `examples` names the first of them.
+    pub subjects: usize,
+    pub examples: Vec<String>,
+    /// Distinct nights (UTC days) with such a finding.
+    pub nights: usize,
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+    /// Whether the source's newest run still had it.
+    pub in_last_run: bool,
+    pub latest_run_id: i64,
+    pub latest_subject: String,
+    pub latest_summary: String,
+}
+
+/// A source's backups by the result of their last verification.
+#[derive(Debug, Serialize, Default)]
+pub struct SourceStats {
+    pub source: String,
+    pub backups: usize,
+    pub pass: usize,
+    pub warn: usize,
+    pub fail: usize,
+    pub error: usize,
+    pub bytes: u64,
+    /// The longest a backup has gone since its bytes were last read.
+    pub oldest_verification: Option<DateTime<Utc>>,
+}
+
 #[derive(Debug, Serialize)]
 pub struct BackupEvidence {
+    pub source: String,
     pub subject: String,
     pub kind: String,
     pub timestamp: String,
@@ -103,6 +153,7 @@ pub struct BackupEvidence {
 
 #[derive(Debug, Serialize)]
 pub struct FailureRecord {
+    pub source: String,
     pub run_id: i64,
     pub run_started_at: DateTime<Utc>,
     pub subject: String,

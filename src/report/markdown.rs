@@ -128,6 +128,33 @@ pub fn render_export(c: &Compliance) -> String {
     for p in &c.chain_problems {
         let _ = writeln!(o, "- ⚠️ {p}");
     }
+    // Failures first, one line per source, check and promise: at 10,000
+    // backups the tables below are long, this list is not.
+    if !c.attention.is_empty() {
+        let _ = writeln!(
+            o,
+            "## Needs attention\n\n| status | source | check | promise | subjects | nights | last seen | latest finding |\n|---|---|---|---|---|---|---|---|"
+        );
+        for g in &c.attention {
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {} | {} | {} | {} | {} (`{}`) |",
+                g.status,
+                cell(&g.source),
+                g.check,
+                cell(g.promise.as_deref().unwrap_or("")),
+                g.subjects,
+                g.nights,
+                match g.in_last_run {
+                    true => "in the last run".to_string(),
+                    false => g.last_seen.format("%Y-%m-%d %H:%M").to_string(),
+                },
+                cell(&g.latest_summary),
+                cell(&g.latest_subject)
+            );
+        }
+        let _ = writeln!(o);
+    }
     let _ = writeln!(
         o,
         "## Checks\n\n| check | findings | pass rate | pass | warn | fail | error |\n|---|---|---|---|---|---|---|"

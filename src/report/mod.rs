@@ -35,6 +35,10 @@ pub struct Report {
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
     pub sources: Vec<String>,
+    /// The config's name for each source location (`run` only), so the
+    /// compliance export can group a location's findings with its promises'.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub source_names: std::collections::BTreeMap<String, String>,
     pub summary: Summary,
     pub backups: Vec<BackupRecord>,
     pub findings: Vec<Finding>,
@@ -96,6 +100,7 @@ impl Report {
             started_at,
             finished_at: Utc::now(),
             sources,
+            source_names: Default::default(),
             summary: Summary {
                 backups: backups.len(),
                 bytes_read: backups.iter().map(|b| b.bytes_read).sum(),

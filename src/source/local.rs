@@ -45,10 +45,31 @@ const SEQUENTIAL_HINT_FROM: u64 = 256 * 1024;
 /// Prefetched files kept open for `open`, well under the usual fd limit.
 const MAX_HELD: usize = 256;
 
+/// The one form a local path takes in reports and the history: absolute,
+/// with `.` and `..` folded lexically, so `verify backups`, `verify
+/// ./backups/` and a config's `path = "backups"` name the same source.
+/// Symlinks are left as the user wrote them (a resolved link would name a
+/// directory the user never typed).
+pub fn canonical(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut out = PathBuf::new();
+    for c in absolute.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 impl LocalSource {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         LocalSource {
-            root: root.into(),
+            root: canonical(&root.into()),
             prefetched: Mutex::default(),
             raw_names: Mutex::default(),
         }

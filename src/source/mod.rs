@@ -172,6 +172,15 @@ pub struct Target {
     pub only: Option<String>,
 }
 
+/// How reports and the history name a location: an `s3://` URL as given, a
+/// local path in its one canonical form ([`local::canonical`]).
+pub fn location_name(location: &Path) -> String {
+    match is_s3(&location.to_string_lossy()) {
+        true => location.display().to_string(),
+        false => local::canonical(location).display().to_string(),
+    }
+}
+
 /// True for `s3://` locations.
 pub fn is_s3(location: &str) -> bool {
     location.starts_with("s3://")
