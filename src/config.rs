@@ -253,8 +253,8 @@ impl Config {
         let base = path.parent().unwrap_or(Path::new("."));
         for s in &mut config.sources {
             for p in std::iter::once(&mut s.path).chain(s.copy.as_mut()) {
-                if !crate::source::is_s3(&p.to_string_lossy()) {
-                    *p = crate::source::local::canonical(&base.join(&*p));
+                if p.is_relative() && !crate::source::is_s3(&p.to_string_lossy()) {
+                    *p = base.join(&*p);
                 }
             }
         }
