@@ -30,6 +30,11 @@ pub enum Layout {
     /// A mariadb-backup / xtrabackup directory (`xtrabackup_checkpoints`,
     /// `backup-my.cnf`, `xtrabackup_info`).
     MariadbBackup,
+    /// A `pg_basebackup -Ft` directory: `base.tar[.gz|.zst|.lz4]` beside
+    /// `backup_manifest` or `pg_wal.tar`.
+    PgBaseBackupTar,
+    /// A WAL archive: mostly segment, `.history` and `.backup` names.
+    WalArchive,
 }
 
 impl Layout {
@@ -49,7 +54,7 @@ impl Layout {
         {
             Some(Layout::MariadbBackup)
         } else {
-            None
+            crate::physical::layout_of_dir(names)
         }
     }
 }

@@ -141,6 +141,10 @@ pub enum Command {
         no_history: bool,
         #[command(flatten)]
         restore: RestoreArgs,
+        /// A WAL archive kept elsewhere (a directory archive_command copies
+        /// into): base backups found in PATHS are paired with it.
+        #[arg(long, value_name = "PATH")]
+        wal_archive: Option<PathBuf>,
     },
     /// List the backups found under a path: kind, timestamp, size, age and
     /// the checksums manifests record for them.

@@ -30,10 +30,14 @@ pub enum Algorithm {
     Crc32,
     Crc32c,
     Crc64nvme,
+    /// The SHA-2 variants a PostgreSQL `backup_manifest` may name.
+    Sha224,
+    Sha384,
+    Sha512,
 }
 
 impl Algorithm {
-    pub const ALL: [Algorithm; 7] = [
+    pub const ALL: [Algorithm; 10] = [
         Algorithm::Sha256,
         Algorithm::Blake3,
         Algorithm::Md5,
@@ -41,6 +45,9 @@ impl Algorithm {
         Algorithm::Crc32,
         Algorithm::Crc32c,
         Algorithm::Crc64nvme,
+        Algorithm::Sha224,
+        Algorithm::Sha384,
+        Algorithm::Sha512,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -52,6 +59,9 @@ impl Algorithm {
             Algorithm::Crc32 => "crc32",
             Algorithm::Crc32c => "crc32c",
             Algorithm::Crc64nvme => "crc64nvme",
+            Algorithm::Sha224 => "sha224",
+            Algorithm::Sha384 => "sha384",
+            Algorithm::Sha512 => "sha512",
         }
     }
 
@@ -63,6 +73,9 @@ impl Algorithm {
             Algorithm::Sha1 => 40,
             Algorithm::Crc32 | Algorithm::Crc32c => 8,
             Algorithm::Crc64nvme => 16,
+            Algorithm::Sha224 => 56,
+            Algorithm::Sha384 => 96,
+            Algorithm::Sha512 => 128,
         }
     }
 }
@@ -76,7 +89,7 @@ impl fmt::Display for Algorithm {
 /// A digest name this version does not know (as lowercased).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown digest algorithm {0:?} (known: sha256, blake3, md5, sha1, crc32, crc32c, crc64nvme)"
+    "unknown digest algorithm {0:?} (known: sha256, blake3, md5, sha1, crc32, crc32c, crc64nvme, sha224, sha384, sha512)"
 )]
 pub struct UnknownAlgorithm(pub String);
 
@@ -91,6 +104,9 @@ impl FromStr for Algorithm {
             "crc32" => Ok(Algorithm::Crc32),
             "crc32c" => Ok(Algorithm::Crc32c),
             "crc64nvme" => Ok(Algorithm::Crc64nvme),
+            "sha224" | "sha-224" => Ok(Algorithm::Sha224),
+            "sha384" | "sha-384" => Ok(Algorithm::Sha384),
+            "sha512" | "sha-512" => Ok(Algorithm::Sha512),
             other => Err(UnknownAlgorithm(other.to_string())),
         }
     }
@@ -120,6 +136,9 @@ enum Hasher {
     Crc32(crc32fast::Hasher),
     Crc32c(u32),
     Crc64nvme(crc64fast_nvme::Digest),
+    Sha224(sha2::Sha224),
+    Sha384(sha2::Sha384),
+    Sha512(sha2::Sha512),
 }
 
 impl Hasher {
@@ -132,6 +151,9 @@ impl Hasher {
             Algorithm::Crc32 => Hasher::Crc32(crc32fast::Hasher::new()),
             Algorithm::Crc32c => Hasher::Crc32c(0),
             Algorithm::Crc64nvme => Hasher::Crc64nvme(crc64fast_nvme::Digest::new()),
+            Algorithm::Sha224 => Hasher::Sha224(sha2::Sha224::new()),
+            Algorithm::Sha384 => Hasher::Sha384(sha2::Sha384::new()),
+            Algorithm::Sha512 => Hasher::Sha512(sha2::Sha512::new()),
         }
     }
 
@@ -151,6 +173,9 @@ impl Hasher {
             Hasher::Crc32(h) => h.update(buf),
             Hasher::Crc32c(c) => *c = crc32c::crc32c_append(*c, buf),
             Hasher::Crc64nvme(h) => h.write(buf),
+            Hasher::Sha224(h) => h.update(buf),
+            Hasher::Sha384(h) => h.update(buf),
+            Hasher::Sha512(h) => h.update(buf),
         }
     }
 
@@ -164,6 +189,9 @@ impl Hasher {
             Hasher::Crc32(h) => (Algorithm::Crc32, format!("{:08x}", h.finalize())),
             Hasher::Crc32c(c) => (Algorithm::Crc32c, format!("{c:08x}")),
             Hasher::Crc64nvme(h) => (Algorithm::Crc64nvme, format!("{:016x}", h.sum64())),
+            Hasher::Sha224(h) => (Algorithm::Sha224, hex::encode(h.finalize())),
+            Hasher::Sha384(h) => (Algorithm::Sha384, hex::encode(h.finalize())),
+            Hasher::Sha512(h) => (Algorithm::Sha512, hex::encode(h.finalize())),
         }
     }
 }
@@ -202,7 +230,8 @@ impl Hashers {
         algorithms.sort_by_key(|a| match a {
             Algorithm::Crc32c | Algorithm::Crc64nvme | Algorithm::Crc32 => 0,
             Algorithm::Blake3 => 1,
-            Algorithm::Sha256 => 2,
+            Algorithm::Sha256 | Algorithm::Sha224 => 2,
+            Algorithm::Sha384 | Algorithm::Sha512 => 2,
             Algorithm::Sha1 => 3,
             Algorithm::Md5 => 4,
         });

@@ -80,6 +80,12 @@ pub enum Check {
     Restore,
     /// Policy: a verified snapshot was taken shortly before each change.
     SnapshotBeforeChange,
+    /// A physical base backup's WAL is in the archive, and the archive is
+    /// gap-free along its timelines (the recoverable window).
+    Continuity,
+    /// Policy: the recoverable window covers the promised span, and the
+    /// archive's newest WAL is recent enough.
+    Pitr,
 }
 
 impl Check {
@@ -101,6 +107,8 @@ impl Check {
             Check::Encryption => "encryption",
             Check::Restore => "restore",
             Check::SnapshotBeforeChange => "snapshot_before_change",
+            Check::Continuity => "continuity",
+            Check::Pitr => "pitr",
         }
     }
 }

@@ -11,6 +11,7 @@ use backproof::commands::{
     verify::Verified, verify::VerifyRequest,
 };
 use backproof::redact::redact_text;
+use backproof::verify::VerifyOptions;
 use backproof::report::{self, Format, Report};
 
 fn main() -> ExitCode {
@@ -60,11 +61,15 @@ fn run(cli: Cli) -> i32 {
             store,
             no_history,
             restore,
+            wal_archive,
         } => {
             let req = VerifyRequest {
                 paths,
                 timestamp_pattern: common.timestamp_pattern.clone(),
-                options: work.options(),
+                options: VerifyOptions {
+                    wal_archive,
+                    ..work.options()
+                },
                 s3: common.s3.options(),
                 show_progress: !work.no_progress,
                 restore: restore.overrides(),

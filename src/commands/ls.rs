@@ -59,6 +59,14 @@ pub fn list(req: &LsRequest) -> Result<Vec<Listed>, CommandError> {
                 format: inspect::Format::MariadbBackup,
                 compression: None,
             },
+            Layout::PgBaseBackupTar => Kind {
+                format: inspect::Format::PgBaseBackupTar,
+                compression: None,
+            },
+            Layout::WalArchive => Kind {
+                format: inspect::Format::WalArchive,
+                compression: None,
+            },
             Layout::File => {
                 let mut head = vec![0u8; 64 * 1024];
                 let n = target

@@ -361,6 +361,7 @@ fn run_config(
             show_progress,
             sample,
             job,
+            None,
         ) {
             Ok(audited) => {
                 let v = audited.verified;

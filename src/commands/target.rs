@@ -10,6 +10,7 @@ use crate::catalog::{self, TimestampPattern};
 use crate::finding::{Check, Finding, Status};
 use crate::inspect::{self, Kind};
 use crate::ledger::{self, Ledger, Sample};
+use crate::physical::PhysicalFacts;
 use crate::policy::{self, Observed};
 use crate::progress::Progress;
 use crate::restore::{RestoreFacts, RestoreOutcome, RestoreSession, RestoreSpec, Which};
@@ -44,6 +45,7 @@ pub(super) fn verify_target(
     show_progress: bool,
     sample: Option<(&Ledger, Sample)>,
     restore: Option<RestoreJob<'_>>,
+    wal_archive: Option<&verify::Verified>,
 ) -> Result<Audited, SourceError> {
     let location = target.source.location();
     let _span = tracing::info_span!("source", location = %location).entered();
@@ -116,6 +118,10 @@ pub(super) fn verify_target(
     if target.only.is_none() {
         verified.check_store(target.source.as_ref());
     }
+    let extra = wal_archive.map(|v| v.backups.as_slice()).unwrap_or_default();
+    let (paired, facts) = pair_physical(&verified.backups, extra);
+    verified.findings.extend(paired);
+    verified.physical = facts;
     let restores = match restore {
         Some(job) => restore_catalog(target, &all, pattern, &verified, job),
         None => Vec::new(),
@@ -279,6 +285,49 @@ fn restore_catalog(
         ));
     }
     out
+}
+
+/// Base backups paired with WAL archives by system identifier: those of
+/// this target, and an archive named elsewhere (`--wal-archive`,
+/// `wal_archive`), whose own verdict is reported once, where it was read.
+fn pair_physical(own: &[verify::BackupRecord], extra: &[verify::BackupRecord]) -> (Vec<Finding>, PhysicalFacts) {
+    let mut bases = Vec::new();
+    let mut archives = Vec::new();
+    for r in own.iter().chain(extra) {
+        match &r.decoded {
+            Some(inspect::Decoded::BaseBackup(b)) => bases.push((r.subject.as_str(), &**b)),
+            Some(inspect::Decoded::WalArchive(a)) => archives.push((r.subject.as_str(), &**a)),
+            _ => {}
+        }
+    }
+    if bases.is_empty() && archives.is_empty() {
+        return (Vec::new(), PhysicalFacts::default());
+    }
+    let (findings, facts) = crate::physical::window::pair(&bases, &archives);
+    let elsewhere: std::collections::BTreeSet<&str> = extra.iter().map(|r| r.subject.as_str()).collect();
+    let findings = findings.into_iter().filter(|f| !elsewhere.contains(f.subject.as_str())).collect();
+    (findings, facts)
+}
+
+/// Verifies a WAL archive kept apart from the base backups, once, so that
+/// every target's base backups can be paired with it.
+pub(super) fn audit_wal_archive(
+    location: &Path,
+    s3: &source::S3Options,
+    opts: &VerifyOptions,
+) -> Result<verify::Verified, SourceError> {
+    let target = source::resolve(location, s3)?;
+    let (artifacts, problems) = target.source.list_scoped(target.only.as_deref())?;
+    let catalog = catalog::build(target.source.as_ref(), artifacts, &TimestampPattern::default(), target.only.as_deref());
+    let mut v = verify::verify_catalog(target.source.as_ref(), &catalog, opts, &Progress::hidden());
+    v.findings.extend(problems.iter().map(SourceError::finding));
+    if !v.backups.iter().any(|b| matches!(b.decoded, Some(inspect::Decoded::WalArchive(_)))) {
+        v.findings.push(
+            Finding::new(target.source.location(), Check::Continuity, Status::Error, "named as a WAL archive, but holds no WAL segments")
+                .remedy("Point --wal-archive (or wal_archive) at the directory archive_command copies segments into."),
+        );
+    }
+    Ok(v)
 }
 
 /// What policies need of a source's verification: each backup with the

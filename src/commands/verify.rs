@@ -49,6 +49,16 @@ pub fn verify(req: &VerifyRequest) -> Result<Verified, CommandError> {
     let mut store_bytes = 0;
     let mut session = req.restore.as_ref().map(|o| RestoreSession::new(o.clone()));
     let spec = RestoreSpec::default();
+    let archive = match &req.options.wal_archive {
+        None => None,
+        Some(a) => match super::target::audit_wal_archive(a, &req.s3, &req.options) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                findings.push(e.finding());
+                None
+            }
+        },
+    };
     for path in &req.paths {
         let job = session.as_mut().map(|session| RestoreJob {
             session,
@@ -66,6 +76,7 @@ pub fn verify(req: &VerifyRequest) -> Result<Verified, CommandError> {
                 req.show_progress,
                 None,
                 job,
+                archive.as_ref(),
             )
         }) {
             Ok(audited) => {
@@ -87,6 +98,10 @@ pub fn verify(req: &VerifyRequest) -> Result<Verified, CommandError> {
             }
             Err(e) => findings.push(e.finding()),
         }
+    }
+    if let Some(a) = archive {
+        findings.extend(a.findings);
+        backups.extend(a.backups);
     }
     if let Some(s) = session.as_mut() {
         s.finish();

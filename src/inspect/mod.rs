@@ -85,6 +85,18 @@ pub enum Format {
     RaftSnapshot,
     /// `etcdctl snapshot save`: a bbolt database and its SHA-256.
     EtcdSnapshot,
+    /// A PostgreSQL WAL segment, recognised by its first page's header.
+    WalSegment,
+    /// A base backup's `backup_manifest`.
+    PgBackupManifest,
+    /// A data directory's `global/pg_control`.
+    PgControl,
+    /// A timeline history file (`TTTTTTTT.history`).
+    PgTimelineHistory,
+    /// A `pg_basebackup -Ft` directory (judged in [`crate::physical`]).
+    PgBaseBackupTar,
+    /// A WAL archive directory (judged in [`crate::physical`]).
+    WalArchive,
     Unknown,
 }
 
@@ -129,6 +141,12 @@ impl fmt::Display for Kind {
             Format::VaultSnapshot => "vault_raft_snapshot",
             Format::RaftSnapshot => "raft_snapshot",
             Format::EtcdSnapshot => "etcd_snapshot",
+            Format::WalSegment => "wal_segment",
+            Format::PgBackupManifest => "pg_backup_manifest",
+            Format::PgControl => "pg_control",
+            Format::PgTimelineHistory => "pg_timeline_history",
+            Format::PgBaseBackupTar => "pg_basebackup_tar",
+            Format::WalArchive => "wal_archive",
             Format::Unknown => "unknown",
         };
         f.write_str(name)?;
@@ -184,6 +202,17 @@ pub struct Inspection {
 pub enum Decoded {
     Raft(raft::RaftFacts),
     Etcd(etcd::EtcdFacts),
+    /// Physical PostgreSQL files ([`crate::physical`]), per file…
+    WalSegment(Box<crate::physical::wal::SegmentFacts>),
+    BackupManifest(Box<crate::physical::manifest::BaseManifest>),
+    Control(Result<crate::physical::control::ControlFacts, String>),
+    /// `backup_label`, or an archived `*.backup` file.
+    Label(crate::physical::control::LabelFacts),
+    History(Result<Vec<crate::physical::control::Branch>, String>),
+    BaseTar(Box<crate::physical::basetar::TarFacts>),
+    /// … and per directory (on `BackupRecord::decoded`).
+    BaseBackup(Box<crate::physical::BaseBackupInfo>),
+    WalArchive(Box<crate::physical::archive::ArchiveFacts>),
 }
 
 impl Inspection {
@@ -231,6 +260,13 @@ impl Inspection {
             Format::EtcdSnapshot => {
                 "SHA-256 trailer matched, both meta pages and every page of the bucket tree checked"
             }
+            Format::WalSegment => {
+                "every page header (magic, timeline, address) and every record's CRC checked"
+            }
+            Format::PgBackupManifest => "parsed, its Manifest-Checksum matched",
+            Format::PgControl => "CRC matched",
+            Format::PgTimelineHistory => "parsed",
+            Format::PgBaseBackupTar | Format::WalArchive => "read to its end",
             Format::PgBaseBackup | Format::MariadbBackup | Format::Unknown => "read to its end",
         };
         format!("{}: {compression}{format}", self.kind)
@@ -298,6 +334,21 @@ pub fn sniff_format(head: &[u8], name: &str) -> Format {
     }
     if bbolt::looks_like(head) {
         return Format::EtcdSnapshot;
+    }
+    if crate::physical::wal::looks_like(head) {
+        return Format::WalSegment;
+    }
+    if crate::physical::manifest::looks_like(head) {
+        return Format::PgBackupManifest;
+    }
+    if name == "pg_control" && head.len() >= 64 {
+        return Format::PgControl;
+    }
+    if matches!(
+        crate::physical::names::WalName::parse(name),
+        Some(crate::physical::names::WalName::History(_))
+    ) {
+        return Format::PgTimelineHistory;
     }
     if head.len() >= 262 && &head[257..262] == b"ustar" {
         if let Some(f) = raft::sniff(head) {
@@ -649,6 +700,7 @@ fn inspect_format(
         Format::XtrabackupCheckpoints | Format::PgBackupLabel => {
             read_small_text(r).and_then(|text| {
                 let ev = if format == Format::PgBackupLabel {
+                    i.decoded = Some(Decoded::Label(crate::physical::control::label(&text)));
                     dirs::check_backup_label(&text)?
                 } else {
                     dirs::check_checkpoints(&text)?
@@ -657,8 +709,46 @@ fn inspect_format(
                 Ok(())
             })
         }
+        Format::WalSegment => match crate::physical::wal::check(r, subject.name) {
+            Err(e) => Err(Damage::io(e, "reading the segment")),
+            Ok(facts) => {
+                i.evidence.insert("records".into(), json!(facts.records));
+                i.evidence.insert("end_lsn".into(), json!(facts.end.to_string()));
+                let problems = facts.problems.join("; ");
+                i.decoded = Some(Decoded::WalSegment(Box::new(facts)));
+                if problems.is_empty() { Ok(()) } else { Err(Damage(problems)) }
+            }
+        },
+        Format::PgBackupManifest => {
+            let m = crate::physical::manifest::parse(r);
+            let problems = m.problems.join("; ");
+            i.evidence.insert("files".into(), json!(m.files.len()));
+            i.decoded = Some(Decoded::BackupManifest(Box::new(m)));
+            if problems.is_empty() { Ok(()) } else { Err(Damage(problems)) }
+        }
+        Format::PgControl | Format::PgTimelineHistory => {
+            let mut bytes = Vec::new();
+            match r.take(MAX_RECORD_BYTES).read_to_end(&mut bytes) {
+                Err(e) => Err(Damage::io(e, "reading")),
+                Ok(_) if format == Format::PgControl => {
+                    let c = crate::physical::control::pg_control(&bytes);
+                    let result = c.as_ref().map(|_| ()).map_err(|e| Damage(e.clone()));
+                    i.decoded = Some(Decoded::Control(c));
+                    result
+                }
+                Ok(_) => {
+                    let h = crate::physical::control::history(&String::from_utf8_lossy(&bytes));
+                    let result = h.as_ref().map(|_| ()).map_err(|e| Damage(e.clone()));
+                    i.decoded = Some(Decoded::History(h));
+                    result
+                }
+            }
+        }
         // Only directories are these; a file never sniffs as one.
-        Format::PgBaseBackup | Format::MariadbBackup => Ok(()),
+        Format::PgBaseBackup
+        | Format::MariadbBackup
+        | Format::PgBaseBackupTar
+        | Format::WalArchive => Ok(()),
         Format::RawImage => image::check_raw(r, subject).map(|(ev, warning)| {
             i.evidence.extend(ev);
             i.warning = warning;

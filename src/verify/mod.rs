@@ -19,6 +19,7 @@ use crate::digest::{Algorithm, DigestSet, Hashers, HashingReader, LANE_THRESHOLD
 use crate::expectation::Expectation;
 use crate::finding::{Check, Finding, Status};
 use crate::inspect::{self, Format, Inspection, Kind, Subject};
+use crate::physical;
 use crate::progress::Progress;
 use crate::source::{Artifact, Storage, StoreFacts, Unchecked};
 
@@ -39,6 +40,9 @@ pub struct VerifyOptions {
     /// No new backup is started after this instant; those not reached are
     /// reported as `error`, so a time budget never turns into a silent pass.
     pub deadline: Option<Instant>,
+    /// A WAL archive kept apart from the base backups (`--wal-archive`):
+    /// read once, and every target's base backups paired with it.
+    pub wal_archive: Option<std::path::PathBuf>,
 }
 
 impl Default for VerifyOptions {
@@ -49,6 +53,7 @@ impl Default for VerifyOptions {
                 .unwrap_or(2),
             digests: Vec::new(),
             deadline: None,
+            wal_archive: None,
         }
     }
 }
@@ -90,6 +95,9 @@ pub struct Verified {
     /// Bytes read for the store's own checks (old versions, recovery
     /// points), on top of the backups' `bytes_read`: reports add both.
     pub store_bytes_read: u64,
+    /// Base backups paired with WAL archives: the recoverable windows;
+    /// empty until the target's pairing (`commands::target`).
+    pub physical: physical::PhysicalFacts,
 }
 
 /// Old versions read back at once.
@@ -253,6 +261,7 @@ pub fn verify_catalog(
         findings,
         store: StoreFacts::default(),
         store_bytes_read: 0,
+        physical: physical::PhysicalFacts::default(),
     }
 }
 
@@ -346,8 +355,23 @@ struct MemberPass {
 fn read_member(
     source: &dyn Storage,
     member: &Artifact,
+    algorithms: BTreeSet<Algorithm>,
+    progress: &Progress,
+) -> MemberPass {
+    read_member_with(source, member, algorithms, progress, &inspect::inspect)
+}
+
+/// An inspector: reads a member's stream as far as its format goes.
+type Inspector<'a> = &'a dyn Fn(&mut dyn std::io::Read, &Subject<'_>) -> Inspection;
+
+/// [`read_member`] with another inspector (a tar-format base backup's
+/// tars are checked against its manifest as they stream).
+fn read_member_with(
+    source: &dyn Storage,
+    member: &Artifact,
     mut algorithms: BTreeSet<Algorithm>,
     progress: &Progress,
+    inspector: Inspector<'_>,
 ) -> MemberPass {
     let (key, size) = (member.key.as_str(), member.size);
     let opened = match source.open(member) {
@@ -382,7 +406,7 @@ fn read_member(
         read_at: Some(&read_at),
         local_path: path.as_deref(),
     };
-    let inspection = inspect::inspect(&mut tee, &subject);
+    let inspection = inspector(&mut tee, &subject);
     let drained = if lanes || size >= LANE_THRESHOLD {
         tee.drain_pipelined()
     } else {
@@ -434,9 +458,31 @@ pub fn verify_backup(
     let started = Instant::now();
     let subj = source.subject(&b.key);
     let mut passes: Vec<(String, MemberPass)> = Vec::new();
-    for m in &b.members {
-        let algorithms = b.algorithms_for(&m.key, &opts.digests);
-        passes.push((m.key.clone(), read_member(source, m, algorithms, progress)));
+    // A base backup's manifest is read first: its checksum algorithm is
+    // computed for every other file in the same pass.
+    let mut order: Vec<&Artifact> = b.members.iter().collect();
+    order.sort_by_key(|m| !physical::is_manifest_of(&b.key, &m.key));
+    let mut manifest_alg: Option<Algorithm> = None;
+    for m in order {
+        let mut algorithms = b.algorithms_for(&m.key, &opts.digests);
+        let pass = match b.layout {
+            Layout::PgBaseBackupTar if physical::basetar::is_backup_tar(m.file_name()) => {
+                let alg = manifest_alg;
+                let inspector = move |r: &mut dyn std::io::Read, s: &Subject<'_>| {
+                    physical::basetar::inspect(r, s, alg)
+                };
+                read_member_with(source, m, algorithms, progress, &inspector)
+            }
+            Layout::PgBaseBackup => {
+                algorithms.extend(manifest_alg);
+                read_member(source, m, algorithms, progress)
+            }
+            _ => read_member(source, m, algorithms, progress),
+        };
+        if physical::is_manifest_of(&b.key, &m.key) {
+            manifest_alg = physical::manifest_algorithm(pass.inspection.decoded.as_ref());
+        }
+        passes.push((m.key.clone(), pass));
     }
     let kind = match b.layout {
         Layout::File => passes[0].1.inspection.kind,
@@ -452,8 +498,20 @@ pub fn verify_backup(
             format: Format::MariadbBackup,
             compression: None,
         },
+        Layout::PgBaseBackupTar => Kind {
+            format: Format::PgBaseBackupTar,
+            compression: None,
+        },
+        Layout::WalArchive => Kind {
+            format: Format::WalArchive,
+            compression: None,
+        },
     };
     let mut findings = Vec::new();
+    let mut decoded = match b.layout {
+        Layout::File => passes[0].1.inspection.decoded.clone(),
+        _ => None,
+    };
     let storage_errors: Vec<String> = passes
         .iter()
         .filter_map(|(k, p)| p.storage_error.as_ref().map(|e| format!("{k}: {e}")))
@@ -470,6 +528,9 @@ pub fn verify_backup(
                 .remedy("Check permissions and the storage itself; the backup was not verified."),
             );
         }
+    } else if let Some((f, facts)) = physical_findings(&subj, b, &passes) {
+        findings.extend(f);
+        decoded = Some(facts);
     } else {
         findings.push(structure_finding(&subj, b, kind, &passes));
         findings.push(integrity_finding(&subj, b, &passes));
@@ -489,12 +550,52 @@ pub fn verify_backup(
             .collect(),
         duration_ms: started.elapsed().as_millis() as u64,
         encryption: weakest_encryption(passes.iter().map(|(_, p)| p.encryption.as_deref())),
-        decoded: match b.layout {
-            Layout::File => passes[0].1.inspection.decoded.clone(),
-            _ => None,
-        },
+        decoded,
     };
     (record, findings)
+}
+
+/// Base backups and WAL archives, judged by [`physical`] from what their
+/// members decoded: the findings, and the typed facts for the pairing.
+fn physical_findings(
+    subj: &str,
+    b: &Backup,
+    passes: &[(String, MemberPass)],
+) -> Option<(Vec<Finding>, inspect::Decoded)> {
+    let inner = |k: &str| -> String {
+        k.strip_prefix(b.key.as_str())
+            .map(|r| r.trim_start_matches('/'))
+            .unwrap_or(k)
+            .to_string()
+    };
+    let names: Vec<String> = passes.iter().map(|(k, _)| inner(k)).collect();
+    let sizes: BTreeMap<&str, u64> = b.members.iter().map(|m| (m.key.as_str(), m.size)).collect();
+    let format = match b.layout {
+        Layout::PgBaseBackup => physical::BaseFormat::Plain,
+        Layout::PgBaseBackupTar => physical::BaseFormat::Tar,
+        Layout::WalArchive => {
+            let members: Vec<physical::archive::Member<'_>> = names
+                .iter()
+                .zip(passes)
+                .map(|(n, (_, p))| (n.as_str(), &p.inspection))
+                .collect();
+            let (f, facts) = physical::archive::judge(subj, &b.key, &members);
+            return Some((f, inspect::Decoded::WalArchive(Box::new(facts))));
+        }
+        _ => return None,
+    };
+    let members: Vec<physical::base::BaseMember<'_>> = names
+        .iter()
+        .zip(passes)
+        .map(|(n, (k, p))| physical::base::BaseMember {
+            name: n.as_str(),
+            inspection: &p.inspection,
+            digests: &p.digests,
+            size: sizes.get(k.as_str()).copied().unwrap_or(p.bytes),
+        })
+        .collect();
+    let (f, info) = physical::base::judge(subj, &b.key, format, &members);
+    Some((f, inspect::Decoded::BaseBackup(Box::new(info))))
 }
 
 /// One unencrypted member makes the whole backup unencrypted; members
@@ -520,7 +621,10 @@ fn structure_finding(
 ) -> Finding {
     let remedy = "The backup is damaged: take a fresh backup now, and find out what cut or altered this one (disk full, interrupted upload, bad media).";
     match b.layout {
-        Layout::PgBaseBackup | Layout::MariadbBackup => directory_finding(subj, b, kind, passes),
+        Layout::PgBaseBackup
+        | Layout::MariadbBackup
+        | Layout::PgBaseBackupTar
+        | Layout::WalArchive => directory_finding(subj, b, kind, passes),
         Layout::File => {
             let i = &passes[0].1.inspection;
             let base = |status, summary: String| {
