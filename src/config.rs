@@ -35,6 +35,11 @@
 //! name = "consul"
 //! path = "/srv/backups/consul"
 //! changes = "/var/log/deploys.log"   # its change log, for snapshot_before_change checks
+//!
+//! [[sources]]
+//! name = "pg-physical"
+//! path = "/srv/backups/basebackups"  # pg_basebackup -Fp / -Ft directories
+//! wal_archive = "/srv/wal-archive"   # where archive_command copies WAL (or s3://…)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -157,6 +162,10 @@ pub struct SourceConfig {
     /// log), for `snapshot_before_change` checks that name none: packs
     /// promise the snapshots, the config says where the changes are logged.
     pub changes: Option<PathBuf>,
+    /// A WAL archive kept apart from this source's base backups (a
+    /// directory or S3 prefix archive_command copies into): read once and
+    /// paired with them, for the `pitr` promise.
+    pub wal_archive: Option<PathBuf>,
 }
 
 /// A config that cannot be used: the audit cannot run (exit 2).
@@ -252,7 +261,10 @@ impl Config {
         // cron happened to start us.
         let base = path.parent().unwrap_or(Path::new("."));
         for s in &mut config.sources {
-            for p in std::iter::once(&mut s.path).chain(s.copy.as_mut()) {
+            for p in std::iter::once(&mut s.path)
+                .chain(s.copy.as_mut())
+                .chain(s.wal_archive.as_mut())
+            {
                 if p.is_relative() && !crate::source::is_s3(&p.to_string_lossy()) {
                     *p = base.join(&*p);
                 }

@@ -465,6 +465,61 @@ fn an_archive_elsewhere_is_paired_by_wal_archive() -> Result<(), Failed> {
     ensure(findings(&report).iter().any(|f| f["check"] == "integrity" && f["subject"].as_str().unwrap().ends_with("/wal")), || describe(&report))
 }
 
+/// `backproof run` on a config whose source "postgres-physical" holds
+/// `base` with `wal_archive = archive`, including the Heroku PITR pack and
+/// `extra` checks; returns (exit code, pitr findings by name).
+fn run_pitr(dir: &Path, base: &Path, archive: &Path, extra: &str) -> (i32, Vec<Value>) {
+    let pack = Path::new(env!("CARGO_MANIFEST_DIR")).join("checks/heroku-postgres-pitr.toml");
+    let cfg = format!(
+        "[report]\ndir = \"out\"\nformats = [\"json\"]\n\n[[sources]]\nname = \"postgres-physical\"\npath = \"{}\"\nwal_archive = \"{}\"\n\n[policy]\ninclude = [\"{}\"]\n{extra}",
+        base.display(),
+        archive.display(),
+        pack.display()
+    );
+    let file = dir.join("backproof.toml");
+    std::fs::write(&file, cfg).unwrap();
+    let o = bin()
+        .args(["run", "--format", "json", "--config"])
+        .arg(&file)
+        .arg("--history")
+        .arg(dir.join("h.sqlite"))
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stderr)));
+    let pitr = findings(&report).iter().filter(|f| f["check"] == "pitr").cloned().collect();
+    (o.status.code().unwrap(), pitr)
+}
+
+fn the_pitr_promises_are_judged_from_the_window() -> Result<(), Failed> {
+    let (t, layout) = twin();
+    // Base backups in one place, the archive elsewhere (wal_archive).
+    let bases = t.path().join("bases");
+    std::fs::create_dir(&bases).unwrap();
+    for b in ["base-plain", "base-tar"] {
+        std::fs::rename(layout.join(b), bases.join(b)).unwrap();
+    }
+    let short = "\n[[checks]]\nname = \"short window\"\ntype = \"pitr\"\nsource = \"postgres-physical\"\nmin_window = \"1s\"\n";
+    let (code, f) = run_pitr(t.path(), &bases, &layout.join("wal"), short);
+    let by = |n: &str| f.iter().find(|x| x["subject"].as_str().unwrap().contains(n)).cloned().unwrap_or_else(|| panic!("{n}: {f:#?}"));
+    // The fixture's WAL spans seconds, not 7 days: that promise fails...
+    let week = by("7 days");
+    ensure(week["status"] == "fail" && week["summary"].as_str().unwrap().contains("not the promised last 7days"), || format!("{week:#}"))?;
+    ensure(code == 1, || format!("exit {code}"))?;
+    // ...while the archive's newest commit is minutes old (RPO 1 h kept).
+    ensure(by("1 h old")["status"] == "pass", || format!("{:#}", by("1 h old")))?;
+    // A gap (timeline 2's segments gone): every window now ends before it,
+    // and the promise names it.
+    let latest_before = by("short window")["evidence"]["clusters"][0]["latest"].clone();
+    std::fs::remove_file(layout.join("wal/000000020000000000000008")).unwrap();
+    std::fs::remove_file(layout.join("wal/000000020000000000000007")).unwrap();
+    let (code, f) = run_pitr(t.path(), &bases, &layout.join("wal"), short);
+    let cut = f.iter().find(|x| x["subject"] == "short window").unwrap();
+    ensure(code == 1 && cut["status"] == "fail", || format!("{cut:#}"))?;
+    ensure(cut["summary"].as_str().unwrap().contains("gap(s): 000000020000000000000007"), || format!("{cut:#}"))?;
+    ensure(cut["evidence"]["clusters"][0]["latest"] != latest_before, || format!("{cut:#}"))
+}
+
 fn trial(name: &'static str, f: fn() -> Result<(), Failed>) -> Trial {
     Trial::test(name, f)
 }
@@ -489,6 +544,7 @@ fn main() -> ExitCode {
         trial("a_foreign_clusters_segment_fails_naming_it", a_foreign_clusters_segment_fails_naming_it),
         trial("another_versions_wal_is_named", another_versions_wal_is_named),
         trial("an_archive_elsewhere_is_paired_by_wal_archive", an_archive_elsewhere_is_paired_by_wal_archive),
+        trial("the_pitr_promises_are_judged_from_the_window", the_pitr_promises_are_judged_from_the_window),
     ];
     if args.list {
         return libtest_mimic::run(&args, trials).exit_code();

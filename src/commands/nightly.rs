@@ -353,6 +353,11 @@ fn run_config(
             which: spec.which,
             previous: earlier.iter().find_map(|p| p.facts.row_counts.clone()),
         });
+        let archive = s.wal_archive.as_ref().and_then(|a| {
+            super::target::audit_wal_archive(a, s3, opts)
+                .map_err(|e| findings.push(e.finding()))
+                .ok()
+        });
         match verify_target(
             &target,
             &config.pattern_for(s),
@@ -361,7 +366,7 @@ fn run_config(
             show_progress,
             sample,
             job,
-            None,
+            archive.as_ref(),
         ) {
             Ok(audited) => {
                 let v = audited.verified;
@@ -382,6 +387,7 @@ fn run_config(
                     restore_seen(started, &f.subject, f.status, &f.summary, &r.facts)
                 }));
                 view.bucket = v.store.bucket.clone();
+                view.physical = Some(v.physical.clone());
                 store_bytes += v.store_bytes_read;
                 backups.extend(v.backups);
                 findings.extend(v.findings);
@@ -393,6 +399,10 @@ fn run_config(
                 .iter()
                 .map(|p| restore_seen(p.at, &p.subject, p.status, &p.summary, &p.facts)),
         );
+        if let Some(a) = archive {
+            findings.extend(a.findings);
+            backups.extend(a.backups);
+        }
         observed.insert(s.name.clone(), view);
     }
     session.finish();

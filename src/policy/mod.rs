@@ -30,6 +30,7 @@ use crate::catalog::TimestampPattern;
 use crate::finding::{Check, Finding, Status};
 
 pub mod changes;
+mod pitr;
 mod restore;
 mod series;
 mod stores;
@@ -159,6 +160,19 @@ pub enum CheckDef {
         #[serde(default, with = "humantime_serde")]
         since: Option<Duration>,
     },
+    /// Point-in-time recovery: the recoverable window (the source's base
+    /// backups and their WAL archive) covers at least the last
+    /// `min_window` without a gap, and the newest recoverable instant is at
+    /// most `max_archive_age` old (the archive's RPO). A point-in-time
+    /// test restore is promised by a `restore` check on the same source.
+    Pitr {
+        name: Option<String>,
+        source: String,
+        #[serde(default, with = "humantime_serde")]
+        min_window: Option<Duration>,
+        #[serde(default, with = "humantime_serde")]
+        max_archive_age: Option<Duration>,
+    },
     /// Every name in the inventory has a recent backup in some source.
     Coverage {
         name: Option<String>,
@@ -279,6 +293,8 @@ pub enum InvalidCheck {
     NoSeparation,
     #[error("within must be longer than 0")]
     EmptyWithin,
+    #[error("a pitr check needs min_window or max_archive_age")]
+    NoPitrRule,
 }
 
 impl CheckDef {
@@ -292,6 +308,7 @@ impl CheckDef {
             | CheckDef::Copy { source, .. }
             | CheckDef::Encryption { source, .. }
             | CheckDef::Restore { source, .. }
+            | CheckDef::Pitr { source, .. }
             | CheckDef::SnapshotBeforeChange { source, .. } => vec![source.as_str()],
             CheckDef::Separation { sources, .. } => sources.iter().map(String::as_str).collect(),
             CheckDef::Coverage { .. } => vec![],
@@ -348,6 +365,11 @@ impl CheckDef {
                 max_age: None,
                 ..
             } => Err(InvalidCheck::NoRetentionRule),
+            CheckDef::Pitr {
+                min_window: None,
+                max_archive_age: None,
+                ..
+            } => Err(InvalidCheck::NoPitrRule),
             CheckDef::Coverage { inventory, .. } if inventory.is_empty() => {
                 Err(InvalidCheck::EmptyInventory)
             }
@@ -375,6 +397,7 @@ impl CheckDef {
             CheckDef::Copy { name, source, .. } => (name, "copy", source.as_str()),
             CheckDef::Encryption { name, source, .. } => (name, "encryption", source.as_str()),
             CheckDef::Restore { name, source, .. } => (name, "restore", source.as_str()),
+            CheckDef::Pitr { name, source, .. } => (name, "pitr", source.as_str()),
             CheckDef::SnapshotBeforeChange { name, source, .. } => {
                 (name, "snapshot_before_change", source.as_str())
             }
@@ -455,6 +478,8 @@ pub struct SourceView {
     pub restores: Vec<RestoreSeen>,
     /// How the source's names carry their time: what tells its series apart.
     pub timestamp_pattern: TimestampPattern,
+    /// Base backups paired with WAL archives, where the source was audited.
+    pub physical: Option<crate::physical::PhysicalFacts>,
 }
 
 /// One test restore of a source's backup.
@@ -649,6 +674,15 @@ fn evaluate_one(
         } => match by_source.get(source) {
             None => unknown(source, Check::Restore),
             Some(view) => restore::restored(&name, view, *within, *rto, now),
+        },
+        CheckDef::Pitr {
+            source,
+            min_window,
+            max_archive_age,
+            ..
+        } => match by_source.get(source) {
+            None => unknown(source, Check::Pitr),
+            Some(view) => pitr::pitr(&name, view, *min_window, *max_archive_age, now),
         },
         CheckDef::SnapshotBeforeChange {
             source,
