@@ -11,8 +11,8 @@ use backproof::commands::{
     verify::Verified, verify::VerifyRequest,
 };
 use backproof::redact::redact_text;
-use backproof::verify::VerifyOptions;
 use backproof::report::{self, Format, Report};
+use backproof::verify::VerifyOptions;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -37,6 +37,7 @@ pub(super) struct Audited {
 /// Verifies one resolved target; with a sample plan, only the backups the
 /// ledger says are due tonight are read. With a restore job, the chosen
 /// dumps are then restored.
+#[allow(clippy::too_many_arguments)] // one pipeline, its inputs named
 pub(super) fn verify_target(
     target: &Target,
     pattern: &TimestampPattern,
@@ -118,7 +119,9 @@ pub(super) fn verify_target(
     if target.only.is_none() {
         verified.check_store(target.source.as_ref());
     }
-    let extra = wal_archive.map(|v| v.backups.as_slice()).unwrap_or_default();
+    let extra = wal_archive
+        .map(|v| v.backups.as_slice())
+        .unwrap_or_default();
     let (paired, facts) = pair_physical(&verified.backups, extra);
     verified.findings.extend(paired);
     verified.physical = facts;
@@ -290,7 +293,10 @@ fn restore_catalog(
 /// Base backups paired with WAL archives by system identifier: those of
 /// this target, and an archive named elsewhere (`--wal-archive`,
 /// `wal_archive`), whose own verdict is reported once, where it was read.
-fn pair_physical(own: &[verify::BackupRecord], extra: &[verify::BackupRecord]) -> (Vec<Finding>, PhysicalFacts) {
+fn pair_physical(
+    own: &[verify::BackupRecord],
+    extra: &[verify::BackupRecord],
+) -> (Vec<Finding>, PhysicalFacts) {
     let mut bases = Vec::new();
     let mut archives = Vec::new();
     for r in own.iter().chain(extra) {
@@ -304,8 +310,12 @@ fn pair_physical(own: &[verify::BackupRecord], extra: &[verify::BackupRecord]) -
         return (Vec::new(), PhysicalFacts::default());
     }
     let (findings, facts) = crate::physical::window::pair(&bases, &archives);
-    let elsewhere: std::collections::BTreeSet<&str> = extra.iter().map(|r| r.subject.as_str()).collect();
-    let findings = findings.into_iter().filter(|f| !elsewhere.contains(f.subject.as_str())).collect();
+    let elsewhere: std::collections::BTreeSet<&str> =
+        extra.iter().map(|r| r.subject.as_str()).collect();
+    let findings = findings
+        .into_iter()
+        .filter(|f| !elsewhere.contains(f.subject.as_str()))
+        .collect();
     (findings, facts)
 }
 
@@ -318,10 +328,19 @@ pub(super) fn audit_wal_archive(
 ) -> Result<verify::Verified, SourceError> {
     let target = source::resolve(location, s3)?;
     let (artifacts, problems) = target.source.list_scoped(target.only.as_deref())?;
-    let catalog = catalog::build(target.source.as_ref(), artifacts, &TimestampPattern::default(), target.only.as_deref());
+    let catalog = catalog::build(
+        target.source.as_ref(),
+        artifacts,
+        &TimestampPattern::default(),
+        target.only.as_deref(),
+    );
     let mut v = verify::verify_catalog(target.source.as_ref(), &catalog, opts, &Progress::hidden());
     v.findings.extend(problems.iter().map(SourceError::finding));
-    if !v.backups.iter().any(|b| matches!(b.decoded, Some(inspect::Decoded::WalArchive(_)))) {
+    if !v
+        .backups
+        .iter()
+        .any(|b| matches!(b.decoded, Some(inspect::Decoded::WalArchive(_))))
+    {
         v.findings.push(
             Finding::new(target.source.location(), Check::Continuity, Status::Error, "named as a WAL archive, but holds no WAL segments")
                 .remedy("Point --wal-archive (or wal_archive) at the directory archive_command copies segments into."),

@@ -713,10 +713,15 @@ fn inspect_format(
             Err(e) => Err(Damage::io(e, "reading the segment")),
             Ok(facts) => {
                 i.evidence.insert("records".into(), json!(facts.records));
-                i.evidence.insert("end_lsn".into(), json!(facts.end.to_string()));
+                i.evidence
+                    .insert("end_lsn".into(), json!(facts.end.to_string()));
                 let problems = facts.problems.join("; ");
                 i.decoded = Some(Decoded::WalSegment(Box::new(facts)));
-                if problems.is_empty() { Ok(()) } else { Err(Damage(problems)) }
+                if problems.is_empty() {
+                    Ok(())
+                } else {
+                    Err(Damage(problems))
+                }
             }
         },
         Format::PgBackupManifest => {
@@ -724,7 +729,11 @@ fn inspect_format(
             let problems = m.problems.join("; ");
             i.evidence.insert("files".into(), json!(m.files.len()));
             i.decoded = Some(Decoded::BackupManifest(Box::new(m)));
-            if problems.is_empty() { Ok(()) } else { Err(Damage(problems)) }
+            if problems.is_empty() {
+                Ok(())
+            } else {
+                Err(Damage(problems))
+            }
         }
         Format::PgControl | Format::PgTimelineHistory => {
             let mut bytes = Vec::new();

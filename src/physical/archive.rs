@@ -46,7 +46,9 @@ impl ArchiveFacts {
     /// The sound segment with this timeline and number.
     pub fn segment(&self, tli: u32, segno: u64) -> Option<&ArchivedSegment> {
         self.segments
-            .binary_search_by(|s| (s.facts.tli, s.facts.segno, s.facts.partial).cmp(&(tli, segno, false)))
+            .binary_search_by(|s| {
+                (s.facts.tli, s.facts.segno, s.facts.partial).cmp(&(tli, segno, false))
+            })
             .ok()
             .map(|i| &self.segments[i])
     }
@@ -104,12 +106,16 @@ pub fn judge(subject: &str, key: &str, members: &[Member<'_>]) -> (Vec<Finding>,
                     facts.damaged.push(name.to_string());
                 }
             },
-            (Some(Decoded::Label(l)), Some(WalName::BackupHistory)) => facts.backups.push(l.clone()),
+            (Some(Decoded::Label(l)), Some(WalName::BackupHistory)) => {
+                facts.backups.push(l.clone())
+            }
             (_, Some(WalName::Segment { .. })) => {
                 let why = match (&i.result, &i.unjudged) {
                     (_, Some(u)) => format!("not judged: {u}"),
                     (Err(d), _) => d.to_string(),
-                    (Ok(()), None) => format!("named like a WAL segment, but holds no WAL ({})", i.kind),
+                    (Ok(()), None) => {
+                        format!("named like a WAL segment, but holds no WAL ({})", i.kind)
+                    }
                 };
                 problems.push(format!("{path}: {why}"));
                 facts.damaged.push(name.to_string());
@@ -162,15 +168,25 @@ pub fn judge(subject: &str, key: &str, members: &[Member<'_>]) -> (Vec<Finding>,
     let ev = evidence.as_object().cloned().unwrap_or_default();
     let remedy = "These WAL files cannot be replayed: point-in-time recovery stops before them. Find out what altered or replaced them, restore them from a copy if one exists, and take a fresh base backup now so the window starts after them.";
     let structure = if !problems.is_empty() {
-        Finding::new(subject, Check::Structure, Status::Fail, format!("wal_archive: {}", problems.join("; ")))
-            .with("problems", problems)
-            .with_evidence(ev.clone())
-            .remedy(remedy)
+        Finding::new(
+            subject,
+            Check::Structure,
+            Status::Fail,
+            format!("wal_archive: {}", problems.join("; ")),
+        )
+        .with("problems", problems)
+        .with_evidence(ev.clone())
+        .remedy(remedy)
     } else if !warnings.is_empty() {
-        Finding::new(subject, Check::Structure, Status::Warn, format!("wal_archive: {}", warnings.join("; ")))
-            .with("warnings", warnings)
-            .with_evidence(ev.clone())
-            .remedy("Check that the archive belongs to the server version its base backups are of.")
+        Finding::new(
+            subject,
+            Check::Structure,
+            Status::Warn,
+            format!("wal_archive: {}", warnings.join("; ")),
+        )
+        .with("warnings", warnings)
+        .with_evidence(ev.clone())
+        .remedy("Check that the archive belongs to the server version its base backups are of.")
     } else {
         Finding::new(
             subject,
@@ -197,7 +213,11 @@ pub fn judge(subject: &str, key: &str, members: &[Member<'_>]) -> (Vec<Finding>,
             subject,
             Check::Integrity,
             Status::Fail,
-            format!("wal_archive: {} ({} altered record(s))", altered[0], altered.len()),
+            format!(
+                "wal_archive: {} ({} altered record(s))",
+                altered[0],
+                altered.len()
+            ),
         )
         .with("altered", altered)
         .with_evidence(ev)

@@ -36,7 +36,12 @@ struct Held {
 const REMEDY: &str = "The base backup is damaged or incomplete: take a fresh base backup now, and find out what cut or altered this one (disk, copy job, storage).";
 
 /// The structure and integrity findings of one base backup, and its facts.
-pub fn judge(subject: &str, key: &str, format: BaseFormat, members: &[BaseMember<'_>]) -> (Vec<Finding>, BaseBackupInfo) {
+pub fn judge(
+    subject: &str,
+    key: &str,
+    format: BaseFormat,
+    members: &[BaseMember<'_>],
+) -> (Vec<Finding>, BaseBackupInfo) {
     let mut problems: Vec<String> = Vec::new();
     let mut manifest: Option<&BaseManifest> = None;
     let mut label: Option<LabelFacts> = None;
@@ -59,7 +64,13 @@ pub fn judge(subject: &str, key: &str, format: BaseFormat, members: &[BaseMember
             Some(Decoded::BaseTar(t)) => {
                 tars += 1;
                 for f in &t.files {
-                    held.insert(f.path.clone(), Held { size: f.size, digest: f.digest.clone() });
+                    held.insert(
+                        f.path.clone(),
+                        Held {
+                            size: f.size,
+                            digest: f.digest.clone(),
+                        },
+                    );
                 }
                 if t.label.is_some() {
                     label.clone_from(&t.label);
@@ -72,7 +83,10 @@ pub fn judge(subject: &str, key: &str, format: BaseFormat, members: &[BaseMember
             Some(Decoded::Label(l)) if m.name == "backup_label" => label = Some(l.clone()),
             Some(Decoded::Control(c)) if m.name == "global/pg_control" => control = Some(c.clone()),
             Some(Decoded::WalSegment(s)) if m.name.starts_with("pg_wal/") => {
-                segments.push((m.name.rsplit('/').next().unwrap_or(m.name).to_string(), (**s).clone()));
+                segments.push((
+                    m.name.rsplit('/').next().unwrap_or(m.name).to_string(),
+                    (**s).clone(),
+                ));
             }
             _ => {}
         }
@@ -85,14 +99,21 @@ pub fn judge(subject: &str, key: &str, format: BaseFormat, members: &[BaseMember
                 },
             );
         }
-        if let (Err(d), true) = (&i.result, i.kind.format != Format::Unknown || i.unjudged.is_some()) {
+        if let (Err(d), true) = (
+            &i.result,
+            i.kind.format != Format::Unknown || i.unjudged.is_some(),
+        ) {
             problems.push(format!("{}: {d}", m.name));
         }
         if let Some(why) = &i.unjudged {
             problems.push(format!("{}: not judged: {why}", m.name));
         }
     }
-    if format == BaseFormat::Tar && !members.iter().any(|m| super::basetar::is_backup_tar(m.name) && m.name.starts_with("base.tar")) {
+    if format == BaseFormat::Tar
+        && !members
+            .iter()
+            .any(|m| super::basetar::is_backup_tar(m.name) && m.name.starts_with("base.tar"))
+    {
         problems.push("base.tar missing: the data directory itself is not in the backup".into());
     }
     if format == BaseFormat::Tar && tars == 0 {
@@ -127,11 +148,17 @@ pub fn judge(subject: &str, key: &str, format: BaseFormat, members: &[BaseMember
         let listed: BTreeSet<&str> = m.files.iter().map(|f| f.path.as_str()).collect();
         for f in &m.files {
             let Some(h) = held.get(&f.path) else {
-                mismatches.push(format!("{}: listed in backup_manifest (line {}) but missing from the backup", f.path, f.line));
+                mismatches.push(format!(
+                    "{}: listed in backup_manifest (line {}) but missing from the backup",
+                    f.path, f.line
+                ));
                 continue;
             };
             if h.size != f.size {
-                mismatches.push(format!("{}: {} bytes, backup_manifest (line {}) says {}", f.path, h.size, f.line, f.size));
+                mismatches.push(format!(
+                    "{}: {} bytes, backup_manifest (line {}) says {}",
+                    f.path, h.size, f.line, f.size
+                ));
                 continue;
             }
             match (&f.checksum, &h.digest) {
@@ -139,23 +166,36 @@ pub fn judge(subject: &str, key: &str, format: BaseFormat, members: &[BaseMember
                     "{}: {:?} checksum {got} does not match backup_manifest (line {}): {want}",
                     f.path, f.kind, f.line
                 )),
-                (Some(_), None) => mismatches.push(format!("{}: its checksum was not computed", f.path)),
+                (Some(_), None) => {
+                    mismatches.push(format!("{}: its checksum was not computed", f.path))
+                }
                 _ => checked += 1,
             }
         }
         for path in held.keys() {
             if !listed.contains(path.as_str()) && !manifest::ignored(path) {
-                mismatches.push(format!("{path}: present in the backup but not in backup_manifest"));
+                mismatches.push(format!(
+                    "{path}: present in the backup but not in backup_manifest"
+                ));
             }
         }
     }
 
-    let system_id = control.as_ref().and_then(|c| c.as_ref().ok()).map(|c| c.system_id);
+    let system_id = control
+        .as_ref()
+        .and_then(|c| c.as_ref().ok())
+        .map(|c| c.system_id);
     let wal_ranges = manifest.map(|m| m.wal_ranges.clone()).unwrap_or_default();
     let label = label.unwrap_or_default();
     let mut included: Vec<String> = segments
         .iter()
-        .filter(|(n, s)| s.problems.is_empty() && matches!(WalName::parse(n), Some(WalName::Segment { partial: false, .. })))
+        .filter(|(n, s)| {
+            s.problems.is_empty()
+                && matches!(
+                    WalName::parse(n),
+                    Some(WalName::Segment { partial: false, .. })
+                )
+        })
         .map(|(n, _)| n.clone())
         .collect();
     included.sort();
@@ -187,7 +227,10 @@ pub fn judge(subject: &str, key: &str, format: BaseFormat, members: &[BaseMember
     }
     ev.insert("kind".into(), json!(kind));
     ev.insert("files".into(), json!(held.len()));
-    ev.insert("empty_files".into(), json!(held.values().filter(|h| h.size == 0).count()));
+    ev.insert(
+        "empty_files".into(),
+        json!(held.values().filter(|h| h.size == 0).count()),
+    );
     ev.insert(
         "checked".into(),
         json!([
@@ -202,7 +245,10 @@ pub fn judge(subject: &str, key: &str, format: BaseFormat, members: &[BaseMember
         "not_checked".into(),
         json!(["relation page checksums (a test restore vouches for them)"]),
     );
-    ev.insert("base_backup".into(), serde_json::to_value(&info).unwrap_or(Value::Null));
+    ev.insert(
+        "base_backup".into(),
+        serde_json::to_value(&info).unwrap_or(Value::Null),
+    );
     if let Some(id) = system_id {
         // As text: JSON numbers lose 64-bit precision in many readers.
         ev.insert("system_identifier".into(), json!(id.to_string()));
@@ -219,10 +265,15 @@ pub fn judge(subject: &str, key: &str, format: BaseFormat, members: &[BaseMember
         )
         .with_evidence(ev.clone())
     } else {
-        Finding::new(subject, Check::Structure, Status::Fail, format!("{kind}: {}", problems.join("; ")))
-            .with("problems", problems.clone())
-            .with_evidence(ev.clone())
-            .remedy(REMEDY)
+        Finding::new(
+            subject,
+            Check::Structure,
+            Status::Fail,
+            format!("{kind}: {}", problems.join("; ")),
+        )
+        .with("problems", problems.clone())
+        .with_evidence(ev.clone())
+        .remedy(REMEDY)
     };
     let integrity = match manifest {
         None => Finding::new(

@@ -46,7 +46,9 @@ pub fn find_base_tar(dir: &Path) -> Option<PathBuf> {
 pub fn is_backup_tar(name: &str) -> bool {
     let inner = super::names::strip_compression(name);
     inner.strip_suffix(".tar").is_some_and(|stem| {
-        stem == "base" || stem == "pg_wal" || (!stem.is_empty() && stem.bytes().all(|b| b.is_ascii_digit()))
+        stem == "base"
+            || stem == "pg_wal"
+            || (!stem.is_empty() && stem.bytes().all(|b| b.is_ascii_digit()))
     })
 }
 
@@ -99,7 +101,11 @@ pub fn anchors(mut f: impl Read) -> io::Result<(Option<String>, Option<Vec<u8>>)
         let mut entry = entry?;
         let path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         match path.as_str() {
-            "backup_label" => label = Some(String::from_utf8_lossy(&super::read_capped(&mut entry, 1 << 16)?).into_owned()),
+            "backup_label" => {
+                label = Some(
+                    String::from_utf8_lossy(&super::read_capped(&mut entry, 1 << 16)?).into_owned(),
+                )
+            }
             "global/pg_control" => control = Some(super::read_capped(&mut entry, 1 << 16)?),
             _ => {}
         }
@@ -112,7 +118,11 @@ pub fn anchors(mut f: impl Read) -> io::Result<(Option<String>, Option<Vec<u8>>)
 
 /// Inspects one tar of a tar-format base backup, hashing each member with
 /// `algorithm` (the manifest's) as it streams.
-pub fn inspect(stream: &mut dyn Read, subject: &Subject<'_>, algorithm: Option<Algorithm>) -> Inspection {
+pub fn inspect(
+    stream: &mut dyn Read,
+    subject: &Subject<'_>,
+    algorithm: Option<Algorithm>,
+) -> Inspection {
     let mut i = Inspection {
         kind: Kind {
             format: Format::Tar,
@@ -134,7 +144,9 @@ pub fn inspect(stream: &mut dyn Read, subject: &Subject<'_>, algorithm: Option<A
     };
     i.kind.compression = c;
     if lz4 {
-        i.unjudged = Some("lz4-compressed tar: this build does not decode lz4 (use gzip or zstd, or -Fp)".into());
+        i.unjudged = Some(
+            "lz4-compressed tar: this build does not decode lz4 (use gzip or zstd, or -Fp)".into(),
+        );
         return i;
     }
     let prefix = prefix_of(subject.name);
@@ -153,7 +165,12 @@ pub fn inspect(stream: &mut dyn Read, subject: &Subject<'_>, algorithm: Option<A
     i
 }
 
-fn walk(r: &mut dyn Read, prefix: &str, algorithm: Option<Algorithm>, facts: &mut TarFacts) -> Result<u64, Damage> {
+fn walk(
+    r: &mut dyn Read,
+    prefix: &str,
+    algorithm: Option<Algorithm>,
+    facts: &mut TarFacts,
+) -> Result<u64, Damage> {
     let mut counting = Counting { inner: r, count: 0 };
     let mut archive = tar::Archive::new(&mut counting);
     let mut members = 0u64;

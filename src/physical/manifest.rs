@@ -165,7 +165,9 @@ pub fn parse(r: &mut dyn BufRead) -> BaseManifest {
         } else if t.starts_with("{ \"Path\":") || t.starts_with("{ \"Encoded-Path\":") {
             match serde_json::from_str::<FileLine>(t) {
                 Ok(f) => file_entry(&mut m, f, n),
-                Err(e) => m.problems.push(format!("line {n}: unreadable file entry: {e}")),
+                Err(e) => m
+                    .problems
+                    .push(format!("line {n}: unreadable file entry: {e}")),
             }
         } else if t.starts_with("{ \"Timeline\":") {
             match serde_json::from_str::<RangeLine>(t) {
@@ -177,17 +179,23 @@ pub fn parse(r: &mut dyn BufRead) -> BaseManifest {
                     }),
                     _ => m.problems.push(format!("line {n}: invalid WAL range")),
                 },
-                Err(e) => m.problems.push(format!("line {n}: unreadable WAL range: {e}")),
+                Err(e) => m
+                    .problems
+                    .push(format!("line {n}: unreadable WAL range: {e}")),
             }
         } else if let Some(v) = t.strip_prefix("\"Manifest-Checksum\":") {
-            recorded = Some(v.trim().trim_end_matches('}').trim().trim_matches('"').to_string());
+            recorded = Some(
+                v.trim()
+                    .trim_end_matches('}')
+                    .trim()
+                    .trim_matches('"')
+                    .to_string(),
+            );
         }
     }
     let actual = hex::encode(hasher.finalize());
     match recorded {
-        None => m
-            .problems
-            .push("no Manifest-Checksum: cut short".into()),
+        None => m.problems.push("no Manifest-Checksum: cut short".into()),
         Some(r) if r.to_ascii_lowercase() != actual => m.problems.push(format!(
             "Manifest-Checksum {r} does not match the manifest's contents (SHA-256 {actual})"
         )),
@@ -210,7 +218,8 @@ fn file_entry(m: &mut BaseManifest, f: FileLine, line: usize) {
             }
         },
         (None, None) => {
-            m.problems.push(format!("line {line}: file entry without a path"));
+            m.problems
+                .push(format!("line {line}: file entry without a path"));
             return;
         }
     };
@@ -232,8 +241,9 @@ fn file_entry(m: &mut BaseManifest, f: FileLine, line: usize) {
         (_, None) => None,
     };
     if kind != ChecksumKind::None && checksum.is_none() {
-        m.problems
-            .push(format!("line {line}: {path}: checksum missing or malformed"));
+        m.problems.push(format!(
+            "line {line}: {path}: checksum missing or malformed"
+        ));
     }
     m.files.push(ManifestFile {
         path,
@@ -278,7 +288,11 @@ mod tests {
         assert_eq!(m.wal_ranges[0].end, Lsn(0x3000100));
         let bad = text.replace("\"Size\": 3", "\"Size\": 4");
         let m = parse(&mut bad.as_bytes());
-        assert!(m.problems[0].contains("Manifest-Checksum"), "{:?}", m.problems);
+        assert!(
+            m.problems[0].contains("Manifest-Checksum"),
+            "{:?}",
+            m.problems
+        );
         assert!(ignored("pg_wal/000000010000000000000001"));
         assert!(!ignored("pg_walx"));
     }

@@ -151,11 +151,16 @@ pub fn layout_of_dir(names: &std::collections::BTreeSet<&str>) -> Option<crate::
     let base_tar = names
         .iter()
         .any(|n| names::strip_compression(n) == "base.tar");
-    let wal_tar = names.iter().any(|n| names::strip_compression(n) == "pg_wal.tar");
+    let wal_tar = names
+        .iter()
+        .any(|n| names::strip_compression(n) == "pg_wal.tar");
     if base_tar && (names.contains("backup_manifest") || wal_tar) {
         return Some(crate::catalog::Layout::PgBaseBackupTar);
     }
-    let parsed: Vec<names::WalName> = names.iter().filter_map(|n| names::WalName::parse(n)).collect();
+    let parsed: Vec<names::WalName> = names
+        .iter()
+        .filter_map(|n| names::WalName::parse(n))
+        .collect();
     let segments = parsed
         .iter()
         .filter(|w| matches!(w, names::WalName::Segment { .. }))
@@ -173,9 +178,13 @@ pub fn is_manifest_of(dir: &str, key: &str) -> bool {
 }
 
 /// The checksum algorithm a decoded `backup_manifest` uses for its files.
-pub fn manifest_algorithm(decoded: Option<&crate::inspect::Decoded>) -> Option<crate::digest::Algorithm> {
+pub fn manifest_algorithm(
+    decoded: Option<&crate::inspect::Decoded>,
+) -> Option<crate::digest::Algorithm> {
     match decoded? {
-        crate::inspect::Decoded::BackupManifest(m) => m.files.iter().find_map(|f| f.kind.algorithm()),
+        crate::inspect::Decoded::BackupManifest(m) => {
+            m.files.iter().find_map(|f| f.kind.algorithm())
+        }
         _ => None,
     }
 }

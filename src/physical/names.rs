@@ -141,7 +141,10 @@ mod tests {
         );
         assert_eq!(WalName::parse("00000001000000000000000G"), None);
         let s = 16 << 20;
-        assert_eq!(segment_name(1, segno(1, 0xFF, s), s), "0000000100000001000000FF");
+        assert_eq!(
+            segment_name(1, segno(1, 0xFF, s), s),
+            "0000000100000001000000FF"
+        );
         assert_eq!(segno(1, 0, s), 256);
     }
 }

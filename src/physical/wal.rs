@@ -202,10 +202,9 @@ impl Decoder {
                     }
                     let total = u32le(buf, 0);
                     if !(RECORD_HEADER as u32..=MAX_RECORD).contains(&total) {
-                        self.facts.problems.push(format!(
-                            "record at {}: invalid length {total}",
-                            Lsn(*lsn)
-                        ));
+                        self.facts
+                            .problems
+                            .push(format!("record at {}: invalid length {total}", Lsn(*lsn)));
                         self.state = State::Ended;
                         return;
                     }
@@ -371,7 +370,7 @@ pub fn check(r: &mut dyn Read, name: &str) -> io::Result<SegmentFacts> {
     let first_addr = u64le(&page, 8);
     facts.segno = first_addr / facts.seg_size;
     facts.end = Lsn(first_addr);
-    if first_addr % facts.seg_size != 0 {
+    if !first_addr.is_multiple_of(facts.seg_size) {
         facts.problems.push(format!(
             "the first page's address {} is not a segment boundary",
             Lsn(first_addr)
@@ -438,13 +437,20 @@ pub fn check(r: &mut dyn Read, name: &str) -> io::Result<SegmentFacts> {
         let page_addr = u64le(&page, 8);
         let mut bad = Vec::new();
         if magic != dec.facts.magic {
-            bad.push(format!("magic {magic:#06X} (the segment began with {:#06X})", dec.facts.magic));
+            bad.push(format!(
+                "magic {magic:#06X} (the segment began with {:#06X})",
+                dec.facts.magic
+            ));
         }
         if info & !XLP_ALL_FLAGS != 0 || (pageno > 0 && info & XLP_LONG_HEADER != 0) {
             bad.push(format!("invalid flags {info:#06X}"));
         }
         if page_addr != addr {
-            bad.push(format!("address {} where {} belongs", Lsn(page_addr), Lsn(addr)));
+            bad.push(format!(
+                "address {} where {} belongs",
+                Lsn(page_addr),
+                Lsn(addr)
+            ));
         }
         if tli < last_tli || tli > dec.facts.tli {
             bad.push(format!("timeline {tli} after {last_tli}"));
@@ -462,7 +468,11 @@ pub fn check(r: &mut dyn Read, name: &str) -> io::Result<SegmentFacts> {
             continue;
         }
         last_tli = tli;
-        let header = if pageno == 0 { LONG_HEADER } else { SHORT_HEADER };
+        let header = if pageno == 0 {
+            LONG_HEADER
+        } else {
+            SHORT_HEADER
+        };
         if pageno > 0 {
             let cont = info & XLP_FIRST_IS_CONTRECORD != 0;
             let rem = u32le(&page, 16) as u64;
@@ -471,7 +481,11 @@ pub fn check(r: &mut dyn Read, name: &str) -> io::Result<SegmentFacts> {
                     dec.facts.problems.push(format!(
                         "page at {}: should continue a record with {left} bytes left, says {}",
                         Lsn(addr),
-                        if cont { format!("{rem}") } else { "none".into() }
+                        if cont {
+                            format!("{rem}")
+                        } else {
+                            "none".into()
+                        }
                     ));
                     dec.state = State::Ended;
                     continue;

@@ -99,7 +99,11 @@ impl ClusterWindow {
         // Walk back from the latest instant through overlapping spans.
         let mut reached = latest;
         loop {
-            let next = spans.iter().filter(|s| s.1 >= reached && s.0 < reached).map(|s| s.0).min();
+            let next = spans
+                .iter()
+                .filter(|s| s.1 >= reached && s.0 < reached)
+                .map(|s| s.0)
+                .min();
             match next {
                 Some(start) if start <= since => return true,
                 Some(start) => reached = start,
@@ -130,21 +134,37 @@ struct Leg {
 /// The timelines from `tli` to `target`, as `target`'s history says.
 fn path(a: &ArchiveFacts, tli: u32, begin: Lsn, target: u32) -> Result<Vec<Leg>, String> {
     if tli == target {
-        return Ok(vec![Leg { tli, begin, end: None }]);
+        return Ok(vec![Leg {
+            tli,
+            begin,
+            end: None,
+        }]);
     }
     let Some(h) = a.histories.get(&target) else {
-        return Err(format!("{target:08X}.history missing: recovery cannot follow timeline {target}"));
+        return Err(format!(
+            "{target:08X}.history missing: recovery cannot follow timeline {target}"
+        ));
     };
     let Some(j) = h.iter().position(|b| b.parent == tli) else {
-        return Err(format!("timeline {tli} is not an ancestor of timeline {target} ({target:08X}.history)"));
+        return Err(format!(
+            "timeline {tli} is not an ancestor of timeline {target} ({target:08X}.history)"
+        ));
     };
     let mut legs = Vec::new();
     let mut from = begin;
     for (k, b) in h.iter().enumerate().skip(j) {
-        legs.push(Leg { tli: b.parent, begin: from, end: Some(b.switchpoint) });
+        legs.push(Leg {
+            tli: b.parent,
+            begin: from,
+            end: Some(b.switchpoint),
+        });
         from = b.switchpoint;
         if k + 1 == h.len() {
-            legs.push(Leg { tli: target, begin: from, end: None });
+            legs.push(Leg {
+                tli: target,
+                begin: from,
+                end: None,
+            });
         }
     }
     Ok(legs)
@@ -153,7 +173,10 @@ fn path(a: &ArchiveFacts, tli: u32, begin: Lsn, target: u32) -> Result<Vec<Leg>,
 /// The timeline whose file recovery reads for `segno` (the newest one on
 /// the path that has begun by then).
 fn leg_for(legs: &[Leg], segno: u64, seg: u64) -> &Leg {
-    legs.iter().rev().find(|l| l.begin.segment(seg) <= segno).unwrap_or(&legs[0])
+    legs.iter()
+        .rev()
+        .find(|l| l.begin.segment(seg) <= segno)
+        .unwrap_or(&legs[0])
 }
 
 struct Walk {
@@ -171,7 +194,11 @@ fn walk(a: &ArchiveFacts, legs: &[Leg], start: u64, from: Lsn, carried: &BTreeSe
     let newest = a
         .segments
         .iter()
-        .filter(|s| !s.facts.partial && on_path(s.facts.tli) && s.facts.segno >= leg_for(legs, s.facts.segno, seg).begin.segment(seg))
+        .filter(|s| {
+            !s.facts.partial
+                && on_path(s.facts.tli)
+                && s.facts.segno >= leg_for(legs, s.facts.segno, seg).begin.segment(seg)
+        })
         .map(|s| s.facts.segno)
         .max()
         .unwrap_or(start)
@@ -187,7 +214,10 @@ fn walk(a: &ArchiveFacts, legs: &[Leg], start: u64, from: Lsn, carried: &BTreeSe
         let file = a.segment(leg.tli, segno);
         if file.is_none() && !carried.contains(&name) {
             match gaps.last_mut() {
-                Some(g) if !g.last_missing.is_empty() && next_name(&g.last_missing, seg) == Some(name.clone()) => {
+                Some(g)
+                    if !g.last_missing.is_empty()
+                        && next_name(&g.last_missing, seg) == Some(name.clone()) =>
+                {
                     g.last_missing = name
                 }
                 _ => gaps.push(Gap {
@@ -217,9 +247,14 @@ fn walk(a: &ArchiveFacts, legs: &[Leg], start: u64, from: Lsn, carried: &BTreeSe
             None => Lsn((segno + 1) * seg),
         };
         if let Some(f) = file {
-            for c in [f.facts.first_commit, f.facts.last_commit].into_iter().flatten() {
+            for c in [f.facts.first_commit, f.facts.last_commit]
+                .into_iter()
+                .flatten()
+            {
                 // The commit's own timeline: the leg whose span holds it.
-                if let Some(l) = legs.iter().find(|l| c.lsn >= l.begin && l.end.is_none_or(|e| c.lsn < e))
+                if let Some(l) = legs
+                    .iter()
+                    .find(|l| c.lsn >= l.begin && l.end.is_none_or(|e| c.lsn < e))
                     && c.lsn >= from
                 {
                     commits.push((l.tli, c));
@@ -245,9 +280,9 @@ fn walk(a: &ArchiveFacts, legs: &[Leg], start: u64, from: Lsn, carried: &BTreeSe
 
 fn next_name(name: &str, seg: u64) -> Option<String> {
     match super::names::WalName::parse(name)? {
-        super::names::WalName::Segment { tli, log, seg: s, .. } => {
-            Some(segment_name(tli, super::names::segno(log, s, seg) + 1, seg))
-        }
+        super::names::WalName::Segment {
+            tli, log, seg: s, ..
+        } => Some(segment_name(tli, super::names::segno(log, s, seg) + 1, seg)),
         _ => None,
     }
 }
@@ -286,7 +321,12 @@ pub fn pair(bases: &[Base<'_>], archives: &[Archive<'_>]) -> (Vec<Finding>, Phys
                 ));
             }
         }
-        let target = seen.iter().chain(a.histories.keys()).copied().max().unwrap_or(1);
+        let target = seen
+            .iter()
+            .chain(a.histories.keys())
+            .copied()
+            .max()
+            .unwrap_or(1);
         let mut cluster = ClusterWindow {
             system_id: sysid,
             archive: Some(asubj.to_string()),
@@ -306,7 +346,11 @@ pub fn pair(bases: &[Base<'_>], archives: &[Archive<'_>]) -> (Vec<Finding>, Phys
         for (_, (bsubj, b)) in &mine {
             let mut info = (*b).clone();
             // The server's own record of the backup: its stop time.
-            if let Some(l) = a.backups.iter().find(|l| l.start_lsn == info.start_lsn && l.start_lsn.is_some()) {
+            if let Some(l) = a
+                .backups
+                .iter()
+                .find(|l| l.start_lsn == info.start_lsn && l.start_lsn.is_some())
+            {
                 info.end_time = info.end_time.or(l.stop_time);
                 info.stop_lsn = info.stop_lsn.or(l.stop_lsn);
             }
@@ -319,19 +363,28 @@ pub fn pair(bases: &[Base<'_>], archives: &[Archive<'_>]) -> (Vec<Finding>, Phys
                     if !timeline_problems.contains(&e) {
                         timeline_problems.push(e);
                     }
-                    vec![Leg { tli: info.timeline, begin: start, end: None }]
+                    vec![Leg {
+                        tli: info.timeline,
+                        begin: start,
+                        end: None,
+                    }]
                 }
             };
             let mut required_missing = Vec::new();
             let ranges: Vec<(u32, Lsn, Lsn)> = if info.wal_ranges.is_empty() {
                 vec![(info.timeline, start, stop)]
             } else {
-                info.wal_ranges.iter().map(|r| (r.timeline, r.start, r.end)).collect()
+                info.wal_ranges
+                    .iter()
+                    .map(|r| (r.timeline, r.start, r.end))
+                    .collect()
             };
             for (tli, s, e) in ranges {
                 for segno in s.segment(seg)..=e.segment(seg) {
                     let name = segment_name(tli, segno, seg);
-                    let newer = legs.iter().any(|l| l.tli > tli && a.segment(l.tli, segno).is_some());
+                    let newer = legs
+                        .iter()
+                        .any(|l| l.tli > tli && a.segment(l.tli, segno).is_some());
                     if a.segment(tli, segno).is_none() && !carried.contains(&name) && !newer {
                         required_missing.push(name);
                     }
@@ -356,21 +409,38 @@ pub fn pair(bases: &[Base<'_>], archives: &[Archive<'_>]) -> (Vec<Finding>, Phys
         }
         if mine.is_empty() {
             // No base backup: the archive's own continuity from its oldest segment.
-            let root = a.histories.get(&target).and_then(|h| h.first()).map(|b| b.parent).unwrap_or(target);
-            let oldest = a.segments.iter().filter(|s| s.facts.tli == root).map(|s| s.facts.segno).min();
+            let root = a
+                .histories
+                .get(&target)
+                .and_then(|h| h.first())
+                .map(|b| b.parent)
+                .unwrap_or(target);
+            let oldest = a
+                .segments
+                .iter()
+                .filter(|s| s.facts.tli == root)
+                .map(|s| s.facts.segno)
+                .min();
             if let Some(oldest) = oldest {
                 let begin = Lsn(oldest * seg);
                 let legs = path(a, root, begin, target).unwrap_or_else(|e| {
                     if !timeline_problems.contains(&e) {
                         timeline_problems.push(e);
                     }
-                    vec![Leg { tli: root, begin, end: None }]
+                    vec![Leg {
+                        tli: root,
+                        begin,
+                        end: None,
+                    }]
                 });
                 cluster.gaps = walk(a, &legs, oldest, begin, &BTreeSet::new()).gaps;
             }
         }
         cluster.timeline_problems = timeline_problems;
-        let usable = cluster.backups.iter().filter(|b| b.required_missing.is_empty() && b.backup.sound);
+        let usable = cluster
+            .backups
+            .iter()
+            .filter(|b| b.required_missing.is_empty() && b.backup.sound);
         cluster.earliest = usable.clone().filter_map(|b| b.earliest).min();
         cluster.latest = usable.filter_map(|b| b.latest).max();
         findings.push(archive_finding(asubj, &cluster));
@@ -397,7 +467,10 @@ pub fn pair(bases: &[Base<'_>], archives: &[Archive<'_>]) -> (Vec<Finding>, Phys
 }
 
 fn backup_finding(subject: &str, archive: &str, w: &BackupWindow) -> Finding {
-    let ev = serde_json::to_value(w).ok().and_then(|v| v.as_object().cloned()).unwrap_or_default();
+    let ev = serde_json::to_value(w)
+        .ok()
+        .and_then(|v| v.as_object().cloned())
+        .unwrap_or_default();
     if !w.required_missing.is_empty() {
         return Finding::new(
             subject,
@@ -412,7 +485,11 @@ fn backup_finding(subject: &str, archive: &str, w: &BackupWindow) -> Finding {
         .with("archive", archive)
         .remedy("Without these segments the backup cannot be restored at all: find them (archive_command failures, an over-eager cleanup), or take a fresh base backup now.");
     }
-    let base = |status, summary: String| Finding::new(subject, Check::Continuity, status, summary).with_evidence(ev.clone()).with("archive", archive);
+    let base = |status, summary: String| {
+        Finding::new(subject, Check::Continuity, status, summary)
+            .with_evidence(ev.clone())
+            .with("archive", archive)
+    };
     match w.gaps.first() {
         Some(g) => base(
             Status::Fail,
@@ -438,7 +515,10 @@ fn backup_finding(subject: &str, archive: &str, w: &BackupWindow) -> Finding {
 }
 
 fn archive_finding(subject: &str, c: &ClusterWindow) -> Finding {
-    let ev = serde_json::to_value(c).ok().and_then(|v| v.as_object().cloned()).unwrap_or_default();
+    let ev = serde_json::to_value(c)
+        .ok()
+        .and_then(|v| v.as_object().cloned())
+        .unwrap_or_default();
     let mut problems: Vec<String> = c.timeline_problems.clone();
     for g in &c.gaps {
         problems.push(if g.first_missing == g.last_missing {
@@ -474,7 +554,10 @@ fn archive_finding(subject: &str, c: &ClusterWindow) -> Finding {
             c.newest_segment.as_deref().unwrap_or("-")
         ),
     )
-    .with("window", json!({"earliest": c.earliest, "latest": c.latest}))
+    .with(
+        "window",
+        json!({"earliest": c.earliest, "latest": c.latest}),
+    )
     .with_evidence(ev)
 }
 
@@ -483,13 +566,21 @@ fn unpaired_finding(subject: &str, b: &BaseBackupInfo, archives: &[Archive<'_>])
         .iter()
         .filter_map(|(s, a)| Some(format!("{s} (system identifier {})", a.system_id?)))
         .collect();
-    let ev = serde_json::to_value(b).ok().and_then(|v| v.as_object().cloned()).unwrap_or_default();
+    let ev = serde_json::to_value(b)
+        .ok()
+        .and_then(|v| v.as_object().cloned())
+        .unwrap_or_default();
     let needed: Vec<String> = match (b.start_lsn, b.stop_lsn) {
-        (Some(s), Some(e)) => (s.segment(16 << 20)..=e.segment(16 << 20)).map(|n| segment_name(b.timeline, n, 16 << 20)).collect(),
+        (Some(s), Some(e)) => (s.segment(16 << 20)..=e.segment(16 << 20))
+            .map(|n| segment_name(b.timeline, n, 16 << 20))
+            .collect(),
         _ => Vec::new(),
     };
     let carried = !needed.is_empty() && needed.iter().all(|n| b.wal_included.contains(n));
-    let id = b.system_id.map(|i| i.to_string()).unwrap_or_else(|| "unknown".into());
+    let id = b
+        .system_id
+        .map(|i| i.to_string())
+        .unwrap_or_else(|| "unknown".into());
     if carried {
         return Finding::new(
             subject,
@@ -500,9 +591,14 @@ fn unpaired_finding(subject: &str, b: &BaseBackupInfo, archives: &[Archive<'_>])
         .with_evidence(ev);
     }
     let summary = if others.is_empty() {
-        format!("the WAL needed to make it consistent is not in the backup, and no WAL archive of system identifier {id} was found (use --wal-archive)")
+        format!(
+            "the WAL needed to make it consistent is not in the backup, and no WAL archive of system identifier {id} was found (use --wal-archive)"
+        )
     } else {
-        format!("no WAL archive of system identifier {id}: the archive(s) found belong to other clusters: {}", others.join(", "))
+        format!(
+            "no WAL archive of system identifier {id}: the archive(s) found belong to other clusters: {}",
+            others.join(", ")
+        )
     };
     Finding::new(subject, Check::Continuity, Status::Fail, summary)
         .with_evidence(ev)

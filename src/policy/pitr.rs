@@ -43,7 +43,12 @@ fn judge(
             let cut = c
                 .gaps
                 .first()
-                .map(|g| format!(" (WAL stops being recoverable at {}, missing)", g.first_missing))
+                .map(|g| {
+                    format!(
+                        " (WAL stops being recoverable at {}, missing)",
+                        g.first_missing
+                    )
+                })
                 .unwrap_or_default();
             return (
                 Status::Fail,
@@ -106,11 +111,7 @@ pub(super) fn pitr(
     max_age: Option<Duration>,
     now: DateTime<Utc>,
 ) -> Finding {
-    let clusters: Vec<&ClusterWindow> = view
-        .physical
-        .iter()
-        .flat_map(|p| &p.clusters)
-        .collect();
+    let clusters: Vec<&ClusterWindow> = view.physical.iter().flat_map(|p| &p.clusters).collect();
     let base = |status, summary: String| {
         Finding::new(name, Check::Pitr, status, summary)
             .with("source", view.location.as_str())
