@@ -54,7 +54,10 @@ impl Layout {
         {
             Some(Layout::MariadbBackup)
         } else {
-            crate::physical::layout_of_dir(names)
+            crate::inspect::physical::layout_of_dir(names).map(|l| match l {
+                crate::inspect::physical::DirLayout::BaseBackupTar => Layout::PgBaseBackupTar,
+                crate::inspect::physical::DirLayout::WalArchive => Layout::WalArchive,
+            })
         }
     }
 }

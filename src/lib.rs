@@ -25,7 +25,6 @@ pub mod ledger;
 pub mod logging;
 pub mod manifest;
 pub mod notify;
-pub mod physical;
 pub mod policy;
 pub mod progress;
 pub mod redact;

@@ -8,9 +8,9 @@ use chrono::{DateTime, Utc};
 
 use crate::catalog::{self, TimestampPattern};
 use crate::finding::{Check, Finding, Status};
+use crate::inspect::physical::PhysicalFacts;
 use crate::inspect::{self, Kind};
 use crate::ledger::{self, Ledger, Sample};
-use crate::physical::PhysicalFacts;
 use crate::policy::{self, Observed};
 use crate::progress::Progress;
 use crate::restore::{RestoreFacts, RestoreOutcome, RestoreSession, RestoreSpec, Which};
@@ -309,7 +309,7 @@ fn pair_physical(
     if bases.is_empty() && archives.is_empty() {
         return (Vec::new(), PhysicalFacts::default());
     }
-    let (findings, facts) = crate::physical::window::pair(&bases, &archives);
+    let (findings, facts) = crate::inspect::physical::window::pair(&bases, &archives);
     let elsewhere: std::collections::BTreeSet<&str> =
         extra.iter().map(|r| r.subject.as_str()).collect();
     let findings = findings

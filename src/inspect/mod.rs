@@ -14,6 +14,7 @@ pub(crate) mod image;
 pub(crate) mod innodb;
 mod msgpack;
 pub mod pgdump;
+pub mod physical;
 pub mod raft;
 pub(crate) mod tar;
 pub(crate) mod text;
@@ -93,9 +94,9 @@ pub enum Format {
     PgControl,
     /// A timeline history file (`TTTTTTTT.history`).
     PgTimelineHistory,
-    /// A `pg_basebackup -Ft` directory (judged in [`crate::physical`]).
+    /// A `pg_basebackup -Ft` directory (judged in [`crate::inspect::physical`]).
     PgBaseBackupTar,
-    /// A WAL archive directory (judged in [`crate::physical`]).
+    /// A WAL archive directory (judged in [`crate::inspect::physical`]).
     WalArchive,
     Unknown,
 }
@@ -202,17 +203,17 @@ pub struct Inspection {
 pub enum Decoded {
     Raft(raft::RaftFacts),
     Etcd(etcd::EtcdFacts),
-    /// Physical PostgreSQL files ([`crate::physical`]), per file…
-    WalSegment(Box<crate::physical::wal::SegmentFacts>),
-    BackupManifest(Box<crate::physical::manifest::BaseManifest>),
-    Control(Result<crate::physical::control::ControlFacts, String>),
+    /// Physical PostgreSQL files ([`crate::inspect::physical`]), per file…
+    WalSegment(Box<crate::inspect::physical::wal::SegmentFacts>),
+    BackupManifest(Box<crate::inspect::physical::manifest::BaseManifest>),
+    Control(Result<physical::control::ControlFacts, physical::control::Unusable>),
     /// `backup_label`, or an archived `*.backup` file.
-    Label(crate::physical::control::LabelFacts),
-    History(Result<Vec<crate::physical::control::Branch>, String>),
-    BaseTar(Box<crate::physical::basetar::TarFacts>),
+    Label(crate::inspect::physical::control::LabelFacts),
+    History(Result<Vec<physical::control::Branch>, physical::control::Unusable>),
+    BaseTar(Box<crate::inspect::physical::basetar::TarFacts>),
     /// … and per directory (on `BackupRecord::decoded`).
-    BaseBackup(Box<crate::physical::BaseBackupInfo>),
-    WalArchive(Box<crate::physical::archive::ArchiveFacts>),
+    BaseBackup(Box<crate::inspect::physical::BaseBackupInfo>),
+    WalArchive(Box<crate::inspect::physical::archive::ArchiveFacts>),
 }
 
 impl Inspection {
@@ -335,18 +336,18 @@ pub fn sniff_format(head: &[u8], name: &str) -> Format {
     if bbolt::looks_like(head) {
         return Format::EtcdSnapshot;
     }
-    if crate::physical::wal::looks_like(head) {
+    if crate::inspect::physical::wal::looks_like(head) {
         return Format::WalSegment;
     }
-    if crate::physical::manifest::looks_like(head) {
+    if crate::inspect::physical::manifest::looks_like(head) {
         return Format::PgBackupManifest;
     }
     if name == "pg_control" && head.len() >= 64 {
         return Format::PgControl;
     }
     if matches!(
-        crate::physical::names::WalName::parse(name),
-        Some(crate::physical::names::WalName::History(_))
+        crate::inspect::physical::names::WalName::parse(name),
+        Some(crate::inspect::physical::names::WalName::History(_))
     ) {
         return Format::PgTimelineHistory;
     }
@@ -700,7 +701,9 @@ fn inspect_format(
         Format::XtrabackupCheckpoints | Format::PgBackupLabel => {
             read_small_text(r).and_then(|text| {
                 let ev = if format == Format::PgBackupLabel {
-                    i.decoded = Some(Decoded::Label(crate::physical::control::label(&text)));
+                    i.decoded = Some(Decoded::Label(crate::inspect::physical::control::label(
+                        &text,
+                    )));
                     dirs::check_backup_label(&text)?
                 } else {
                     dirs::check_checkpoints(&text)?
@@ -709,7 +712,7 @@ fn inspect_format(
                 Ok(())
             })
         }
-        Format::WalSegment => match crate::physical::wal::check(r, subject.name) {
+        Format::WalSegment => match crate::inspect::physical::wal::check(r, subject.name) {
             Err(e) => Err(Damage::io(e, "reading the segment")),
             Ok(facts) => {
                 i.evidence.insert("records".into(), json!(facts.records));
@@ -725,7 +728,7 @@ fn inspect_format(
             }
         },
         Format::PgBackupManifest => {
-            let m = crate::physical::manifest::parse(r);
+            let m = crate::inspect::physical::manifest::parse(r);
             let problems = m.problems.join("; ");
             i.evidence.insert("files".into(), json!(m.files.len()));
             i.decoded = Some(Decoded::BackupManifest(Box::new(m)));
@@ -740,14 +743,16 @@ fn inspect_format(
             match r.take(MAX_RECORD_BYTES).read_to_end(&mut bytes) {
                 Err(e) => Err(Damage::io(e, "reading")),
                 Ok(_) if format == Format::PgControl => {
-                    let c = crate::physical::control::pg_control(&bytes);
-                    let result = c.as_ref().map(|_| ()).map_err(|e| Damage(e.clone()));
+                    let c = crate::inspect::physical::control::pg_control(&bytes);
+                    let result = c.as_ref().map(|_| ()).map_err(|e| Damage(e.to_string()));
                     i.decoded = Some(Decoded::Control(c));
                     result
                 }
                 Ok(_) => {
-                    let h = crate::physical::control::history(&String::from_utf8_lossy(&bytes));
-                    let result = h.as_ref().map(|_| ()).map_err(|e| Damage(e.clone()));
+                    let h = crate::inspect::physical::control::history(&String::from_utf8_lossy(
+                        &bytes,
+                    ));
+                    let result = h.as_ref().map(|_| ()).map_err(|e| Damage(e.to_string()));
                     i.decoded = Some(Decoded::History(h));
                     result
                 }

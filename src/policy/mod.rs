@@ -479,7 +479,7 @@ pub struct SourceView {
     /// How the source's names carry their time: what tells its series apart.
     pub timestamp_pattern: TimestampPattern,
     /// Base backups paired with WAL archives, where the source was audited.
-    pub physical: Option<crate::physical::PhysicalFacts>,
+    pub physical: Option<crate::inspect::physical::PhysicalFacts>,
 }
 
 /// One test restore of a source's backup.

@@ -1,5 +1,5 @@
 //! The `pitr` promise: the recoverable window of a source's base backups
-//! and WAL archive ([`crate::physical::PhysicalFacts`], typed, as the run
+//! and WAL archive ([`crate::inspect::physical::PhysicalFacts`], typed, as the run
 //! paired them) covers the last `min_window` without a gap, and its newest
 //! recoverable instant (the last commit in gap-free WAL) is at most
 //! `max_archive_age` old: the data a recovery now would lose.
@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::{RemedyIf, SourceView, human};
 use crate::finding::{Check, Finding, Status};
-use crate::physical::ClusterWindow;
+use crate::inspect::physical::ClusterWindow;
 
 fn fmt(t: Option<DateTime<Utc>>) -> String {
     t.map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
@@ -167,8 +167,8 @@ pub(super) fn pitr(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::physical::PhysicalFacts;
-    use crate::physical::window::{BackupWindow, ClusterWindow};
+    use crate::inspect::physical::PhysicalFacts;
+    use crate::inspect::physical::window::{BackupWindow, ClusterWindow};
 
     fn t(h: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_800_000_000 + h * 3600, 0).unwrap()
@@ -176,9 +176,9 @@ mod tests {
 
     fn window(earliest: i64, latest: i64) -> BackupWindow {
         BackupWindow {
-            backup: crate::physical::BaseBackupInfo {
+            backup: crate::inspect::physical::BaseBackupInfo {
                 key: format!("base-{earliest}"),
-                format: crate::physical::BaseFormat::Plain,
+                format: crate::inspect::physical::BaseFormat::Plain,
                 system_id: Some(1),
                 timeline: 1,
                 start_lsn: None,

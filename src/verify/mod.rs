@@ -18,8 +18,8 @@ use crate::catalog::{Backup, Catalog, Layout, ManifestState, TimestampFrom};
 use crate::digest::{Algorithm, DigestSet, Hashers, HashingReader, LANE_THRESHOLD};
 use crate::expectation::Expectation;
 use crate::finding::{Check, Finding, Status};
+use crate::inspect::physical;
 use crate::inspect::{self, Format, Inspection, Kind, Subject};
-use crate::physical;
 use crate::progress::Progress;
 use crate::source::{Artifact, Storage, StoreFacts, Unchecked};
 

@@ -144,10 +144,17 @@ fn read_capped(r: &mut dyn Read, cap: u64) -> std::io::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// A directory layout recognised by its file names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DirLayout {
+    BaseBackupTar,
+    WalArchive,
+}
+
 /// The physical layout a directory's own file names announce, if any: a
 /// tar-format base backup, or a WAL archive (at least one segment name,
 /// and WAL names for at least half of the files).
-pub fn layout_of_dir(names: &std::collections::BTreeSet<&str>) -> Option<crate::catalog::Layout> {
+pub fn layout_of_dir(names: &std::collections::BTreeSet<&str>) -> Option<DirLayout> {
     let base_tar = names
         .iter()
         .any(|n| names::strip_compression(n) == "base.tar");
@@ -155,7 +162,7 @@ pub fn layout_of_dir(names: &std::collections::BTreeSet<&str>) -> Option<crate::
         .iter()
         .any(|n| names::strip_compression(n) == "pg_wal.tar");
     if base_tar && (names.contains("backup_manifest") || wal_tar) {
-        return Some(crate::catalog::Layout::PgBaseBackupTar);
+        return Some(DirLayout::BaseBackupTar);
     }
     let parsed: Vec<names::WalName> = names
         .iter()
@@ -165,7 +172,7 @@ pub fn layout_of_dir(names: &std::collections::BTreeSet<&str>) -> Option<crate::
         .iter()
         .filter(|w| matches!(w, names::WalName::Segment { .. }))
         .count();
-    (segments > 0 && parsed.len() * 2 >= names.len()).then_some(crate::catalog::Layout::WalArchive)
+    (segments > 0 && parsed.len() * 2 >= names.len()).then_some(DirLayout::WalArchive)
 }
 
 /// Whether `key` is the `backup_manifest` at the top of backup `dir`.

@@ -45,7 +45,7 @@ pub fn judge(
     let mut problems: Vec<String> = Vec::new();
     let mut manifest: Option<&BaseManifest> = None;
     let mut label: Option<LabelFacts> = None;
-    let mut control: Option<Result<ControlFacts, String>> = None;
+    let mut control: Option<Result<ControlFacts, super::control::Unusable>> = None;
     let mut segments: Vec<(String, SegmentFacts)> = Vec::new();
     let mut held: BTreeMap<String, Held> = BTreeMap::new();
     let mut algorithm = None;

@@ -29,7 +29,7 @@ pub struct TarFile {
 pub struct TarFacts {
     pub files: Vec<TarFile>,
     pub label: Option<LabelFacts>,
-    pub control: Option<Result<ControlFacts, String>>,
+    pub control: Option<Result<ControlFacts, control::Unusable>>,
     /// `pg_wal.tar`'s segments: name and what their content says.
     pub segments: Vec<(String, SegmentFacts)>,
 }

@@ -8,6 +8,11 @@ use serde::Serialize;
 
 use super::names::Lsn;
 
+/// Why one of these small files cannot be used, worded for the report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, thiserror::Error)]
+#[error("{0}")]
+pub struct Unusable(pub String);
+
 /// What `global/pg_control` says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct ControlFacts {
@@ -21,16 +26,21 @@ pub struct ControlFacts {
 /// Reads pg_control's fixed head and checks its CRC. The CRC sits right
 /// after the struct, whose size differs between releases, so the offset
 /// is found where the CRC of the bytes before it matches.
-pub fn pg_control(bytes: &[u8]) -> Result<ControlFacts, String> {
+pub fn pg_control(bytes: &[u8]) -> Result<ControlFacts, Unusable> {
     if bytes.len() < 64 {
-        return Err(format!("{} bytes is too short for pg_control", bytes.len()));
+        return Err(Unusable(format!(
+            "{} bytes is too short for pg_control",
+            bytes.len()
+        )));
     }
     let u32at = |o: usize| u32::from_le_bytes(bytes[o..o + 4].try_into().expect("4"));
     let crc_ok = (56..bytes.len().min(1024) - 4)
         .step_by(4)
         .any(|o| crc32c::crc32c(&bytes[..o]) == u32at(o));
     if !crc_ok {
-        return Err("its CRC does not match its contents (damaged)".into());
+        return Err(Unusable(
+            "its CRC does not match its contents (damaged)".into(),
+        ));
     }
     Ok(ControlFacts {
         system_id: u64::from_le_bytes(bytes[..8].try_into().expect("8")),
@@ -95,7 +105,7 @@ pub struct Branch {
 
 /// `TTTTTTTT.history`: `parentTLI <tab> X/Y <tab> reason` lines, oldest
 /// first; blank lines and `#` comments allowed, as the server reads it.
-pub fn history(text: &str) -> Result<Vec<Branch>, String> {
+pub fn history(text: &str) -> Result<Vec<Branch>, Unusable> {
     let mut out: Vec<Branch> = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -106,10 +116,16 @@ pub fn history(text: &str) -> Result<Vec<Branch>, String> {
         let parent = fields.next().and_then(|t| t.parse::<u32>().ok());
         let switchpoint = fields.next().and_then(Lsn::parse);
         let (Some(parent), Some(switchpoint)) = (parent, switchpoint) else {
-            return Err(format!("line {}: not `timeline LSN reason`", n + 1));
+            return Err(Unusable(format!(
+                "line {}: not `timeline LSN reason`",
+                n + 1
+            )));
         };
         if out.last().is_some_and(|b| b.parent >= parent) {
-            return Err(format!("line {}: timeline IDs must increase", n + 1));
+            return Err(Unusable(format!(
+                "line {}: timeline IDs must increase",
+                n + 1
+            )));
         }
         out.push(Branch {
             parent,
@@ -117,7 +133,7 @@ pub fn history(text: &str) -> Result<Vec<Branch>, String> {
         });
     }
     if out.is_empty() {
-        return Err("no timeline lines".into());
+        return Err(Unusable("no timeline lines".into()));
     }
     Ok(out)
 }

@@ -132,7 +132,12 @@ struct Leg {
 }
 
 /// The timelines from `tli` to `target`, as `target`'s history says.
-fn path(a: &ArchiveFacts, tli: u32, begin: Lsn, target: u32) -> Result<Vec<Leg>, String> {
+fn path(
+    a: &ArchiveFacts,
+    tli: u32,
+    begin: Lsn,
+    target: u32,
+) -> Result<Vec<Leg>, super::control::Unusable> {
     if tli == target {
         return Ok(vec![Leg {
             tli,
@@ -141,14 +146,14 @@ fn path(a: &ArchiveFacts, tli: u32, begin: Lsn, target: u32) -> Result<Vec<Leg>,
         }]);
     }
     let Some(h) = a.histories.get(&target) else {
-        return Err(format!(
+        return Err(super::control::Unusable(format!(
             "{target:08X}.history missing: recovery cannot follow timeline {target}"
-        ));
+        )));
     };
     let Some(j) = h.iter().position(|b| b.parent == tli) else {
-        return Err(format!(
+        return Err(super::control::Unusable(format!(
             "timeline {tli} is not an ancestor of timeline {target} ({target:08X}.history)"
-        ));
+        )));
     };
     let mut legs = Vec::new();
     let mut from = begin;
@@ -360,6 +365,7 @@ pub fn pair(bases: &[Base<'_>], archives: &[Archive<'_>]) -> (Vec<Finding>, Phys
             let legs = match path(a, info.timeline, start, target) {
                 Ok(l) => l,
                 Err(e) => {
+                    let e = e.to_string();
                     if !timeline_problems.contains(&e) {
                         timeline_problems.push(e);
                     }
@@ -424,6 +430,7 @@ pub fn pair(bases: &[Base<'_>], archives: &[Archive<'_>]) -> (Vec<Finding>, Phys
             if let Some(oldest) = oldest {
                 let begin = Lsn(oldest * seg);
                 let legs = path(a, root, begin, target).unwrap_or_else(|e| {
+                    let e = e.to_string();
                     if !timeline_problems.contains(&e) {
                         timeline_problems.push(e);
                     }
