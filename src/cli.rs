@@ -13,7 +13,7 @@ use crate::history;
 use crate::ledger::Sample;
 use crate::logging::{LevelFilter, LogFormat};
 use crate::report::Format;
-use crate::restore::RestoreOverrides;
+use crate::restore::{PitrTarget, RestoreOverrides};
 use crate::source::S3Options;
 use crate::verify::VerifyOptions;
 
@@ -334,6 +334,10 @@ pub struct RestoreArgs {
     /// Kill a restore after this long (default: twice the RTO, else 6h).
     #[arg(long, requires = "restore", value_parser = humantime::parse_duration)]
     pub restore_timeout: Option<Duration>,
+    /// Point-in-time restores of base backups stop here, e.g.
+    /// '2026-11-20 03:00:00+00' (default: the end of the WAL archive).
+    #[arg(long, requires = "restore", value_parser = PitrTarget::parse_time)]
+    pub target_time: Option<PitrTarget>,
 }
 
 impl RestoreArgs {
@@ -342,6 +346,8 @@ impl RestoreArgs {
             scratch_url: self.scratch_url.clone(),
             rto: self.rto,
             timeout: self.restore_timeout,
+            target: self.target_time,
+            wal_archive: None,
         })
     }
 }

@@ -11,16 +11,23 @@
 //! into a scratch server of its own, starts it, and checks what it holds
 //! against a [`SnapshotSpec`]. The session times both steps, applies the
 //! timeout and the RTO and writes the one finding, as for databases.
+//!
+//! Physical base backups are a whole cluster, replayed from a WAL archive
+//! to a point in time: a [`PhysicalEngine`] copies one into a scratch
+//! cluster of its own, recovers it to a [`PitrSpec`]'s target, and opens
+//! sessions on its databases for the same sanity checks as a dump.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
 
 use serde::Deserialize;
 
-use crate::catalog::Layout;
-use crate::inspect::{Decoded, Format};
+use crate::catalog::{Backup, Layout};
+use crate::inspect::{Decoded, Format, Kind};
 
-use super::facts::SnapshotFacts;
+use super::facts::{PitrFacts, SnapshotFacts};
 use super::input::{Input, InputError};
 use super::scratch::{Instance, ScratchError};
 use super::tools::{ToolError, ToolRun};
@@ -258,4 +265,110 @@ pub trait SnapshotEngine: Sync {
         expected: Option<&Decoded>,
         deadline: Instant,
     ) -> Result<SnapshotCheck, EngineError>;
+}
+
+/// Where a point-in-time restore stops replaying.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PitrTarget {
+    /// The end of the archive (`target = "latest"`, the default).
+    #[default]
+    Latest,
+    /// `recovery_target_time` (`target_time = "2026-11-20 03:00:00+00"`).
+    Time(DateTime<Utc>),
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error(
+    "{0:?} is not a time with a UTC offset: write it like \"2026-11-20 03:00:00+00\" (or RFC 3339, \"2026-11-20T03:00:00Z\")"
+)]
+pub struct TargetTimeError(pub String);
+
+impl PitrTarget {
+    /// A target time as PostgreSQL and people write it. The offset is
+    /// required: without one the scratch server's time zone would decide.
+    pub fn parse_time(text: &str) -> Result<PitrTarget, TargetTimeError> {
+        parse_instant(text)
+            .map(PitrTarget::Time)
+            .ok_or_else(|| TargetTimeError(text.to_string()))
+    }
+
+    /// As evidence shows it and `recovery_target_time` takes it.
+    pub fn describe(&self) -> String {
+        match self {
+            PitrTarget::Latest => "latest".to_string(),
+            PitrTarget::Time(t) => t.format("%Y-%m-%d %H:%M:%S%.f+00").to_string(),
+        }
+    }
+}
+
+/// An instant in PostgreSQL's text form (`2026-11-20 03:00:00.5+00`,
+/// `+05:30`, `+0000`) or RFC 3339; `None` without an offset.
+pub fn parse_instant(text: &str) -> Option<DateTime<Utc>> {
+    let t = text.trim();
+    if let Ok(d) = DateTime::parse_from_rfc3339(t) {
+        return Some(d.with_timezone(&Utc));
+    }
+    let t = t
+        .strip_suffix(" UTC")
+        .or_else(|| t.strip_suffix('Z'))
+        .map(|s| format!("{s}+00"))
+        .unwrap_or_else(|| t.to_string());
+    ["%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f%#z"]
+        .iter()
+        .find_map(|f| DateTime::parse_from_str(&t, f).ok())
+        .map(|d| d.with_timezone(&Utc))
+}
+
+/// What a point-in-time restore is asked for.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PitrSpec {
+    pub target: PitrTarget,
+    /// The WAL archive to replay from, read-only; without one the cluster
+    /// is recovered to the base backup's consistency point only.
+    pub wal_archive: Option<PathBuf>,
+}
+
+/// A base backup recovered into a scratch cluster of its own.
+pub struct Recovered {
+    /// The cluster and its dir: stopped and removed when this drops.
+    pub instance: Instance,
+    /// The server's run: a failed one (it stopped before the target, a
+    /// segment was missing) is the finding, and there is nothing to check.
+    pub run: ToolRun,
+    pub facts: PitrFacts,
+    /// What the replay did not reach although the cluster came up (a gap
+    /// in the archive it stopped at): a failed restore.
+    pub problems: Vec<String>,
+    pub endpoint: Endpoint,
+}
+
+/// One kind of physical backup backproof recovers to a point in time.
+pub trait PhysicalEngine: Sync {
+    /// The name evidence and messages use (`engine = ...` in a config).
+    fn name(&self) -> &'static str;
+    fn aliases(&self) -> &'static [&'static str] {
+        &[]
+    }
+    /// Whether this backup is one of its base backups.
+    fn recognises(&self, kind: Kind, backup: &Backup) -> bool;
+    /// Copies the base backup at `path` (never touched) into a new scratch
+    /// cluster, replays the archive to the target and waits until the
+    /// cluster is promoted. `Ok` with a failed run when the server refuses
+    /// (missing WAL, the target not reached); `Err` when the restore could
+    /// not be tried (no verdict).
+    fn recover(
+        &self,
+        path: &Path,
+        spec: &PitrSpec,
+        deadline: Instant,
+    ) -> Result<Recovered, EngineError>;
+    /// Sessions on every database of the recovered cluster as an
+    /// unprivileged login that may read all data, in name order, and the
+    /// name of the one assertions and the freshness column run in
+    /// (`database`, else the only one besides `postgres`).
+    fn sessions(
+        &self,
+        recovered: &Recovered,
+        database: Option<&str>,
+    ) -> Result<(String, Vec<(String, Box<dyn SqlSession>)>), EngineError>;
 }

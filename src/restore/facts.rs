@@ -98,6 +98,67 @@ pub struct RestoreFacts {
     /// A configuration-store snapshot: what the restored server holds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<SnapshotFacts>,
+    /// A base backup recovered to a point in time: where the replay was
+    /// asked to stop and where it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pitr: Option<PitrFacts>,
+}
+
+/// What a point-in-time restore of a base backup established. Times are
+/// as the server wrote them (UTC, `2026-11-20 03:00:00.123+00`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PitrFacts {
+    /// `latest`, or the target time.
+    pub target: String,
+    /// The archive replayed from (read-only); absent: none was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wal_archive: Option<String>,
+    /// No archive: recovered to the base backup's consistency point only,
+    /// so the target was not tested.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub consistency_only: bool,
+    /// The replay reached the target: the server's stop line for a time,
+    /// the end of the archive (without a gap) for `latest`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reached: Option<bool>,
+    /// `recovery stopping before commit of transaction 727, time ...`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_line: Option<String>,
+    /// The first transaction not replayed (from the stop line).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped_at: Option<String>,
+    /// `pg_last_xact_replay_timestamp()`: the last transaction replayed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replay_timestamp: Option<String>,
+    /// The server said `archive recovery complete`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery_complete: Option<bool>,
+    /// WAL segments restored from the archive, and the last of them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segments_restored: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_segment: Option<String>,
+    /// The segment the replay asked for and the archive did not hold,
+    /// when that cut the replay short.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missing_segment: Option<String>,
+    /// The server's own error, when it stopped (`FATAL: ...`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_version: Option<String>,
+    /// Copying the base backup into the scratch cluster, and replaying
+    /// until it was promoted (both inside `restore_seconds`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub copy_seconds: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replay_seconds: Option<f64>,
+    /// How long before the recovery point (the target time, else the last
+    /// replayed transaction) the newest value of the freshness column is:
+    /// the data lost at that point, measured from the data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_loss_seconds: Option<f64>,
 }
 
 /// What a restored configuration store (etcd, OpenBao/Vault) was found to

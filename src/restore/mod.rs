@@ -21,6 +21,7 @@ mod input;
 mod mariabackup;
 mod mysql;
 mod openbao;
+mod pitr;
 mod postgres;
 mod registry;
 mod sanity;
@@ -29,7 +30,8 @@ mod space;
 mod spec;
 mod tools;
 
-pub use facts::{Assertion, AssertionResult, Freshness, RestoreFacts, SnapshotFacts};
+pub use engine::PitrTarget;
+pub use facts::{Assertion, AssertionResult, Freshness, PitrFacts, RestoreFacts, SnapshotFacts};
 pub use registry::Engine;
 pub use spec::{RestoreOverrides, RestoreSpec, SpecError, Which};
 
@@ -43,7 +45,7 @@ use crate::inspect::{Decoded, Format, Kind};
 use crate::redact::redact;
 use crate::source::Storage;
 
-use engine::{Endpoint, EngineError, EngineKind, ScratchDb, SnapshotEngine};
+use engine::{Endpoint, Recovered, EngineError, EngineKind, PhysicalEngine, ScratchDb, SnapshotEngine};
 use scratch::Instance;
 
 /// Without an RTO or an explicit timeout, a restore still may not run forever
@@ -229,6 +231,20 @@ impl RestoreSession {
         facts.engine = Some(engine.name().to_string());
         facts.source = Some(source_name.to_string());
         facts.location = Some(source.location());
+        if let Some(physical) = engine.physical() {
+            facts.target = Some("ephemeral".to_string());
+            facts.timeout_seconds = Some(timeout.as_secs_f64());
+            facts.rto_seconds = rto.map(|r| r.as_secs_f64());
+            let p = Physical {
+                engine: physical,
+                rto,
+                timeout,
+                previous_rows,
+            };
+            let (status, summary, remedy) =
+                self.restore_physical(source, backup, spec, p, &mut facts);
+            return outcome(facts, status, summary, remedy);
+        }
         let ops = match (engine.kind(), engine.snapshot()) {
             (Some(ops), _) => ops,
             (None, Some(snap)) => {
@@ -624,6 +640,196 @@ impl RestoreSession {
     }
 }
 
+/// A point-in-time restore's engine and limits.
+struct Physical<'a> {
+    engine: &'static dyn PhysicalEngine,
+    rto: Option<Duration>,
+    timeout: Duration,
+    previous_rows: Option<&'a BTreeMap<String, u64>>,
+}
+
+impl RestoreSession {
+    /// A base backup recovered to its target in a scratch cluster of its
+    /// own, checked like a restored dump, stopped and removed: the
+    /// verdict, with `facts` filled in. Timed from the copy of the base
+    /// backup to the end of the checks.
+    fn restore_physical(
+        &mut self,
+        source: &dyn Storage,
+        backup: &Backup,
+        spec: &RestoreSpec,
+        p: Physical<'_>,
+        facts: &mut RestoreFacts,
+    ) -> (Status, String, Option<&'static str>) {
+        self.sweep_dirs_once();
+        let wants = spec.pitr(&self.overrides);
+        let target = match wants.target {
+            PitrTarget::Latest => "the end of the WAL archive".to_string(),
+            t => t.describe(),
+        };
+        let Some(path) = source.local_path(&backup.key) else {
+            return (
+                Status::Error,
+                "not restored: a point-in-time restore needs the base backup on a local filesystem"
+                    .to_string(),
+                None,
+            );
+        };
+        let started = Instant::now();
+        let deadline = started + p.timeout;
+        let recovered = p.engine.recover(&path, &wants, deadline);
+        let restore_seconds = started.elapsed().as_secs_f64();
+        facts.restore_seconds = Some(round3(restore_seconds));
+        let recovered = match recovered {
+            Ok(r) => r,
+            Err(e) => {
+                if let Some(full) = space::at_start(&e.to_string()) {
+                    let summary = format!(
+                        "no scratch {} cluster: {}: {e}",
+                        p.engine.name(),
+                        full.describe("")
+                    );
+                    facts.scratch_full = Some(full.into());
+                    return (Status::Error, summary, Some(SPACE_REMEDY));
+                }
+                return (
+                    Status::Error,
+                    format!("the point-in-time restore could not run: {e}"),
+                    Some(PITR_SETUP_REMEDY),
+                );
+            }
+        };
+        let run = &recovered.run;
+        facts.tool = Some(run.tool.clone());
+        if !run.stderr.is_empty() {
+            facts.tool_stderr = Some(run.stderr.clone());
+        }
+        facts.pitr = Some(recovered.facts.clone());
+        if run.timed_out {
+            return (
+                Status::Fail,
+                format!(
+                    "restore killed after {:.0}s while replaying WAL: over its timeout",
+                    p.timeout.as_secs_f64()
+                ),
+                Some(
+                    "The base backup and its WAL recover too slowly for the RTO: take base backups more often, or raise the RTO/--restore-timeout.",
+                ),
+            );
+        }
+        if !run.ok {
+            let pf = &recovered.facts;
+            let why = pf
+                .server_error
+                .clone()
+                .unwrap_or_else(|| tools::first_error(&run.stderr));
+            return match (&pf.missing_segment, &wants.wal_archive) {
+                (Some(seg), Some(archive)) if archive.join(seg).exists() => (
+                    Status::Error,
+                    format!(
+                        "not recovered: the WAL archive holds {seg}, but the scratch server's user could not read it ({why})"
+                    ),
+                    Some(PITR_SETUP_REMEDY),
+                ),
+                (Some(seg), _) => (
+                    Status::Fail,
+                    format!(
+                        "not recovered to {target}: the WAL archive has no {seg}, which the replay needed ({why})"
+                    ),
+                    Some(PITR_BROKEN_REMEDY),
+                ),
+                (None, _) => (
+                    Status::Fail,
+                    format!("not recovered to {target}: the server stopped during recovery ({why})"),
+                    Some(PITR_BROKEN_REMEDY),
+                ),
+            };
+        }
+        let sanity_started = Instant::now();
+        let sanity = p
+            .engine
+            .sessions(&recovered, spec.database.as_deref())
+            .and_then(|(main, parts)| {
+                facts.databases = Some(parts.iter().map(|(n, _)| n.clone()).collect());
+                sanity::gather_physical(parts, &main, spec)
+            });
+        let measured_at = chrono::Utc::now();
+        let sanity_seconds = sanity_started.elapsed().as_secs_f64();
+        let Recovered {
+            instance,
+            facts: mut pitr,
+            problems: replay_problems,
+            ..
+        } = recovered;
+        // Stops the cluster and removes its dir before the verdict.
+        drop(instance);
+        facts.sanity_seconds = Some(round3(sanity_seconds));
+        let sanity = match sanity {
+            Ok(s) => s,
+            Err(e) => {
+                facts.pitr = Some(pitr);
+                return (
+                    Status::Error,
+                    format!("recovered, but the sanity queries could not run: {e}"),
+                    None,
+                );
+            }
+        };
+        let total = restore_seconds + sanity_seconds;
+        let mut problems = sanity::judge(&sanity, spec, p.previous_rows, p.rto, total, facts);
+        problems.extend(replay_problems);
+        // The data lost at the recovery point: how long before it the
+        // newest row was written (its age now, less the time since).
+        let point = match wants.target {
+            PitrTarget::Time(t) => Some(t),
+            PitrTarget::Latest => pitr
+                .replay_timestamp
+                .as_deref()
+                .and_then(engine::parse_instant),
+        };
+        if let (Some(point), Some(age)) = (
+            point,
+            facts.freshness.as_ref().and_then(|f| f.age_seconds),
+        ) {
+            let since = (measured_at - point).num_milliseconds() as f64 / 1000.0;
+            pitr.data_loss_seconds = Some(round3(age - since));
+        }
+        let how = match (&pitr.stopped_at, &pitr.replay_timestamp) {
+            (Some(stop), Some(last)) => {
+                format!("stopped before the transaction of {stop}, last replayed {last}")
+            }
+            (None, Some(last)) => format!("last replayed transaction {last}"),
+            _ => "no transaction replayed".to_string(),
+        };
+        let consistency_only = pitr.consistency_only;
+        facts.pitr = Some(pitr);
+        let (status, summary, remedy) = sanity::verdict(&sanity, problems, total, facts);
+        match status {
+            Status::Pass if consistency_only => (
+                Status::Warn,
+                format!(
+                    "recovered to the base backup's consistency point only, in {total:.1}s: no WAL archive was given, so {target} was not tested"
+                ),
+                Some(
+                    "Give the WAL archive (wal_archive in [sources.restore]) so that the restore replays it to its target.",
+                ),
+            ),
+            Status::Pass => {
+                let rows: u64 = sanity.rows.values().sum();
+                (
+                    Status::Pass,
+                    format!(
+                        "recovered to {target} in {total:.1}s ({how}): {} table(s), {rows} row(s)",
+                        sanity.rows.len()
+                    ),
+                    None,
+                )
+            }
+            _ => (status, summary, remedy),
+        }
+    }
+}
+
 impl Drop for RestoreSession {
     fn drop(&mut self) {
         self.finish();
@@ -668,6 +874,12 @@ impl Drop for DbGuard {
 pub fn is_restorable(kind: Kind, backup: &Backup, engine: Option<Engine>) -> bool {
     registry::choose(kind, backup, engine).is_some()
 }
+
+/// For a point-in-time restore backproof could not set up or judge.
+const PITR_SETUP_REMEDY: &str = "This is no verdict on the base backup: install the PostgreSQL server of the backup's major version where backproof runs, and make the WAL archive readable by its user (postgres).";
+
+/// For a base backup and archive that do not recover to the target.
+const PITR_BROKEN_REMEDY: &str = "The base backup and its WAL archive do not recover to the target: find the missing segment (archive_command failures in the server's log), take a new base backup, and check the archive.";
 
 /// For a restore stopped by a full scratch disk: never "the backup is bad".
 const SPACE_REMEDY: &str = "Give the scratch server more disk (TMPDIR for the ephemeral instance, or the scratch_url server's data volume), then run the restore again; this is no verdict on the backup.";

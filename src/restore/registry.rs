@@ -9,8 +9,8 @@ use serde::{Deserialize, Deserializer};
 use crate::catalog::Backup;
 use crate::inspect::{Format, Kind};
 
-use super::engine::{EngineKind, SnapshotEngine};
-use super::{etcd, mysql, openbao, postgres};
+use super::engine::{EngineKind, PhysicalEngine, SnapshotEngine};
+use super::{etcd, mysql, openbao, pitr, postgres};
 
 /// In order of preference: an unrecognisable `.sql` file is tried as the
 /// first engine's plain SQL unless the config names another engine.
@@ -23,6 +23,9 @@ static ENGINES: &[&'static dyn EngineKind] = &[
 /// Configuration stores whose snapshots restore into a server of their own.
 static SNAPSHOT_ENGINES: &[&'static dyn SnapshotEngine] = &[&etcd::Etcd, &openbao::OpenBao];
 
+/// Physical base backups recovered to a point in time in a cluster of their own.
+static PHYSICAL_ENGINES: &[&'static dyn PhysicalEngine] = &[&pitr::Pitr];
+
 /// A handle on one registered engine (what `engine = "..."` names): a
 /// database engine or a snapshot engine.
 #[derive(Clone, Copy)]
@@ -32,6 +35,7 @@ pub struct Engine(Handle);
 enum Handle {
     Db(&'static dyn EngineKind),
     Snapshot(&'static dyn SnapshotEngine),
+    Physical(&'static dyn PhysicalEngine),
 }
 
 impl Engine {
@@ -39,6 +43,7 @@ impl Engine {
         match self.0 {
             Handle::Db(e) => e.name(),
             Handle::Snapshot(e) => e.name(),
+            Handle::Physical(e) => e.name(),
         }
     }
 
@@ -46,15 +51,23 @@ impl Engine {
     pub fn kind(self) -> Option<&'static dyn EngineKind> {
         match self.0 {
             Handle::Db(e) => Some(e),
-            Handle::Snapshot(_) => None,
+            _ => None,
         }
     }
 
-    /// The snapshot engine, or `None` for a database engine.
+    /// The snapshot engine, or `None` for another engine.
     pub fn snapshot(self) -> Option<&'static dyn SnapshotEngine> {
         match self.0 {
             Handle::Snapshot(e) => Some(e),
-            Handle::Db(_) => None,
+            _ => None,
+        }
+    }
+
+    /// The point-in-time engine, or `None` for another engine.
+    pub fn physical(self) -> Option<&'static dyn PhysicalEngine> {
+        match self.0 {
+            Handle::Physical(e) => Some(e),
+            _ => None,
         }
     }
 
@@ -62,15 +75,24 @@ impl Engine {
         match self.0 {
             Handle::Db(e) => e.aliases(),
             Handle::Snapshot(e) => e.aliases(),
+            Handle::Physical(e) => e.aliases(),
         }
     }
 
     fn all() -> impl Iterator<Item = Engine> {
-        ENGINES.iter().map(|e| Engine(Handle::Db(*e))).chain(
-            SNAPSHOT_ENGINES
-                .iter()
-                .map(|e| Engine(Handle::Snapshot(*e))),
-        )
+        ENGINES
+            .iter()
+            .map(|e| Engine(Handle::Db(*e)))
+            .chain(
+                SNAPSHOT_ENGINES
+                    .iter()
+                    .map(|e| Engine(Handle::Snapshot(*e))),
+            )
+            .chain(
+                PHYSICAL_ENGINES
+                    .iter()
+                    .map(|e| Engine(Handle::Physical(*e))),
+            )
     }
 
     /// By name or alias, as a config writes it.
@@ -132,6 +154,10 @@ impl<'de> Deserialize<'de> for Engine {
 /// configured engine can only re-aim plain SQL: an archive is its own
 /// engine's whatever the config says.
 pub fn choose(kind: Kind, backup: &Backup, configured: Option<Engine>) -> Option<(Engine, Format)> {
+    // A base backup is a whole cluster: recovered, never loaded.
+    if let Some(e) = PHYSICAL_ENGINES.iter().find(|e| e.recognises(kind, backup)) {
+        return Some((Engine(Handle::Physical(*e)), Format::PgBaseBackup));
+    }
     // A snapshot is its own store's, whatever the config names.
     if let Some(e) = SNAPSHOT_ENGINES
         .iter()
@@ -250,5 +276,20 @@ mod tests {
         );
         assert_eq!(pick(Format::ConsulSnapshot, &file("a.snap"), None), None);
         assert_eq!(Engine::by_name("vault").map(Engine::name), Some("openbao"));
+        // Base backups, plain or tar: recovered to a point in time.
+        let base = backup("pg/base", Layout::PgBaseBackup);
+        assert_eq!(
+            pick(Format::PgBaseBackup, &base, my),
+            Some(("postgres-pitr", Format::PgBaseBackup))
+        );
+        for name in ["b/base.tar", "b/base.tar.gz", "b/base.tar.zst"] {
+            assert_eq!(
+                pick(Format::Tar, &file(name), None),
+                Some(("postgres-pitr", Format::PgBaseBackup)),
+                "{name}"
+            );
+        }
+        assert_eq!(pick(Format::Tar, &file("b/pg_wal.tar.gz"), None), None);
+        assert_eq!(Engine::by_name("pitr").map(Engine::name), Some("postgres-pitr"));
     }
 }

@@ -112,6 +112,33 @@ pub fn gather_cluster(
     Ok(sanity)
 }
 
+/// The sanity queries over every database of a recovered cluster: rows
+/// keyed `database.table`, sizes summed; assertions and the freshness
+/// column run in `main` alone (the one database they are written for).
+pub fn gather_physical(
+    parts: Vec<(String, Box<dyn SqlSession>)>,
+    main: &str,
+    spec: &RestoreSpec,
+) -> Result<Sanity, EngineError> {
+    let mut sanity = Sanity::default();
+    let counts_only = RestoreSpec::default();
+    for (database, mut s) in parts {
+        let is_main = database == main;
+        let part = gather(s.as_mut(), if is_main { spec } else { &counts_only })?;
+        sanity.rows.extend(
+            part.rows
+                .into_iter()
+                .map(|(t, n)| (format!("{database}.{t}"), n)),
+        );
+        sanity.database_bytes += part.database_bytes;
+        if is_main {
+            sanity.assertions = part.assertions;
+            sanity.freshness = part.freshness;
+        }
+    }
+    Ok(sanity)
+}
+
 /// Records what the sanity queries found in `facts` and returns the
 /// problems: against the spec, the previous restore's row counts, and the
 /// RTO (`total_seconds` is load plus sanity).

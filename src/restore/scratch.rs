@@ -75,12 +75,10 @@ pub enum ScratchError {
         status: std::process::ExitStatus,
         log: String,
     },
-    #[error(
-        "the scratch {server} server did not accept connections within {}s: {cause}; {log}",
-        START_TIMEOUT.as_secs()
-    )]
+    #[error("the scratch {server} server did not accept connections within {seconds}s: {cause}; {log}")]
     NotReady {
         server: &'static str,
+        seconds: u64,
         #[source]
         cause: Box<dyn std::error::Error + Send + Sync>,
         log: String,
@@ -389,7 +387,20 @@ impl Instance {
     where
         E: std::error::Error + Send + Sync + 'static,
     {
-        let until = Instant::now() + START_TIMEOUT;
+        self.wait_ready_until(Instant::now() + START_TIMEOUT, ping)
+    }
+
+    /// [`Instance::wait_ready`] with a deadline of the caller's: a server
+    /// that replays WAL before it accepts connections may take longer.
+    pub fn wait_ready_until<E>(
+        &mut self,
+        until: Instant,
+        ping: impl Fn() -> Result<(), E>,
+    ) -> Result<(), ScratchError>
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let started = Instant::now();
         loop {
             if let Some(c) = self.child.as_mut()
                 && let Ok(Some(status)) = c.try_wait()
@@ -405,6 +416,7 @@ impl Instance {
                 Err(e) if Instant::now() > until => {
                     return Err(ScratchError::NotReady {
                         server: self.server,
+                        seconds: started.elapsed().as_secs(),
                         cause: Box::new(e),
                         log: self.server_log(),
                     });
