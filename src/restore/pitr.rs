@@ -318,7 +318,8 @@ fn settings(dir: &Path, data: &Path, spec: &PitrSpec) -> Vec<String> {
         format!("unix_socket_directories={}", p(dir)),
         format!("port={PORT}"),
         "listen_addresses=".into(),
-        "external_pid_file=".into(),
+        // Not the real server's pid file, wherever its config puts it.
+        format!("external_pid_file={}", p(&dir.join("external.pid"))),
         // Never into the archive, never to the real primary.
         "archive_mode=off".into(),
         "archive_command=".into(),
