@@ -74,7 +74,10 @@ fn make() -> Made {
     let (plain, tar) = (r.join("plain"), r.join("tar"));
     for d in [&data, &archive, &sock, &plain, &tar] {
         fs::create_dir_all(d).unwrap();
-        sh("chown", Command::new("chown").arg("postgres:postgres").arg(d));
+        sh(
+            "chown",
+            Command::new("chown").arg("postgres:postgres").arg(d),
+        );
     }
     let s = |p: &Path| p.to_str().unwrap().to_string();
     sh(
@@ -125,8 +128,18 @@ fn make() -> Made {
     let psql = |db: &str, sql: &str| {
         sh(
             sql,
-            as_postgres(&[&s(&pg_bin("psql")), "-X", "-At", "-v", "ON_ERROR_STOP=1"])
-                .args(["-h", &s(&sock), "-p", PORT, "-U", "postgres", "-d", db, "-c", sql]),
+            as_postgres(&[&s(&pg_bin("psql")), "-X", "-At", "-v", "ON_ERROR_STOP=1"]).args([
+                "-h",
+                &s(&sock),
+                "-p",
+                PORT,
+                "-U",
+                "postgres",
+                "-d",
+                db,
+                "-c",
+                sql,
+            ]),
         )
     };
     psql("postgres", "CREATE DATABASE app");
@@ -145,11 +158,17 @@ fn make() -> Made {
     };
     basebackup(&["-Fp"], &plain.join("base"));
     basebackup(&["-Ft", "-z"], &tar);
-    psql("app", "INSERT INTO t (what) SELECT 'first' FROM generate_series(1, 10)");
+    psql(
+        "app",
+        "INSERT INTO t (what) SELECT 'first' FROM generate_series(1, 10)",
+    );
     std::thread::sleep(Duration::from_millis(300));
     let between = psql("postgres", "SELECT now()");
     std::thread::sleep(Duration::from_millis(1000));
-    psql("app", "INSERT INTO t (what) SELECT 'second' FROM generate_series(1, 10)");
+    psql(
+        "app",
+        "INSERT INTO t (what) SELECT 'second' FROM generate_series(1, 10)",
+    );
     let last = psql("postgres", "SELECT pg_walfile_name(pg_switch_wal())");
     // Archived once the server says so: cp makes the file before it is whole.
     let until = Instant::now() + Duration::from_secs(30);
@@ -174,10 +193,7 @@ fn make() -> Made {
         .find_map(|l| l.split("(file ").nth(1))
         .map(|f| f.trim_end_matches(')').to_string())
         .unwrap();
-    let needed = segments(&archive)
-        .into_iter()
-        .find(|n| *n > start)
-        .unwrap();
+    let needed = segments(&archive).into_iter().find(|n| *n > start).unwrap();
     Made {
         root,
         plain,
@@ -318,7 +334,13 @@ fn a_restore_to_a_time_between_two_transactions_has_the_first_and_not_the_second
         let ev = &f["evidence"];
         assert_eq!(ev["engine"], "postgres-pitr");
         assert_eq!(ev["row_counts"]["app.t"], 10, "{f:#}");
-        assert!(ev["assertions"].as_array().unwrap().iter().all(|a| a["result"] == true));
+        assert!(
+            ev["assertions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|a| a["result"] == true)
+        );
         assert!(ev["restore_seconds"].as_f64().unwrap() > 0.0);
         assert_eq!(ev["rto_seconds"], 600.0);
         let p = pitr(f);
@@ -330,7 +352,8 @@ fn a_restore_to_a_time_between_two_transactions_has_the_first_and_not_the_second
                 .starts_with("recovery stopping before commit of transaction"),
             "{f:#}"
         );
-        let target = chrono::DateTime::parse_from_str(&m.between, "%Y-%m-%d %H:%M:%S%.f%#z").unwrap();
+        let target =
+            chrono::DateTime::parse_from_str(&m.between, "%Y-%m-%d %H:%M:%S%.f%#z").unwrap();
         let replayed = chrono::DateTime::parse_from_str(
             p["replay_timestamp"].as_str().unwrap(),
             "%Y-%m-%d %H:%M:%S%.f%#z",
@@ -340,7 +363,12 @@ fn a_restore_to_a_time_between_two_transactions_has_the_first_and_not_the_second
         // A committed ~0.3 s before the target: that is the data lost.
         let loss = p["data_loss_seconds"].as_f64().unwrap();
         assert!((0.1..1.0).contains(&loss), "{f:#}");
-        assert!(f["summary"].as_str().unwrap().contains(&p["target"].as_str().unwrap().to_string()));
+        assert!(
+            f["summary"]
+                .as_str()
+                .unwrap()
+                .contains(&p["target"].as_str().unwrap().to_string())
+        );
         assert_nothing_left(r.pid);
     }
     assert!(before == snapshot(&m.archive), "the archive changed");
@@ -360,10 +388,16 @@ fn latest_replays_to_the_end_of_the_archive() {
     assert_eq!((r.code, f["status"].as_str()), (0, Some("pass")), "{f:#}");
     assert_eq!(f["evidence"]["row_counts"]["app.t"], 20, "{f:#}");
     let p = pitr(f);
-    assert_eq!((p["reached"].as_bool(), p["recovery_complete"].as_bool()), (Some(true), Some(true)));
+    assert_eq!(
+        (p["reached"].as_bool(), p["recovery_complete"].as_bool()),
+        (Some(true), Some(true))
+    );
     assert_eq!(p["target"], "latest");
     // B's rows are the newest and B is the last replayed transaction.
-    assert!(p["data_loss_seconds"].as_f64().unwrap().abs() < 0.5, "{f:#}");
+    assert!(
+        p["data_loss_seconds"].as_f64().unwrap().abs() < 0.5,
+        "{f:#}"
+    );
     assert!(p["segments_restored"].as_u64().unwrap() >= 2, "{f:#}");
     assert_nothing_left(r.pid);
 }
@@ -371,7 +405,10 @@ fn latest_replays_to_the_end_of_the_archive() {
 /// A copy of the archive without the segment both transactions need.
 fn gapped(m: &Made, tmp: &Path) -> PathBuf {
     let copy = tmp.join("archive");
-    sh("cp -a", Command::new("cp").arg("-a").arg(&m.archive).arg(&copy));
+    sh(
+        "cp -a",
+        Command::new("cp").arg("-a").arg(&m.archive).arg(&copy),
+    );
     fs::remove_file(copy.join(&m.needed)).unwrap();
     copy
 }
@@ -390,8 +427,14 @@ fn a_segment_missing_from_the_archive_fails_naming_it() {
     let f = restore_finding(&r.report);
     assert_eq!((r.code, f["status"].as_str()), (1, Some("fail")), "{f:#}");
     let summary = f["summary"].as_str().unwrap();
-    assert!(summary.contains(&format!("the WAL archive has no {}", m.needed)), "{f:#}");
-    assert!(summary.contains("recovery ended before configured recovery target was reached"), "{f:#}");
+    assert!(
+        summary.contains(&format!("the WAL archive has no {}", m.needed)),
+        "{f:#}"
+    );
+    assert!(
+        summary.contains("recovery ended before configured recovery target was reached"),
+        "{f:#}"
+    );
     assert_eq!(pitr(f)["missing_segment"], m.needed.as_str());
     assert_eq!(pitr(f)["reached"], false);
     assert_nothing_left(r.pid);
@@ -401,10 +444,33 @@ fn a_segment_missing_from_the_archive_fails_naming_it() {
     let f = restore_finding(&r.report);
     assert_eq!((r.code, f["status"].as_str()), (1, Some("fail")), "{f:#}");
     assert!(
+        f["summary"].as_str().unwrap().contains(&format!(
+            "the replay stopped at {}, missing from the archive",
+            m.needed
+        )),
+        "{f:#}"
+    );
+    assert_nothing_left(r.pid);
+}
+
+/// A target before the base backup started cannot be reached from it:
+/// no verdict on the backup (exit 2), and no server was started for it.
+#[test]
+fn a_target_before_the_base_backup_is_an_error_not_a_verdict() {
+    let m = made();
+    let tmp = tempfile::tempdir().unwrap();
+    let lines = format!(
+        "target_time = \"2000-01-01 00:00:00+00\"\nwal_archive = \"{}\"",
+        m.archive.display()
+    );
+    let r = run(&config(tmp.path(), &m.plain, &lines), None);
+    let f = restore_finding(&r.report);
+    assert_eq!((r.code, f["status"].as_str()), (2, Some("error")), "{f:#}");
+    assert!(
         f["summary"]
             .as_str()
             .unwrap()
-            .contains(&format!("the replay stopped at {}, missing from the archive", m.needed)),
+            .contains("the target 2000-01-01 00:00:00+00 is before this base backup started"),
         "{f:#}"
     );
     assert_nothing_left(r.pid);
@@ -456,7 +522,10 @@ fn a_killed_restore_is_swept_by_the_next_run() {
     assert!(dir.exists(), "the dir outlives a SIGKILL");
     let until = Instant::now() + Duration::from_secs(10);
     while !processes_mentioning(&dir.to_string_lossy()).is_empty() {
-        assert!(Instant::now() < until, "the scratch cluster outlived its run");
+        assert!(
+            Instant::now() < until,
+            "the scratch cluster outlived its run"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 
@@ -476,7 +545,14 @@ fn a_killed_restore_is_swept_by_the_next_run() {
 fn the_command_line_takes_a_target_time_and_refuses_a_bad_one() {
     let m = made();
     let o = bin()
-        .args(["verify", "--no-history", "--no-progress", "--format", "json", "--restore"])
+        .args([
+            "verify",
+            "--no-history",
+            "--no-progress",
+            "--format",
+            "json",
+            "--restore",
+        ])
         .args(["--target-time", &m.between])
         .arg(&m.plain)
         .output()
@@ -484,22 +560,37 @@ fn the_command_line_takes_a_target_time_and_refuses_a_bad_one() {
     let report: Value = serde_json::from_slice(&o.stdout).unwrap();
     let f = restore_finding(&report);
     assert_eq!((code(&o), f["status"].as_str()), (0, Some("warn")), "{f:#}");
-    assert!(f["summary"].as_str().unwrap().contains("consistency point only"), "{f:#}");
+    assert!(
+        f["summary"]
+            .as_str()
+            .unwrap()
+            .contains("consistency point only"),
+        "{f:#}"
+    );
     assert_eq!(pitr(f)["consistency_only"], true);
     // The base backup's own rows: made before either transaction.
     assert_eq!(f["evidence"]["row_counts"]["app.t"], 0, "{f:#}");
 
-    let o = run_args(&["verify", "--restore", "--target-time", "2026-11-20 03:00"], &m.plain);
+    let o = run_args(
+        &["verify", "--restore", "--target-time", "2026-11-20 03:00"],
+        &m.plain,
+    );
     assert_eq!(code(&o), 2);
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("--target-time") && err.contains("UTC offset"), "{err}");
+    assert!(
+        err.contains("--target-time") && err.contains("UTC offset"),
+        "{err}"
+    );
 
     let tmp = tempfile::tempdir().unwrap();
     let cfg = config(tmp.path(), &m.plain, "target_time = \"20 Nov 2026\"");
     let o = run_args(&["run", "--config", cfg.to_str().unwrap()], &m.plain);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(code(&o), 2, "{err}");
-    assert!(err.contains("sources.pg.restore") && err.contains("target_time \"20 Nov 2026\""), "{err}");
+    assert!(
+        err.contains("sources.pg.restore") && err.contains("target_time \"20 Nov 2026\""),
+        "{err}"
+    );
 }
 
 fn run_args(args: &[&str], path: &Path) -> std::process::Output {

@@ -370,5 +370,13 @@ pub trait PhysicalEngine: Sync {
         &self,
         recovered: &Recovered,
         database: Option<&str>,
-    ) -> Result<(String, Vec<(String, Box<dyn SqlSession>)>), EngineError>;
+    ) -> Result<Sessions, EngineError>;
+}
+
+/// Sessions on a recovered cluster's databases.
+pub struct Sessions {
+    /// Where assertions and the freshness column run.
+    pub main: String,
+    /// Each database by name, in name order.
+    pub parts: Vec<(String, Box<dyn SqlSession>)>,
 }

@@ -302,6 +302,12 @@ mod tests {
             }),
             previous_row_counts: Some([("orders".to_string(), 2900)].into()),
             problems: Some(vec!["a problem".into()]),
+            pitr: Some(PitrFacts {
+                target: "2026-11-20 03:00:00+00".into(),
+                reached: Some(true),
+                data_loss_seconds: Some(0.5),
+                ..PitrFacts::default()
+            }),
             ..RestoreFacts::default()
         };
         let ev = facts.evidence();
@@ -314,6 +320,10 @@ mod tests {
             json!({"column": "orders.placed_at", "newest": null, "age_seconds": null})
         );
         assert!(!ev.contains_key("tool_stderr") && !ev.contains_key("input_error"));
+        assert_eq!(
+            ev["pitr"],
+            json!({"target": "2026-11-20 03:00:00+00", "reached": true, "data_loss_seconds": 0.5})
+        );
         assert_eq!(RestoreFacts::from_evidence(&ev), Some(facts.clone()));
         assert_eq!(facts.total_seconds(), Some(1.75));
         assert!(RestoreFacts::default().evidence().is_empty());

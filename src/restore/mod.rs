@@ -45,7 +45,9 @@ use crate::inspect::{Decoded, Format, Kind};
 use crate::redact::redact;
 use crate::source::Storage;
 
-use engine::{Endpoint, Recovered, EngineError, EngineKind, PhysicalEngine, ScratchDb, SnapshotEngine};
+use engine::{
+    Endpoint, EngineError, EngineKind, PhysicalEngine, Recovered, ScratchDb, SnapshotEngine,
+};
 use scratch::Instance;
 
 /// Without an RTO or an explicit timeout, a restore still may not run forever
@@ -740,7 +742,9 @@ impl RestoreSession {
                 ),
                 (None, _) => (
                     Status::Fail,
-                    format!("not recovered to {target}: the server stopped during recovery ({why})"),
+                    format!(
+                        "not recovered to {target}: the server stopped during recovery ({why})"
+                    ),
                     Some(PITR_BROKEN_REMEDY),
                 ),
             };
@@ -749,9 +753,9 @@ impl RestoreSession {
         let sanity = p
             .engine
             .sessions(&recovered, spec.database.as_deref())
-            .and_then(|(main, parts)| {
-                facts.databases = Some(parts.iter().map(|(n, _)| n.clone()).collect());
-                sanity::gather_physical(parts, &main, spec)
+            .and_then(|s| {
+                facts.databases = Some(s.parts.iter().map(|(n, _)| n.clone()).collect());
+                sanity::gather_physical(s.parts, &s.main, spec)
             });
         let measured_at = chrono::Utc::now();
         let sanity_seconds = sanity_started.elapsed().as_secs_f64();
@@ -787,16 +791,15 @@ impl RestoreSession {
                 .as_deref()
                 .and_then(engine::parse_instant),
         };
-        if let (Some(point), Some(age)) = (
-            point,
-            facts.freshness.as_ref().and_then(|f| f.age_seconds),
-        ) {
+        if let (Some(point), Some(age)) =
+            (point, facts.freshness.as_ref().and_then(|f| f.age_seconds))
+        {
             let since = (measured_at - point).num_milliseconds() as f64 / 1000.0;
             pitr.data_loss_seconds = Some(round3(age - since));
         }
         let how = match (&pitr.stopped_at, &pitr.replay_timestamp) {
             (Some(stop), Some(last)) => {
-                format!("stopped before the transaction of {stop}, last replayed {last}")
+                format!("stopped at the first commit past it, {stop}; last replayed {last}")
             }
             (None, Some(last)) => format!("last replayed transaction {last}"),
             _ => "no transaction replayed".to_string(),

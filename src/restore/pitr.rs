@@ -32,7 +32,7 @@ use crate::inspect::{Compression, Kind};
 
 use super::engine::{
     Endpoint, EngineError, EngineKind, PhysicalEngine, PitrSpec, PitrTarget, Recovered, ScratchDb,
-    SqlSession,
+    Sessions,
 };
 use super::facts::PitrFacts;
 use super::postgres::Postgres;
@@ -84,6 +84,10 @@ pub enum PitrError {
     },
     #[error("database {0:?} (the `database` key) is not in the recovered cluster: it holds {1}")]
     NoDatabase(String, String),
+    #[error(
+        "the target {target} is before this base backup started ({start}): it can only be recovered to later instants; restore an older base backup"
+    )]
+    TargetBeforeBackup { target: String, start: String },
     #[error("{}", server_words(.0))]
     Server(#[source] postgres::Error),
 }
@@ -116,7 +120,10 @@ pub fn is_base_backup(backup: &Backup) -> bool {
 enum Source {
     Plain(PathBuf),
     /// `base.tar*`, and `pg_wal.tar*` beside it when the WAL was streamed.
-    Tar { base: PathBuf, wal: Option<PathBuf> },
+    Tar {
+        base: PathBuf,
+        wal: Option<PathBuf>,
+    },
 }
 
 impl Source {
@@ -368,7 +375,6 @@ struct Replay {
     stopped_at: Option<String>,
     last_completed: Option<String>,
     complete: bool,
-    ready: bool,
     fatal: Option<String>,
 }
 
@@ -399,8 +405,6 @@ impl Replay {
                 self.last_completed = Some(t.to_string());
             } else if m == "archive recovery complete" {
                 self.complete = true;
-            } else if m == "database system is ready to accept connections" {
-                self.ready = true;
             }
         } else if let Some(m) = level("FATAL:  ").or_else(|| level("PANIC:  "))
             // Connection attempts while it starts, not the recovery.
@@ -410,6 +414,16 @@ impl Replay {
             self.fatal = Some(m.to_string());
         }
     }
+}
+
+/// When the base backup started, from its `backup_label` (`START TIME:
+/// 2026-11-20 03:00:00 UTC`): a target before it cannot be reached from it.
+fn label_start(data: &Path) -> Option<chrono::DateTime<chrono::Utc>> {
+    let label = fs::read_to_string(data.join("backup_label")).ok()?;
+    label
+        .lines()
+        .find_map(|l| l.strip_prefix("START TIME: "))
+        .and_then(super::engine::parse_instant)
 }
 
 /// A WAL segment's name: 24 hex digits (timeline, log, segment).
@@ -422,8 +436,7 @@ fn last_missing(dir: &Path) -> Option<String> {
     let text = fs::read_to_string(dir.join(MISSING_FILE)).unwrap_or_default();
     text.lines()
         .map(str::trim)
-        .filter(|n| is_segment(n))
-        .last()
+        .rfind(|n| is_segment(n))
         .map(str::to_string)
 }
 
@@ -456,7 +469,7 @@ fn later_in_archive(archive: &Path, missing: &str) -> Option<String> {
     newest
 }
 
-/// Waits for the log to say the server accepts connections.
+/// The server does not accept connections yet.
 #[derive(Debug, thiserror::Error)]
 #[error("still recovering")]
 struct NotYet;
@@ -551,12 +564,27 @@ impl PhysicalEngine for Pitr {
             .trim()
             .to_string();
         let bin = bindir(&version)?;
+        if let PitrTarget::Time(target) = spec.target
+            && spec.wal_archive.is_some()
+            && let Some(start) = label_start(&data)
+            && target < start
+        {
+            return Err(PitrError::TargetBeforeBackup {
+                target: spec.target.describe(),
+                start: start.to_rfc3339(),
+            }
+            .into());
+        }
         if let Some(archive) = &spec.wal_archive {
             // Readable by the server's user, or every segment would look
             // missing: that is our setup, not a gap in the archive.
             let mut test = run_as.command(Path::new("/bin/sh"), Signal::KILL);
-            test.args(["-c", "test -d \"$1\" && test -r \"$1\" && test -x \"$1\"", "sh"])
-                .arg(archive);
+            test.args([
+                "-c",
+                "test -d \"$1\" && test -r \"$1\" && test -x \"$1\"",
+                "sh",
+            ])
+            .arg(archive);
             scratch::run_setup(test, "test -r").map_err(|e| PitrError::Archive {
                 path: archive.clone(),
                 reason: e.to_string(),
@@ -569,7 +597,10 @@ impl PhysicalEngine for Pitr {
             run_as.chown(&signal)?;
         }
         // Only our own connections reach the socket (a 0700 dir).
-        for (name, text) in [("pg_hba.conf", "local all all trust\n"), ("pg_ident.conf", "")] {
+        for (name, text) in [
+            ("pg_hba.conf", "local all all trust\n"),
+            ("pg_ident.conf", ""),
+        ] {
             let p = dir.join(name);
             fs::write(&p, text).map_err(|source| PitrError::Copy {
                 path: p.clone(),
@@ -585,14 +616,15 @@ impl PhysicalEngine for Pitr {
             pg.arg("-c").arg(s);
         }
         inst.spawn(pg)?;
-        let log = dir.join(LOG_FILE);
-        let waited = inst.wait_ready_until(deadline, || {
-            if Replay::read(&log).ready {
-                Ok(())
-            } else {
-                Err(NotYet)
-            }
+        // The postmaster marks its pid file "ready" once it accepts
+        // connections: with hot_standby off, only after the promotion.
+        // (Small, unlike the log of a long replay.)
+        let pid_file = data.join("postmaster.pid");
+        let waited = inst.wait_ready_until(deadline, || match fs::read_to_string(&pid_file) {
+            Ok(t) if t.lines().any(|l| l.trim() == "ready") => Ok(()),
+            _ => Err(NotYet),
         });
+        let log = dir.join(LOG_FILE);
         let replay = Replay::read(&log);
         let mut facts = PitrFacts {
             target: spec.target.describe(),
@@ -719,8 +751,11 @@ impl PhysicalEngine for Pitr {
         &self,
         recovered: &Recovered,
         database: Option<&str>,
-    ) -> Result<(String, Vec<(String, Box<dyn SqlSession>)>), EngineError> {
-        let Endpoint::Socket { path, admin: user, .. } = &recovered.endpoint else {
+    ) -> Result<Sessions, EngineError> {
+        let Endpoint::Socket {
+            path, admin: user, ..
+        } = &recovered.endpoint
+        else {
             return Err(PitrError::NotLocal.into());
         };
         let (mut admin, _) = admin(path, std::slice::from_ref(user))?;
@@ -755,7 +790,10 @@ impl PhysicalEngine for Pitr {
                 "CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION BYPASSRLS PASSWORD '{password}'",
                 q(&login)
             ),
-            format!("ALTER ROLE {} SET default_transaction_read_only = on", q(&login)),
+            format!(
+                "ALTER ROLE {} SET default_transaction_read_only = on",
+                q(&login)
+            ),
             format!("GRANT pg_read_all_data TO {}", q(&login)),
         ];
         sql.extend(
@@ -777,7 +815,10 @@ impl PhysicalEngine for Pitr {
             };
             sessions.push((name, Postgres.connect(&db)?));
         }
-        Ok((main, sessions))
+        Ok(Sessions {
+            main,
+            parts: sessions,
+        })
     }
 }
 
@@ -808,7 +849,6 @@ mod tests {
                 stopped_at: Some("2026-12-02 10:22:48.037467+00".into()),
                 last_completed: Some("2026-12-02 10:22:46.7113+00".into()),
                 complete: true,
-                ready: true,
                 fatal: None,
             }
         );
@@ -823,11 +863,22 @@ mod tests {
     #[test]
     fn restore_command_quotes_the_archive_and_escapes_percent() {
         let c = restore_command(Path::new("/a b/it's 100%"), Path::new("/s/missing-wal"));
-        assert!(c.starts_with("f='/a b/it'\\''s 100%%'/%f; if test -f"), "{c}");
-        assert!(c.ends_with("else echo %f >> '/s/missing-wal'; exit 1; fi"), "{c}");
+        assert!(
+            c.starts_with("f='/a b/it'\\''s 100%%'/%f; if test -f"),
+            "{c}"
+        );
+        assert!(
+            c.ends_with("else echo %f >> '/s/missing-wal'; exit 1; fi"),
+            "{c}"
+        );
         // Only the server's own placeholders are left unescaped.
         let unescaped: Vec<&str> = c.split("%%").flat_map(|p| p.split('%').skip(1)).collect();
-        assert!(unescaped.iter().all(|p| p.starts_with('f') || p.starts_with('p')), "{c}");
+        assert!(
+            unescaped
+                .iter()
+                .all(|p| p.starts_with('f') || p.starts_with('p')),
+            "{c}"
+        );
     }
 
     #[test]
@@ -841,9 +892,15 @@ mod tests {
             later_in_archive(dir.path(), "000000010000000000000003").as_deref(),
             Some("000000010000000000000004")
         );
-        assert_eq!(later_in_archive(dir.path(), "000000010000000000000005"), None);
+        assert_eq!(
+            later_in_archive(dir.path(), "000000010000000000000005"),
+            None
+        );
         touch("00000002.history");
-        assert_eq!(later_in_archive(dir.path(), "000000010000000000000003"), None);
+        assert_eq!(
+            later_in_archive(dir.path(), "000000010000000000000003"),
+            None
+        );
     }
 
     #[test]

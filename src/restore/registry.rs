@@ -290,6 +290,9 @@ mod tests {
             );
         }
         assert_eq!(pick(Format::Tar, &file("b/pg_wal.tar.gz"), None), None);
-        assert_eq!(Engine::by_name("pitr").map(Engine::name), Some("postgres-pitr"));
+        assert_eq!(
+            Engine::by_name("pitr").map(Engine::name),
+            Some("postgres-pitr")
+        );
     }
 }

@@ -75,7 +75,9 @@ pub enum ScratchError {
         status: std::process::ExitStatus,
         log: String,
     },
-    #[error("the scratch {server} server did not accept connections within {seconds}s: {cause}; {log}")]
+    #[error(
+        "the scratch {server} server did not accept connections within {seconds}s: {cause}; {log}"
+    )]
     NotReady {
         server: &'static str,
         seconds: u64,

@@ -240,7 +240,8 @@ mod tests {
         };
         let err = |s: RestoreSpec| s.validate().unwrap_err().to_string();
         assert!(
-            err(spec(None, Some("2026-11-20 03:00"))).starts_with("target_time \"2026-11-20 03:00\" is not a time with a UTC offset"),
+            err(spec(None, Some("2026-11-20 03:00")))
+                .starts_with("target_time \"2026-11-20 03:00\" is not a time with a UTC offset"),
             "{}",
             err(spec(None, Some("2026-11-20 03:00")))
         );
@@ -249,10 +250,16 @@ mod tests {
         assert!(err(spec(Some("latest"), Some("2026-11-20 03:00:00+00"))).contains("contradict"));
         let none = RestoreOverrides::default();
         assert_eq!(spec(None, None).pitr(&none).target, PitrTarget::Latest);
-        assert_eq!(spec(Some("latest"), None).pitr(&none).target, PitrTarget::Latest);
+        assert_eq!(
+            spec(Some("latest"), None).pitr(&none).target,
+            PitrTarget::Latest
+        );
         let at = |t: &str| spec(None, Some(t)).pitr(&none).target.describe();
         assert_eq!(at("2026-11-20 03:00:00+00"), "2026-11-20 03:00:00+00");
-        assert_eq!(at("2026-11-20 05:30:00.25+02:30"), "2026-11-20 03:00:00.250+00");
+        assert_eq!(
+            at("2026-11-20 05:30:00.25+02:30"),
+            "2026-11-20 03:00:00.250+00"
+        );
         assert_eq!(at("2026-11-20T03:00:00Z"), "2026-11-20 03:00:00+00");
         assert_eq!(at("2026-11-20 03:00:00 UTC"), "2026-11-20 03:00:00+00");
         assert_eq!(at("2026-11-20 04:00:00+0100"), "2026-11-20 03:00:00+00");
