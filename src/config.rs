@@ -265,7 +265,7 @@ impl Config {
                 .chain(s.copy.as_mut())
                 .chain(s.wal_archive.as_mut())
             {
-                if p.is_relative() && !crate::source::is_s3(&p.to_string_lossy()) {
+                if p.is_relative() && !crate::source::is_remote(&p.to_string_lossy()) {
                     *p = base.join(&*p);
                 }
             }

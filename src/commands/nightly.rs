@@ -179,6 +179,28 @@ pub fn nightly(req: &NightlyRequest) -> Result<Nightly, CommandError> {
     })
 }
 
+/// For a cloud source, the snapshots in each region its region_copy
+/// promises name, listed once per region.
+fn region_copies(
+    config: &Config,
+    name: &str,
+    path: &Path,
+    s3: &S3Options,
+) -> BTreeMap<String, Result<Vec<source::facts::CloudSnapshot>, source::SourceError>> {
+    let mut out = BTreeMap::new();
+    for c in &config.checks {
+        if let policy::CheckDef::RegionCopy { source, region, .. } = c
+            && source == name
+            && !out.contains_key(region)
+        {
+            let listed =
+                source::aws::copies::in_region(&path.to_string_lossy(), s3, region);
+            out.insert(region.clone(), listed);
+        }
+    }
+    out
+}
+
 /// The demo's six earlier nights, each audited as it was that night (only
 /// the backups made by then present, the clock moved back a day per night)
 /// and recorded, so that tonight's run is the seventh night of the history.
@@ -388,6 +410,10 @@ fn run_config(
                 }));
                 view.bucket = v.store.bucket.clone();
                 view.physical = Some(v.physical.clone());
+                if let Some(cloud) = audited.cloud {
+                    view.copies = region_copies(config, &s.name, &s.path, s3);
+                    view.cloud = Some(cloud);
+                }
                 store_bytes += v.store_bytes_read;
                 backups.extend(v.backups);
                 findings.extend(v.findings);

@@ -32,6 +32,8 @@ pub(super) struct RestoreJob<'a> {
 pub(super) struct Audited {
     pub verified: verify::Verified,
     pub restores: Vec<RestoreOutcome>,
+    /// Cloud snapshot sources: what the provider listed.
+    pub cloud: Option<Result<source::CloudFacts, source::facts::Unread>>,
 }
 
 /// Verifies one resolved target; with a sample plan, only the backups the
@@ -125,6 +127,10 @@ pub(super) fn verify_target(
     let (paired, facts) = pair_physical(&verified.backups, extra);
     verified.findings.extend(paired);
     verified.physical = facts;
+    let cloud = target.source.cloud_facts();
+    if let Some(Ok(facts)) = &cloud {
+        catalogue_snapshots(target, facts, &mut verified);
+    }
     let restores = match restore {
         Some(job) => restore_catalog(target, &all, pattern, &verified, job),
         None => Vec::new(),
@@ -139,7 +145,37 @@ pub(super) fn verify_target(
         restores = restores.len(),
         "source audited"
     );
-    Ok(Audited { verified, restores })
+    Ok(Audited {
+        verified,
+        restores,
+        cloud,
+    })
+}
+
+/// A cloud source's snapshots as backups the promises see: those with no
+/// bytes to read (RDS) are catalogued from the listing, unread; each one
+/// failed or stuck is a finding.
+fn catalogue_snapshots(
+    target: &Target,
+    facts: &source::CloudFacts,
+    verified: &mut verify::Verified,
+) {
+    let known: std::collections::BTreeSet<String> =
+        verified.catalogued.iter().map(|c| c.1.clone()).collect();
+    for s in facts.snapshots().filter(|s| s.is_complete()) {
+        if !known.contains(&s.key) {
+            verified.catalogued.push((
+                target.source.subject(&s.key),
+                s.key.clone(),
+                s.created,
+                s.size_gib << 30,
+            ));
+        }
+    }
+    let subject = |key: &str| target.source.subject(key);
+    verified
+        .findings
+        .extend(policy::cloud::states(facts, &subject, Utc::now()));
 }
 
 /// Reads (verifies) the backups a restore job may choose that the sample
@@ -398,6 +434,12 @@ pub(super) fn restore_seen(
 /// the filesystem (device) of a local directory.
 pub(super) fn storage_of(path: &Path) -> Option<String> {
     let text = path.to_string_lossy();
+    if source::aws::is_cloud(&text) {
+        // The provider's own storage, per service and region.
+        let (scheme, rest) = text.split_once("://")?;
+        let region = rest.split(['/', '?']).next()?;
+        return Some(format!("{scheme}://{region}"));
+    }
     if source::is_s3(&text) {
         let bucket = text.trim_start_matches("s3://").split('/').next()?;
         return Some(format!("s3://{bucket}"));

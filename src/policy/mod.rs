@@ -31,6 +31,7 @@ use crate::finding::{Check, Finding, Status};
 
 pub mod changes;
 mod pitr;
+pub mod cloud;
 mod restore;
 mod series;
 mod stores;
@@ -66,6 +67,10 @@ pub enum CheckDef {
         /// Nothing older than this may exist (deletion rules).
         #[serde(default, with = "humantime_serde")]
         max_age: Option<Duration>,
+        /// rds:// sources: the provider keeps automated backups at least
+        /// this long (`BackupRetentionPeriod`, in whole days).
+        #[serde(default, with = "humantime_serde")]
+        min_retention_period: Option<Duration>,
     },
     /// The newest backup is not far smaller or larger than the median of its
     /// recent predecessors: a 1 KB nightly dump is the classic silent failure.
@@ -172,6 +177,35 @@ pub enum CheckDef {
         min_window: Option<Duration>,
         #[serde(default, with = "humantime_serde")]
         max_archive_age: Option<Duration>,
+    /// ebs:// and rds:// sources: each snapshot in scope (the newest of
+    /// each volume or database, or all) has a completed copy in `region`,
+    /// made at most `max_lag` after it.
+    RegionCopy {
+        name: Option<String>,
+        source: String,
+        region: String,
+        #[serde(default)]
+        scope: Scope,
+        #[serde(default, with = "humantime_serde")]
+        max_lag: Option<Duration>,
+    },
+    /// rds:// sources: every database runs in several availability zones.
+    Redundancy {
+        name: Option<String>,
+        source: String,
+        #[serde(default)]
+        multi_az: bool,
+    },
+    /// rds:// sources: each database can be restored to a point in time at
+    /// most `fail_after` ago (`LatestRestorableTime`): the RPO of
+    /// point-in-time recovery, beside the snapshots' freshness.
+    PointInTime {
+        name: Option<String>,
+        source: String,
+        #[serde(default, with = "humantime_serde")]
+        warn_after: Option<Duration>,
+        #[serde(with = "humantime_serde")]
+        fail_after: Duration,
     },
     /// Every name in the inventory has a recent backup in some source.
     Coverage {
@@ -283,7 +317,7 @@ pub enum InvalidCheck {
     EmptyWindow,
     #[error("need 0 <= fail_below <= warn_below and fail_above >= 1")]
     Bounds,
-    #[error("a retention check needs min_age, min_count, max_gap or max_age")]
+    #[error("a retention check needs min_age, min_count, max_gap, max_age or min_retention_period")]
     NoRetentionRule,
     #[error("inventory is empty")]
     EmptyInventory,
@@ -309,6 +343,9 @@ impl CheckDef {
             | CheckDef::Encryption { source, .. }
             | CheckDef::Restore { source, .. }
             | CheckDef::Pitr { source, .. }
+            | CheckDef::RegionCopy { source, .. }
+            | CheckDef::Redundancy { source, .. }
+            | CheckDef::PointInTime { source, .. }
             | CheckDef::SnapshotBeforeChange { source, .. } => vec![source.as_str()],
             CheckDef::Separation { sources, .. } => sources.iter().map(String::as_str).collect(),
             CheckDef::Coverage { .. } => vec![],
@@ -333,6 +370,11 @@ impl CheckDef {
         }
         match self {
             CheckDef::Freshness {
+                warn_after: Some(w),
+                fail_after,
+                ..
+            }
+            | CheckDef::PointInTime {
                 warn_after: Some(w),
                 fail_after,
                 ..
@@ -363,6 +405,7 @@ impl CheckDef {
                 min_count: None,
                 max_gap: None,
                 max_age: None,
+                min_retention_period: None,
                 ..
             } => Err(InvalidCheck::NoRetentionRule),
             CheckDef::Pitr {
@@ -398,6 +441,9 @@ impl CheckDef {
             CheckDef::Encryption { name, source, .. } => (name, "encryption", source.as_str()),
             CheckDef::Restore { name, source, .. } => (name, "restore", source.as_str()),
             CheckDef::Pitr { name, source, .. } => (name, "pitr", source.as_str()),
+            CheckDef::RegionCopy { name, source, .. } => (name, "region_copy", source.as_str()),
+            CheckDef::Redundancy { name, source, .. } => (name, "redundancy", source.as_str()),
+            CheckDef::PointInTime { name, source, .. } => (name, "point_in_time", source.as_str()),
             CheckDef::SnapshotBeforeChange { name, source, .. } => {
                 (name, "snapshot_before_change", source.as_str())
             }
@@ -480,6 +526,12 @@ pub struct SourceView {
     pub timestamp_pattern: TimestampPattern,
     /// Base backups paired with WAL archives, where the source was audited.
     pub physical: Option<crate::inspect::physical::PhysicalFacts>,
+    /// ebs:// and rds:// sources: the volumes or databases and their
+    /// snapshot series, as the provider listed them.
+    pub cloud: Option<Result<crate::source::CloudFacts, crate::source::facts::Unread>>,
+    /// The snapshots listed in each region a region_copy promise names.
+    pub copies:
+        BTreeMap<String, Result<Vec<crate::source::facts::CloudSnapshot>, crate::source::SourceError>>,
 }
 
 /// One test restore of a source's backup.
@@ -605,12 +657,27 @@ fn evaluate_one(
             min_count,
             max_gap,
             max_age,
+            min_retention_period,
             ..
         } => match by_source.get(source) {
             None => unknown(source, Check::Retention),
-            Some(view) => per_series(view, pattern, |b| {
-                series::retention(&name, source, b, min_age, min_count, max_gap, max_age, now)
-            }),
+            Some(view) => {
+                let observed = [min_age, max_gap, max_age].iter().any(|d| d.is_some())
+                    || min_count.is_some();
+                let series = observed.then(|| {
+                    per_series(view, pattern, |b| {
+                        series::retention(
+                            &name, source, b, min_age, min_count, max_gap, max_age, now,
+                        )
+                    })
+                });
+                let period = min_retention_period.map(|p| cloud::retention_period(&name, view, p));
+                match (series, period) {
+                    (Some(a), Some(b)) => cloud::merge(a, b),
+                    (Some(a), None) | (None, Some(a)) => a,
+                    (None, None) => unreachable!("validate() demands one rule"),
+                }
+            }
         },
         CheckDef::SizeAnomaly {
             source,
@@ -664,7 +731,36 @@ fn evaluate_one(
             ..
         } => match by_source.get(source) {
             None => unknown(source, Check::Encryption),
+            // Snapshots: the provider's flags; EBS and RDS encrypt with KMS.
+            Some(view) if view.cloud.is_some() => {
+                cloud::encryption(&name, view, *scope, *bucket_default)
+            }
             Some(view) => stores::encryption(&name, view, *scope, *require_kms, *bucket_default),
+        },
+        CheckDef::RegionCopy {
+            source,
+            region,
+            scope,
+            max_lag,
+            ..
+        } => match by_source.get(source) {
+            None => unknown(source, Check::Parity),
+            Some(view) => cloud::region_copy(&name, view, region, *scope, *max_lag, now),
+        },
+        CheckDef::Redundancy {
+            source, multi_az, ..
+        } => match by_source.get(source) {
+            None => unknown(source, Check::Separation),
+            Some(view) => cloud::redundancy(&name, view, *multi_az),
+        },
+        CheckDef::PointInTime {
+            source,
+            warn_after,
+            fail_after,
+            ..
+        } => match by_source.get(source) {
+            None => unknown(source, Check::Freshness),
+            Some(view) => cloud::point_in_time(&name, view, *warn_after, *fail_after, now),
         },
         CheckDef::Restore {
             source,

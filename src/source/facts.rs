@@ -1,5 +1,6 @@
 //! What stores say about themselves, as data: bucket settings, deleted
-//! objects and old versions. Each value
+//! objects and old versions; for cloud snapshot sources (EBS, RDS), the
+//! volumes and databases with their snapshot series. Each value
 //! that could not be read says so, and why; no finding or advice here (the
 //! verifier, `verify::store`, judges these facts).
 
@@ -133,4 +134,94 @@ pub struct DeletedObject {
     /// The newest version older than the marker; `None` when the listing
     /// shows none.
     pub previous: Option<Artifact>,
+}
+
+/// A cloud snapshot source's resources (EBS volumes, RDS instances and
+/// clusters), each with its snapshot series, as the provider lists them.
+#[derive(Clone, Debug, Default)]
+pub struct CloudFacts {
+    /// "ebs" or "rds".
+    pub service: String,
+    pub region: String,
+    pub resources: Vec<CloudResource>,
+}
+
+impl CloudFacts {
+    /// Every snapshot of every resource.
+    pub fn snapshots(&self) -> impl Iterator<Item = &CloudSnapshot> {
+        self.resources.iter().flat_map(|r| &r.snapshots)
+    }
+}
+
+/// One volume, DB instance or DB cluster.
+#[derive(Clone, Debug, Default)]
+pub struct CloudResource {
+    /// `vol-…`, or the DB instance or cluster identifier.
+    pub id: String,
+    /// "volume", "db instance" or "db cluster".
+    pub kind: String,
+    /// Oldest first.
+    pub snapshots: Vec<CloudSnapshot>,
+    /// RDS only: the database's backup settings.
+    pub db: Option<DbFacts>,
+}
+
+/// One snapshot (EBS, RDS DB or DB cluster snapshot).
+#[derive(Clone, Debug, Default)]
+pub struct CloudSnapshot {
+    pub id: String,
+    /// RDS: the snapshot's ARN, what a copy names as its source.
+    pub arn: Option<String>,
+    /// The volume or database it was taken of.
+    pub resource: String,
+    /// Its key within the source (`RESOURCE/snapshot-TIME…`): how the
+    /// series promises see it.
+    pub key: String,
+    /// When it was started (EBS) or created (RDS).
+    pub created: DateTime<Utc>,
+    /// For a copy: when the original was created, where the provider says.
+    pub original_created: Option<DateTime<Utc>>,
+    /// "completed", "pending", "error" (EBS); "available", "creating",
+    /// "failed"… (RDS).
+    pub state: String,
+    pub encrypted: bool,
+    pub kms_key: Option<String>,
+    pub size_gib: u64,
+    /// RDS: "manual", "automated", "awsbackup"….
+    pub kind: Option<String>,
+    /// For a copy: the source snapshot's ARN or ID, where the provider
+    /// says (RDS `SourceDBSnapshotIdentifier`).
+    pub copied_from: Option<String>,
+    pub description: Option<String>,
+}
+
+impl CloudSnapshot {
+    /// A state the provider calls finished and usable.
+    pub fn is_complete(&self) -> bool {
+        matches!(self.state.as_str(), "completed" | "available")
+    }
+
+    /// A state that will never become usable.
+    pub fn is_failed(&self) -> bool {
+        matches!(
+            self.state.as_str(),
+            "error" | "failed" | "incompatible-restore" | "incompatible-parameters"
+        )
+    }
+}
+
+/// An RDS instance's or cluster's backup settings.
+#[derive(Clone, Debug, Default)]
+pub struct DbFacts {
+    /// Days automated backups are kept (`BackupRetentionPeriod`); 0 turns
+    /// them off.
+    pub retention_days: i64,
+    /// The newest point in time a restore can reach.
+    pub latest_restorable: Option<DateTime<Utc>>,
+    pub multi_az: bool,
+    pub storage_encrypted: bool,
+    pub kms_key: Option<String>,
+    pub deletion_protection: bool,
+    pub status: String,
+    pub engine: Option<String>,
 }

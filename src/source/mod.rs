@@ -1,10 +1,13 @@
 //! Where backups live. An [`Artifact`] is one stored file or object; a
-//! [`Storage`] lists them and opens them for reading. Two real stores sit
-//! behind the seam: local directories ([`LocalSource`]) and S3 buckets
-//! ([`S3Source`]); a location string picks one ([`open_location`]).
+//! [`Storage`] lists them and opens them for reading. Real stores behind
+//! the seam: local directories ([`LocalSource`]), S3 buckets
+//! ([`S3Source`]), and cloud snapshots ([`aws`]: EBS snapshots read block
+//! by block, RDS snapshots listed); a location string picks one
+//! ([`open_location`]).
 //! Stores answer with data: bytes, and [`StoreFacts`] about themselves;
 //! turning facts into findings is the verifier's job.
 
+pub mod aws;
 pub mod facts;
 pub mod local;
 pub mod s3;
@@ -17,7 +20,7 @@ use serde::Serialize;
 
 use crate::expectation::Expectation;
 
-pub use facts::{BucketFacts, StoreFacts};
+pub use facts::{BucketFacts, CloudFacts, StoreFacts};
 pub use local::LocalSource;
 pub use s3::{S3Options, S3Source};
 
@@ -154,6 +157,13 @@ pub trait Storage: Sync {
         StoreFacts::default()
     }
 
+    /// Cloud snapshot sources (EBS, RDS): the volumes or databases and
+    /// their snapshot series as the provider lists them; `None` for stores
+    /// of files. `Err` when the listing failed.
+    fn cloud_facts(&self) -> Option<Result<CloudFacts, facts::Unread>> {
+        None
+    }
+
     /// The region the store lives in, where it has one (separation checks).
     fn region(&self) -> Option<String> {
         None
@@ -186,11 +196,19 @@ pub fn is_s3(location: &str) -> bool {
     location.starts_with("s3://")
 }
 
+/// True for locations that are no local path: `s3://`, `ebs://`, `rds://`.
+pub fn is_remote(location: &str) -> bool {
+    is_s3(location) || aws::is_cloud(location)
+}
+
 /// A location (path or `s3://bucket/prefix`) as a whole source, without
 /// narrowing to one backup: config sources.
 pub fn open_location(location: &Path, s3: &S3Options) -> Result<Box<dyn Storage>, SourceError> {
     let text = location.to_string_lossy();
-    if is_s3(&text) {
+    if aws::is_cloud(&text) {
+        let (source, _) = aws::open(&text, s3)?;
+        Ok(source)
+    } else if is_s3(&text) {
         Ok(Box::new(S3Source::connect(&text, s3)?))
     } else {
         Ok(Box::new(LocalSource::new(location)))
@@ -202,6 +220,10 @@ pub fn open_location(location: &Path, s3: &S3Options) -> Result<Box<dyn Storage>
 /// S3 prefix or object.
 pub fn resolve(location: &Path, s3: &S3Options) -> Result<Target, SourceError> {
     let text = location.to_string_lossy();
+    if aws::is_cloud(&text) {
+        let (source, only) = aws::open(&text, s3)?;
+        return Ok(Target { source, only });
+    }
     if is_s3(&text) {
         let (source, only) = S3Source::resolve(&text, s3)?;
         return Ok(Target {

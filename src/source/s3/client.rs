@@ -30,7 +30,7 @@ pub struct S3Options {
 
 /// One runtime for every S3 source of a run: two workers are plenty for
 /// network I/O, which only waits.
-pub(super) fn runtime() -> &'static tokio::runtime::Runtime {
+pub(crate) fn runtime() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     RT.get_or_init(|| {
         tokio::runtime::Builder::new_multi_thread()
@@ -157,20 +157,34 @@ impl From<RequestError> for std::io::Error {
     }
 }
 
-/// Builds an S3 client from the standard chain plus the options.
-pub fn client(opts: &S3Options) -> Client {
-    let rt = runtime();
+/// The SDK's standard chain (environment, profile files, SSO, instance
+/// roles) with a profile, region and endpoint where given: shared by every
+/// AWS source, so S3, EBS and RDS find the same credentials.
+pub(crate) fn sdk_config(
+    profile: Option<&str>,
+    region: Option<&str>,
+    endpoint_url: Option<&str>,
+) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
-    if let Some(p) = &opts.profile {
+    if let Some(p) = profile {
         loader = loader.profile_name(p);
     }
-    if let Some(r) = &opts.region {
-        loader = loader.region(Region::new(r.clone()));
+    if let Some(r) = region {
+        loader = loader.region(Region::new(r.to_string()));
     }
-    if let Some(e) = &opts.endpoint_url {
+    if let Some(e) = endpoint_url {
         loader = loader.endpoint_url(e);
     }
-    let sdk = rt.block_on(loader.load());
+    runtime().block_on(loader.load())
+}
+
+/// Builds an S3 client from the standard chain plus the options.
+pub fn client(opts: &S3Options) -> Client {
+    let sdk = sdk_config(
+        opts.profile.as_deref(),
+        opts.region.as_deref(),
+        opts.endpoint_url.as_deref(),
+    );
     // The endpoint the SDK will use, as far as path style cares.
     let endpoint = opts
         .endpoint_url
