@@ -102,6 +102,29 @@ pub fn list(req: &LsRequest) -> Result<Vec<Listed>, CommandError> {
             checksums,
         });
     }
+    // Snapshots with no bytes to read (RDS): listed from the provider's
+    // facts, their checksums the provider's own business.
+    if let Some(Ok(facts)) = target.source.cloud_facts() {
+        let shown: std::collections::BTreeSet<String> =
+            catalog.backups.iter().map(|b| b.key.clone()).collect();
+        for s in facts.snapshots().filter(|s| !shown.contains(&s.key)) {
+            out.push(Listed {
+                path: target.source.subject(&s.key),
+                kind: Kind::UNKNOWN,
+                layout: Layout::File,
+                timestamp: s.created,
+                timestamp_from: TimestampFrom::Label,
+                age_hours: (now - s.created).num_seconds() as f64 / 3600.0,
+                size: s.size_gib << 30,
+                files: 0,
+                checksums: vec![format!(
+                    "{} {}",
+                    s.kind.as_deref().unwrap_or("snapshot"),
+                    s.state
+                )],
+            });
+        }
+    }
     out.sort_by(|a, b| b.timestamp.cmp(&a.timestamp).then(a.path.cmp(&b.path)));
     Ok(out)
 }

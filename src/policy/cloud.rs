@@ -104,14 +104,82 @@ fn verdict(
         .remedy_if(status, remedy)
 }
 
-/// Snapshots that are not usable: in error (a failed backup), or pending
-/// for longer than a day (stuck). One finding per such snapshot.
+/// What the provider says of one volume or database, as a finding whose
+/// evidence holds the facts (its snapshot series, and for a database its
+/// backup settings): the record of what was seen, whatever the promises.
+fn resource_finding(facts: &CloudFacts, r: &CloudResource, now: DateTime<Utc>) -> Finding {
+    let done: Vec<&CloudSnapshot> = r.snapshots.iter().filter(|s| s.is_complete()).collect();
+    let newest = done.last().map(|s| human(age(now, s.created)));
+    let mut summary = format!(
+        "{} {}: {} snapshot(s), {} completed{}",
+        r.kind,
+        r.id,
+        r.snapshots.len(),
+        done.len(),
+        newest.map(|n| format!(", newest {n} old")).unwrap_or_default()
+    );
+    let series: Vec<_> = r
+        .snapshots
+        .iter()
+        .map(|s| {
+            json!({
+                "snapshot": s.id,
+                "created": s.created.to_rfc3339(),
+                "state": s.state,
+                "encrypted": s.encrypted,
+                "kms_key": s.kms_key,
+                "size_gib": s.size_gib,
+                "type": s.kind,
+            })
+        })
+        .collect();
+    let mut f = Finding::new(
+        format!("{}://{}/{}", facts.service, facts.region, r.id),
+        Check::Source,
+        Status::Pass,
+        String::new(),
+    )
+    .with("resource", r.id.as_str())
+    .with("kind", r.kind.as_str())
+    .with("snapshots", series);
+    if let Some(db) = &r.db {
+        summary += &format!(
+            "; retention {} day(s), {}, restorable to {}",
+            db.retention_days,
+            if db.multi_az { "multi-AZ" } else { "single-AZ" },
+            db.latest_restorable
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_else(|| "unknown".into())
+        );
+        f = f
+            .with("backup_retention_days", db.retention_days)
+            .with(
+                "latest_restorable_time",
+                db.latest_restorable.map(|t| t.to_rfc3339()),
+            )
+            .with("multi_az", db.multi_az)
+            .with("storage_encrypted", db.storage_encrypted)
+            .with("kms_key", db.kms_key.clone())
+            .with("deletion_protection", db.deletion_protection)
+            .with("status", db.status.as_str());
+    }
+    f.summary = summary;
+    f
+}
+
+/// One finding per volume or database (what the provider says of it), and
+/// one per snapshot that is not usable: in error (a failed backup), or
+/// pending for longer than a day (stuck; a warning before that).
 pub fn states(
     facts: &CloudFacts,
     subject: &dyn Fn(&str) -> String,
     now: DateTime<Utc>,
 ) -> Vec<Finding> {
-    let mut out = Vec::new();
+    let mut out: Vec<Finding> = facts
+        .resources
+        .iter()
+        .map(|r| resource_finding(facts, r, now))
+        .collect();
     for s in facts.snapshots() {
         let status = if s.is_failed() {
             Status::Fail

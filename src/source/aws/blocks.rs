@@ -435,8 +435,8 @@ impl BackupReader for BlockReader {
 }
 
 /// Positional read for the inspector (the backup GPT header at the end of
-/// the disk): each block in the range fetched on its own, zeros where
-/// nothing is allocated.
+/// the disk): one listing for the block size, one for the range's tokens,
+/// then each allocated block in the range; zeros where nothing is.
 pub fn read_at(
     ebs: &Client,
     snapshot: &str,
@@ -444,23 +444,19 @@ pub fn read_at(
     offset: u64,
     buf: &mut [u8],
 ) -> io::Result<usize> {
-    if offset >= size {
+    if offset >= size || buf.is_empty() {
         return Ok(0);
     }
     let want = buf.len().min((size - offset) as usize);
+    let bs = list_page(ebs, snapshot, Some(0), None, 1)?.block_size;
+    let first = offset / bs;
+    let last = (offset + want as u64 - 1) / bs;
+    let count = (last - first + 1).min(PAGE as u64) as u32;
+    let page = list_page(ebs, snapshot, Some(first), None, count.max(1))?;
     let mut done = 0;
-    let mut block_size = None;
     while done < want {
         let at = offset + done as u64;
-        // The first listing gives the block size; the next blocks' tokens
-        // come from a listing that starts at the block wanted.
-        let bs = match block_size {
-            Some(b) => b,
-            None => list_page(ebs, snapshot, Some(0), None, 1)?.block_size,
-        };
-        block_size = Some(bs);
         let index = at / bs;
-        let page = list_page(ebs, snapshot, Some(index), None, 100)?;
         let within = (at - index * bs) as usize;
         let n = (want - done).min(bs as usize - within);
         match page.blocks.iter().find(|(i, _)| *i == index) {
@@ -469,6 +465,9 @@ pub fn read_at(
                 block.data.resize(bs as usize, 0);
                 buf[done..done + n].copy_from_slice(&block.data[within..within + n]);
             }
+            // Past the range listed (more than a page): stop short, the
+            // caller asks again.
+            None if index > first + count as u64 - 1 => break,
             None => buf[done..done + n].fill(0),
         }
         done += n;
