@@ -39,6 +39,18 @@ venv=/opt/backproof-venv
 if [ -x "$venv/bin/pip" ] && ! "$venv/bin/python" -c 'import boto3' >/dev/null 2>&1; then
   "$venv/bin/pip" install --quiet boto3
 fi
+# tests/cloud.rs: moto in server mode (EC2, EBS direct APIs, RDS) in the same
+# venv, pinned; faketime moves backproof's clock for the RPO scenario; sfdisk
+# and mkfs.ext4 (fdisk, e2fsprogs) make the disk image the snapshots hold.
+if [ -x "$venv/bin/pip" ] && ! "$venv/bin/pip" show moto 2>/dev/null | grep -qx 'Version: 5.2.5'; then
+  "$venv/bin/pip" install --quiet 'moto[server]==5.2.5'
+fi
+for tool in faketime:faketime sfdisk:fdisk mkfs.ext4:e2fsprogs; do
+  if ! command -v "${tool%%:*}" >/dev/null 2>&1; then
+    apt-get update
+    apt-get install -y "${tool#*:}"
+  fi
+done
 if ! command -v rclone >/dev/null 2>&1; then
   apt-get update
   apt-get install -y rclone

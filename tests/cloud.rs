@@ -87,7 +87,9 @@ fn start() -> Result<Fixture, String> {
         .stdout(Stdio::from(log.try_clone().unwrap()))
         .stderr(Stdio::from(log))
         .spawn()
-        .map_err(|e| format!("`moto_server` runs (pip install 'moto[server]'; scripts/test.sh does): {e}"))?;
+        .map_err(|e| {
+            format!("`moto_server` runs (pip install 'moto[server]'; scripts/test.sh does): {e}")
+        })?;
     let mut moto = Moto { child };
     let started = Instant::now();
     while http(port, "GET", "/moto-api/").is_none() {
@@ -157,7 +159,10 @@ impl Fixture {
             .env("AWS_SECRET_ACCESS_KEY", "backproof-test-secret")
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("AWS_CONFIG_FILE", self.dir.path().join("no-config"))
-            .env("AWS_SHARED_CREDENTIALS_FILE", self.dir.path().join("no-credentials"))
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                self.dir.path().join("no-credentials"),
+            )
             .env_remove("AWS_PROFILE")
             .env_remove("AWS_REGION")
             .output()
@@ -179,7 +184,14 @@ impl Fixture {
     fn verify(&self, location: &str) -> (i32, Value) {
         self.json(
             None,
-            &["verify", "--format", "json", "--no-progress", "--no-history", location],
+            &[
+                "verify",
+                "--format",
+                "json",
+                "--no-progress",
+                "--no-history",
+                location,
+            ],
         )
     }
 
@@ -327,7 +339,12 @@ fn pack_on_retention_copies_and_zones(f: &Fixture) {
         "databases: newest snapshot copied to ap-southeast-1 within 24 h",
         "databases: multi-AZ",
     ] {
-        assert_eq!(status(&good, name), "pass", "{name}:\n{}", describe(&report));
+        assert_eq!(
+            status(&good, name),
+            "pass",
+            "{name}:\n{}",
+            describe(&report)
+        );
     }
     // Snapshots made minutes ago cannot be 3 days old.
     assert_eq!(status(&good, "volumes: 3 days of snapshots kept"), "fail");
@@ -341,7 +358,12 @@ fn pack_on_retention_copies_and_zones(f: &Fixture) {
     let (_, fresh, _) = f.run_pack(None, &tagged("corrupt"), &rds1);
     let copy = &fresh["databases: newest snapshot copied to ap-southeast-1 within 24 h"];
     assert_eq!(copy["status"], "warn", "{copy:#}");
-    assert!(copy["summary"].as_str().unwrap().contains("not yet in ap-southeast-1"));
+    assert!(
+        copy["summary"]
+            .as_str()
+            .unwrap()
+            .contains("not yet in ap-southeast-1")
+    );
     // A day later, still not copied: broken, like the rest of this plan.
     let (code, bad, report) = f.run_pack(Some("+25h"), &tagged("corrupt"), &rds1);
     assert_eq!(code, 1, "{}", describe(&report));
@@ -356,7 +378,12 @@ fn pack_on_retention_copies_and_zones(f: &Fixture) {
     );
     let copy = &bad["databases: newest snapshot copied to ap-southeast-1 within 24 h"];
     assert_eq!(copy["status"], "fail", "{copy:#}");
-    assert!(copy["summary"].as_str().unwrap().contains("has no copy in ap-southeast-1"));
+    assert!(
+        copy["summary"]
+            .as_str()
+            .unwrap()
+            .contains("has no copy in ap-southeast-1")
+    );
     let vcopy = &bad["volumes: newest snapshot copied to ap-southeast-1 within 24 h"];
     assert_eq!(vcopy["status"], "fail", "{vcopy:#}");
     assert!(vcopy["summary"].as_str().unwrap().contains(f.id("corrupt")));
@@ -389,12 +416,18 @@ fn rpo_fails_when_no_snapshot_is_younger_than_a_day(f: &Fixture) {
     }
     // moto reports LatestRestorableTime as its own now: a day behind ours.
     assert_eq!(
-        status(&by, "databases: restorable to a point at most 24 h ago (PITR)"),
+        status(
+            &by,
+            "databases: restorable to a point at most 24 h ago (PITR)"
+        ),
         "fail"
     );
     // Copies made at once stay within their lag, however old.
     assert_eq!(
-        status(&by, "volumes: newest snapshot copied to ap-southeast-1 within 24 h"),
+        status(
+            &by,
+            "volumes: newest snapshot copied to ap-southeast-1 within 24 h"
+        ),
         "pass"
     );
 }
@@ -405,10 +438,16 @@ fn ls_and_unknown_database(f: &Fixture) {
     let o = f.backproof(None, &["ls", &tagged("clean")]);
     let text = String::from_utf8_lossy(&o.stdout);
     assert_eq!(code(&o), 0, "{text}");
-    assert!(text.contains("raw_image") && text.contains(f.id("clean")), "{text}");
+    assert!(
+        text.contains("raw_image") && text.contains(f.id("clean")),
+        "{text}"
+    );
     let o = f.backproof(None, &["ls", &format!("rds://{REGION}/db-ret1")]);
     let text = String::from_utf8_lossy(&o.stdout);
-    assert!(text.contains("db-ret1-manual-1") && text.contains("manual available"), "{text}");
+    assert!(
+        text.contains("db-ret1-manual-1") && text.contains("manual available"),
+        "{text}"
+    );
     let (code, report) = f.verify(&format!("rds://{REGION}/no-such-db"));
     assert_eq!(code, 2, "{}", describe(&report));
     let error = &findings(&report)[0];
@@ -441,7 +480,10 @@ fn moto_saw_only_reads(f: &Fixture) {
         match service.as_str() {
             "ebs" => {
                 assert_eq!(method, "GET", "{line}");
-                assert!(url.contains("/snapshots/") && url.contains("/blocks"), "{line}");
+                assert!(
+                    url.contains("/snapshots/") && url.contains("/blocks"),
+                    "{line}"
+                );
             }
             "ec2" | "rds" => {
                 use base64::Engine;

@@ -193,8 +193,7 @@ fn region_copies(
             && source == name
             && !out.contains_key(region)
         {
-            let listed =
-                source::aws::copies::in_region(&path.to_string_lossy(), s3, region);
+            let listed = source::aws::copies::in_region(&path.to_string_lossy(), s3, region);
             out.insert(region.clone(), listed);
         }
     }

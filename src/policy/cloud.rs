@@ -93,7 +93,12 @@ fn verdict(
         format!(
             "{} of {checked} not kept: {}",
             problems.len(),
-            problems.iter().take(3).cloned().collect::<Vec<_>>().join("; ")
+            problems
+                .iter()
+                .take(3)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; ")
         )
     };
     Finding::new(name, check, status, summary)
@@ -116,7 +121,9 @@ fn resource_finding(facts: &CloudFacts, r: &CloudResource, now: DateTime<Utc>) -
         r.id,
         r.snapshots.len(),
         done.len(),
-        newest.map(|n| format!(", newest {n} old")).unwrap_or_default()
+        newest
+            .map(|n| format!(", newest {n} old"))
+            .unwrap_or_default()
     );
     let series: Vec<_> = r
         .snapshots
@@ -181,9 +188,8 @@ pub fn states(
         .map(|r| resource_finding(facts, r, now))
         .collect();
     for s in facts.snapshots() {
-        let status = if s.is_failed() {
-            Status::Fail
-        } else if !s.is_complete() && longer(age(now, s.created), STUCK_AFTER) {
+        let stuck = !s.is_complete() && longer(age(now, s.created), STUCK_AFTER);
+        let status = if s.is_failed() || stuck {
             Status::Fail
         } else if !s.is_complete() {
             Status::Warn
@@ -191,7 +197,10 @@ pub fn states(
             continue;
         };
         let summary = if s.is_failed() {
-            format!("snapshot {} of {} is in state {:?}: it cannot be restored", s.id, s.resource, s.state)
+            format!(
+                "snapshot {} of {} is in state {:?}: it cannot be restored",
+                s.id, s.resource, s.state
+            )
         } else {
             format!(
                 "snapshot {} of {} is still {:?} after {}",
@@ -275,9 +284,17 @@ pub fn point_in_time(
                 let a = age(now, t);
                 seen.push(json!({"db": r.id, "latest_restorable": t.to_rfc3339(), "age_seconds": a.num_seconds()}));
                 if longer(a, fail_after) {
-                    problems.push(format!("{}: latest restorable time is {} old", r.id, human(a)));
+                    problems.push(format!(
+                        "{}: latest restorable time is {} old",
+                        r.id,
+                        human(a)
+                    ));
                 } else if warn_after.is_some_and(|w| longer(a, w)) {
-                    late.push(format!("{}: latest restorable time is {} old", r.id, human(a)));
+                    late.push(format!(
+                        "{}: latest restorable time is {} old",
+                        r.id,
+                        human(a)
+                    ));
                 }
             }
         }
@@ -332,10 +349,16 @@ pub fn redundancy(name: &str, view: &SourceView, multi_az: bool) -> Finding {
 fn is_copy_of(copy: &CloudSnapshot, original: &CloudSnapshot) -> bool {
     let names = |text: &str| {
         text.contains(&original.id)
-            && original.arn.as_deref().is_none_or(|a| !text.starts_with("arn:") || text == a)
+            && original
+                .arn
+                .as_deref()
+                .is_none_or(|a| !text.starts_with("arn:") || text == a)
     };
     if copy.copied_from.as_deref().is_some_and(names)
-        || copy.description.as_deref().is_some_and(|d| d.contains(&original.id))
+        || copy
+            .description
+            .as_deref()
+            .is_some_and(|d| d.contains(&original.id))
     {
         return true;
     }
@@ -401,15 +424,28 @@ pub fn region_copy(
         match copy {
             Some(c) => {
                 let lag = c.created - s.created;
-                matched.push(json!({"snapshot": s.id, "copy": c.id, "lag_seconds": lag.num_seconds()}));
+                matched.push(
+                    json!({"snapshot": s.id, "copy": c.id, "lag_seconds": lag.num_seconds()}),
+                );
                 if max_lag.is_some_and(|m| longer(lag, m)) {
-                    problems.push(format!("{} reached {region} {} after it was taken", s.id, human(lag)));
+                    problems.push(format!(
+                        "{} reached {region} {} after it was taken",
+                        s.id,
+                        human(lag)
+                    ));
                 }
             }
             None if max_lag.is_some_and(|m| !longer(age(now, s.created), m)) => {
-                pending.push(format!("{} ({} old) not yet in {region}", s.id, human(age(now, s.created))))
+                pending.push(format!(
+                    "{} ({} old) not yet in {region}",
+                    s.id,
+                    human(age(now, s.created))
+                ))
             }
-            None => problems.push(format!("{} of {} has no copy in {region}", s.id, s.resource)),
+            None => problems.push(format!(
+                "{} of {} has no copy in {region}",
+                s.id, s.resource
+            )),
         }
     }
     if in_scope.is_empty() {
@@ -429,7 +465,12 @@ pub fn region_copy(
             "{} of {} snapshot(s) not copied to {region} in time: {}",
             problems.len(),
             in_scope.len(),
-            problems.iter().take(3).cloned().collect::<Vec<_>>().join("; ")
+            problems
+                .iter()
+                .take(3)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; ")
         ),
     };
     Finding::new(name, Check::Parity, status, summary)

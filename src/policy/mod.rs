@@ -530,8 +530,10 @@ pub struct SourceView {
     /// snapshot series, as the provider listed them.
     pub cloud: Option<Result<crate::source::CloudFacts, crate::source::facts::Unread>>,
     /// The snapshots listed in each region a region_copy promise names.
-    pub copies:
-        BTreeMap<String, Result<Vec<crate::source::facts::CloudSnapshot>, crate::source::SourceError>>,
+    pub copies: BTreeMap<
+        String,
+        Result<Vec<crate::source::facts::CloudSnapshot>, crate::source::SourceError>,
+    >,
 }
 
 /// One test restore of a source's backup.
@@ -662,8 +664,8 @@ fn evaluate_one(
         } => match by_source.get(source) {
             None => unknown(source, Check::Retention),
             Some(view) => {
-                let observed = [min_age, max_gap, max_age].iter().any(|d| d.is_some())
-                    || min_count.is_some();
+                let observed =
+                    [min_age, max_gap, max_age].iter().any(|d| d.is_some()) || min_count.is_some();
                 let series = observed.then(|| {
                     per_series(view, pattern, |b| {
                         series::retention(

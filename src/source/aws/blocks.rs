@@ -115,7 +115,12 @@ fn is_stale_token(e: &CallError) -> bool {
         && (e.reason.contains("INVALID_BLOCK_TOKEN") || e.reason.to_lowercase().contains("token"))
 }
 
-pub fn get_block(ebs: &Client, snapshot: &str, index: u64, token: &str) -> Result<Block, CallError> {
+pub fn get_block(
+    ebs: &Client,
+    snapshot: &str,
+    index: u64,
+    token: &str,
+) -> Result<Block, CallError> {
     let path = format!(
         "/snapshots/{}/blocks/{index}?blockToken={}",
         encode(snapshot),
@@ -280,7 +285,11 @@ impl BlockReader {
         match self.arrived.remove(&index).expect("arrived above") {
             Ok(block) => Ok(self.check(index, block)),
             Err(e) if is_missing(&e) => {
-                self.note_bad(index, "a block the listing names".into(), format!("missing: {}", e.reason));
+                self.note_bad(
+                    index,
+                    "a block the listing names".into(),
+                    format!("missing: {}", e.reason),
+                );
                 Ok(vec![0; bs])
             }
             Err(e) => Err(io::Error::other(format!("block {index}: {e}"))),

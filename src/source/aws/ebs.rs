@@ -7,10 +7,10 @@
 use std::io;
 use std::sync::{Arc, Mutex};
 
+use super::CloudUrl;
 use super::blocks::{self, BlockReader};
 use super::ec2::{self, Select};
 use super::signed::{Client, Service};
-use super::CloudUrl;
 use crate::source::facts::{CloudFacts, CloudSnapshot, Unread};
 use crate::source::{Artifact, Opened, SourceError, Storage};
 

@@ -55,7 +55,9 @@ pub struct CloudUrl {
 pub enum UrlError {
     #[error("{0:?} names no region (ebs://REGION/… or rds://REGION/…)")]
     NoRegion(String),
-    #[error("{0:?}: after the region, name a snap-… or vol-… (ebs://) or one DB identifier (rds://)")]
+    #[error(
+        "{0:?}: after the region, name a snap-… or vol-… (ebs://) or one DB identifier (rds://)"
+    )]
     BadId(String),
     #[error("{0:?}: the only query is ?tag:KEY=VALUE, on ebs:// sources")]
     BadQuery(String),
@@ -200,9 +202,9 @@ mod tests {
         let b = snapshot_key("vol-1", t, ".img", &mut taken);
         assert_eq!(a, "vol-1/snapshot-20261201T030000Z.img");
         assert_eq!(b, "vol-1/snapshot-20261201T030001Z.img");
-        let p = crate::catalog::TimestampPattern::default();
-        assert_eq!(p.series(&a), p.series(&b));
-        assert_eq!(p.parse("snapshot-20261201T030000Z.img"), Some(t));
+        // Only the time differs, in a form the default timestamp pattern
+        // reads (tests/cloud.rs sees the series promises group them).
+        assert_eq!(a.replace("030000", "*"), b.replace("030001", "*"));
     }
 
     /// The read-only guarantee, in code: every AWS action these files name
@@ -221,7 +223,53 @@ mod tests {
         ];
         // Query actions are named where `describe(` is called; EBS calls by
         // the path they GET, each with its action name in a `what` string.
-        let action = regex::Regex::new(r#"describe\(\s*[^,]+,\s*[^,]+,\s*"(\w+)""#).unwrap();
+        let action =
+            regex::Regex::new(r#"(?:describe\(\s*[^,]+,\s*[^,]+,|ask\()\s*"(\w+)""#).unwrap();
+        // And no string in these files names a writing action at all: an
+        // action cannot be called without its name.
+        let literal = regex::Regex::new(r#""([A-Z][a-z]+)[A-Z]\w*""#).unwrap();
+        let writes = [
+            "Create",
+            "Delete",
+            "Modify",
+            "Put",
+            "Start",
+            "Complete",
+            "Copy",
+            "Restore",
+            "Reboot",
+            "Stop",
+            "Terminate",
+            "Update",
+            "Attach",
+            "Detach",
+            "Enable",
+            "Disable",
+            "Register",
+            "Deregister",
+            "Reset",
+            "Revoke",
+            "Authorize",
+            "Import",
+            "Export",
+            "Promote",
+            "Failover",
+            "Add",
+            "Remove",
+            "Cancel",
+            "Associate",
+            "Disassociate",
+            "Replace",
+            "Run",
+            "Set",
+            "Apply",
+            "Release",
+            "Allocate",
+            "Lock",
+            "Unlock",
+            "Share",
+            "Purchase",
+        ];
         let ebs = regex::Regex::new(r#"call\(\s*"(\w+)",[^;]*?"(\w+)"\s*,?\s*\)"#).unwrap();
         let mut actions = std::collections::BTreeSet::new();
         let mut methods = std::collections::BTreeSet::new();
@@ -233,6 +281,9 @@ mod tests {
             for c in ebs.captures_iter(&flat) {
                 methods.insert(c[1].to_string());
                 actions.insert(c[2].to_string());
+            }
+            for c in literal.captures_iter(&flat) {
+                assert!(!writes.contains(&&c[1]), "{} names a write", &c[0]);
             }
         }
         for a in [

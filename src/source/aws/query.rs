@@ -19,7 +19,11 @@ impl Node {
         Node {
             tag: n.tag_name().name().to_string(),
             text: n.text().unwrap_or("").trim().to_string(),
-            children: n.children().filter(|c| c.is_element()).map(Node::of).collect(),
+            children: n
+                .children()
+                .filter(|c| c.is_element())
+                .map(Node::of)
+                .collect(),
         }
     }
 
@@ -98,7 +102,10 @@ pub fn describe(
         if let Some(items) = root.find(list) {
             out.extend(items.children.iter().cloned());
         }
-        let next = root.find(marker).map(|n| n.text.clone()).filter(|t| !t.is_empty());
+        let next = root
+            .find(marker)
+            .map(|n| n.text.clone())
+            .filter(|t| !t.is_empty());
         if next.is_none() || next == token {
             return Ok(out);
         }

@@ -177,7 +177,7 @@ fn error_of(headers: &[(String, String)], body: &[u8]) -> (Option<String>, Optio
     let json: Option<serde_json::Value> = serde_json::from_slice(body).ok();
     let field = |k: &str| {
         json.as_ref()
-            .and_then(|j| j.get(k).or_else(|| j.get(&k.to_ascii_lowercase())))
+            .and_then(|j| j.get(k).or_else(|| j.get(k.to_ascii_lowercase())))
             .and_then(|v| v.as_str())
             .map(str::to_string)
     };
