@@ -283,8 +283,13 @@ fn clean_snapshot_passes_with_every_block_checked(f: &Fixture) {
     assert_eq!(structure["evidence"]["gpt_partitions"], 1);
     assert_eq!(structure["evidence"]["gpt_backup_header"], "valid");
     assert_eq!(structure["evidence"]["ext_filesystem_bytes"], 8 << 20);
-    // The whole 1 GiB image streamed through (zeros where unallocated).
+    // The whole 1 GiB image streamed through, byte for byte the disk the
+    // tools made (blocks in order, zeros where unallocated).
     assert_eq!(report["summary"]["bytes_read"], 1u64 << 30);
+    assert_eq!(
+        integrity["evidence"]["sha256"], f.made["image_sha256"],
+        "{integrity:#}"
+    );
 }
 
 /// A block whose bytes no longer match its stored checksum fails the
