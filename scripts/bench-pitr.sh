@@ -5,8 +5,8 @@
 #  A PostgreSQL cluster with archive_mode = on (archive_command into a
 #  directory), pgbench -i -s $SCALE, a pg_basebackup -Fp, pgbench traffic,
 #  a target time, more traffic, pg_switch_wal().
-#  backproof: `run --config` with [sources.restore] target_time and
-#    wal_archive, end to end (the verification pass over the base backup,
+#  backproof: `run --config` with the source's wal_archive and
+#    [sources.restore] target_time, end to end (the verification pass over the base backup,
 #    the copy, the replay, the sanity queries and the teardown included).
 #  by hand: cp -a the base backup, recovery.signal, postgres with the same
 #    restore_command, recovery_target_time and promote, wait until
@@ -78,10 +78,10 @@ formats = ["json"]
 [[sources]]
 name = "bench"
 path = "$WORK/backups"
+wal_archive = "$WORK/archive"
 
 [sources.restore]
 target_time = "$TARGET"
-wal_archive = "$WORK/archive"
 required_tables = ["pgbench_accounts"]
 EOF
 

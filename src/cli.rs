@@ -335,7 +335,8 @@ pub struct RestoreArgs {
     #[arg(long, requires = "restore", value_parser = humantime::parse_duration)]
     pub restore_timeout: Option<Duration>,
     /// Point-in-time restores of base backups stop here, e.g.
-    /// '2026-11-20 03:00:00+00' (default: the end of the WAL archive).
+    /// '2026-11-20 03:00:00+00' (default: the latest recoverable instant of the
+    /// paired WAL archive, less 1 s).
     #[arg(long, requires = "restore", value_parser = PitrTarget::parse_time)]
     pub target_time: Option<PitrTarget>,
 }
@@ -347,7 +348,6 @@ impl RestoreArgs {
             rto: self.rto,
             timeout: self.restore_timeout,
             target: self.target_time,
-            wal_archive: None,
         })
     }
 }

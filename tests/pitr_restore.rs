@@ -231,12 +231,16 @@ fn snapshot(archive: &Path) -> BTreeMap<String, Vec<u8>> {
 }
 
 /// A config with one source at `dir` and its `[sources.restore]` lines.
-fn config(tmp: &Path, dir: &Path, restore: &str) -> PathBuf {
+/// A config with one source, `dir`, whose WAL archive is `archive`.
+fn config(tmp: &Path, dir: &Path, archive: Option<&Path>, restore: &str) -> PathBuf {
     let path = tmp.join("backproof.toml");
+    let archive = archive
+        .map(|a| format!("wal_archive = \"{}\"\n", a.display()))
+        .unwrap_or_default();
     fs::write(
         &path,
         format!(
-            "[report]\ndir = \"{}\"\nformats = [\"json\"]\n\n[[sources]]\nname = \"pg\"\npath = \"{}\"\n\n[sources.restore]\n{restore}\n",
+            "[report]\ndir = \"{}\"\nformats = [\"json\"]\n\n[[sources]]\nname = \"pg\"\npath = \"{}\"\n{archive}\n[sources.restore]\n{restore}\n",
             tmp.join("reports").display(),
             dir.display()
         ),
@@ -303,11 +307,10 @@ fn assert_nothing_left(pid: u32) {
     }
 }
 
-fn restore_lines(m: &Made, archive: &Path, target: &str) -> String {
+fn restore_lines(m: &Made, target: &str) -> String {
     format!(
-        "{target}\nwal_archive = \"{}\"\nrto = \"10m\"\nfreshness_column = \"t.at\"\nrequired_tables = [\"t\"]\n\
-         assertions = [\"SELECT count(*) = 10 FROM t WHERE what = 'first'\", \"SELECT count(*) = 0 FROM t WHERE what = 'second'\"]",
-        archive.display()
+        "{target}\nrto = \"10m\"\nfreshness_column = \"t.at\"\nrequired_tables = [\"t\"]\n\
+         assertions = [\"SELECT count(*) = 10 FROM t WHERE what = 'first'\", \"SELECT count(*) = 0 FROM t WHERE what = 'second'\"]"
     )
     .replace("{between}", &m.between)
 }
@@ -326,8 +329,8 @@ fn a_restore_to_a_time_between_two_transactions_has_the_first_and_not_the_second
     let before = snapshot(&m.archive);
     for dir in [&m.plain, &m.tar] {
         let tmp = tempfile::tempdir().unwrap();
-        let lines = restore_lines(m, &m.archive, "target_time = \"{between}\"");
-        let r = run(&config(tmp.path(), dir, &lines), None);
+        let lines = restore_lines(m, "target_time = \"{between}\"");
+        let r = run(&config(tmp.path(), dir, Some(&m.archive), &lines), None);
         let f = restore_finding(&r.report);
         assert_eq!(r.code, 0, "{f:#}");
         assert_eq!(f["status"], "pass", "{f:#}");
@@ -374,32 +377,57 @@ fn a_restore_to_a_time_between_two_transactions_has_the_first_and_not_the_second
     assert!(before == snapshot(&m.archive), "the archive changed");
 }
 
-/// The default target: the end of the archive, both transactions.
+/// The default target, `latest`: the latest instant the paired archive
+/// recovers to (B's commit, the last), less a second. The replay must stop
+/// there and say so: A's rows and not B's, no longer "whatever the archive
+/// ends with".
 #[test]
-fn latest_replays_to_the_end_of_the_archive() {
+fn latest_is_the_latest_recoverable_instant_less_a_margin() {
     let m = made();
     let tmp = tempfile::tempdir().unwrap();
-    let lines = format!(
-        "target = \"latest\"\nwal_archive = \"{}\"\nfreshness_column = \"t.at\"\nmin_rows = {{ t = 20 }}",
-        m.archive.display()
-    );
-    let r = run(&config(tmp.path(), &m.plain, &lines), None);
+    let lines = "target = \"latest\"\nfreshness_column = \"t.at\"\nmin_rows = { t = 10 }\n\
+                 assertions = [\"SELECT count(*) = 0 FROM t WHERE what = 'second'\"]";
+    let cfg = config(tmp.path(), &m.plain, Some(&m.archive), lines);
+    let promise = "\n[[checks]]\nname = \"pit\"\ntype = \"pitr\"\nsource = \"pg\"\nrestore_within = \"1d\"\nrto = \"10m\"\n";
+    fs::write(&cfg, fs::read_to_string(&cfg).unwrap() + promise).unwrap();
+    let r = run(&cfg, None);
+    let pit = |report: &Value| {
+        findings(report)
+            .iter()
+            .find(|f| f["check"] == "pitr")
+            .cloned()
+            .unwrap_or_else(|| panic!("{}", describe(report)))
+    };
+    let p = pit(&r.report);
+    assert_eq!(p["status"], "pass", "{p:#}");
+    assert!(p["summary"].as_str().unwrap().starts_with("point-in-time restore:"), "{p:#}");
     let f = restore_finding(&r.report);
     assert_eq!((r.code, f["status"].as_str()), (0, Some("pass")), "{f:#}");
-    assert_eq!(f["evidence"]["row_counts"]["app.t"], 20, "{f:#}");
+    assert_eq!(f["evidence"]["row_counts"]["app.t"], 10, "{f:#}");
     let p = pitr(f);
-    assert_eq!(
-        (p["reached"].as_bool(), p["recovery_complete"].as_bool()),
-        (Some(true), Some(true))
-    );
-    assert_eq!(p["target"], "latest");
-    // B's rows are the newest and B is the last replayed transaction.
+    assert_eq!(p["reached"].as_bool(), Some(true), "{f:#}");
+    let from = p["target_from"].as_str().unwrap_or_default();
     assert!(
-        p["data_loss_seconds"].as_f64().unwrap().abs() < 0.5,
+        from.starts_with("latest: the latest recoverable instant") && from.ends_with("less 1s"),
+        "{f:#}"
+    );
+    assert!(
+        p["stop_line"]
+            .as_str()
+            .is_some_and(|l| l.contains("recovery stopping before commit")),
         "{f:#}"
     );
     assert!(p["segments_restored"].as_u64().unwrap() >= 2, "{f:#}");
     assert_nothing_left(r.pid);
+
+    // Without the archive the base backup only reaches its consistency
+    // point: a restore, but no point-in-time one, so the promise fails.
+    let cfg = config(tmp.path(), &m.plain, None, "");
+    fs::write(&cfg, fs::read_to_string(&cfg).unwrap() + promise).unwrap();
+    let r = run(&cfg, None);
+    assert_eq!(restore_finding(&r.report)["status"], "warn");
+    let p = pit(&r.report);
+    assert_eq!(p["status"], "fail", "{p:#}");
 }
 
 /// A copy of the archive without the segment both transactions need.
@@ -422,8 +450,8 @@ fn a_segment_missing_from_the_archive_fails_naming_it() {
     let tmp = tempfile::tempdir().unwrap();
     fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755)).unwrap();
     let archive = gapped(m, tmp.path());
-    let lines = restore_lines(m, &archive, "target_time = \"{between}\"");
-    let r = run(&config(tmp.path(), &m.plain, &lines), None);
+    let lines = restore_lines(m, "target_time = \"{between}\"");
+    let r = run(&config(tmp.path(), &m.plain, Some(&archive), &lines), None);
     let f = restore_finding(&r.report);
     assert_eq!((r.code, f["status"].as_str()), (1, Some("fail")), "{f:#}");
     let summary = f["summary"].as_str().unwrap();
@@ -439,8 +467,7 @@ fn a_segment_missing_from_the_archive_fails_naming_it() {
     assert_eq!(pitr(f)["reached"], false);
     assert_nothing_left(r.pid);
 
-    let lines = format!("wal_archive = \"{}\"", archive.display());
-    let r = run(&config(tmp.path(), &m.plain, &lines), None);
+    let r = run(&config(tmp.path(), &m.plain, Some(&archive), ""), None);
     let f = restore_finding(&r.report);
     assert_eq!((r.code, f["status"].as_str()), (1, Some("fail")), "{f:#}");
     assert!(
@@ -459,11 +486,8 @@ fn a_segment_missing_from_the_archive_fails_naming_it() {
 fn a_target_before_the_base_backup_is_an_error_not_a_verdict() {
     let m = made();
     let tmp = tempfile::tempdir().unwrap();
-    let lines = format!(
-        "target_time = \"2000-01-01 00:00:00+00\"\nwal_archive = \"{}\"",
-        m.archive.display()
-    );
-    let r = run(&config(tmp.path(), &m.plain, &lines), None);
+    let lines = "target_time = \"2000-01-01 00:00:00+00\"";
+    let r = run(&config(tmp.path(), &m.plain, Some(&m.archive), lines), None);
     let f = restore_finding(&r.report);
     assert_eq!((r.code, f["status"].as_str()), (2, Some("error")), "{f:#}");
     assert!(
@@ -486,11 +510,8 @@ fn a_killed_restore_is_swept_by_the_next_run() {
     let scratch = tmp.path().join("tmp");
     fs::create_dir(&scratch).unwrap();
     fs::set_permissions(&scratch, fs::Permissions::from_mode(0o755)).unwrap();
-    let lines = format!(
-        "wal_archive = \"{}\"\nassertions = [\"SELECT pg_sleep(30) IS NOT NULL\"]",
-        m.archive.display()
-    );
-    let cfg = config(tmp.path(), &m.plain, &lines);
+    let lines = "assertions = [\"SELECT pg_sleep(30) IS NOT NULL\"]";
+    let cfg = config(tmp.path(), &m.plain, Some(&m.archive), lines);
     let mut child = bin()
         .env("TMPDIR", &scratch)
         .args(["run", "--no-progress", "--config"])
@@ -529,8 +550,10 @@ fn a_killed_restore_is_swept_by_the_next_run() {
         std::thread::sleep(Duration::from_millis(100));
     }
 
-    let lines = format!("wal_archive = \"{}\"", m.archive.display());
-    let r = run(&config(tmp.path(), &m.plain, &lines), Some(&scratch));
+    let r = run(
+        &config(tmp.path(), &m.plain, Some(&m.archive), ""),
+        Some(&scratch),
+    );
     let f = restore_finding(&r.report);
     assert_eq!((r.code, f["status"].as_str()), (0, Some("pass")), "{f:#}");
     assert!(r.stderr.contains("swept"), "{}", r.stderr);
@@ -571,6 +594,21 @@ fn the_command_line_takes_a_target_time_and_refuses_a_bad_one() {
     // The base backup's own rows: made before either transaction.
     assert_eq!(f["evidence"]["row_counts"]["app.t"], 0, "{f:#}");
 
+    // --wal-archive names the archive: paired by system identifier, then
+    // replayed to the target.
+    let o = bin()
+        .args(["verify", "--no-history", "--no-progress", "--format", "json"])
+        .args(["--restore", "--target-time", &m.between, "--wal-archive"])
+        .arg(&m.archive)
+        .arg(&m.plain)
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let f = restore_finding(&report);
+    assert_eq!((code(&o), f["status"].as_str()), (0, Some("pass")), "{f:#}");
+    assert_eq!(f["evidence"]["row_counts"]["app.t"], 10, "{f:#}");
+    assert_eq!(pitr(f)["reached"], true, "{f:#}");
+
     let o = run_args(
         &["verify", "--restore", "--target-time", "2026-11-20 03:00"],
         &m.plain,
@@ -583,7 +621,12 @@ fn the_command_line_takes_a_target_time_and_refuses_a_bad_one() {
     );
 
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = config(tmp.path(), &m.plain, "target_time = \"20 Nov 2026\"");
+    let cfg = config(
+        tmp.path(),
+        &m.plain,
+        None,
+        "target_time = \"20 Nov 2026\"",
+    );
     let o = run_args(&["run", "--config", cfg.to_str().unwrap()], &m.plain);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(code(&o), 2, "{err}");

@@ -278,6 +278,19 @@ fn restore_catalog(
             crate::restore::is_restorable(kind, b, job.spec.engine).then_some((b, kind))
         })
         .collect();
+    let starts = |key: &str| match decoded.get(key) {
+        Some(inspect::Decoded::BaseBackup(b)) => b.start_time,
+        _ => None,
+    };
+    if let Some(t) = job.session.named_target(job.spec) {
+        // A point in time is recovered from the newest base backup that
+        // started before it: a newer one cannot go back, an older one
+        // replays more WAL than it needs to.
+        let before = |b: &catalog::Backup| starts(&b.key).is_some_and(|s| s <= t);
+        if chosen.iter().any(|(b, _)| before(b)) {
+            chosen.retain(|(b, _)| starts(&b.key).is_none() || before(b));
+        }
+    }
     if job.which == Which::Newest {
         // The newest of each series: a directory's newest file of any kind
         // is not the newest backup of each thing backed up there.
@@ -321,6 +334,7 @@ fn restore_catalog(
             &job.source_name,
             job.previous.as_ref(),
             decoded.get(b.key.as_str()).copied(),
+            pairing(&verified.physical, &b.key).as_ref(),
         ));
     }
     out
@@ -329,6 +343,24 @@ fn restore_catalog(
 /// Base backups paired with WAL archives by system identifier: those of
 /// this target, and an archive named elsewhere (`--wal-archive`,
 /// `wal_archive`), whose own verdict is reported once, where it was read.
+/// What a base backup's restore takes from the pairing: the local archive
+/// it was paired with, and the window it recovers to.
+fn pairing(facts: &PhysicalFacts, key: &str) -> Option<crate::restore::PitrPairing> {
+    facts.clusters.iter().find_map(|c| {
+        let w = c.backups.iter().find(|w| w.backup.key == key)?;
+        let archive = c
+            .archive
+            .as_deref()
+            .filter(|a| !source::is_remote(a))
+            .map(std::path::PathBuf::from);
+        Some(crate::restore::PitrPairing {
+            wal_archive: archive,
+            earliest: w.earliest,
+            latest: w.latest,
+        })
+    })
+}
+
 fn pair_physical(
     own: &[verify::BackupRecord],
     extra: &[verify::BackupRecord],
@@ -427,6 +459,10 @@ pub(super) fn restore_seen(
         status,
         summary: summary.to_string(),
         seconds: facts.total_seconds(),
+        point_in_time: facts
+            .pitr
+            .as_ref()
+            .is_some_and(|p| !p.consistency_only && p.reached == Some(true)),
     }
 }
 

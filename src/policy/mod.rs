@@ -177,6 +177,13 @@ pub enum CheckDef {
         min_window: Option<Duration>,
         #[serde(default, with = "humantime_serde")]
         max_archive_age: Option<Duration>,
+        /// A point-in-time restore (one that replayed the archive to its
+        /// target) of the newest base backup passed within this period ...
+        #[serde(default, with = "humantime_serde")]
+        restore_within: Option<Duration>,
+        /// ... and took at most this long.
+        #[serde(default, with = "humantime_serde")]
+        rto: Option<Duration>,
     /// ebs:// and rds:// sources: each snapshot in scope (the newest of
     /// each volume or database, or all) has a completed copy in `region`,
     /// made at most `max_lag` after it.
@@ -327,8 +334,10 @@ pub enum InvalidCheck {
     NoSeparation,
     #[error("within must be longer than 0")]
     EmptyWithin,
-    #[error("a pitr check needs min_window or max_archive_age")]
+    #[error("a pitr check needs min_window, max_archive_age or restore_within")]
     NoPitrRule,
+    #[error("a pitr check's rto needs restore_within (how recent the timed restore must be)")]
+    PitrRtoAlone,
 }
 
 impl CheckDef {
@@ -411,8 +420,14 @@ impl CheckDef {
             CheckDef::Pitr {
                 min_window: None,
                 max_archive_age: None,
+                restore_within: None,
                 ..
             } => Err(InvalidCheck::NoPitrRule),
+            CheckDef::Pitr {
+                restore_within: None,
+                rto: Some(_),
+                ..
+            } => Err(InvalidCheck::PitrRtoAlone),
             CheckDef::Coverage { inventory, .. } if inventory.is_empty() => {
                 Err(InvalidCheck::EmptyInventory)
             }
@@ -545,6 +560,9 @@ pub struct RestoreSeen {
     pub summary: String,
     /// Load plus sanity checks, in seconds.
     pub seconds: Option<f64>,
+    /// A base backup recovered by replaying its WAL archive to the target
+    /// (not to its consistency point only).
+    pub point_in_time: bool,
 }
 
 pub(super) fn human(d: chrono::Duration) -> String {
@@ -777,10 +795,22 @@ fn evaluate_one(
             source,
             min_window,
             max_archive_age,
+            restore_within,
+            rto,
             ..
         } => match by_source.get(source) {
             None => unknown(source, Check::Pitr),
-            Some(view) => pitr::pitr(&name, view, *min_window, *max_archive_age, now),
+            Some(view) => pitr::pitr(
+                &name,
+                view,
+                pitr::Rules {
+                    min_window: *min_window,
+                    max_age: *max_archive_age,
+                    restore_within: *restore_within,
+                    rto: *rto,
+                },
+                now,
+            ),
         },
         CheckDef::SnapshotBeforeChange {
             source,

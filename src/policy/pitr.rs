@@ -104,7 +104,55 @@ fn judge(
     )
 }
 
-pub(super) fn pitr(
+/// What a `pitr` check promises; any of them may be absent.
+#[derive(Clone, Copy)]
+pub(super) struct Rules {
+    pub min_window: Option<Duration>,
+    pub max_age: Option<Duration>,
+    pub restore_within: Option<Duration>,
+    pub rto: Option<Duration>,
+}
+
+pub(super) fn pitr(name: &str, view: &SourceView, rules: Rules, now: DateTime<Utc>) -> Finding {
+    let window = (rules.min_window.is_some() || rules.max_age.is_some())
+        .then(|| judge_window(name, view, rules.min_window, rules.max_age, now));
+    let restore = rules.restore_within.map(|within| {
+        super::restore::restored_where(name, view, within, rules.rto, now, |r| r.point_in_time)
+    });
+    match (window, restore) {
+        (Some(w), None) => w,
+        (None, Some(r)) => as_pitr(r),
+        (Some(w), Some(r)) => {
+            // One verdict, the worse of the two, with both parts' evidence.
+            let r = as_pitr(r);
+            let (worse, other) = if r.status > w.status { (r, w) } else { (w, r) };
+            let summary = format!("{}; {}", worse.summary, other.summary);
+            Finding {
+                summary,
+                ..worse.with("other_part", other.evidence.clone())
+            }
+        }
+        // Refused when the config is loaded; never a pass if it got here.
+        (None, None) => Finding::new(
+            name,
+            Check::Pitr,
+            Status::Error,
+            "a pitr check needs min_window, max_archive_age or restore_within",
+        ),
+    }
+}
+
+/// The restore promise's finding, as the pitr promise's restore part.
+fn as_pitr(f: Finding) -> Finding {
+    let summary = format!("point-in-time restore: {}", f.summary);
+    Finding {
+        check: Check::Pitr,
+        summary,
+        ..f
+    }
+}
+
+fn judge_window(
     name: &str,
     view: &SourceView,
     min_window: Option<Duration>,
@@ -168,6 +216,7 @@ pub(super) fn pitr(
 mod tests {
     use super::*;
     use crate::inspect::physical::PhysicalFacts;
+    use crate::policy::RestoreSeen;
     use crate::inspect::physical::window::{BackupWindow, ClusterWindow};
 
     fn t(h: i64) -> DateTime<Utc> {
@@ -215,6 +264,69 @@ mod tests {
         }
     }
 
+    fn rules(min_window: Option<Duration>, max_age: Option<Duration>) -> Rules {
+        Rules {
+            min_window,
+            max_age,
+            restore_within: None,
+            rto: None,
+        }
+    }
+
+    fn restored(at: DateTime<Utc>, subject: &str, point_in_time: bool, secs: f64) -> RestoreSeen {
+        RestoreSeen {
+            at,
+            subject: subject.into(),
+            status: if point_in_time { Status::Pass } else { Status::Warn },
+            summary: "restored".into(),
+            seconds: Some(secs),
+            point_in_time,
+        }
+    }
+
+    /// The restore part counts restores that replayed WAL to a target; a
+    /// recovery to the consistency point only (a warn restore) never
+    /// passes it, and a replay over the RTO fails it.
+    #[test]
+    fn restore_part_needs_a_point_in_time_restore_within_the_rto() {
+        let now = t(0);
+        let mut v = view(vec![window(-48, -1)]);
+        v.backups = vec![crate::policy::Observed {
+            subject: "src/base-1".into(),
+            key: "base-1".into(),
+            timestamp: t(-48),
+            size: 1,
+            verdict: Some(Status::Pass),
+            encryption: None,
+        }];
+        let day = Duration::from_secs(86400);
+        let hour = Duration::from_secs(3600);
+        let part = Rules {
+            min_window: None,
+            max_age: None,
+            restore_within: Some(day),
+            rto: Some(hour),
+        };
+        v.restores = vec![restored(t(-2), "src/base-1", false, 60.0)];
+        let f = pitr("p", &v, part, now);
+        assert_eq!((f.check, f.status), (Check::Pitr, Status::Fail), "{}", f.summary);
+        v.restores.push(restored(t(-3), "src/base-1", true, 4000.0));
+        let f = pitr("p", &v, part, now);
+        assert_eq!(f.status, Status::Fail, "{}", f.summary);
+        assert!(f.summary.contains("over the 1h RTO"), "{}", f.summary);
+        v.restores.push(restored(t(-1), "src/base-1", true, 90.0));
+        let f = pitr("p", &v, part, now);
+        assert_eq!(f.status, Status::Pass, "{}", f.summary);
+        // With a window rule as well: the worse part decides, both are told.
+        let both = Rules {
+            max_age: Some(Duration::from_secs(60)),
+            ..part
+        };
+        let f = pitr("p", &v, both, now);
+        assert_eq!(f.status, Status::Fail, "{}", f.summary);
+        assert!(f.summary.contains("point-in-time restore:"), "{}", f.summary);
+    }
+
     #[test]
     fn window_and_archive_age() {
         let week = Duration::from_secs(7 * 86400);
@@ -222,19 +334,19 @@ mod tests {
         // Two backups whose windows overlap cover 8 days up to 10 min ago.
         let v = view(vec![window(-8 * 24, -3 * 24), window(-4 * 24, 0)]);
         let now = t(0) + chrono::Duration::minutes(10);
-        let f = pitr("p", &v, Some(week), Some(hour), now);
+        let f = pitr("p", &v, rules(Some(week), Some(hour)), now);
         assert_eq!(f.status, Status::Pass, "{}", f.summary);
         // A hole between the windows (a gap no newer backup bridges) fails.
         let v = view(vec![window(-8 * 24, -5 * 24), window(-4 * 24, 0)]);
-        let f = pitr("p", &v, Some(week), None, now);
+        let f = pitr("p", &v, rules(Some(week), None), now);
         assert_eq!(f.status, Status::Fail, "{}", f.summary);
         // The newest recoverable instant too old: the archive's RPO broken.
         let v = view(vec![window(-8 * 24, -2)]);
-        let f = pitr("p", &v, None, Some(hour), now);
+        let f = pitr("p", &v, rules(None, Some(hour)), now);
         assert_eq!(f.status, Status::Fail);
         assert!(f.summary.contains("old"), "{}", f.summary);
         // Nothing physical: fail, never pass.
-        let f = pitr("p", &SourceView::default(), Some(week), None, now);
+        let f = pitr("p", &SourceView::default(), rules(Some(week), None), now);
         assert_eq!(f.status, Status::Fail);
     }
 }

@@ -19,6 +19,20 @@ pub(super) fn restored(
     rto: Option<Duration>,
     now: DateTime<Utc>,
 ) -> Finding {
+    restored_where(name, view, within, rto, now, |_| true)
+}
+
+/// [`restored`], counting only the restores `counts` keeps (the `pitr`
+/// promise: those that replayed WAL to their target).
+pub(super) fn restored_where(
+    name: &str,
+    view: &SourceView,
+    within: Duration,
+    rto: Option<Duration>,
+    now: DateTime<Utc>,
+    counts: impl Fn(&super::RestoreSeen) -> bool,
+) -> Finding {
+    let restores: Vec<&super::RestoreSeen> = view.restores.iter().filter(|r| counts(r)).collect();
     let window = chrono::Duration::from_std(within).unwrap_or(chrono::Duration::MAX);
     // Only series that are restored at all count: a disk image or a tar
     // kept beside the dumps is no dump the promise is about (judging on it
@@ -27,7 +41,7 @@ pub(super) fn restored(
     let restored_series: std::collections::BTreeSet<String> = view
         .backups
         .iter()
-        .filter(|b| view.restores.iter().any(|r| r.subject == b.subject))
+        .filter(|b| restores.iter().any(|r| r.subject == b.subject))
         .map(|b| view.timestamp_pattern.series(&b.key))
         .collect();
     // Same order as the restore job's choice: newest, then by key.
@@ -39,9 +53,9 @@ pub(super) fn restored(
                 || restored_series.contains(&view.timestamp_pattern.series(&b.key))
         })
         .max_by(|a, b| a.timestamp.cmp(&b.timestamp).then(b.key.cmp(&a.key)));
-    let of_newest = |r: &&super::RestoreSeen| newest_backup.is_none_or(|b| b.subject == r.subject);
-    let newest = view.restores.iter().filter(of_newest).max_by_key(|r| r.at);
-    let older = view.restores.iter().max_by_key(|r| r.at);
+    let of_newest = |r: &&&super::RestoreSeen| newest_backup.is_none_or(|b| b.subject == r.subject);
+    let newest = restores.iter().filter(of_newest).max_by_key(|r| r.at).copied();
+    let older = restores.iter().max_by_key(|r| r.at).copied();
     let base = |status, summary: String| {
         Finding::new(name, Check::Restore, status, summary)
             .with("source", view.location.as_str())

@@ -323,6 +323,8 @@ pub fn parse_instant(text: &str) -> Option<DateTime<Utc>> {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PitrSpec {
     pub target: PitrTarget,
+    /// Where a target time came from when nobody named it (the window).
+    pub target_from: Option<String>,
     /// The WAL archive to replay from, read-only; without one the cluster
     /// is recovered to the base backup's consistency point only.
     pub wal_archive: Option<PathBuf>,

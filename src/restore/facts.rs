@@ -111,6 +111,10 @@ pub struct RestoreFacts {
 pub struct PitrFacts {
     /// `latest`, or the target time.
     pub target: String,
+    /// Why this target when none was named: the latest recoverable instant
+    /// of the paired archive, less a margin.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_from: Option<String>,
     /// The archive replayed from (read-only); absent: none was given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub wal_archive: Option<String>,

@@ -33,7 +33,7 @@ mod tools;
 pub use engine::PitrTarget;
 pub use facts::{Assertion, AssertionResult, Freshness, PitrFacts, RestoreFacts, SnapshotFacts};
 pub use registry::Engine;
-pub use spec::{RestoreOverrides, RestoreSpec, SpecError, Which};
+pub use spec::{PitrPairing, RestoreOverrides, RestoreSpec, SpecError, Which};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -157,6 +157,15 @@ impl RestoreSession {
         }
     }
 
+    /// The point in time the command line or `spec` names, if any (not
+    /// `latest`): which base backup can reach it depends on it.
+    pub fn named_target(&self, spec: &RestoreSpec) -> Option<chrono::DateTime<chrono::Utc>> {
+        match spec.pitr(&self.overrides, None).target {
+            PitrTarget::Time(t) => Some(t),
+            PitrTarget::Latest => None,
+        }
+    }
+
     /// Restores one backup and checks the result; always one finding (a
     /// broken dump is a failed finding, never an error). `previous_rows`
     /// are the row counts of the previous restore of the same source, when
@@ -172,6 +181,7 @@ impl RestoreSession {
         source_name: &str,
         previous_rows: Option<&BTreeMap<String, u64>>,
         expected: Option<&Decoded>,
+        paired: Option<&PitrPairing>,
     ) -> RestoreOutcome {
         let subject = source.subject(&backup.key);
         let _span = tracing::info_span!("restore", subject = %subject).entered();
@@ -183,6 +193,7 @@ impl RestoreSession {
             source_name,
             previous_rows,
             expected,
+            paired,
         );
         tracing::info!(
             status = out.finding.status.as_str(),
@@ -204,6 +215,7 @@ impl RestoreSession {
         source_name: &str,
         previous_rows: Option<&BTreeMap<String, u64>>,
         expected: Option<&Decoded>,
+        paired: Option<&PitrPairing>,
     ) -> RestoreOutcome {
         let subject = source.subject(&backup.key);
         let mut facts = RestoreFacts::default();
@@ -242,6 +254,7 @@ impl RestoreSession {
                 rto,
                 timeout,
                 previous_rows,
+                paired,
             };
             let (status, summary, remedy) =
                 self.restore_physical(source, backup, spec, p, &mut facts);
@@ -648,6 +661,8 @@ struct Physical<'a> {
     rto: Option<Duration>,
     timeout: Duration,
     previous_rows: Option<&'a BTreeMap<String, u64>>,
+    /// The archive and window the verification paired the backup with.
+    paired: Option<&'a PitrPairing>,
 }
 
 impl RestoreSession {
@@ -664,7 +679,7 @@ impl RestoreSession {
         facts: &mut RestoreFacts,
     ) -> (Status, String, Option<&'static str>) {
         self.sweep_dirs_once();
-        let wants = spec.pitr(&self.overrides);
+        let wants = spec.pitr(&self.overrides, p.paired);
         let target = match wants.target {
             PitrTarget::Latest => "the end of the WAL archive".to_string(),
             t => t.describe(),
@@ -814,7 +829,7 @@ impl RestoreSession {
                     "recovered to the base backup's consistency point only, in {total:.1}s: no WAL archive was given, so {target} was not tested"
                 ),
                 Some(
-                    "Give the WAL archive (wal_archive in [sources.restore]) so that the restore replays it to its target.",
+                    "Give the WAL archive (wal_archive on the source, or --wal-archive) so that the restore replays it to its target.",
                 ),
             ),
             Status::Pass => {

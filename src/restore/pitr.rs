@@ -105,16 +105,19 @@ fn server_words(e: &postgres::Error) -> String {
     }
 }
 
-/// A base backup as the engine chooses it: a plain base backup directory,
-/// or a tar-format one's `base.tar[.gz|.zst]`. Deliberately small: the
-/// verification's own recognition of base backups replaces it.
+/// A base backup as the engine chooses it: what the catalog recognised by
+/// content as a plain (`-Fp`) or tar-format (`-Ft`) base backup directory,
+/// or a lone `base.tar[.gz|.zst]` file.
 pub fn is_base_backup(backup: &Backup) -> bool {
-    if backup.layout == Layout::PgBaseBackup {
+    if matches!(backup.layout, Layout::PgBaseBackup | Layout::PgBaseBackupTar) {
         return true;
     }
     let name = backup.key.rsplit('/').next().unwrap_or(&backup.key);
-    backup.layout == Layout::File && ["base.tar", "base.tar.gz", "base.tar.zst"].contains(&name)
+    backup.layout == Layout::File && BASE_TARS.contains(&name)
 }
+
+/// The names of a tar-format base backup's main tar this engine unpacks.
+const BASE_TARS: [&str; 3] = ["base.tar", "base.tar.gz", "base.tar.zst"];
 
 /// What the base backup is on disk.
 enum Source {
@@ -128,18 +131,20 @@ enum Source {
 
 impl Source {
     fn of(path: &Path) -> Source {
-        if path.is_dir() {
-            return Source::Plain(path.to_path_buf());
-        }
-        let dir = path.parent().unwrap_or(Path::new("."));
+        let (dir, base) = if path.is_dir() {
+            // A `-Ft` directory: its base.tar* beside pg_wal.tar*.
+            match BASE_TARS.iter().map(|n| path.join(n)).find(|p| p.is_file()) {
+                Some(base) => (path, base),
+                None => return Source::Plain(path.to_path_buf()),
+            }
+        } else {
+            (path.parent().unwrap_or(Path::new(".")), path.to_path_buf())
+        };
         let wal = ["pg_wal.tar", "pg_wal.tar.gz", "pg_wal.tar.zst"]
             .iter()
             .map(|n| dir.join(n))
             .find(|p| p.is_file());
-        Source::Tar {
-            base: path.to_path_buf(),
-            wal,
-        }
+        Source::Tar { base, wal }
     }
 }
 
@@ -628,6 +633,7 @@ impl PhysicalEngine for Pitr {
         let replay = Replay::read(&log);
         let mut facts = PitrFacts {
             target: spec.target.describe(),
+            target_from: spec.target_from.clone(),
             wal_archive: spec.wal_archive.as_ref().map(|p| p.display().to_string()),
             consistency_only: spec.wal_archive.is_none(),
             stop_line: replay.stop_line.clone(),
@@ -915,6 +921,8 @@ mod tests {
             expected: Default::default(),
         };
         assert!(is_base_backup(&b("x/base", Layout::PgBaseBackup)));
+        assert!(is_base_backup(&b("x/tar", Layout::PgBaseBackupTar)));
+        assert!(!is_base_backup(&b("x/wal", Layout::WalArchive)));
         assert!(is_base_backup(&b("x/base.tar.gz", Layout::File)));
         assert!(!is_base_backup(&b("x/pg_wal.tar.gz", Layout::File)));
         assert!(!is_base_backup(&b("x/base.dump", Layout::File)));

@@ -102,11 +102,6 @@ pub struct RestoreSpec {
     pub target: Option<String>,
     /// ... or to this time (`"2026-11-20 03:00:00+00"`, offset required).
     pub target_time: Option<String>,
-    /// Base backups: the WAL archive directory to replay from, read-only.
-    /// Interim contract until archives are paired with base backups by
-    /// system identifier; without one a base backup is recovered to its
-    /// consistency point only (a warning).
-    pub wal_archive: Option<std::path::PathBuf>,
     /// Base backups: the database of the cluster that assertions and the
     /// freshness column run in (default: the only one besides `postgres`).
     pub database: Option<String>,
@@ -162,17 +157,43 @@ impl RestoreSpec {
         }
     }
 
-    /// What a point-in-time restore is asked for, the command line first.
-    pub fn pitr(&self, overrides: &RestoreOverrides) -> PitrSpec {
+    /// What a point-in-time restore is asked for: the command line first,
+    /// then the config, then what the verification paired the backup with.
+    /// `latest` (the default) is the latest instant the paired archive
+    /// recovers to, less [`LATEST_MARGIN`], so that the replay must stop
+    /// at a named time and say so; without a window (or one too short for
+    /// the margin), the end of the archive.
+    pub fn pitr(&self, overrides: &RestoreOverrides, paired: Option<&PitrPairing>) -> PitrSpec {
+        // Validated with the config; an invalid one never gets here.
+        let asked = overrides
+            .target
+            .unwrap_or_else(|| self.pitr_target().unwrap_or_default());
+        let (target, target_from) = match (asked, paired) {
+            (PitrTarget::Latest, Some(p)) => match (p.earliest, p.latest) {
+                (Some(first), Some(last))
+                    if last - chrono::Duration::from_std(LATEST_MARGIN).unwrap_or_default()
+                        >= first =>
+                {
+                    let t = last - chrono::Duration::from_std(LATEST_MARGIN).unwrap_or_default();
+                    (
+                        PitrTarget::Time(t),
+                        Some(format!(
+                            "latest: the latest recoverable instant {} less {}",
+                            last.format("%Y-%m-%d %H:%M:%S%.f+00"),
+                            humantime::format_duration(LATEST_MARGIN)
+                        )),
+                    )
+                }
+                _ => (PitrTarget::Latest, None),
+            },
+            (t, _) => (t, None),
+        };
         PitrSpec {
-            // Validated with the config; an invalid one never gets here.
-            target: overrides
-                .target
-                .unwrap_or_else(|| self.pitr_target().unwrap_or_default()),
-            wal_archive: overrides
-                .wal_archive
-                .clone()
-                .or_else(|| self.wal_archive.clone()),
+            target,
+            target_from,
+            // Only an archive verified and paired by system identifier:
+            // replaying a foreign cluster's WAL would prove nothing.
+            wal_archive: paired.and_then(|p| p.wal_archive.clone()),
         }
     }
 
@@ -191,6 +212,20 @@ impl RestoreSpec {
     }
 }
 
+/// How far before the latest recoverable instant a `latest` restore stops:
+/// far enough that the replay stops at a commit, not at the archive's end.
+pub const LATEST_MARGIN: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// What the verification paired a base backup with (by system identifier):
+/// its WAL archive and the window a recovery from it can stop in.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PitrPairing {
+    /// A local archive; an archive elsewhere (S3) is not replayed from.
+    pub wal_archive: Option<std::path::PathBuf>,
+    pub earliest: Option<chrono::DateTime<chrono::Utc>>,
+    pub latest: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 /// Command-line overrides, applied on top of each source's spec.
 #[derive(Clone, Debug, Default)]
 pub struct RestoreOverrides {
@@ -199,8 +234,6 @@ pub struct RestoreOverrides {
     pub timeout: Option<Duration>,
     /// `--target-time`: where point-in-time restores stop.
     pub target: Option<PitrTarget>,
-    /// A WAL archive for point-in-time restores (for `--wal-archive`).
-    pub wal_archive: Option<std::path::PathBuf>,
 }
 
 #[cfg(test)]
@@ -249,12 +282,12 @@ mod tests {
         assert!(err(spec(Some("newest"), None)).starts_with("target must be \"latest\""));
         assert!(err(spec(Some("latest"), Some("2026-11-20 03:00:00+00"))).contains("contradict"));
         let none = RestoreOverrides::default();
-        assert_eq!(spec(None, None).pitr(&none).target, PitrTarget::Latest);
+        assert_eq!(spec(None, None).pitr(&none, None).target, PitrTarget::Latest);
         assert_eq!(
-            spec(Some("latest"), None).pitr(&none).target,
+            spec(Some("latest"), None).pitr(&none, None).target,
             PitrTarget::Latest
         );
-        let at = |t: &str| spec(None, Some(t)).pitr(&none).target.describe();
+        let at = |t: &str| spec(None, Some(t)).pitr(&none, None).target.describe();
         assert_eq!(at("2026-11-20 03:00:00+00"), "2026-11-20 03:00:00+00");
         assert_eq!(
             at("2026-11-20 05:30:00.25+02:30"),
@@ -266,19 +299,54 @@ mod tests {
         // The command line wins over the config.
         let cli = RestoreOverrides {
             target: Some(PitrTarget::Latest),
-            wal_archive: Some("/wal".into()),
             ..RestoreOverrides::default()
         };
-        let s = RestoreSpec {
-            wal_archive: Some("/other".into()),
-            ..spec(None, Some("2026-11-20 03:00:00+00"))
-        };
+        let s = spec(None, Some("2026-11-20 03:00:00+00"));
         assert_eq!(
-            s.pitr(&cli),
+            s.pitr(&cli, None),
             PitrSpec {
                 target: PitrTarget::Latest,
-                wal_archive: Some("/wal".into())
+                target_from: None,
+                wal_archive: None
             }
+        );
+    }
+
+    #[test]
+    fn latest_is_the_paired_window_s_end_less_a_margin() {
+        let t = |s: &str| crate::restore::engine::parse_instant(s).unwrap();
+        let paired = PitrPairing {
+            wal_archive: Some("/paired".into()),
+            earliest: Some(t("2026-11-20 01:00:00+00")),
+            latest: Some(t("2026-11-20 03:00:00.5+00")),
+        };
+        let none = RestoreOverrides::default();
+        let got = RestoreSpec::default().pitr(&none, Some(&paired));
+        assert_eq!(got.target, PitrTarget::Time(t("2026-11-20 02:59:59.5+00")));
+        assert_eq!(got.wal_archive, Some("/paired".into()));
+        assert!(
+            got.target_from
+                .as_deref()
+                .is_some_and(|f| f.contains("2026-11-20 03:00:00.500+00 less 1s")),
+            "{got:?}"
+        );
+        // A named time wins over the window.
+        let named = RestoreSpec {
+            target_time: Some("2026-11-20 02:00:00+00".into()),
+            ..RestoreSpec::default()
+        }
+        .pitr(&none, Some(&paired));
+        assert_eq!(named.target, PitrTarget::Time(t("2026-11-20 02:00:00+00")));
+        assert_eq!(named.target_from, None);
+        assert_eq!(named.wal_archive, Some("/paired".into()));
+        // A window shorter than the margin: the end of the archive.
+        let short = PitrPairing {
+            earliest: paired.latest,
+            ..paired.clone()
+        };
+        assert_eq!(
+            RestoreSpec::default().pitr(&none, Some(&short)).target,
+            PitrTarget::Latest
         );
     }
 
