@@ -168,8 +168,8 @@ pub enum CheckDef {
     /// Point-in-time recovery: the recoverable window (the source's base
     /// backups and their WAL archive) covers at least the last
     /// `min_window` without a gap, and the newest recoverable instant is at
-    /// most `max_archive_age` old (the archive's RPO). A point-in-time
-    /// test restore is promised by a `restore` check on the same source.
+    /// most `max_archive_age` old (the archive's RPO); a point-in-time
+    /// test restore passed recently enough and within the RTO.
     Pitr {
         name: Option<String>,
         source: String,
@@ -184,6 +184,7 @@ pub enum CheckDef {
         /// ... and took at most this long.
         #[serde(default, with = "humantime_serde")]
         rto: Option<Duration>,
+    },
     /// ebs:// and rds:// sources: each snapshot in scope (the newest of
     /// each volume or database, or all) has a completed copy in `region`,
     /// made at most `max_lag` after it.
