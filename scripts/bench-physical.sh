@@ -11,6 +11,8 @@
 #  backproof: verify --no-history --wal-archive ARCHIVE BASE (the same, plus
 #    every archived segment's page headers and record CRCs, pg_control, the
 #    pairing and the recoverable window), with its parallel readers.
+#  A second row adds to the peer what backproof's evidence holds beyond
+#  it: a SHA-256 of every file (openssl dgst, 2 processes).
 #  Warm cache (one untimed run of each first), median of $RUNS runs each,
 #  alternated; the ratio is peer seconds / backproof seconds (above 1:
 #  backproof is faster). Peak RSS of backproof from /usr/bin/time.
@@ -27,6 +29,7 @@ TRAFFIC=${SECONDS_OF_TRAFFIC:-10}
 RUNS=${RUNS:-3}
 PGBIN=/usr/lib/postgresql/15/bin
 [ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
+command -v openssl >/dev/null || { apt-get update -qq && apt-get install -y -qq openssl >/dev/null; }
 if [[ -z ${BP:-} ]]; then
     cargo build --release --quiet
     BP=$PWD/target/release/backproof
@@ -67,6 +70,12 @@ wal_bytes=$(du -sb "$WORK/wal" | cut -f1)
 echo "base backup: $((base_bytes / 1048576)) MiB, $(find "$WORK/bases/base" -type f | wc -l) files; archive: $(ls "$WORK/wal" | wc -l) files, $((wal_bytes / 1048576)) MiB"
 
 peer() { "$PGBIN/pg_verifybackup" -q -w "$WORK/wal" "$WORK/bases/base"; }
+# backproof also keeps a SHA-256 of every file (base and archive) in its
+# evidence, for the tamper-evident history; the peer with that added:
+peer_sha() {
+    peer && find "$WORK/bases/base" "$WORK/wal" -type f -print0 |
+        xargs -0 -P2 -n200 openssl dgst -sha256 >/dev/null
+}
 ours() {
     /usr/bin/time -f '%M' -o "$WORK/rss" "$BP" verify --no-history --no-progress \
         --format json --wal-archive "$WORK/wal" "$WORK/bases/base" >"$WORK/out.json"
@@ -78,17 +87,20 @@ ours || { echo "backproof failed on the clean backup:" >&2; head -c 4000 "$WORK/
 now() { date +%s.%N; }
 timed() { local t0; t0=$(now); "$@"; echo "$(now) - $t0" | bc; }
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-p=() o=() rss=()
+p=() q=() o=() rss=()
 for _ in $(seq "$RUNS"); do
     p+=("$(timed peer)")
+    q+=("$(timed peer_sha)")
     o+=("$(timed ours)")
     rss+=("$(cat "$WORK/rss")")
 done
 pm=$(median "${p[@]}")
+qm=$(median "${q[@]}")
 om=$(median "${o[@]}")
 mib=$(( $(printf '%s\n' "${rss[@]}" | sort -n | tail -n 1) / 1024 ))
 total=$(( (base_bytes + wal_bytes) / 1048576 ))
-printf '%-28s %8s %8s %10s\n' workload peer backproof ratio
-printf '%-28s %7.2fs %7.2fs %9.2fx\n' "base backup s$SCALE + WAL" "$pm" "$om" "$(echo "$pm / $om" | bc -l)"
+printf '%-34s %8s %8s %10s\n' workload peer backproof ratio
+printf '%-34s %7.2fs %7.2fs %9.2fx\n' "base backup s$SCALE + WAL" "$pm" "$om" "$(echo "$pm / $om" | bc -l)"
+printf '%-34s %7.2fs %7.2fs %9.2fx\n' "  peer + openssl sha256 of each file" "$qm" "$om" "$(echo "$qm / $om" | bc -l)"
 printf 'throughput: pg_verifybackup %.0f MiB/s, backproof %.0f MiB/s (%d MiB); backproof peak RSS %d MiB\n' \
     "$(echo "$total / $pm" | bc -l)" "$(echo "$total / $om" | bc -l)" "$total" "$mib"
