@@ -30,8 +30,8 @@ use crate::catalog::TimestampPattern;
 use crate::finding::{Check, Finding, Status};
 
 pub mod changes;
-mod pitr;
 pub mod cloud;
+mod pitr;
 mod restore;
 mod series;
 mod stores;

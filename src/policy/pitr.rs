@@ -216,8 +216,8 @@ fn judge_window(
 mod tests {
     use super::*;
     use crate::inspect::physical::PhysicalFacts;
-    use crate::policy::RestoreSeen;
     use crate::inspect::physical::window::{BackupWindow, ClusterWindow};
+    use crate::policy::RestoreSeen;
 
     fn t(h: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_800_000_000 + h * 3600, 0).unwrap()
@@ -277,7 +277,11 @@ mod tests {
         RestoreSeen {
             at,
             subject: subject.into(),
-            status: if point_in_time { Status::Pass } else { Status::Warn },
+            status: if point_in_time {
+                Status::Pass
+            } else {
+                Status::Warn
+            },
             summary: "restored".into(),
             seconds: Some(secs),
             point_in_time,
@@ -309,7 +313,12 @@ mod tests {
         };
         v.restores = vec![restored(t(-2), "src/base-1", false, 60.0)];
         let f = pitr("p", &v, part, now);
-        assert_eq!((f.check, f.status), (Check::Pitr, Status::Fail), "{}", f.summary);
+        assert_eq!(
+            (f.check, f.status),
+            (Check::Pitr, Status::Fail),
+            "{}",
+            f.summary
+        );
         v.restores.push(restored(t(-3), "src/base-1", true, 4000.0));
         let f = pitr("p", &v, part, now);
         assert_eq!(f.status, Status::Fail, "{}", f.summary);
@@ -324,7 +333,11 @@ mod tests {
         };
         let f = pitr("p", &v, both, now);
         assert_eq!(f.status, Status::Fail, "{}", f.summary);
-        assert!(f.summary.contains("point-in-time restore:"), "{}", f.summary);
+        assert!(
+            f.summary.contains("point-in-time restore:"),
+            "{}",
+            f.summary
+        );
     }
 
     #[test]

@@ -54,7 +54,11 @@ pub(super) fn restored_where(
         })
         .max_by(|a, b| a.timestamp.cmp(&b.timestamp).then(b.key.cmp(&a.key)));
     let of_newest = |r: &&&super::RestoreSeen| newest_backup.is_none_or(|b| b.subject == r.subject);
-    let newest = restores.iter().filter(of_newest).max_by_key(|r| r.at).copied();
+    let newest = restores
+        .iter()
+        .filter(of_newest)
+        .max_by_key(|r| r.at)
+        .copied();
     let older = restores.iter().max_by_key(|r| r.at).copied();
     let base = |status, summary: String| {
         Finding::new(name, Check::Restore, status, summary)

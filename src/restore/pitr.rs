@@ -109,7 +109,10 @@ fn server_words(e: &postgres::Error) -> String {
 /// content as a plain (`-Fp`) or tar-format (`-Ft`) base backup directory,
 /// or a lone `base.tar[.gz|.zst]` file.
 pub fn is_base_backup(backup: &Backup) -> bool {
-    if matches!(backup.layout, Layout::PgBaseBackup | Layout::PgBaseBackupTar) {
+    if matches!(
+        backup.layout,
+        Layout::PgBaseBackup | Layout::PgBaseBackupTar
+    ) {
         return true;
     }
     let name = backup.key.rsplit('/').next().unwrap_or(&backup.key);

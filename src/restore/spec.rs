@@ -282,7 +282,10 @@ mod tests {
         assert!(err(spec(Some("newest"), None)).starts_with("target must be \"latest\""));
         assert!(err(spec(Some("latest"), Some("2026-11-20 03:00:00+00"))).contains("contradict"));
         let none = RestoreOverrides::default();
-        assert_eq!(spec(None, None).pitr(&none, None).target, PitrTarget::Latest);
+        assert_eq!(
+            spec(None, None).pitr(&none, None).target,
+            PitrTarget::Latest
+        );
         assert_eq!(
             spec(Some("latest"), None).pitr(&none, None).target,
             PitrTarget::Latest
