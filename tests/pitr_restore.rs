@@ -400,7 +400,13 @@ fn latest_is_the_latest_recoverable_instant_less_a_margin() {
     };
     let p = pit(&r.report);
     assert_eq!(p["status"], "pass", "{p:#}");
-    assert!(p["summary"].as_str().unwrap().starts_with("point-in-time restore:"), "{p:#}");
+    assert!(
+        p["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("point-in-time restore:"),
+        "{p:#}"
+    );
     let f = restore_finding(&r.report);
     assert_eq!((r.code, f["status"].as_str()), (0, Some("pass")), "{f:#}");
     assert_eq!(f["evidence"]["row_counts"]["app.t"], 10, "{f:#}");
@@ -597,7 +603,13 @@ fn the_command_line_takes_a_target_time_and_refuses_a_bad_one() {
     // --wal-archive names the archive: paired by system identifier, then
     // replayed to the target.
     let o = bin()
-        .args(["verify", "--no-history", "--no-progress", "--format", "json"])
+        .args([
+            "verify",
+            "--no-history",
+            "--no-progress",
+            "--format",
+            "json",
+        ])
         .args(["--restore", "--target-time", &m.between, "--wal-archive"])
         .arg(&m.archive)
         .arg(&m.plain)
@@ -621,12 +633,7 @@ fn the_command_line_takes_a_target_time_and_refuses_a_bad_one() {
     );
 
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = config(
-        tmp.path(),
-        &m.plain,
-        None,
-        "target_time = \"20 Nov 2026\"",
-    );
+    let cfg = config(tmp.path(), &m.plain, None, "target_time = \"20 Nov 2026\"");
     let o = run_args(&["run", "--config", cfg.to_str().unwrap()], &m.plain);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(code(&o), 2, "{err}");
