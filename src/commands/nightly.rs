@@ -330,6 +330,7 @@ fn read_past(config: &Config, location: &Path, sample: bool) -> Result<Past, Com
 
 /// Every configured source (and its copy), then the policies on what was
 /// found. Sources with a `[sources.restore]` section get a test restore.
+#[allow(clippy::too_many_arguments)] // one run, its inputs named
 fn run_config(
     config: &Config,
     opts: &VerifyOptions,

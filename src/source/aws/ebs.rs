@@ -60,13 +60,13 @@ fn choose_base(
         ));
     };
     for s in &earlier {
-        if let Some(e) = ledger.get(&subject(s)) {
-            if e.result == crate::finding::Status::Pass {
-                return Ok(Base {
-                    id: s.id.clone(),
-                    entry: e.clone(),
-                });
-            }
+        if let Some(e) = ledger.get(&subject(s))
+            && e.result == crate::finding::Status::Pass
+        {
+            return Ok(Base {
+                id: s.id.clone(),
+                entry: e.clone(),
+            });
         }
     }
     let why = match ledger.get(&subject(newest)) {
