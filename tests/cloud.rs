@@ -543,7 +543,7 @@ fn incremental_run_reads_only_changed_blocks(f: &Fixture) {
     assert_eq!(code, 1, "{}", describe(&report));
     assert_eq!(of(next, "integrity")["status"], "pass");
     assert_eq!(of(bad, "integrity")["status"], "fail");
-    assert_eq!(report["summary"]["bytes_read"], 3u64 << 30);
+    assert_eq!(report["summary"]["bytes_read"], 4u64 << 30);
 
     let mark = recorded(f);
     let (code, report) = run();
@@ -645,9 +645,28 @@ fn incremental_run_reads_only_changed_blocks(f: &Fixture) {
             && summary.contains("1 changed blocks read and checked, 0 new"),
         "{failed:#}"
     );
-    // The base in full, the other two a few blocks each.
+    // ListChangedBlocks refused: read in full, saying so, never carried.
+    let flaky = f.id("incr_flaky");
+    let full = of(flaky, "integrity");
+    assert_eq!(full["status"], "pass", "{full:#}");
+    let summary = full["summary"].as_str().unwrap();
+    assert!(
+        summary.contains(&format!(
+            "read in full: ListChangedBlocks against {next} failed"
+        )) && summary.contains("injected ListChangedBlocks fault"),
+        "{full:#}"
+    );
+    assert_eq!(
+        full["evidence"]["matched"][0]["manifest"],
+        format!(
+            "EBS stored checksums of {} blocks of {flaky} (512 bytes each)",
+            blocks + new.len() as u64
+        ),
+        "{full:#}"
+    );
+    // The base and the flaky one in full, the other two a few blocks each.
     let read = report["summary"]["bytes_read"].as_u64().unwrap();
-    assert!(read < (1u64 << 30) + (1 << 20), "{read}");
+    assert!(read < (2u64 << 30) + (1 << 20), "{read}");
 }
 
 /// Every request moto saw from backproof: EC2 and RDS query actions all
