@@ -81,7 +81,10 @@ fn start() -> Result<Fixture, String> {
     let port = free_port();
     let recording = dir.path().join("requests.jsonl");
     let log = std::fs::File::create(dir.path().join("moto.log")).map_err(|e| e.to_string())?;
-    let child = Command::new("moto_server")
+    // moto's own server, with StartSnapshot's ParentSnapshotId honoured.
+    let server = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/moto_server.py");
+    let child = Command::new("python3")
+        .arg(&server)
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .env("MOTO_RECORDER_FILEPATH", &recording)
         .stdout(Stdio::from(log.try_clone().unwrap()))
@@ -466,6 +469,206 @@ fn ls_and_unknown_database(f: &Fixture) {
     );
 }
 
+/// The block indices of every GetSnapshotBlock of `snapshot` moto recorded
+/// from line `from` of its record on.
+fn blocks_got(f: &Fixture, snapshot: &str, from: usize) -> Vec<u64> {
+    let text = std::fs::read_to_string(&f.recording).unwrap_or_default();
+    let marker = format!("/snapshots/{snapshot}/blocks/");
+    text.lines()
+        .skip(from)
+        .filter_map(|line| {
+            let r: Value = serde_json::from_str(line).ok()?;
+            let url = r["url"].as_str()?;
+            let rest = &url[url.find(&marker)? + marker.len()..];
+            rest.split(['?', '/']).next()?.parse().ok()
+        })
+        .collect()
+}
+
+/// The `check` finding of the snapshot `snap`.
+fn finding_of(report: &Value, snap: &str, check: &str) -> Value {
+    findings(report)
+        .iter()
+        .find(|x| x["check"] == check && x["subject"].as_str().unwrap().ends_with(snap))
+        .unwrap_or_else(|| panic!("no {check} of {snap}:\n{}", describe(report)))
+        .clone()
+}
+
+fn recorded(f: &Fixture) -> usize {
+    std::fs::read_to_string(&f.recording)
+        .unwrap_or_default()
+        .lines()
+        .count()
+}
+
+/// `run` with a history on one volume's chain of snapshots: the first run
+/// reads them all in full; the second reads the oldest in full (nothing
+/// before it), and each later one only in the blocks changed since the
+/// one before it, the rest carried; a wrong checksum among the changed
+/// blocks still fails, naming the snapshot and the block.
+fn incremental_run_reads_only_changed_blocks(f: &Fixture) {
+    let dir = tempfile::tempdir_in(f.dir.path()).unwrap();
+    let config = dir.path().join("backproof.toml");
+    let volume = f.id("incr_volume");
+    std::fs::write(
+        &config,
+        format!(
+            "[report]\ndir = \"out\"\nformats = [\"json\"]\n\n\
+             [[sources]]\nname = \"volume\"\npath = \"ebs://{REGION}/{volume}\"\n"
+        ),
+    )
+    .unwrap();
+    let history = dir.path().join("h.sqlite");
+    let run = || {
+        let (code, report) = f.json(
+            None,
+            &[
+                "run",
+                "--format",
+                "json",
+                "--no-progress",
+                "--config",
+                config.to_str().unwrap(),
+                "--history",
+                history.to_str().unwrap(),
+            ],
+        );
+        (code, report)
+    };
+    let (base, next, bad) = (f.id("incr_base"), f.id("incr_next"), f.id("incr_bad"));
+    let bad_block = f.made["incr_bad_block"].as_u64().unwrap();
+    // No history yet: every snapshot read in full, as `verify` would.
+    let (code, report) = run();
+    let of = |snap: &str, check: &str| finding_of(&report, snap, check);
+    assert_eq!(code, 1, "{}", describe(&report));
+    assert_eq!(of(next, "integrity")["status"], "pass");
+    assert_eq!(of(bad, "integrity")["status"], "fail");
+    assert_eq!(report["summary"]["bytes_read"], 4u64 << 30);
+
+    let mark = recorded(f);
+    let (code, report) = run();
+    let of = |snap: &str, check: &str| finding_of(&report, snap, check);
+    assert_eq!(code, 1, "{}", describe(&report));
+    let blocks = f.made["blocks"].as_u64().unwrap();
+    let changed: Vec<u64> = f.made["incr_changed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    let new: Vec<u64> = f.made["incr_new"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    // The oldest: nothing before it, read in full, and saying why.
+    let first = of(base, "integrity");
+    assert_eq!(first["status"], "pass", "{first:#}");
+    assert!(
+        first["summary"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("read in full: no earlier snapshot of {volume}")),
+        "{first:#}"
+    );
+    // The next: only what changed since the base (moto's ListChangedBlocks
+    // names the rewritten blocks; the listings find the added one).
+    let integrity = of(next, "integrity");
+    assert_eq!(integrity["status"], "pass", "{integrity:#}");
+    let summary = integrity["summary"].as_str().unwrap();
+    let expected = format!(
+        "{} changed blocks read and checked, {} new, {} carried",
+        changed.len(),
+        new.len(),
+        blocks - changed.len() as u64
+    );
+    assert!(
+        summary.contains(&format!("incremental against {base} (verified "))
+            && summary.contains(&expected),
+        "{integrity:#}"
+    );
+    assert_eq!(integrity["evidence"]["read_scope"][0]["partial"], true);
+    assert_eq!(
+        integrity["evidence"]["matched"][0]["manifest"]
+            .as_str()
+            .unwrap()
+            .split(", incremental")
+            .next(),
+        Some(
+            format!(
+                "EBS stored checksums of {} blocks of {next} (512 bytes each)",
+                changed.len() + new.len()
+            )
+            .as_str()
+        ),
+        "{integrity:#}"
+    );
+    // The structure check still ran on the new snapshot.
+    let structure = of(next, "structure");
+    assert_eq!(structure["status"], "pass", "{structure:#}");
+    assert_eq!(structure["evidence"]["gpt_partitions"], 1);
+    assert_eq!(structure["evidence"]["gpt_backup_header"], "valid");
+    assert_eq!(structure["evidence"]["ext_filesystem_bytes"], 8 << 20);
+    // moto saw GetSnapshotBlock of the next snapshot for the changed and
+    // new blocks, and for the few the structure check looked at (GPT head,
+    // ext4 superblock, backup GPT header): nothing else.
+    let got: std::collections::BTreeSet<u64> = blocks_got(f, next, mark).into_iter().collect();
+    for i in changed.iter().chain(&new) {
+        assert!(got.contains(i), "block {i} read: {got:?}");
+    }
+    let structural: Vec<u64> = got
+        .iter()
+        .copied()
+        .filter(|i| !changed.contains(i) && !new.contains(i))
+        .collect();
+    let last = (1u64 << 30) / 512 - 1;
+    assert!(
+        structural.len() <= 8
+            && structural
+                .iter()
+                .all(|i| *i < 34 || (2050..2052).contains(i) || *i == last),
+        "blocks read for the structure check: {structural:?}"
+    );
+    eprintln!(
+        "incremental: {} blocks of {blocks} read ({structural:?} for the structure check)",
+        got.len()
+    );
+    // The bad one, against the next (which passed): the changed block with
+    // the wrong checksum fails, named.
+    let failed = of(bad, "integrity");
+    assert_eq!(failed["status"], "fail", "{failed:#}");
+    let summary = failed["summary"].as_str().unwrap();
+    assert!(
+        summary.contains(&format!("EBS {bad} block {bad_block}"))
+            && summary.contains(&format!("incremental against {next} (verified "))
+            && summary.contains("1 changed blocks read and checked, 0 new"),
+        "{failed:#}"
+    );
+    // ListChangedBlocks refused: read in full, saying so, never carried.
+    let flaky = f.id("incr_flaky");
+    let full = of(flaky, "integrity");
+    assert_eq!(full["status"], "pass", "{full:#}");
+    let summary = full["summary"].as_str().unwrap();
+    assert!(
+        summary.contains(&format!(
+            "read in full: ListChangedBlocks against {next} failed"
+        )) && summary.contains("injected ListChangedBlocks fault"),
+        "{full:#}"
+    );
+    assert_eq!(
+        full["evidence"]["matched"][0]["manifest"],
+        format!(
+            "EBS stored checksums of {} blocks of {flaky} (512 bytes each)",
+            blocks + new.len() as u64
+        ),
+        "{full:#}"
+    );
+    // The base and the flaky one in full, the other two a few blocks each.
+    let read = report["summary"]["bytes_read"].as_u64().unwrap();
+    assert!(read < (2u64 << 30) + (1 << 20), "{read}");
+}
+
 /// Every request moto saw from backproof: EC2 and RDS query actions all
 /// Describe…, EBS all GETs of ListSnapshotBlocks / GetSnapshotBlock paths.
 fn moto_saw_only_reads(f: &Fixture) {
@@ -486,7 +689,8 @@ fn moto_saw_only_reads(f: &Fixture) {
             "ebs" => {
                 assert_eq!(method, "GET", "{line}");
                 assert!(
-                    url.contains("/snapshots/") && url.contains("/blocks"),
+                    url.contains("/snapshots/")
+                        && (url.contains("/blocks") || url.contains("/changedblocks?")),
                     "{line}"
                 );
             }
@@ -543,6 +747,10 @@ fn scenarios() -> Vec<Trial> {
             rpo_fails_when_no_snapshot_is_younger_than_a_day,
         ),
         scenario("ls_and_unknown_database", ls_and_unknown_database),
+        scenario(
+            "incremental_run_reads_only_changed_blocks",
+            incremental_run_reads_only_changed_blocks,
+        ),
     ]
 }
 

@@ -64,7 +64,10 @@ pub struct Nightly {
 /// What the run needs of earlier runs, read in one pass.
 #[derive(Default)]
 struct Past {
-    ledger: Ledger,
+    /// The verification ledger, when the history exists and the run needs
+    /// it (`--sample`, or an `ebs://` source read incrementally).
+    ledger: Option<Ledger>,
+    empty: Ledger,
     restores: Vec<PastRestore>,
 }
 
@@ -122,13 +125,18 @@ pub fn nightly(req: &NightlyRequest) -> Result<Nightly, CommandError> {
         Some(_) if history::exists(&history) => History::open(&history)?.last_exit_code("run")?,
         _ => None,
     };
-    let plan = req.sample.map(|s| (&past.ledger, s));
+    let plan = match (req.sample, &past.ledger) {
+        (Some(s), Some(l)) => Some((l, s)),
+        (Some(s), None) => Some((&past.empty, s)),
+        (None, _) => None,
+    };
     let mut report = run_config(
         &config,
         &opts,
         &req.s3,
         req.show_progress,
         plan,
+        past.ledger.as_ref(),
         &past.restores,
         Utc::now(),
     );
@@ -215,7 +223,7 @@ fn replay_week(
         week.night(k).map_err(CommandError::Demo)?;
         let at = week.audited(k);
         let real = Utc::now();
-        let mut r = run_config(&config, opts, s3, false, None, &[], at);
+        let mut r = run_config(&config, opts, s3, false, None, None, &[], at);
         crate::interrupt::halt_if_interrupted();
         r.finished_at = at + (r.finished_at - real);
         super::record(&r, history)?;
@@ -287,7 +295,7 @@ fn send_notification(n: &NotifyConfig, report: &Report, previous: Option<i32>) {
     }
 }
 
-/// The ledger (for `--sample`) and earlier restores (for restore promises
+/// The ledger (for `--sample` and incremental EBS reads) and earlier restores (for restore promises
 /// and the row-drop check), from one open of the history; nothing when it
 /// does not exist yet.
 fn read_past(config: &Config, location: &Path, sample: bool) -> Result<Past, CommandError> {
@@ -296,12 +304,22 @@ fn read_past(config: &Config, location: &Path, sample: bool) -> Result<Past, Com
             .checks
             .iter()
             .any(|c| matches!(c, policy::CheckDef::Restore { .. }));
-    if !history::exists(location) || !(sample || wants_restores) {
+    // EBS snapshots are read incrementally against earlier verifications.
+    let incremental = config
+        .sources
+        .iter()
+        .any(|s| s.path.to_string_lossy().starts_with("ebs://"));
+    if !history::exists(location) || !(sample || wants_restores || incremental) {
         return Ok(Past::default());
     }
     let h = History::open(location)?;
     Ok(Past {
-        ledger: if sample { h.ledger()? } else { Ledger::new() },
+        ledger: if sample || incremental {
+            Some(h.ledger()?)
+        } else {
+            None
+        },
+        empty: Ledger::new(),
         restores: if wants_restores {
             h.restores()?
         } else {
@@ -312,12 +330,14 @@ fn read_past(config: &Config, location: &Path, sample: bool) -> Result<Past, Com
 
 /// Every configured source (and its copy), then the policies on what was
 /// found. Sources with a `[sources.restore]` section get a test restore.
+#[allow(clippy::too_many_arguments)] // one run, its inputs named
 fn run_config(
     config: &Config,
     opts: &VerifyOptions,
     s3: &S3Options,
     show_progress: bool,
     sample: Option<(&Ledger, Sample)>,
+    history: Option<&Ledger>,
     past_restores: &[PastRestore],
     started: chrono::DateTime<Utc>,
 ) -> Report {
@@ -386,6 +406,7 @@ fn run_config(
             opts,
             show_progress,
             sample,
+            history,
             job,
             archive.as_ref(),
         ) {

@@ -37,7 +37,8 @@ pub(super) struct Audited {
 }
 
 /// Verifies one resolved target; with a sample plan, only the backups the
-/// ledger says are due tonight are read. With a restore job, the chosen
+/// ledger says are due tonight are read; with a history's ledger, stores
+/// that can read incrementally against an earlier verification do. With a restore job, the chosen
 /// dumps are then restored.
 #[allow(clippy::too_many_arguments)] // one pipeline, its inputs named
 pub(super) fn verify_target(
@@ -47,11 +48,17 @@ pub(super) fn verify_target(
     opts: &VerifyOptions,
     show_progress: bool,
     sample: Option<(&Ledger, Sample)>,
+    history: Option<&Ledger>,
     restore: Option<RestoreJob<'_>>,
     wal_archive: Option<&verify::Verified>,
 ) -> Result<Audited, SourceError> {
     let location = target.source.location();
     let _span = tracing::info_span!("source", location = %location).entered();
+    // `run` with a history: a store that can read only what changed since
+    // a backup verified before (EBS snapshots) does so.
+    if let Some(ledger) = history {
+        target.source.use_ledger(ledger);
+    }
     let (artifacts, problems) = target.source.list_scoped(target.only.as_deref())?;
     let mut catalog = catalog::build(
         target.source.as_ref(),

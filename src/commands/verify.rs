@@ -75,6 +75,7 @@ pub fn verify(req: &VerifyRequest) -> Result<Verified, CommandError> {
                 &req.options,
                 req.show_progress,
                 None,
+                None,
                 job,
                 archive.as_ref(),
             )

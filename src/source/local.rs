@@ -270,6 +270,7 @@ impl Storage for LocalSource {
             version_id: None,
             encryption: None,
             unchecked: Vec::new(),
+            scope: None,
         })
     }
 

@@ -115,6 +115,23 @@ pub struct Opened<'a> {
     /// Store checksums that cannot be checked (a multipart ETag whose part
     /// layout the store will not give), with why: never silently skipped.
     pub unchecked: Vec<Unchecked>,
+    /// How much of the artifact the reader yields, where the store chose
+    /// (an EBS snapshot in a `run` with a history); `None`: all of it.
+    pub scope: Option<ReadScope>,
+}
+
+/// What a store read of an artifact, where it read less than all of it or
+/// had to say why it did not.
+#[derive(Clone, Debug, Serialize)]
+pub struct ReadScope {
+    /// True: the reader yields only the parts changed since a backup
+    /// verified before (the rest carried from that verification), so the
+    /// stream is not the artifact: its inspector reads through `read_at`,
+    /// and no whole-artifact digest is computed. False: a full read after
+    /// all, `note` saying why.
+    pub partial: bool,
+    /// For the evidence and the summary ("incremental against snap-…").
+    pub note: String,
 }
 
 /// A checksum the store records that could not be rebuilt from the bytes.
@@ -168,6 +185,11 @@ pub trait Storage: Sync {
     fn region(&self) -> Option<String> {
         None
     }
+
+    /// Earlier verifications (`run` with a history), before any artifact
+    /// is opened: a store that can read just what changed since a backup
+    /// verified before (EBS snapshots) reads only that. Others ignore it.
+    fn use_ledger(&self, _ledger: &crate::ledger::Ledger) {}
 
     /// A local path external tools (`qemu-img check`) may open, if any.
     fn local_path(&self, _key: &str) -> Option<PathBuf> {

@@ -21,7 +21,7 @@ use crate::finding::{Check, Finding, Status};
 use crate::inspect::physical;
 use crate::inspect::{self, Format, Inspection, Kind, Subject};
 use crate::progress::Progress;
-use crate::source::{Artifact, Storage, StoreFacts, Unchecked};
+use crate::source::{Artifact, ReadScope, Storage, StoreFacts, Unchecked};
 
 /// How far the prefetcher runs ahead of the workers, in files and bytes.
 const PREFETCH_FILES: usize = 128;
@@ -350,6 +350,8 @@ struct MemberPass {
     version_id: Option<String>,
     /// Encryption at rest, where the store reports it.
     encryption: Option<String>,
+    /// What the store chose to read of the member, where it chose.
+    scope: Option<ReadScope>,
 }
 
 fn read_member(
@@ -387,9 +389,16 @@ fn read_member_with(
                 unchecked: Vec::new(),
                 version_id: None,
                 encryption: None,
+                scope: None,
             };
         }
     };
+    let partial = opened.scope.as_ref().is_some_and(|s| s.partial);
+    if partial {
+        // The stream holds only the changed parts: a digest of it would be
+        // no digest of the artifact; the store's own checks still run.
+        algorithms.clear();
+    }
     // The store's own checksums are computed in the same pass.
     algorithms.extend(opened.promises.iter().map(|p| p.algorithm));
     let file = opened.reader;
@@ -406,7 +415,19 @@ fn read_member_with(
         read_at: Some(&read_at),
         local_path: path.as_deref(),
     };
-    let inspection = inspector(&mut tee, &subject);
+    // A partial stream is not the artifact: the inspector reads the
+    // artifact itself, only as far as it looks, through `read_at`.
+    let inspection = match partial {
+        true => inspector(
+            &mut Positional {
+                read_at: &read_at,
+                pos: 0,
+                size,
+            },
+            &subject,
+        ),
+        false => inspector(&mut tee, &subject),
+    };
     let drained = if lanes || size >= LANE_THRESHOLD {
         tee.drain_pipelined()
     } else {
@@ -417,7 +438,7 @@ fn read_member_with(
         storage_error = Some(e.to_string());
     }
     let bytes = tee.bytes_read();
-    if storage_error.is_none() && bytes != size {
+    if storage_error.is_none() && bytes != size && !partial {
         // The file changed under us (still being written, or replaced).
         storage_error = Some(format!(
             "read {bytes} bytes but the listing said {size}: file changed during verification"
@@ -433,7 +454,28 @@ fn read_member_with(
         unchecked: opened.unchecked,
         version_id: opened.version_id,
         encryption: opened.encryption,
+        scope: opened.scope,
         settled: reader.finish(),
+    }
+}
+
+/// An artifact read front to back through positional reads, each as large
+/// as the caller asks: an inspector fetches only what it looks at.
+struct Positional<'a> {
+    read_at: &'a dyn Fn(u64, &mut [u8]) -> std::io::Result<usize>,
+    pos: u64,
+    size: u64,
+}
+
+impl std::io::Read for Positional<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.pos >= self.size || buf.is_empty() {
+            return Ok(0);
+        }
+        let want = buf.len().min((self.size - self.pos) as usize);
+        let n = (self.read_at)(self.pos, &mut buf[..want])?;
+        self.pos += n as u64;
+        Ok(n)
     }
 }
 
@@ -750,6 +792,30 @@ fn directory_finding(
 }
 
 fn integrity_finding(subj: &str, b: &Backup, passes: &[(String, MemberPass)]) -> Finding {
+    let f = integrity_judged(subj, b, passes);
+    // What the store read, and against what: said in the summary too, so
+    // a pass carried from an earlier read is never mistaken for a full one.
+    let notes: Vec<&ReadScope> = passes
+        .iter()
+        .filter_map(|(_, p)| p.scope.as_ref())
+        .collect();
+    if notes.is_empty() {
+        return f;
+    }
+    let text = notes
+        .iter()
+        .map(|n| n.note.as_str())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let mut f = f.with(
+        "read_scope",
+        notes.iter().map(|n| json!(n)).collect::<Vec<_>>(),
+    );
+    f.summary = format!("{} ({text})", f.summary);
+    f
+}
+
+fn integrity_judged(subj: &str, b: &Backup, passes: &[(String, MemberPass)]) -> Finding {
     let mut mismatches = Vec::new();
     let mut matched = Vec::new();
     let mut uncovered = Vec::new();

@@ -304,6 +304,7 @@ impl S3Source {
             reader: Box::new(reader),
             promises,
             unchecked,
+            scope: None,
         })
     }
 
