@@ -9,9 +9,10 @@ use serde_json::{Map, Value, json};
 
 use super::{Damage, pgdump};
 
-struct Counting<R> {
-    inner: R,
-    count: u64,
+/// A reader that counts the bytes through it (where a tar walk stopped).
+pub(crate) struct Counting<R> {
+    pub inner: R,
+    pub count: u64,
 }
 
 impl<R: Read> Read for Counting<R> {

@@ -171,7 +171,7 @@ fn walk(
     algorithm: Option<Algorithm>,
     facts: &mut TarFacts,
 ) -> Result<u64, Damage> {
-    let mut counting = Counting { inner: r, count: 0 };
+    let mut counting = crate::inspect::tar::Counting { inner: r, count: 0 };
     let mut archive = tar::Archive::new(&mut counting);
     let mut members = 0u64;
     let mut expected_end = 0u64;
@@ -235,17 +235,4 @@ fn walk(
         )));
     }
     Ok(members)
-}
-
-struct Counting<R> {
-    inner: R,
-    count: u64,
-}
-
-impl<R: Read> Read for Counting<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.count += n as u64;
-        Ok(n)
-    }
 }

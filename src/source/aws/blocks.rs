@@ -127,18 +127,25 @@ pub struct ChangedPage {
 }
 
 /// A ListChangedBlocks reply body, `token` the page token it was asked with.
-pub fn parse_changed(body: &[u8], token: Option<&str>) -> Result<ChangedPage, String> {
+pub fn parse_changed(body: &[u8], token: Option<&str>) -> Result<ChangedPage, CallError> {
+    let bad = |reason: String| CallError {
+        service: "ebs",
+        what: "ListChangedBlocks".into(),
+        reason,
+        code: None,
+        status: None,
+    };
     let v: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| format!("reply is not JSON: {e}"))?;
+        serde_json::from_slice(body).map_err(|e| bad(format!("reply is not JSON: {e}")))?;
     let block_size = v["BlockSize"]
         .as_u64()
         .filter(|b| *b > 0)
-        .ok_or("reply gives no BlockSize")?;
+        .ok_or_else(|| bad("reply gives no BlockSize".into()))?;
     let mut blocks = Vec::new();
     for b in v["ChangedBlocks"].as_array().into_iter().flatten() {
         let index = b["BlockIndex"]
             .as_u64()
-            .ok_or_else(|| format!("a changed block without a BlockIndex: {b}"))?;
+            .ok_or_else(|| bad(format!("a changed block without a BlockIndex: {b}")))?;
         let second = b["SecondBlockToken"]
             .as_str()
             .filter(|t| !t.is_empty())
@@ -179,13 +186,7 @@ pub fn list_changed(
             super::signed::query(&q)
         );
         let reply = ebs.call("GET", &path, None, "ListChangedBlocks")?;
-        let page = parse_changed(&reply.body, token.as_deref()).map_err(|reason| CallError {
-            service: "ebs",
-            what: "ListChangedBlocks".into(),
-            reason,
-            code: None,
-            status: None,
-        })?;
+        let page = parse_changed(&reply.body, token.as_deref())?;
         all.extend(page.blocks);
         match page.next {
             Some(next) => token = Some(next),

@@ -36,6 +36,30 @@ struct Base {
     entry: LedgerEntry,
 }
 
+/// Why a snapshot is read in full although a history exists, as the
+/// evidence says it.
+#[derive(Debug, thiserror::Error)]
+enum FullRead {
+    #[error("read in full: {0}")]
+    Unlisted(String),
+    #[error("read in full: no earlier snapshot of {0} to compare with")]
+    NoEarlier(String),
+    #[error(
+        "read in full: no earlier snapshot of {resource} passed verification in the history (the newest, {newest}, {why})"
+    )]
+    NonePassed {
+        resource: String,
+        newest: String,
+        why: String,
+    },
+    #[error("read in full: {what} against {base} failed: {reason}")]
+    Failed {
+        what: &'static str,
+        base: String,
+        reason: String,
+    },
+}
+
 /// The base for `this`: the newest earlier completed snapshot of the same
 /// volume whose latest verification in the ledger passed (read in full, or
 /// itself incrementally against a base that passed: a chain every link of
@@ -46,7 +70,7 @@ fn choose_base(
     this: &CloudSnapshot,
     subject: &dyn Fn(&CloudSnapshot) -> String,
     ledger: &Ledger,
-) -> Result<Base, String> {
+) -> Result<Base, FullRead> {
     let mut earlier: Vec<&CloudSnapshot> = snapshots
         .iter()
         .filter(|s| s.resource == this.resource && s.is_complete() && s.id != this.id)
@@ -54,10 +78,7 @@ fn choose_base(
         .collect();
     earlier.sort_by(|a, b| (b.created, &b.id).cmp(&(a.created, &a.id)));
     let Some(newest) = earlier.first() else {
-        return Err(format!(
-            "read in full: no earlier snapshot of {} to compare with",
-            this.resource
-        ));
+        return Err(FullRead::NoEarlier(this.resource.clone()));
     };
     for s in &earlier {
         if let Some(e) = ledger.get(&subject(s))
@@ -77,10 +98,11 @@ fn choose_base(
             e.result.as_str()
         ),
     };
-    Err(format!(
-        "read in full: no earlier snapshot of {} passed verification in the history (the newest, {}, {why})",
-        this.resource, newest.id
-    ))
+    Err(FullRead::NonePassed {
+        resource: this.resource.clone(),
+        newest: newest.id.clone(),
+        why,
+    })
 }
 
 impl EbsSource {
@@ -136,11 +158,11 @@ impl EbsSource {
         &self,
         s: &CloudSnapshot,
         size: u64,
-    ) -> Option<Result<(BlockReader, String), String>> {
+    ) -> Option<Result<(BlockReader, String), FullRead>> {
         let ledger = self.ledger.get()?;
         let facts = match self.facts() {
             Ok(f) => f,
-            Err(e) => return Some(Err(format!("read in full: {}", e.reason))),
+            Err(e) => return Some(Err(FullRead::Unlisted(e.reason))),
         };
         let all: Vec<CloudSnapshot> = facts.snapshots().cloned().collect();
         let subject = |c: &CloudSnapshot| self.subject(&c.key);
@@ -148,11 +170,12 @@ impl EbsSource {
             Ok(b) => b,
             Err(why) => return Some(Err(why)),
         };
-        let full = |what: &str, e: String| {
-            Err(format!(
-                "read in full: {what} against {} failed: {e}",
-                base.id
-            ))
+        let full = |what: &'static str, reason: String| {
+            Err(FullRead::Failed {
+                what,
+                base: base.id.clone(),
+                reason,
+            })
         };
         let (changed, changed_bs) = match blocks::list_changed(&self.ebs, &base.id, &s.id) {
             Ok(c) => c,
@@ -239,11 +262,11 @@ impl Storage for EbsSource {
                     note,
                 }),
             ),
-            Some(Err(note)) => (
+            Some(Err(why)) => (
                 BlockReader::open(self.ebs.clone(), &s.id, artifact.size)?,
                 Some(ReadScope {
                     partial: false,
-                    note,
+                    note: why.to_string(),
                 }),
             ),
         };
@@ -336,16 +359,22 @@ mod tests {
         let base = choose_base(&all, &all[2], &subject, &ledger).unwrap();
         assert_eq!(base.id, "snap-b");
         // The oldest has nothing before it; none earlier passed: full reads.
-        let why = choose_base(&all, &all[0], &subject, &ledger).unwrap_err();
+        let why = choose_base(&all, &all[0], &subject, &ledger)
+            .unwrap_err()
+            .to_string();
         assert!(why.contains("no earlier snapshot of vol-1"), "{why}");
         ledger.remove("snap-a");
         ledger.remove("snap-b");
-        let why = choose_base(&all, &all[5], &subject, &ledger).unwrap_err();
+        let why = choose_base(&all, &all[5], &subject, &ledger)
+            .unwrap_err()
+            .to_string();
         assert!(
             why.contains("the newest, snap-c, last verified") && why.contains("(fail)"),
             "{why}"
         );
-        let why = choose_base(&all, &all[1], &subject, &Ledger::new()).unwrap_err();
+        let why = choose_base(&all, &all[1], &subject, &Ledger::new())
+            .unwrap_err()
+            .to_string();
         assert!(why.contains("snap-a, not in the history"), "{why}");
     }
 }
