@@ -38,8 +38,8 @@ pub(super) struct Audited {
 
 /// Verifies one resolved target; with a sample plan, only the backups the
 /// ledger says are due tonight are read; with a history's ledger, stores
-/// that can read incrementally against an earlier verification do. With a restore job, the chosen
-/// dumps are then restored.
+/// that can read incrementally against an earlier verification do. With a
+/// restore job, the chosen dumps are then restored.
 #[allow(clippy::too_many_arguments)] // one pipeline, its inputs named
 pub(super) fn verify_target(
     target: &Target,
@@ -347,9 +347,6 @@ fn restore_catalog(
     out
 }
 
-/// Base backups paired with WAL archives by system identifier: those of
-/// this target, and an archive named elsewhere (`--wal-archive`,
-/// `wal_archive`), whose own verdict is reported once, where it was read.
 /// What a base backup's restore takes from the pairing: the local archive
 /// it was paired with, and the window it recovers to.
 fn pairing(facts: &PhysicalFacts, key: &str) -> Option<crate::restore::PitrPairing> {
@@ -368,6 +365,9 @@ fn pairing(facts: &PhysicalFacts, key: &str) -> Option<crate::restore::PitrPairi
     })
 }
 
+/// Base backups paired with WAL archives by system identifier: those of
+/// this target, and an archive named elsewhere (`--wal-archive`,
+/// `wal_archive`), whose own verdict is reported once, where it was read.
 fn pair_physical(
     own: &[verify::BackupRecord],
     extra: &[verify::BackupRecord],

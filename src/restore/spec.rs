@@ -168,13 +168,11 @@ impl RestoreSpec {
         let asked = overrides
             .target
             .unwrap_or_else(|| self.pitr_target().unwrap_or_default());
+        let margin = chrono::Duration::from_std(LATEST_MARGIN).unwrap_or_default();
         let (target, target_from) = match (asked, paired) {
             (PitrTarget::Latest, Some(p)) => match (p.earliest, p.latest) {
-                (Some(first), Some(last))
-                    if last - chrono::Duration::from_std(LATEST_MARGIN).unwrap_or_default()
-                        >= first =>
-                {
-                    let t = last - chrono::Duration::from_std(LATEST_MARGIN).unwrap_or_default();
+                (Some(first), Some(last)) if last - margin >= first => {
+                    let t = last - margin;
                     (
                         PitrTarget::Time(t),
                         Some(format!(
