@@ -531,21 +531,7 @@ fn a_killed_restore_is_swept_by_the_next_run() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let until = Instant::now() + Duration::from_secs(60);
-    let dir = loop {
-        assert!(Instant::now() < until, "the scratch cluster never came up");
-        let ready = scratch_dirs_of(&scratch, Some(child.id()))
-            .into_iter()
-            .find(|d| {
-                fs::read_to_string(d.join("data/postmaster.pid"))
-                    .map(|t| t.contains("ready"))
-                    .unwrap_or(false)
-            });
-        if let Some(d) = ready {
-            break d;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let dir = ready_postgres_scratch(&scratch, child.id());
     std::thread::sleep(Duration::from_millis(1000));
     child.kill().unwrap(); // SIGKILL: no cleanup of its own
     child.wait().unwrap();

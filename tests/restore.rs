@@ -438,21 +438,7 @@ fn a_killed_run_is_swept_by_the_next() {
         .spawn()
         .unwrap();
     // Wait until its instance is up, then give psql a moment to connect.
-    let until = Instant::now() + Duration::from_secs(60);
-    let dir = loop {
-        assert!(Instant::now() < until, "the scratch instance never came up");
-        let ready = scratch_dirs_of(tmp.path(), Some(child.id()))
-            .into_iter()
-            .find(|d| {
-                fs::read_to_string(d.join("data/postmaster.pid"))
-                    .map(|t| t.contains("ready"))
-                    .unwrap_or(false)
-            });
-        if let Some(d) = ready {
-            break d;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let dir = ready_postgres_scratch(tmp.path(), child.id());
     std::thread::sleep(Duration::from_millis(1000));
     child.kill().unwrap(); // SIGKILL: no cleanup of its own
     child.wait().unwrap();

@@ -89,6 +89,28 @@ pub fn scratch_dirs_of(tmp: &Path, pid: Option<u32>) -> Vec<PathBuf> {
         .collect()
 }
 
+/// The scratch dir under `tmp` of backproof process `pid` whose
+/// PostgreSQL server has said it is ready (`postmaster.pid`), waited for
+/// up to a minute.
+pub fn ready_postgres_scratch(tmp: &Path, pid: u32) -> PathBuf {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        assert!(
+            std::time::Instant::now() < until,
+            "the scratch server never came up"
+        );
+        let ready = scratch_dirs_of(tmp, Some(pid)).into_iter().find(|d| {
+            std::fs::read_to_string(d.join("data/postmaster.pid"))
+                .map(|t| t.contains("ready"))
+                .unwrap_or(false)
+        });
+        if let Some(d) = ready {
+            return d;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// Processes whose command line mentions `needle`.
 pub fn processes_mentioning(needle: &str) -> Vec<u32> {
     std::fs::read_dir("/proc")

@@ -220,15 +220,7 @@ impl Storage for EbsSource {
 
     /// `ebs://REGION/VOLUME/SNAPSHOT`: findings name the snapshot id.
     fn subject(&self, key: &str) -> String {
-        let id = self
-            .facts()
-            .ok()
-            .and_then(|f| f.snapshots().find(|s| s.key == key).map(|s| s.id.clone()));
-        let volume = key.split('/').next().unwrap_or(key);
-        match id {
-            Some(id) => format!("ebs://{}/{volume}/{id}", self.url.region),
-            None => format!("ebs://{}/{key}", self.url.region),
-        }
+        self.url.snapshot_subject(self.facts().ok().as_ref(), key)
     }
 
     fn list_scoped(

@@ -124,12 +124,31 @@ impl CloudUrl {
     }
 
     /// How reports name the source: the URL as given, normalised.
-    pub fn location(&self) -> String {
-        let scheme = match self.kind {
+    fn scheme(&self) -> &'static str {
+        match self.kind {
             Kind::Ebs => "ebs",
             Kind::Rds => "rds",
-        };
-        let mut s = format!("{scheme}://{}", self.region);
+        }
+    }
+
+    /// `SCHEME://REGION/RESOURCE/SNAPSHOT-ID` for a snapshot's artifact key
+    /// (`RESOURCE/snapshot-TIME…`), so that findings name the snapshot id;
+    /// the key itself when the listing does not know it.
+    pub fn snapshot_subject(
+        &self,
+        facts: Option<&crate::source::facts::CloudFacts>,
+        key: &str,
+    ) -> String {
+        let id = facts.and_then(|f| f.snapshots().find(|s| s.key == key).map(|s| s.id.clone()));
+        let resource = key.split('/').next().unwrap_or(key);
+        match id {
+            Some(id) => format!("{}://{}/{resource}/{id}", self.scheme(), self.region),
+            None => format!("{}://{}/{key}", self.scheme(), self.region),
+        }
+    }
+
+    pub fn location(&self) -> String {
+        let mut s = format!("{}://{}", self.scheme(), self.region);
         if let Some(id) = &self.id {
             s.push('/');
             s.push_str(id);

@@ -224,15 +224,7 @@ impl Storage for RdsSource {
 
     /// `rds://REGION/DB/SNAPSHOT-ID`.
     fn subject(&self, key: &str) -> String {
-        let id = self
-            .facts()
-            .ok()
-            .and_then(|f| f.snapshots().find(|s| s.key == key).map(|s| s.id.clone()));
-        let db = key.split('/').next().unwrap_or(key);
-        match id {
-            Some(id) => format!("rds://{}/{db}/{id}", self.url.region),
-            None => format!("rds://{}/{key}", self.url.region),
-        }
+        self.url.snapshot_subject(self.facts().ok().as_ref(), key)
     }
 
     /// No artifacts: nothing of an RDS snapshot can be read. A listing that
