@@ -16,7 +16,7 @@ use crate::source::{Artifact, Storage};
 /// Manifests larger than this are refused rather than loaded into memory.
 const MAX_MANIFEST_BYTES: u64 = 64 * 1024 * 1024;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Layout {
     /// One file is one backup.
@@ -38,6 +38,14 @@ pub enum Layout {
 }
 
 impl Layout {
+    /// Base backups and WAL archives: judged together (pairing, windows).
+    pub fn is_physical(self) -> bool {
+        matches!(
+            self,
+            Layout::PgBaseBackup | Layout::PgBaseBackupTar | Layout::WalArchive
+        )
+    }
+
     /// Which directory layout a directory's own file names announce.
     fn of_dir(names: &BTreeSet<&str>, has_global: bool) -> Option<Layout> {
         if names.contains("toc.dat") {
@@ -62,7 +70,7 @@ impl Layout {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TimestampFrom {
     Name,

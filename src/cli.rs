@@ -7,13 +7,15 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::commands::nightly::{ConfigFrom, NightlyRequest};
+use crate::commands::CommandError;
+use crate::commands::nightly::{ConfigFrom, FleetRole, NightlyRequest};
 use crate::digest::Algorithm;
 use crate::history;
 use crate::ledger::Sample;
 use crate::logging::{LevelFilter, LogFormat};
 use crate::report::Format;
 use crate::restore::{PitrTarget, RestoreOverrides};
+use crate::shard::ShardSpec;
 use crate::source::S3Options;
 use crate::verify::VerifyOptions;
 
@@ -80,6 +82,27 @@ pub struct RunArgs {
     /// (Slack's body for hooks.slack.com); overrides `[notify] url`.
     #[arg(long)]
     pub notify: Option<String>,
+    /// Read only this shard's part of the run: "I/N" (0-based, I < N),
+    /// "auto/N" (I from JOB_COMPLETION_INDEX, a Kubernetes Indexed Job, or
+    /// AWS_BATCH_JOB_ARRAY_INDEX), or "auto" (AWS Batch: N from
+    /// AWS_BATCH_JOB_ARRAY_SIZE). Every backup belongs to exactly one shard;
+    /// the promises are judged once over the whole fleet run, by the last
+    /// shard to report or by --finalize.
+    #[arg(long, value_parser = ShardSpec::parse, conflicts_with_all = ["demo", "finalize"])]
+    pub shard: Option<ShardSpec>,
+    /// The fleet run a shard belongs to; every shard of one night gives the
+    /// same. Default: $BACKPROOF_RUN_GROUP, else an AWS Batch array job's id.
+    #[arg(long, env = "BACKPROOF_RUN_GROUP")]
+    pub run_group: Option<String>,
+    /// Judge fleet run ID over its shards' records (a follow-up job): once
+    /// every shard has reported, or after --wait with the missing shards
+    /// named as errors.
+    #[arg(long, value_name = "ID", conflicts_with = "demo", requires = "config")]
+    pub finalize: Option<String>,
+    /// With --finalize: how long to wait for shards still to report, e.g.
+    /// "30m" (default: judge now).
+    #[arg(long, requires = "finalize", value_parser = humantime::parse_duration)]
+    pub wait: Option<Duration>,
     #[command(flatten)]
     pub common: Common,
     #[command(flatten)]
@@ -89,9 +112,26 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
-    pub fn request(&self) -> NightlyRequest {
+    pub fn request(&self) -> Result<NightlyRequest, CommandError> {
         self.work.apply_limits();
-        NightlyRequest {
+        let env = |k: &str| std::env::var(k).ok();
+        let fleet = match (&self.shard, &self.finalize) {
+            (Some(spec), _) => {
+                let (shard, from) = spec.resolve(env)?;
+                let group = self
+                    .run_group
+                    .clone()
+                    .or_else(|| crate::shard::group_from_engine(env))
+                    .ok_or(CommandError::NoRunGroup)?;
+                Some(FleetRole::Shard { shard, from, group })
+            }
+            (None, Some(group)) => Some(FleetRole::Finalize {
+                group: group.clone(),
+                wait: self.wait.unwrap_or_default(),
+            }),
+            (None, None) => None,
+        };
+        Ok(NightlyRequest {
             config: match &self.config {
                 Some(path) if !self.demo => ConfigFrom::File(path.clone()),
                 _ => ConfigFrom::Demo(PathBuf::from("reports/demo")),
@@ -105,7 +145,8 @@ impl RunArgs {
             s3: self.common.s3.options(),
             show_progress: !self.work.no_progress,
             notify: self.notify.clone(),
-        }
+            fleet,
+        })
     }
 }
 

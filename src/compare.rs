@@ -19,7 +19,7 @@ use crate::verify::VerifyOptions;
 
 /// What comparing a source with its copy found, as the promises about
 /// copies read it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ParityFacts {
     /// Objects in the source.
     pub objects: usize,

@@ -16,6 +16,7 @@ pub mod digest;
 pub mod escape;
 pub mod expectation;
 pub mod finding;
+pub mod fleet;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod history;
@@ -30,6 +31,7 @@ pub mod progress;
 pub mod redact;
 pub mod report;
 pub mod restore;
+pub mod shard;
 pub mod source;
 pub mod tomlerr;
 pub mod verify;

@@ -116,7 +116,11 @@ fn run(cli: Cli) -> i32 {
             }
         }
         Command::Run(args) => {
-            let (req, common) = (args.request(), &args.common);
+            let common = &args.common;
+            let req = match args.request() {
+                Ok(r) => r,
+                Err(e) => return fail(&e),
+            };
             let n = match commands::nightly::nightly(&req) {
                 Ok(n) => n,
                 Err(e) => return fail(&e),

@@ -79,3 +79,17 @@ pub fn lock_path(history: &Path) -> PathBuf {
     name.push(".lock");
     history.with_file_name(name)
 }
+
+/// A fleet run's shard: shards on one host run side by side, but one shard
+/// of one fleet run never twice at once.
+pub fn shard_lock_path(history: &Path, group: &str, shard: crate::shard::Shard) -> PathBuf {
+    use sha2::Digest;
+    let id = hex::encode(sha2::Sha256::digest(format!("{group}\n{}", shard.index)));
+    let base = lock_path(history);
+    let mut name = base
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(format!(".shard-{}", &id[..16]));
+    base.with_file_name(name)
+}

@@ -41,6 +41,12 @@ pub enum CommandError {
     #[error(transparent)]
     Lock(#[from] lock::LockError),
     #[error(transparent)]
+    Shard(#[from] crate::shard::ShardError),
+    #[error(
+        "--shard: the fleet run is not named: give --run-group ID (or $BACKPROOF_RUN_GROUP), the same for every shard of one night"
+    )]
+    NoRunGroup,
+    #[error(transparent)]
     Source(#[from] crate::source::SourceError),
     #[error(transparent)]
     Unsupported(#[from] crate::report::Unsupported),

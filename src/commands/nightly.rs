@@ -11,17 +11,19 @@ use chrono::Utc;
 
 use super::CommandError;
 use super::lock::{RunLock, lock_path};
-use super::target::{RestoreJob, observe, restore_seen, storage_of, verify_target};
+use super::target::{RestoreJob, observe, storage_of, verify_target};
 use crate::config::Config;
 use crate::demo;
 use crate::digest::Algorithm;
 use crate::finding::{Check, Finding, Status};
+use crate::fleet::{self, FleetMark, ShardPart};
 use crate::history::{self, History, PastRestore};
 use crate::ledger::{Ledger, Sample};
 use crate::notify::{self, NotifyConfig};
-use crate::policy::{self, SourceView};
+use crate::policy::{self, RestoreSeen, SourceView};
 use crate::report::Report;
 use crate::restore::{RestoreOverrides, RestoreSession};
+use crate::shard::{IndexFrom, Shard};
 use crate::source::{self, S3Options, Target};
 use crate::verify::VerifyOptions;
 
@@ -49,6 +51,23 @@ pub struct NightlyRequest {
     pub show_progress: bool,
     /// A webhook for the run's summary; overrides the config's `[notify] url`.
     pub notify: Option<String>,
+    /// A shard of a fleet run, or the judgement of one.
+    pub fleet: Option<FleetRole>,
+}
+
+/// This process's part in a fleet run.
+#[derive(Clone, Debug)]
+pub enum FleetRole {
+    /// Read the backups this shard owns and record them; judge the fleet
+    /// run if this shard is the last to report.
+    Shard {
+        shard: Shard,
+        from: IndexFrom,
+        group: String,
+    },
+    /// Judge the fleet run: wait up to `wait` for shards that have not
+    /// reported, then judge it, `error` naming those still missing.
+    Finalize { group: String, wait: Duration },
 }
 
 /// The run, what was written and whether it was recorded: each of the last
@@ -78,7 +97,19 @@ pub fn nightly(req: &NightlyRequest) -> Result<Nightly, CommandError> {
         (None, ConfigFrom::Demo(dir)) => dir.join("history.sqlite"),
         (None, ConfigFrom::File(_)) => history::default_location(),
     };
-    let _lock = RunLock::acquire(&lock_path(&history))?;
+    if let (Some(FleetRole::Finalize { group, wait }), ConfigFrom::File(path)) =
+        (&req.fleet, &req.config)
+    {
+        return finalize(req, path, &history, group, *wait);
+    }
+    let shard = match &req.fleet {
+        Some(FleetRole::Shard { shard, from, group }) => Some((*shard, *from, group.as_str())),
+        _ => None,
+    };
+    let _lock = RunLock::acquire(&match shard {
+        Some((s, _, group)) => super::lock::shard_lock_path(&history, group, s),
+        None => lock_path(&history),
+    })?;
     let now = Utc::now();
     let mut demo = match &req.config {
         ConfigFrom::Demo(dir) => {
@@ -112,7 +143,11 @@ pub fn nightly(req: &NightlyRequest) -> Result<Nightly, CommandError> {
     let past = read_past(&config, &history, req.sample.is_some())?;
     super::record_interruptions(
         &history,
-        "run",
+        if shard.is_some() {
+            fleet::SHARD_COMMAND
+        } else {
+            "run"
+        },
         config
             .sources
             .iter()
@@ -130,7 +165,7 @@ pub fn nightly(req: &NightlyRequest) -> Result<Nightly, CommandError> {
         (Some(s), None) => Some((&past.empty, s)),
         (None, _) => None,
     };
-    let mut report = run_config(
+    let (mut report, views) = run_config(
         &config,
         &opts,
         &req.s3,
@@ -139,7 +174,24 @@ pub fn nightly(req: &NightlyRequest) -> Result<Nightly, CommandError> {
         past.ledger.as_ref(),
         &past.restores,
         Utc::now(),
+        shard.map_or(Shard::WHOLE, |s| s.0),
     );
+    if let Some((shard, from, group)) = shard {
+        tracing::info!(
+            shard = %shard,
+            from = from.variable().unwrap_or("--shard"),
+            group,
+            "fleet shard"
+        );
+        report.command = fleet::SHARD_COMMAND.to_string();
+        report.fleet = Some(FleetMark::Shard(ShardPart {
+            group: group.to_string(),
+            shard: shard.index,
+            of: shard.count,
+            index_from: from.variable().unwrap_or("--shard").to_string(),
+            views,
+        }));
+    }
     if let Some((_, servers)) = &demo {
         report = with_findings(report, demo::missing_servers(servers));
     }
@@ -150,14 +202,43 @@ pub fn nightly(req: &NightlyRequest) -> Result<Nightly, CommandError> {
         .report_dir
         .clone()
         .unwrap_or_else(|| config.report.dir.clone());
-    let mut written =
-        crate::report::write_all(&report, &dir, &config.report.formats).map_err(|source| {
-            CommandError::Reports {
-                dir: dir.clone(),
-                source,
-            }
+    // A shard's own reports go beside the fleet run's, one directory each.
+    let shard_dir = match shard {
+        Some((s, _, group)) => dir
+            .join(format!("fleet-{group}"))
+            .join(format!("shard-{}", s.index)),
+        None => dir.clone(),
+    };
+    let mut written = crate::report::write_all(&report, &shard_dir, &config.report.formats)
+        .map_err(|source| CommandError::Reports {
+            dir: shard_dir.clone(),
+            source,
         });
     let recorded = super::record(&report, &history);
+    // The last shard to report judges the fleet run (under the history's
+    // lock, so two shards finishing together judge it once).
+    if let (Some((_, _, group)), Ok(())) = (shard, &recorded) {
+        match judge_fleet(&history, group, &config, fleet::When::Complete) {
+            Ok(history::Judged::Now(final_report)) => {
+                let fdir = dir.clone();
+                if let Err(e) =
+                    crate::report::write_all(&final_report, &fdir, &config.report.formats)
+                {
+                    tracing::warn!(
+                        "fleet run {group}: reports not written to {}: {e}",
+                        fdir.display()
+                    );
+                }
+                tracing::info!(
+                    group,
+                    exit_code = final_report.exit_code(),
+                    "fleet run judged by the last shard"
+                );
+            }
+            Ok(_) => tracing::info!(group, "fleet run: not judged by this shard"),
+            Err(e) => tracing::warn!("fleet run {group}: not judged: {e}"),
+        }
+    }
     if let Some(n) = notify {
         send_notification(&n, &report, previous);
     }
@@ -223,7 +304,7 @@ fn replay_week(
         week.night(k).map_err(CommandError::Demo)?;
         let at = week.audited(k);
         let real = Utc::now();
-        let mut r = run_config(&config, opts, s3, false, None, None, &[], at);
+        let (mut r, _) = run_config(&config, opts, s3, false, None, None, &[], at, Shard::WHOLE);
         crate::interrupt::halt_if_interrupted();
         r.finished_at = at + (r.finished_at - real);
         super::record(&r, history)?;
@@ -330,6 +411,8 @@ fn read_past(config: &Config, location: &Path, sample: bool) -> Result<Past, Com
 
 /// Every configured source (and its copy), then the policies on what was
 /// found. Sources with a `[sources.restore]` section get a test restore.
+/// A shard of a fleet run reads its own part and judges no promise: it
+/// returns what the promises need, for the fleet run's judgement.
 #[allow(clippy::too_many_arguments)] // one run, its inputs named
 fn run_config(
     config: &Config,
@@ -340,7 +423,8 @@ fn run_config(
     history: Option<&Ledger>,
     past_restores: &[PastRestore],
     started: chrono::DateTime<Utc>,
-) -> Report {
+    shard: Shard,
+) -> (Report, BTreeMap<String, SourceView>) {
     let mut backups = Vec::new();
     let mut findings = Vec::new();
     let mut store_bytes = 0;
@@ -348,7 +432,7 @@ fn run_config(
     let mut observed: BTreeMap<String, SourceView> = BTreeMap::new();
     for s in &config.sources {
         let target = match source::open_location(&s.path, s3) {
-            Ok(source) => Target { source, only: None },
+            Ok(source) => Target::new(source, None).sharded(shard),
             Err(e) => {
                 findings.push(e.finding());
                 continue;
@@ -357,6 +441,7 @@ fn run_config(
         // Earlier restores of this source, newest first: same name and same
         // location, so another config's "db" never stands in for this one.
         let location = target.source.location();
+        let owns_source = shard.owns_source(&location);
         let earlier: Vec<&PastRestore> = past_restores
             .iter()
             .filter(|p| {
@@ -374,7 +459,7 @@ fn run_config(
             timestamp_pattern: config.pattern_for(s),
             ..SourceView::default()
         };
-        if let Some(copy) = &s.copy {
+        if let Some(copy) = s.copy.as_ref().filter(|_| owns_source) {
             let parity = source::open_location(copy, s3).and_then(|dst| {
                 crate::compare::compare_stores(target.source.as_ref(), dst.as_ref(), opts)
             });
@@ -394,11 +479,15 @@ fn run_config(
             which: spec.which,
             previous: earlier.iter().find_map(|p| p.facts.row_counts.clone()),
         });
-        let archive = s.wal_archive.as_ref().and_then(|a| {
-            super::target::audit_wal_archive(a, s3, opts)
-                .map_err(|e| findings.push(e.finding()))
-                .ok()
-        });
+        let archive = s
+            .wal_archive
+            .as_ref()
+            .filter(|_| owns_source)
+            .and_then(|a| {
+                super::target::audit_wal_archive(a, s3, opts)
+                    .map_err(|e| findings.push(e.finding()))
+                    .ok()
+            });
         match verify_target(
             &target,
             &config.pattern_for(s),
@@ -412,7 +501,9 @@ fn run_config(
         ) {
             Ok(audited) => {
                 let v = audited.verified;
-                if v.catalogued.is_empty() {
+                // Across every shard: RDS snapshots are catalogued from the
+                // provider's listing, with nothing listed to read.
+                if audited.owns_source && audited.listed == 0 && v.catalogued.is_empty() {
                     findings.push(
                         Finding::new(
                             target.source.location(),
@@ -426,10 +517,10 @@ fn run_config(
                 view.backups = observe(&v);
                 view.restores.extend(audited.restores.iter().map(|r| {
                     let f = &r.finding;
-                    restore_seen(started, &f.subject, f.status, &f.summary, &r.facts)
+                    RestoreSeen::of(started, &f.subject, f.status, &f.summary, &r.facts)
                 }));
                 view.bucket = v.store.bucket.clone();
-                view.physical = Some(v.physical.clone());
+                view.physical = audited.owns_source.then(|| v.physical.clone());
                 if let Some(cloud) = audited.cloud {
                     view.copies = region_copies(config, &s.name, &s.path, s3);
                     view.cloud = Some(cloud);
@@ -440,11 +531,10 @@ fn run_config(
             }
             Err(e) => findings.push(e.finding()),
         }
-        view.restores.extend(
-            earlier
-                .iter()
-                .map(|p| restore_seen(p.at, &p.subject, p.status, &p.summary, &p.facts)),
-        );
+        // A fleet run adds earlier restores once, when it is judged.
+        if shard.is_whole() {
+            view.restores.extend(earlier.iter().map(|p| p.seen()));
+        }
         if let Some(a) = archive {
             findings.extend(a.findings);
             backups.extend(a.backups);
@@ -452,7 +542,9 @@ fn run_config(
         observed.insert(s.name.clone(), view);
     }
     session.finish();
-    findings.extend(policy::evaluate(&config.checks, &observed, started));
+    if shard.is_whole() {
+        findings.extend(policy::evaluate(&config.checks, &observed, started));
+    }
     let sources = config
         .sources
         .iter()
@@ -466,5 +558,69 @@ fn run_config(
         .collect();
     report.summary.bytes_read += store_bytes;
     report.config = config.files.clone();
-    report
+    (report, observed)
+}
+
+/// Judges fleet run `group` from the shards recorded so far, once.
+fn judge_fleet(
+    history: &Path,
+    group: &str,
+    config: &Config,
+    when: fleet::When,
+) -> Result<history::Judged, CommandError> {
+    let mut h = History::open(history)?;
+    let past = h.restores()?;
+    Ok(h.judge_fleet(group, |shards| {
+        fleet::judge(group, shards, config, &past, when)
+    })?)
+}
+
+/// `run --finalize GROUP`: the fleet run judged once every shard has
+/// reported, or, after `wait`, with the missing shards named as errors.
+/// A fleet run already judged complete is shown as it was recorded.
+fn finalize(
+    req: &NightlyRequest,
+    config_path: &Path,
+    history: &Path,
+    group: &str,
+    wait: Duration,
+) -> Result<Nightly, CommandError> {
+    let config = Config::load(config_path)?;
+    let until = Instant::now() + wait;
+    let report = loop {
+        let when = if Instant::now() >= until {
+            fleet::When::Now
+        } else {
+            fleet::When::Complete
+        };
+        match judge_fleet(history, group, &config, when)? {
+            history::Judged::Now(r) => break r,
+            history::Judged::Before(r) => {
+                tracing::info!(group, "fleet run already judged complete");
+                break r;
+            }
+            history::Judged::NotYet => {
+                crate::interrupt::halt_if_interrupted();
+                let left = until.saturating_duration_since(Instant::now());
+                std::thread::sleep(left.min(Duration::from_secs(2)));
+            }
+        }
+    };
+    let dir = req
+        .report_dir
+        .clone()
+        .unwrap_or_else(|| config.report.dir.clone());
+    let written =
+        crate::report::write_all(&report, &dir, &config.report.formats).map_err(|source| {
+            CommandError::Reports {
+                dir: dir.clone(),
+                source,
+            }
+        });
+    Ok(Nightly {
+        report,
+        written,
+        recorded: Ok(()),
+        closing: Vec::new(),
+    })
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 
 use crate::catalog::{self, TimestampPattern};
 use crate::finding::{Check, Finding, Status};
@@ -34,6 +34,10 @@ pub(super) struct Audited {
     pub restores: Vec<RestoreOutcome>,
     /// Cloud snapshot sources: what the provider listed.
     pub cloud: Option<Result<source::CloudFacts, source::facts::Unread>>,
+    /// Backups the source held, across every shard.
+    pub listed: usize,
+    /// This process did the source-wide work (always, unsharded).
+    pub owns_source: bool,
 }
 
 /// Verifies one resolved target; with a sample plan, only the backups the
@@ -67,6 +71,9 @@ pub(super) fn verify_target(
         target.only.as_deref(),
     );
     catalog.retain(filter);
+    let listed = catalog.backups.len();
+    let owns_source = target.shard.owns_source(&location);
+    let restore = shard_catalog(target, &location, &mut catalog, restore);
     let all = catalog.backups.clone();
     let mut carried = Vec::new();
     if let Some((ledger, sample)) = sample {
@@ -122,10 +129,12 @@ pub(super) fn verify_target(
         .map(|(_, f)| f)
         .collect();
     verified.findings.extend(carried);
-    verified
-        .findings
-        .extend(problems.iter().map(SourceError::finding));
-    if target.only.is_none() {
+    if owns_source {
+        verified
+            .findings
+            .extend(problems.iter().map(SourceError::finding));
+    }
+    if target.only.is_none() && owns_source {
         verified.check_store(target.source.as_ref());
     }
     let extra = wal_archive
@@ -134,7 +143,7 @@ pub(super) fn verify_target(
     let (paired, facts) = pair_physical(&verified.backups, extra);
     verified.findings.extend(paired);
     verified.physical = facts;
-    let cloud = target.source.cloud_facts();
+    let cloud = owns_source.then(|| target.source.cloud_facts()).flatten();
     if let Some(Ok(facts)) = &cloud {
         catalogue_snapshots(target, facts, &mut verified);
     }
@@ -156,7 +165,42 @@ pub(super) fn verify_target(
         verified,
         restores,
         cloud,
+        listed,
+        owns_source,
     })
+}
+
+/// A shard keeps the backups it owns (and the restore job, where it owns
+/// the source). A backup is its own unit unless its judgement depends on
+/// the source's others: a restore picks the newest restorable dump of its
+/// series, and base backups pair with their WAL archive, so such a source
+/// is one unit. The manifests' own findings are source-wide.
+fn shard_catalog<'a>(
+    target: &Target,
+    location: &str,
+    catalog: &mut catalog::Catalog,
+    restore: Option<RestoreJob<'a>>,
+) -> Option<RestoreJob<'a>> {
+    let shard = target.shard;
+    if shard.is_whole() {
+        return restore;
+    }
+    let owns_source = shard.owns_source(location);
+    let whole = restore.is_some() || catalog.backups.iter().any(|b| b.layout.is_physical());
+    if whole {
+        if !owns_source {
+            catalog.backups.clear();
+        }
+    } else {
+        catalog
+            .backups
+            .retain(|b| shard.owns_backup(location, &b.key));
+    }
+    if !owns_source {
+        catalog.manifests.clear();
+        catalog.missing.clear();
+    }
+    restore.filter(|_| owns_source)
 }
 
 /// A cloud source's snapshots as backups the promises see: those with no
@@ -450,27 +494,6 @@ pub(super) fn observe(v: &verify::Verified) -> Vec<Observed> {
             encryption: encryption.get(subject.as_str()).map(|e| e.to_string()),
         })
         .collect()
-}
-
-/// A restore as the restore promise sees it.
-pub(super) fn restore_seen(
-    at: DateTime<Utc>,
-    subject: &str,
-    status: Status,
-    summary: &str,
-    facts: &RestoreFacts,
-) -> policy::RestoreSeen {
-    policy::RestoreSeen {
-        at,
-        subject: subject.to_string(),
-        status,
-        summary: summary.to_string(),
-        seconds: facts.total_seconds(),
-        point_in_time: facts
-            .pitr
-            .as_ref()
-            .is_some_and(|p| !p.consistency_only && p.reached == Some(true)),
-    }
 }
 
 /// The storage a source lives on, for separation checks: its bucket, or

@@ -27,6 +27,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::finding::{Check, Status};
+use crate::fleet::{FleetMark, StoredShard};
 use crate::redact::redact;
 use crate::report::{self, Report};
 use crate::restore::RestoreFacts;
@@ -147,6 +148,22 @@ struct StoredReport {
     source_names: BTreeMap<String, String>,
 }
 
+/// What became of a fleet run's judgement.
+pub enum Judged {
+    /// Judged now, and appended.
+    Now(Report),
+    /// Judged complete by an earlier run: that record.
+    Before(Report),
+    /// Shards are still to report.
+    NotYet,
+}
+
+fn decode_report(id: &Sql, stored: &Sql) -> Result<Report, Problem> {
+    let what = || format!("run {}", id.int());
+    let json = unpack_report(&stored.text()).map_err(|e| record_error(what(), e))?;
+    serde_json::from_str(&json).map_err(|e| record_error(what(), e))
+}
+
 /// A test restore of an earlier run.
 #[derive(Debug, Clone)]
 pub struct PastRestore {
@@ -156,6 +173,18 @@ pub struct PastRestore {
     pub status: Status,
     pub summary: String,
     pub facts: RestoreFacts,
+}
+
+impl PastRestore {
+    pub fn seen(&self) -> crate::policy::RestoreSeen {
+        crate::policy::RestoreSeen::of(
+            self.at,
+            &self.subject,
+            self.status,
+            &self.summary,
+            &self.facts,
+        )
+    }
 }
 
 /// Outcome of `history verify`.
@@ -220,6 +249,14 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     digest        TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS findings_subject ON findings(subject, check_name);
+CREATE TABLE IF NOT EXISTS fleet_runs (
+    run_id      BIGINT PRIMARY KEY,
+    run_group   TEXT NOT NULL,
+    shard       BIGINT NOT NULL,
+    shards      BIGINT NOT NULL,
+    complete    BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS fleet_runs_group ON fleet_runs(run_group);
 CREATE TABLE IF NOT EXISTS backups (
     run_id      BIGINT NOT NULL REFERENCES runs(id),
     seq         BIGINT NOT NULL,
@@ -284,9 +321,17 @@ impl History {
         };
         if db.is_postgres() {
             // Two first runs racing to create the tables would collide.
-            db.batch(&format!(
-                "SELECT pg_advisory_lock(7362); {SCHEMA}; SELECT pg_advisory_unlock(7362);"
-            ))
+            // Each statement is its own transaction: as one, `CREATE INDEX
+            // IF NOT EXISTS` would hold its table's lock while a shard's
+            // append, holding the runs lock, waits for it (a deadlock).
+            db.batch("SELECT pg_advisory_lock(7362)")
+                .and_then(|_| {
+                    SCHEMA
+                        .split_terminator(';')
+                        .filter(|s| !s.trim().is_empty())
+                        .try_for_each(|statement| db.batch(statement))
+                })
+                .and_then(|_| db.batch("SELECT pg_advisory_unlock(7362)"))
         } else {
             db.batch(SCHEMA)
         }
@@ -330,18 +375,89 @@ impl History {
             .and_then(|out| db.batch("COMMIT").map(|_| out));
         match out {
             Ok((run_id, hash)) => {
-                let a = anchor::Anchor {
-                    run_id,
-                    hash: hash.clone(),
-                };
-                anchor::write(&self.path, &a).map_err(|source| {
-                    self.err(Problem::Anchor {
-                        path: anchor::path_for(&self.path),
-                        source,
-                    })
-                })?;
-                self.anchored = Some(a);
+                self.anchor_at(run_id, &hash)?;
                 Ok((run_id, hash))
+            }
+            Err(e) => {
+                let _ = db.batch("ROLLBACK");
+                Err(self.err(e))
+            }
+        }
+    }
+
+    fn anchor_at(&mut self, run_id: i64, hash: &str) -> Result<(), HistoryError> {
+        let a = anchor::Anchor {
+            run_id,
+            hash: hash.to_string(),
+        };
+        anchor::write(&self.path, &a).map_err(|source| {
+            self.err(Problem::Anchor {
+                path: anchor::path_for(&self.path),
+                source,
+            })
+        })?;
+        self.anchored = Some(a);
+        Ok(())
+    }
+
+    /// Judges fleet run `group` under the write lock, so shards finishing
+    /// together judge it once: `judge` gets every shard run recorded for
+    /// the group and returns the fleet run's record, which is appended in
+    /// the same transaction; `None` leaves the group waiting. A group
+    /// already judged complete is not judged again.
+    pub fn judge_fleet(
+        &mut self,
+        group: &str,
+        judge: impl FnOnce(Vec<StoredShard>) -> Option<Report>,
+    ) -> Result<Judged, HistoryError> {
+        let db = self.db.get_mut();
+        let begin = if db.is_postgres() {
+            "BEGIN; LOCK TABLE runs IN SHARE ROW EXCLUSIVE MODE"
+        } else {
+            "BEGIN IMMEDIATE"
+        };
+        let out = db
+            .batch(begin)
+            .map_err(Problem::from)
+            .and_then(|_| {
+                let done = db.query(
+                    "SELECT f.run_id, r.report FROM fleet_runs f JOIN runs r ON r.id = f.run_id
+                      WHERE f.run_group = ?1 AND f.shard < 0 AND f.complete = 1
+                      ORDER BY f.run_id DESC LIMIT 1",
+                    &[group.into()],
+                )?;
+                if let Some(row) = done.first() {
+                    return Ok((Judged::Before(decode_report(&row[0], &row[1])?), None));
+                }
+                let rows = db.query(
+                    "SELECT f.run_id, r.report FROM fleet_runs f JOIN runs r ON r.id = f.run_id
+                      WHERE f.run_group = ?1 AND f.shard >= 0 ORDER BY f.run_id",
+                    &[group.into()],
+                )?;
+                let shards = rows
+                    .iter()
+                    .map(|row| {
+                        Ok(StoredShard {
+                            run_id: row[0].int(),
+                            report: decode_report(&row[0], &row[1])?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, Problem>>()?;
+                match judge(shards) {
+                    Some(report) => {
+                        let appended = insert_run(db, &report)?;
+                        Ok((Judged::Now(report), Some(appended)))
+                    }
+                    None => Ok((Judged::NotYet, None)),
+                }
+            })
+            .and_then(|out| db.batch("COMMIT").map(|_| out).map_err(Problem::from));
+        match out {
+            Ok((judged, appended)) => {
+                if let Some((run_id, hash)) = appended {
+                    self.anchor_at(run_id, &hash)?;
+                }
+                Ok(judged)
             }
             Err(e) => {
                 let _ = db.batch("ROLLBACK");
@@ -361,14 +477,35 @@ impl History {
     }
 
     /// Runs started at or after `since`, oldest first.
+    /// A fleet run is one run here: its shards' records are parts of it,
+    /// and of its judgements only the newest counts (a complete one after
+    /// an `error` one that named a missing shard).
     pub fn runs_since(&self, since: DateTime<Utc>) -> Result<Vec<StoredRun>, HistoryError> {
         let rows = self.query(
-            "SELECT id, started_at, command, exit_code, hash, report FROM runs ORDER BY id",
+            "SELECT id, started_at, command, exit_code, hash, report FROM runs
+              WHERE command <> ?1 ORDER BY id",
+            &[crate::fleet::SHARD_COMMAND.into()],
+        )?;
+        let finals = self.query(
+            "SELECT run_id, run_group FROM fleet_runs WHERE shard < 0",
             &[],
         )?;
+        let mut newest: HashMap<String, i64> = HashMap::new();
+        for r in &finals {
+            let e = newest.entry(r[1].text()).or_insert(r[0].int());
+            *e = (*e).max(r[0].int());
+        }
+        let superseded: std::collections::HashSet<i64> = finals
+            .iter()
+            .filter(|r| newest.get(&r[1].text()) != Some(&r[0].int()))
+            .map(|r| r[0].int())
+            .collect();
         let mut out = Vec::new();
         for row in rows {
             let id = row[0].int();
+            if superseded.contains(&id) {
+                continue;
+            }
             let started_at = DateTime::parse_from_rfc3339(&row[1].text())
                 .map_err(|e| self.err(record_error(format!("run {id}: bad started_at"), e)))?
                 .with_timezone(&Utc);
@@ -455,8 +592,11 @@ impl History {
         let rows = self.query(
             "SELECT r.started_at, f.subject, f.status, f.summary, f.evidence
                FROM findings f JOIN runs r ON r.id = f.run_id
-              WHERE f.check_name = ?1 ORDER BY f.run_id DESC, f.seq",
-            &[Check::Restore.as_str().into()],
+              WHERE f.check_name = ?1 AND r.command <> ?2 ORDER BY f.run_id DESC, f.seq",
+            &[
+                Check::Restore.as_str().into(),
+                crate::fleet::SHARD_COMMAND.into(),
+            ],
         )?;
         let mut out = Vec::new();
         for r in &rows {
@@ -737,6 +877,23 @@ fn insert_run(db: &mut Db, report: &Report) -> Result<(i64, String), DbError> {
             hash.as_str().into(),
         ],
     )?;
+    if let Some(mark) = &report.fleet {
+        let (shard, shards, complete) = match mark {
+            FleetMark::Shard(p) => (i64::from(p.shard), p.of, false),
+            FleetMark::Final(s) => (-1, s.shards, s.complete()),
+        };
+        db.execute(
+            "INSERT INTO fleet_runs (run_id, run_group, shard, shards, complete)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            &[
+                id.into(),
+                mark.group().into(),
+                shard.into(),
+                i64::from(shards).into(),
+                i64::from(complete).into(),
+            ],
+        )?;
+    }
     for (seq, f) in report.findings.iter().enumerate() {
         db.execute(
             "INSERT INTO findings (run_id, seq, subject, check_name, status, summary, evidence)

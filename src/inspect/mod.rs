@@ -101,7 +101,7 @@ pub enum Format {
     Unknown,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Compression {
     Gzip,
@@ -121,47 +121,82 @@ impl Kind {
     };
 }
 
+/// Each format's name in reports and the history, both ways.
+const FORMAT_NAMES: &[(Format, &str)] = &[
+    (Format::PgCustom, "pg_custom"),
+    (Format::PgToc, "pg_directory"),
+    (Format::PgTar, "pg_tar"),
+    (Format::PgPlain, "pg_plain"),
+    (Format::PgCluster, "pg_dumpall"),
+    (Format::MysqlDump, "mysqldump"),
+    (Format::Tar, "tar"),
+    (Format::Qcow2, "qcow2"),
+    (Format::RawImage, "raw_image"),
+    (Format::PgBaseBackup, "pg_basebackup"),
+    (Format::PgBackupLabel, "pg_backup_label"),
+    (Format::MariadbBackup, "mariadb-backup"),
+    (Format::XtrabackupCheckpoints, "xtrabackup_checkpoints"),
+    (Format::InnodbTablespace, "innodb_tablespace"),
+    (Format::ConsulSnapshot, "consul_snapshot"),
+    (Format::VaultSnapshot, "vault_raft_snapshot"),
+    (Format::RaftSnapshot, "raft_snapshot"),
+    (Format::EtcdSnapshot, "etcd_snapshot"),
+    (Format::WalSegment, "wal_segment"),
+    (Format::PgBackupManifest, "pg_backup_manifest"),
+    (Format::PgControl, "pg_control"),
+    (Format::PgTimelineHistory, "pg_timeline_history"),
+    (Format::PgBaseBackupTar, "pg_basebackup_tar"),
+    (Format::WalArchive, "wal_archive"),
+    (Format::Unknown, "unknown"),
+];
+
+const COMPRESSION_SUFFIXES: &[(Compression, &str)] =
+    &[(Compression::Gzip, "+gzip"), (Compression::Zstd, "+zstd")];
+
 impl fmt::Display for Kind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = match self.format {
-            Format::PgCustom => "pg_custom",
-            Format::PgToc => "pg_directory",
-            Format::PgTar => "pg_tar",
-            Format::PgPlain => "pg_plain",
-            Format::PgCluster => "pg_dumpall",
-            Format::MysqlDump => "mysqldump",
-            Format::Tar => "tar",
-            Format::Qcow2 => "qcow2",
-            Format::RawImage => "raw_image",
-            Format::PgBaseBackup => "pg_basebackup",
-            Format::PgBackupLabel => "pg_backup_label",
-            Format::MariadbBackup => "mariadb-backup",
-            Format::XtrabackupCheckpoints => "xtrabackup_checkpoints",
-            Format::InnodbTablespace => "innodb_tablespace",
-            Format::ConsulSnapshot => "consul_snapshot",
-            Format::VaultSnapshot => "vault_raft_snapshot",
-            Format::RaftSnapshot => "raft_snapshot",
-            Format::EtcdSnapshot => "etcd_snapshot",
-            Format::WalSegment => "wal_segment",
-            Format::PgBackupManifest => "pg_backup_manifest",
-            Format::PgControl => "pg_control",
-            Format::PgTimelineHistory => "pg_timeline_history",
-            Format::PgBaseBackupTar => "pg_basebackup_tar",
-            Format::WalArchive => "wal_archive",
-            Format::Unknown => "unknown",
-        };
+        let name = FORMAT_NAMES
+            .iter()
+            .find(|(k, _)| *k == self.format)
+            .map_or("unknown", |(_, n)| n);
         f.write_str(name)?;
-        match self.compression {
-            Some(Compression::Gzip) => f.write_str("+gzip"),
-            Some(Compression::Zstd) => f.write_str("+zstd"),
+        match COMPRESSION_SUFFIXES
+            .iter()
+            .find(|(c, _)| Some(*c) == self.compression)
+        {
+            Some((_, suffix)) => f.write_str(suffix),
             None => Ok(()),
         }
+    }
+}
+
+impl Kind {
+    /// The kind a report names (`pg_custom+zstd`); `None` for a name this
+    /// version does not know.
+    pub fn parse(text: &str) -> Option<Kind> {
+        let (name, compression) = COMPRESSION_SUFFIXES
+            .iter()
+            .find_map(|(c, suffix)| Some((text.strip_suffix(suffix)?, Some(*c))))
+            .unwrap_or((text, None));
+        let format = FORMAT_NAMES.iter().find(|(_, n)| *n == name)?.0;
+        Some(Kind {
+            format,
+            compression,
+        })
     }
 }
 
 impl Serialize for Kind {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Kind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Kind, D::Error> {
+        let text = <String as serde::Deserialize>::deserialize(d)?;
+        Kind::parse(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("{text:?} is not a backup kind")))
     }
 }
 

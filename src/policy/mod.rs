@@ -503,7 +503,7 @@ impl CheckDef {
 }
 
 /// What policies see of one backup.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Observed {
     pub subject: String,
     /// Key within its source, for patterns.
@@ -518,7 +518,7 @@ pub struct Observed {
 }
 
 /// What policies see of one configured source.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct SourceView {
     pub location: String,
     /// The storage holding it, for separation: "s3://bucket at ENDPOINT" or
@@ -539,6 +539,8 @@ pub struct SourceView {
     /// Test restores of this source, this run's and earlier ones.
     pub restores: Vec<RestoreSeen>,
     /// How the source's names carry their time: what tells its series apart.
+    /// From the config, never from a stored part.
+    #[serde(skip)]
     pub timestamp_pattern: TimestampPattern,
     /// Base backups paired with WAL archives, where the source was audited.
     pub physical: Option<crate::inspect::physical::PhysicalFacts>,
@@ -553,7 +555,7 @@ pub struct SourceView {
 }
 
 /// One test restore of a source's backup.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct RestoreSeen {
     pub at: DateTime<Utc>,
     pub subject: String,
@@ -564,6 +566,29 @@ pub struct RestoreSeen {
     /// A base backup recovered by replaying its WAL archive to the target
     /// (not to its consistency point only).
     pub point_in_time: bool,
+}
+
+impl RestoreSeen {
+    /// A restore as the promises see it, from its finding and typed facts.
+    pub fn of(
+        at: DateTime<Utc>,
+        subject: &str,
+        status: Status,
+        summary: &str,
+        facts: &crate::restore::RestoreFacts,
+    ) -> RestoreSeen {
+        RestoreSeen {
+            at,
+            subject: subject.to_string(),
+            status,
+            summary: summary.to_string(),
+            seconds: facts.total_seconds(),
+            point_in_time: facts
+                .pitr
+                .as_ref()
+                .is_some_and(|p| !p.consistency_only && p.reached == Some(true)),
+        }
+    }
 }
 
 pub(super) fn human(d: chrono::Duration) -> String {

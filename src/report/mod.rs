@@ -26,7 +26,7 @@ use crate::verify::BackupRecord;
 /// Bumped whenever a field changes meaning or disappears.
 pub const SCHEMA_VERSION: u32 = 1;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, serde::Deserialize)]
 pub struct Report {
     pub schema_version: u32,
     pub tool: String,
@@ -37,17 +37,21 @@ pub struct Report {
     pub sources: Vec<String>,
     /// The config's name for each source location (`run` only), so the
     /// compliance export can group a location's findings with its promises'.
-    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub source_names: std::collections::BTreeMap<String, String>,
     pub summary: Summary,
     pub backups: Vec<BackupRecord>,
     pub findings: Vec<Finding>,
     /// The config and pack files the run read, with their SHA-256.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub config: Vec<ConfigFile>,
     /// Set on the record of a run a signal cut short: it holds no verdict.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interrupted: Option<Interrupted>,
+    /// A shard's share of a fleet run, or a fleet run's judgement over
+    /// its shards (`--shard`, `--finalize`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<crate::fleet::FleetMark>,
 }
 
 /// A config or pack file as a run read it.
@@ -77,7 +81,7 @@ pub struct Interrupted {
     pub signal: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, serde::Deserialize)]
 pub struct Summary {
     pub backups: usize,
     pub bytes_read: u64,
@@ -111,6 +115,7 @@ impl Report {
             findings,
             config: Vec::new(),
             interrupted: None,
+            fleet: None,
         }
     }
 

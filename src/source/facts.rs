@@ -20,7 +20,7 @@ pub struct StoreFacts {
 }
 
 /// A bucket's settings that decide whether its objects can be recovered.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct BucketFacts {
     pub bucket: String,
     /// The region the client addresses, where it has one.
@@ -30,7 +30,7 @@ pub struct BucketFacts {
     pub settings: Result<BucketSettings, Unread>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct BucketSettings {
     pub versioning: Versioning,
     pub object_lock: Result<ObjectLock, Unread>,
@@ -42,7 +42,7 @@ pub struct BucketSettings {
 }
 
 /// Bucket versioning as S3 reports it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Versioning {
     Enabled,
     Suspended,
@@ -69,7 +69,7 @@ impl Versioning {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ObjectLock {
     NotEnabled,
     Enabled {
@@ -78,7 +78,7 @@ pub enum ObjectLock {
 }
 
 /// Object Lock's default retention rule.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Retention {
     /// "GOVERNANCE" or "COMPLIANCE", where the store says.
     pub mode: Option<String>,
@@ -87,7 +87,7 @@ pub struct Retention {
 }
 
 /// What the lifecycle rules do to noncurrent versions.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum NoncurrentExpiry {
     /// The shortest enabled NoncurrentVersionExpiration rule.
     AfterDays(i32),
@@ -107,7 +107,7 @@ impl NoncurrentExpiry {
 }
 
 /// A fact the store would not give: the reason, as the store put it.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[error("{reason}")]
 pub struct Unread {
     pub reason: String,
@@ -138,7 +138,7 @@ pub struct DeletedObject {
 
 /// A cloud snapshot source's resources (EBS volumes, RDS instances and
 /// clusters), each with its snapshot series, as the provider lists them.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct CloudFacts {
     /// "ebs" or "rds".
     pub service: String,
@@ -154,7 +154,7 @@ impl CloudFacts {
 }
 
 /// One volume, DB instance or DB cluster.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct CloudResource {
     /// `vol-…`, or the DB instance or cluster identifier.
     pub id: String,
@@ -167,7 +167,7 @@ pub struct CloudResource {
 }
 
 /// One snapshot (EBS, RDS DB or DB cluster snapshot).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct CloudSnapshot {
     pub id: String,
     /// RDS: the snapshot's ARN, what a copy names as its source.
@@ -211,7 +211,7 @@ impl CloudSnapshot {
 }
 
 /// An RDS instance's or cluster's backup settings.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct DbFacts {
     /// Days automated backups are kept (`BackupRetentionPeriod`); 0 turns
     /// them off.

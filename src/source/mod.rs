@@ -65,7 +65,7 @@ impl Artifact {
 }
 
 /// Why a source could not be listed: the audit cannot run on it (exit 2).
-#[derive(Clone, Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[error("cannot read {location}: {reason}")]
 pub struct SourceError {
     pub location: String,
@@ -202,6 +202,22 @@ pub trait Storage: Sync {
 pub struct Target {
     pub source: Box<dyn Storage>,
     pub only: Option<String>,
+    /// The part of the source this process reads (`--shard`).
+    pub shard: crate::shard::Shard,
+}
+
+impl Target {
+    pub fn new(source: Box<dyn Storage>, only: Option<String>) -> Target {
+        Target {
+            source,
+            only,
+            shard: crate::shard::Shard::WHOLE,
+        }
+    }
+
+    pub fn sharded(self, shard: crate::shard::Shard) -> Target {
+        Target { shard, ..self }
+    }
 }
 
 /// How reports and the history name a location: an `s3://` URL as given, a
@@ -244,18 +260,12 @@ pub fn resolve(location: &Path, s3: &S3Options) -> Result<Target, SourceError> {
     let text = location.to_string_lossy();
     if aws::is_cloud(&text) {
         let (source, only) = aws::open(&text, s3)?;
-        return Ok(Target { source, only });
+        return Ok(Target::new(source, only));
     }
     if is_s3(&text) {
         let (source, only) = S3Source::resolve(&text, s3)?;
-        return Ok(Target {
-            source: Box::new(source),
-            only,
-        });
+        return Ok(Target::new(Box::new(source), only));
     }
     let (source, only) = local::resolve(location)?;
-    Ok(Target {
-        source: Box::new(source),
-        only,
-    })
+    Ok(Target::new(Box::new(source), only))
 }

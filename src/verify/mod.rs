@@ -59,7 +59,7 @@ impl Default for VerifyOptions {
 }
 
 /// What was learnt about one backup, for reports and (later) history.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct BackupRecord {
     pub subject: String,
     pub key: String,

@@ -64,7 +64,7 @@ pub struct ManifestFile {
 }
 
 /// `WAL-Ranges`: the WAL the backup needs to become consistent.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct WalRange {
     pub timeline: u32,
     pub start: Lsn,

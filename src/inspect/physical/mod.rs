@@ -31,7 +31,7 @@ pub use window::{ClusterWindow, PhysicalFacts, WalWindow};
 use crate::digest::READ_BUF;
 
 /// How a base backup is laid out.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BaseFormat {
     /// `pg_basebackup -Fp`: a copy of the data directory.
@@ -41,7 +41,7 @@ pub enum BaseFormat {
 }
 
 /// What a base backup is, for pairing with an archive and for a restore.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct BaseBackupInfo {
     /// The backup's key (its directory) in its source.
     pub key: String,

@@ -15,7 +15,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::BaseBackupInfo;
@@ -25,7 +25,7 @@ use super::wal::Commit;
 use crate::finding::{Check, Finding, Status};
 
 /// The recoverable stretch of one timeline.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WalWindow {
     pub timeline: u32,
     /// Where recovery enters it (the backup's start, or the switchpoint).
@@ -39,7 +39,7 @@ pub struct WalWindow {
 }
 
 /// Segments missing from the archive, in a row.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Gap {
     pub timeline: u32,
     pub first_missing: String,
@@ -49,7 +49,7 @@ pub struct Gap {
 }
 
 /// What one base backup reaches through the archive.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BackupWindow {
     pub backup: BaseBackupInfo,
     /// Segments needed for consistency found neither in the archive nor in
@@ -63,9 +63,9 @@ pub struct BackupWindow {
 
 /// One cluster (system identifier): its base backups, its archive and the
 /// window they give.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterWindow {
-    #[serde(serialize_with = "as_text")]
+    #[serde(serialize_with = "as_text", deserialize_with = "from_text")]
     pub system_id: u64,
     pub archive: Option<String>,
     pub backups: Vec<BackupWindow>,
@@ -117,8 +117,13 @@ fn as_text<S: serde::Serializer>(id: &u64, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(id)
 }
 
+fn from_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let text = String::deserialize(d)?;
+    text.parse().map_err(serde::de::Error::custom)
+}
+
 /// Everything physical the run learnt, for promises.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PhysicalFacts {
     pub clusters: Vec<ClusterWindow>,
 }

@@ -1,0 +1,411 @@
+//! Fleet runs: N shard processes at once (their environment set as a
+//! Kubernetes Indexed Job sets it) against the corpus and an S3 prefix on
+//! SeaweedFS, with one PostgreSQL history. Together they must read every
+//! backup exactly once and be judged, once, to the same findings and
+//! promises as one unsharded run; a shard killed with SIGKILL makes the
+//! fleet run `error` naming it, and its rerun completes the fleet run.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+use common::pg_history::Postgres;
+use common::seaweed::{KEY_ID, S3, SECRET, Seaweed, with_s3_env};
+use common::*;
+
+const SHARDS: u32 = 4;
+
+/// Sources of every kind the corpus has, clean and corrupt, local and (when
+/// `s3` is given) an S3 prefix; promises of each family; one test restore.
+fn config(dir: &Path, s3: Option<&str>) -> PathBuf {
+    let c = corpus();
+    let appdb = dir.join("appdb");
+    fs::create_dir_all(&appdb).unwrap();
+    fs::copy(
+        c.join("clean/postgres/appdb-2026-11-20T0300.dump"),
+        appdb.join("appdb-2026-11-20T0300.dump"),
+    )
+    .unwrap();
+    let mut text = format!(
+        r#"
+[report]
+dir = "{reports}"
+formats = ["json"]
+
+[[sources]]
+name = "mysql"
+path = "{c}/clean/mysql"
+
+[[sources]]
+name = "disk"
+path = "{c}/clean/disk"
+
+[[sources]]
+name = "stores"
+path = "{c}/clean"
+
+[[sources]]
+name = "corrupt"
+path = "{c}/corrupt"
+
+[[sources]]
+name = "appdb"
+path = "{appdb}"
+[sources.restore]
+rto = "1h"
+required_tables = ["customers", "orders"]
+
+[[checks]]
+type = "freshness"
+source = "mysql"
+fail_after = "26h"
+
+[[checks]]
+type = "retention"
+source = "disk"
+min_count = 3
+
+[[checks]]
+type = "verified"
+source = "corrupt"
+scope = "all"
+
+[[checks]]
+type = "verified"
+source = "stores"
+scope = "newest"
+
+[[checks]]
+type = "restore"
+source = "appdb"
+within = "1d"
+"#,
+        reports = dir.join("reports").display(),
+        c = c.display(),
+        appdb = appdb.display(),
+    );
+    if let Some(url) = s3 {
+        text.push_str(&format!(
+            r#"
+[[sources]]
+name = "bucket"
+path = "{url}"
+
+[[checks]]
+type = "verified"
+source = "bucket"
+scope = "all"
+"#
+        ));
+    }
+    let path = dir.join("backproof.toml");
+    fs::write(&path, text).unwrap();
+    path
+}
+
+fn json(o: &Output) -> Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not a JSON report ({e}): {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    })
+}
+
+/// A finding as two runs of the same data must agree on it: ages in
+/// freshness summaries move with the clock, nothing else may differ.
+fn comparable(f: &Value) -> String {
+    let summary = f["summary"].as_str().unwrap_or_default();
+    let summary = match f["check"].as_str() {
+        Some("freshness") | Some("restore") => summary.replace(|c: char| c.is_ascii_digit(), "#"),
+        _ => summary.to_string(),
+    };
+    format!(
+        "{} | {} | {} | {summary}",
+        f["subject"], f["check"], f["status"]
+    )
+}
+
+/// A promise's finding is named after the promise ("freshness:mysql"); a
+/// backup's or a store's after its location.
+fn is_promise(f: &Value) -> bool {
+    let subject = f["subject"].as_str().unwrap();
+    !subject.starts_with('/') && !subject.starts_with("s3://") && !subject.starts_with("fleet ")
+}
+
+fn findings_of(report: &Value) -> Vec<String> {
+    let mut v: Vec<String> = findings(report).iter().map(comparable).collect();
+    v.sort();
+    v
+}
+
+fn subjects_of(report: &Value) -> Vec<String> {
+    report["backups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["subject"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// A shard as an Indexed Job's pod runs it: the index in JOB_COMPLETION_INDEX.
+fn shard(
+    cfg: &Path,
+    history: &str,
+    group: &str,
+    index: u32,
+    env: &dyn Fn(&mut Command),
+) -> Command {
+    let mut cmd = bin();
+    cmd.args(["run", "--config"])
+        .arg(cfg)
+        .args(["--history", history, "--format", "json"])
+        .args(["--shard", &format!("auto/{SHARDS}"), "--run-group", group])
+        .env("JOB_COMPLETION_INDEX", index.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    env(&mut cmd);
+    cmd
+}
+
+fn output(cmd: &mut Command) -> Output {
+    cmd.output().expect("backproof runs")
+}
+
+#[test]
+fn four_shards_at_once_equal_one_unsharded_run() {
+    let pg = Postgres::start();
+    let weed = Seaweed::start();
+    let s3 = S3::new(&weed.endpoint);
+    s3.bucket("fleet", false);
+    s3.put_tree("fleet", "nightly/mysql/", &corpus().join("clean/mysql"));
+    s3.put_tree(
+        "fleet",
+        "nightly/corrupt/",
+        &corpus().join("corrupt/pg-gz-truncated"),
+    );
+    s3.put_tree("fleet", "nightly/disk/", &corpus().join("clean/disk"));
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path(), Some("s3://fleet/nightly/"));
+    let env = |c: &mut Command| {
+        with_s3_env(c, &weed.endpoint, KEY_ID, SECRET);
+    };
+
+    // The unsharded run, on a history of its own.
+    let alone = tmp.path().join("alone.sqlite");
+    let mut cmd = bin();
+    cmd.args(["run", "--config"])
+        .arg(&cfg)
+        .arg("--history")
+        .arg(&alone);
+    cmd.args(["--format", "json"]);
+    env(&mut cmd);
+    let whole = output(&mut cmd);
+    let whole_code = code(&whole);
+    assert!(
+        whole_code <= 1,
+        "{}",
+        String::from_utf8_lossy(&whole.stderr)
+    );
+    let whole = json(&whole);
+
+    // Four shards at once, one PostgreSQL history.
+    let children: Vec<_> = (0..SHARDS)
+        .map(|i| shard(&cfg, &pg.url, "night-1", i, &env).spawn().unwrap())
+        .collect();
+    let shards: Vec<Value> = children
+        .into_iter()
+        .map(|c| {
+            let o = c.wait_with_output().unwrap();
+            assert!(code(&o) <= 1, "{}", String::from_utf8_lossy(&o.stderr));
+            json(&o)
+        })
+        .collect();
+    for (i, s) in shards.iter().enumerate() {
+        assert_eq!(s["command"], "run-shard");
+        assert_eq!(s["fleet"]["shard"], i as u64, "{}", s["fleet"]);
+        assert_eq!(s["fleet"]["index_from"], "JOB_COMPLETION_INDEX");
+        // A shard judges no promise.
+        for f in findings(s) {
+            assert!(!is_promise(f), "shard {i} judged {f}");
+        }
+    }
+
+    // Every backup read exactly once across the shards, and all of them:
+    // the same multiset as one run's (the "stores" source overlaps two
+    // others, so one run reads those backups once per source too).
+    let mut read: Vec<String> = shards.iter().flat_map(subjects_of).collect();
+    read.sort();
+    let mut expected = subjects_of(&whole);
+    expected.sort();
+    assert_eq!(read, expected, "the shards' union differs from one run");
+    assert!(read.iter().any(|s| s.starts_with("s3://")), "{read:?}");
+    let per_shard: Vec<usize> = shards.iter().map(|s| subjects_of(s).len()).collect();
+    assert!(
+        per_shard.iter().filter(|n| **n > 0).count() >= 3,
+        "the split is not a split: {per_shard:?}"
+    );
+
+    // The last shard judged the fleet run; --finalize shows that record.
+    let mut fin = bin();
+    fin.args(["run", "--config"]).arg(&cfg);
+    fin.args([
+        "--history",
+        &pg.url,
+        "--finalize",
+        "night-1",
+        "--format",
+        "json",
+    ]);
+    env(&mut fin);
+    let fin = output(&mut fin);
+    assert_eq!(
+        code(&fin),
+        whole_code,
+        "{}",
+        String::from_utf8_lossy(&fin.stderr)
+    );
+    let fleet = json(&fin);
+    assert_eq!(fleet["command"], "run");
+    assert_eq!(fleet["fleet"]["missing"], serde_json::json!([]));
+    assert_eq!(fleet["fleet"]["shards"], SHARDS);
+    assert_eq!(findings_of(&fleet), findings_of(&whole));
+    let promises = |r: &Value| findings(r).iter().filter(|f| is_promise(f)).count();
+    assert_eq!(promises(&whole), 6, "{}", describe(&whole));
+    let restores = |r: &Value| {
+        findings(r)
+            .iter()
+            .filter(|f| f["check"] == "restore" && f["evidence"]["engine"].is_string())
+            .count()
+    };
+    assert_eq!(
+        restores(&fleet),
+        1,
+        "one restore, by the shard owning appdb"
+    );
+
+    let o = run(&["history", "verify", "--history", &pg.url]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stdout));
+    let o = run(&[
+        "report",
+        "--since",
+        "1d",
+        "--history",
+        &pg.url,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(json(&o)["runs"], 1, "the export counts the fleet run once");
+}
+
+#[test]
+fn a_killed_shard_makes_the_fleet_run_error_until_it_reruns() {
+    let pg = Postgres::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path(), None);
+    let none = |_: &mut Command| {};
+    for i in [0, 1, 3] {
+        let o = output(&mut shard(&cfg, &pg.url, "night-2", i, &none));
+        assert!(code(&o) <= 1, "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    // Shard 2 blocks reading its config (a FIFO nobody writes) and is killed.
+    let fifo = tmp.path().join("blocked.toml");
+    let ok = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(ok.success());
+    let mut child = shard(&fifo, &pg.url, "night-2", 2, &none).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "shard 2 should be blocked"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let finalize = || {
+        output(
+            bin()
+                .args(["run", "--config"])
+                .arg(&cfg)
+                .args(["--history", &pg.url, "--finalize", "night-2"])
+                .args(["--wait", "1s", "--format", "json"]),
+        )
+    };
+    // Exit 1, not 2: the three shards found corrupt backups, and a failure
+    // outranks an error.
+    let o = finalize();
+    assert_eq!(code(&o), 1, "{}", String::from_utf8_lossy(&o.stderr));
+    let r = json(&o);
+    let missing: Vec<&Value> = findings(&r)
+        .iter()
+        .filter(|f| f["subject"] == "fleet night-2")
+        .collect();
+    assert_eq!(missing.len(), 1, "{}", describe(&r));
+    assert_eq!(missing[0]["status"], "error");
+    assert!(
+        missing[0]["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("shard 2 of 4 never reported"),
+        "{}",
+        missing[0]
+    );
+    assert_eq!(r["fleet"]["missing"], serde_json::json!([2]));
+    // No promise is judged on three shards' backups.
+    assert!(
+        !findings(&r).iter().any(|f| f["check"] == "freshness"),
+        "{}",
+        describe(&r)
+    );
+
+    // The rerun of shard 2 completes the fleet run.
+    let o = output(&mut shard(&cfg, &pg.url, "night-2", 2, &none));
+    assert!(code(&o) <= 1, "{}", String::from_utf8_lossy(&o.stderr));
+    let o = finalize();
+    let done = json(&o);
+    assert_eq!(
+        done["fleet"]["missing"],
+        serde_json::json!([]),
+        "{}",
+        describe(&done)
+    );
+    assert_eq!(findings(&done).iter().filter(|f| is_promise(f)).count(), 5);
+    assert!(
+        !findings(&done)
+            .iter()
+            .any(|f| f["subject"] == "fleet night-2")
+    );
+
+    let whole = output(
+        bin()
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .arg("--history")
+            .arg(tmp.path().join("alone.sqlite"))
+            .args(["--format", "json"]),
+    );
+    assert_eq!(code(&o), code(&whole));
+    assert_eq!(findings_of(&done), findings_of(&json(&whole)));
+
+    let o = run(&["history", "verify", "--history", &pg.url]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stdout));
+    let o = run(&[
+        "report",
+        "--since",
+        "1d",
+        "--history",
+        &pg.url,
+        "--format",
+        "json",
+    ]);
+    let export = json(&o);
+    assert_eq!(
+        export["runs"], 1,
+        "the error judgement is superseded: {export}"
+    );
+}
