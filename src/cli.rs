@@ -103,6 +103,11 @@ pub struct RunArgs {
     /// "30m" (default: judge now).
     #[arg(long, requires = "finalize", value_parser = humantime::parse_duration)]
     pub wait: Option<Duration>,
+    /// At most K test restores' scratch servers at once on this machine,
+    /// across backproof processes (shards side by side on one node); a
+    /// restore waits for a free slot, and the wait is not counted in its time.
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u16).range(1..))]
+    pub restore_slots: Option<u16>,
     #[command(flatten)]
     pub common: Common,
     #[command(flatten)]
@@ -146,6 +151,7 @@ impl RunArgs {
             show_progress: !self.work.no_progress,
             notify: self.notify.clone(),
             fleet,
+            restore_slots: self.restore_slots.map(usize::from),
         })
     }
 }
@@ -186,6 +192,8 @@ pub enum Command {
         /// into): base backups found in PATHS are paired with it.
         #[arg(long, value_name = "PATH")]
         wal_archive: Option<PathBuf>,
+        #[command(flatten)]
+        shard: ShardArg,
     },
     /// List the backups found under a path: kind, timestamp, size, age and
     /// the checksums manifests record for them.
@@ -210,6 +218,8 @@ pub enum Command {
         /// Do not record this comparison in the history.
         #[arg(long)]
         no_history: bool,
+        #[command(flatten)]
+        shard: ShardArg,
     },
     /// The nightly job: audit every source in a config, write reports and
     /// record the run in the history.
@@ -389,7 +399,27 @@ impl RestoreArgs {
             rto: self.rto,
             timeout: self.restore_timeout,
             target: self.target_time,
+            slots: None,
         })
+    }
+}
+
+/// `--shard` for the spot checks: this process reads one part; the N
+/// parts together are one unsharded check, with nothing read twice.
+#[derive(Args)]
+pub struct ShardArg {
+    /// Check only this shard's part: "I/N" (0-based), or "auto/N" with I
+    /// from JOB_COMPLETION_INDEX or AWS_BATCH_JOB_ARRAY_INDEX.
+    #[arg(long, value_parser = ShardSpec::parse)]
+    pub shard: Option<ShardSpec>,
+}
+
+impl ShardArg {
+    pub fn resolve(&self) -> Result<crate::shard::Shard, CommandError> {
+        match &self.shard {
+            None => Ok(crate::shard::Shard::WHOLE),
+            Some(spec) => Ok(spec.resolve(|k| std::env::var(k).ok())?.0),
+        }
     }
 }
 

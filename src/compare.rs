@@ -14,6 +14,7 @@ use serde_json::json;
 use crate::digest::{Algorithm, Hashers, READ_BUF};
 use crate::finding::{Check, Finding, Status};
 use crate::report::Report;
+use crate::shard::Shard;
 use crate::source::{self, Artifact, S3Options, SourceError, Storage};
 use crate::verify::VerifyOptions;
 
@@ -135,6 +136,7 @@ pub fn compare(
     dst_location: &std::path::Path,
     opts: &VerifyOptions,
     s3: &S3Options,
+    shard: Shard,
 ) -> Report {
     let started = Utc::now();
     let sources = vec![
@@ -145,7 +147,7 @@ pub fn compare(
         source::open_location(src_location, s3),
         source::open_location(dst_location, s3),
     ) {
-        (Ok(src), Ok(dst)) => match compare_stores(src.as_ref(), dst.as_ref(), opts) {
+        (Ok(src), Ok(dst)) => match compare_stores(src.as_ref(), dst.as_ref(), opts, shard) {
             Ok(p) => (p.findings, p.bytes_read),
             Err(e) => (vec![e.finding()], 0),
         },
@@ -162,9 +164,14 @@ pub fn compare_stores(
     src: &dyn Storage,
     dst: &dyn Storage,
     opts: &VerifyOptions,
+    shard: Shard,
 ) -> Result<Parity, SourceError> {
-    let (src_list, _) = src.list_scoped(None)?;
-    let (dst_list, _) = dst.list_scoped(None)?;
+    // A key is one unit, on both sides: with --shard, each shard compares
+    // its own keys, and the shards together compare every key once.
+    let (mut src_list, _) = src.list_scoped(None)?;
+    let (mut dst_list, _) = dst.list_scoped(None)?;
+    src_list.retain(|a| shard.owns(&a.key));
+    dst_list.retain(|a| shard.owns(&a.key));
     let dst_by_key: BTreeMap<&str, &Artifact> =
         dst_list.iter().map(|a| (a.key.as_str(), a)).collect();
     let src_keys: std::collections::BTreeSet<&str> =

@@ -62,8 +62,14 @@ fn run(cli: Cli) -> i32 {
             no_history,
             restore,
             wal_archive,
+            shard,
         } => {
+            let shard = match shard.resolve() {
+                Ok(s) => s,
+                Err(e) => return fail(&e),
+            };
             let req = VerifyRequest {
+                shard,
                 paths,
                 timestamp_pattern: common.timestamp_pattern.clone(),
                 options: VerifyOptions {
@@ -87,8 +93,14 @@ fn run(cli: Cli) -> i32 {
             work,
             store,
             no_history,
+            shard,
         } => {
+            let shard = match shard.resolve() {
+                Ok(s) => s,
+                Err(e) => return fail(&e),
+            };
             let req = CompareRequest {
+                shard,
                 src,
                 dst,
                 options: work.options(),

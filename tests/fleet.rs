@@ -166,6 +166,7 @@ fn shard(
         .arg(cfg)
         .args(["--history", history, "--format", "json"])
         .args(["--shard", &format!("auto/{SHARDS}"), "--run-group", group])
+        .args(["--restore-slots", "1"])
         .env("JOB_COMPLETION_INDEX", index.to_string())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -408,4 +409,76 @@ fn a_killed_shard_makes_the_fleet_run_error_until_it_reruns() {
         export["runs"], 1,
         "the error judgement is superseded: {export}"
     );
+}
+
+/// The spot checks split the same way: `verify` and `compare` with
+/// `--shard I/N`, run for every I, read each backup (compare each key) once,
+/// and find together what one unsharded check finds.
+#[test]
+fn verify_and_compare_shards_add_up_to_one_check() {
+    let corrupt = corpus().join("corrupt");
+    let path = corrupt.to_str().unwrap();
+    let one = |extra: &[&str]| {
+        let mut args = vec!["verify", path, "--no-history", "--format", "json"];
+        args.extend_from_slice(extra);
+        let o = run(&args);
+        assert!(code(&o) <= 1, "{}", String::from_utf8_lossy(&o.stderr));
+        json(&o)
+    };
+    let whole = one(&[]);
+    let parts: Vec<Value> = (0..SHARDS)
+        .map(|i| one(&["--shard", &format!("{i}/{SHARDS}")]))
+        .collect();
+    let mut read: Vec<String> = parts.iter().flat_map(subjects_of).collect();
+    read.sort();
+    let mut expected = subjects_of(&whole);
+    expected.sort();
+    assert_eq!(read, expected);
+    let mut found: Vec<String> = parts.iter().flat_map(findings_of).collect();
+    found.sort();
+    assert_eq!(found, findings_of(&whole));
+
+    // A copy with one object changed and one missing.
+    let tmp = tempfile::tempdir().unwrap();
+    let src = corpus().join("clean/mysql");
+    let copy = tmp.path().join("copy");
+    fs::create_dir_all(&copy).unwrap();
+    for e in fs::read_dir(&src).unwrap() {
+        let e = e.unwrap();
+        fs::copy(e.path(), copy.join(e.file_name())).unwrap();
+    }
+    fs::remove_file(copy.join("shop-2026-11-20T0300.sql.gz")).unwrap();
+    let mut bytes = fs::read(copy.join("shop-2026-11-20T0300.sql")).unwrap();
+    bytes[100] ^= 1;
+    fs::write(copy.join("shop-2026-11-20T0300.sql"), bytes).unwrap();
+    let compare = |extra: &[&str]| {
+        let mut args = vec![
+            "compare",
+            src.to_str().unwrap(),
+            copy.to_str().unwrap(),
+            "--no-history",
+            "--format",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        let o = run(&args);
+        assert!(code(&o) <= 1, "{}", String::from_utf8_lossy(&o.stderr));
+        json(&o)
+    };
+    // Per-object findings only: each shard's summary counts its own keys.
+    let problems = |r: &Value| -> Vec<String> {
+        findings(r)
+            .iter()
+            .filter(|f| f["status"] != "pass" && f["evidence"]["objects"].is_null())
+            .map(comparable)
+            .collect()
+    };
+    let mut whole = problems(&compare(&[]));
+    whole.sort();
+    assert_eq!(whole.len(), 2, "{whole:?}");
+    let mut split: Vec<String> = (0..SHARDS)
+        .flat_map(|i| problems(&compare(&["--shard", &format!("{i}/{SHARDS}")])))
+        .collect();
+    split.sort();
+    assert_eq!(split, whole);
 }

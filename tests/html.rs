@@ -33,6 +33,7 @@ fn history_of_nights(h: &Path) {
             show_progress: false,
             restore: None,
             history: None,
+            shard: backproof::shard::Shard::WHOLE,
         })
         .unwrap()
         .report;
@@ -247,6 +248,7 @@ fn html_report_does_not_expand_template_placeholders_in_user_data() {
         show_progress: false,
         restore: None,
         history: None,
+        shard: backproof::shard::Shard::WHOLE,
     })
     .unwrap()
     .report;

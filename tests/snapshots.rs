@@ -31,6 +31,7 @@ fn pinned_report() -> Report {
         show_progress: false,
         restore: None,
         history: None,
+        shard: backproof::shard::Shard::WHOLE,
     })
     .unwrap()
     .report;

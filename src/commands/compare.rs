@@ -16,10 +16,12 @@ pub struct CompareRequest {
     pub s3: S3Options,
     /// Record the comparison here; `None` for `--no-history`.
     pub history: Option<PathBuf>,
+    /// The keys this process compares.
+    pub shard: crate::shard::Shard,
 }
 
 pub fn compare(req: &CompareRequest) -> Verified {
-    let report = crate::compare::compare(&req.src, &req.dst, &req.options, &req.s3);
+    let report = crate::compare::compare(&req.src, &req.dst, &req.options, &req.s3, req.shard);
     let recorded: Result<(), CommandError> = match &req.history {
         Some(h) => super::record(&report, h),
         None => Ok(()),

@@ -53,6 +53,9 @@ pub struct NightlyRequest {
     pub notify: Option<String>,
     /// A shard of a fleet run, or the judgement of one.
     pub fleet: Option<FleetRole>,
+    /// At most this many restore sessions with scratch servers at once on
+    /// this machine.
+    pub restore_slots: Option<usize>,
 }
 
 /// This process's part in a fleet run.
@@ -175,6 +178,7 @@ pub fn nightly(req: &NightlyRequest) -> Result<Nightly, CommandError> {
         &past.restores,
         Utc::now(),
         shard.map_or(Shard::WHOLE, |s| s.0),
+        req.restore_slots,
     );
     if let Some((shard, from, group)) = shard {
         tracing::info!(
@@ -304,7 +308,18 @@ fn replay_week(
         week.night(k).map_err(CommandError::Demo)?;
         let at = week.audited(k);
         let real = Utc::now();
-        let (mut r, _) = run_config(&config, opts, s3, false, None, None, &[], at, Shard::WHOLE);
+        let (mut r, _) = run_config(
+            &config,
+            opts,
+            s3,
+            false,
+            None,
+            None,
+            &[],
+            at,
+            Shard::WHOLE,
+            None,
+        );
         crate::interrupt::halt_if_interrupted();
         r.finished_at = at + (r.finished_at - real);
         super::record(&r, history)?;
@@ -424,11 +439,15 @@ fn run_config(
     past_restores: &[PastRestore],
     started: chrono::DateTime<Utc>,
     shard: Shard,
+    restore_slots: Option<usize>,
 ) -> (Report, BTreeMap<String, SourceView>) {
     let mut backups = Vec::new();
     let mut findings = Vec::new();
     let mut store_bytes = 0;
-    let mut session = RestoreSession::new(RestoreOverrides::default());
+    let mut session = RestoreSession::new(RestoreOverrides {
+        slots: restore_slots,
+        ..RestoreOverrides::default()
+    });
     let mut observed: BTreeMap<String, SourceView> = BTreeMap::new();
     for s in &config.sources {
         let target = match source::open_location(&s.path, s3) {
@@ -461,7 +480,12 @@ fn run_config(
         };
         if let Some(copy) = s.copy.as_ref().filter(|_| owns_source) {
             let parity = source::open_location(copy, s3).and_then(|dst| {
-                crate::compare::compare_stores(target.source.as_ref(), dst.as_ref(), opts)
+                crate::compare::compare_stores(
+                    target.source.as_ref(),
+                    dst.as_ref(),
+                    opts,
+                    Shard::WHOLE,
+                )
             });
             match &parity {
                 Ok(p) => {

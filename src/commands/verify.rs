@@ -25,6 +25,8 @@ pub struct VerifyRequest {
     pub restore: Option<RestoreOverrides>,
     /// Record the spot check here; `None` for `--no-history`.
     pub history: Option<PathBuf>,
+    /// The part of each path this process checks.
+    pub shard: crate::shard::Shard,
 }
 
 /// The report, and whether it reached the history.
@@ -68,6 +70,7 @@ pub fn verify(req: &VerifyRequest) -> Result<Verified, CommandError> {
             previous: None,
         });
         match source::resolve(path, &req.s3).and_then(|t| {
+            let t = t.sharded(req.shard);
             verify_target(
                 &t,
                 &pattern,

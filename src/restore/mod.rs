@@ -26,6 +26,7 @@ mod postgres;
 mod registry;
 mod sanity;
 mod scratch;
+pub mod slots;
 mod space;
 mod spec;
 mod tools;
@@ -85,15 +86,21 @@ pub struct RestoreSession {
     instances: BTreeMap<&'static str, Result<Running, Arc<EngineError>>>,
     swept_dirs: bool,
     swept_urls: BTreeSet<String>,
+    /// `--restore-slots`: the session holds a slot from its first restore
+    /// until it finishes (its scratch servers live that long).
+    slots: Option<slots::Slots>,
+    slot: Option<slots::Slot>,
 }
 
 impl RestoreSession {
     pub fn new(overrides: RestoreOverrides) -> Self {
         RestoreSession {
+            slots: overrides.slots.map(slots::Slots::new),
             overrides,
             instances: BTreeMap::new(),
             swept_dirs: false,
             swept_urls: BTreeSet::new(),
+            slot: None,
         }
     }
 
@@ -101,6 +108,21 @@ impl RestoreSession {
     pub fn finish(&mut self) {
         // Each Running's Instance stops on drop.
         self.instances.clear();
+        self.slot = None;
+    }
+
+    /// Holds a restore slot, waiting for one if every slot is taken.
+    fn hold_slot(&mut self) -> Result<(), slots::SlotError> {
+        if let (Some(slots), None) = (&self.slots, &self.slot) {
+            let slot = slots.acquire()?;
+            tracing::info!(
+                slot = slot.index,
+                waited_seconds = slot.waited.as_secs_f64(),
+                "restore slot held"
+            );
+            self.slot = Some(slot);
+        }
+        Ok(())
     }
 
     /// The first restore of a run removes what killed runs left behind.
@@ -185,6 +207,14 @@ impl RestoreSession {
     ) -> RestoreOutcome {
         let subject = source.subject(&backup.key);
         let _span = tracing::info_span!("restore", subject = %subject).entered();
+        if let Err(e) = self.hold_slot() {
+            let finding = Finding::new(&subject, Check::Restore, Status::Error, format!("not restored: {e}"))
+                .remedy("Check that the temporary directory is writable; --restore-slots locks files there.");
+            return RestoreOutcome {
+                finding,
+                facts: RestoreFacts::default(),
+            };
+        }
         let out = self.restore_in_span(
             source,
             backup,

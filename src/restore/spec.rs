@@ -232,6 +232,9 @@ pub struct RestoreOverrides {
     pub timeout: Option<Duration>,
     /// `--target-time`: where point-in-time restores stop.
     pub target: Option<PitrTarget>,
+    /// `--restore-slots`: at most this many restore sessions with scratch
+    /// servers at once on this machine.
+    pub slots: Option<usize>,
 }
 
 #[cfg(test)]
