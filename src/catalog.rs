@@ -136,6 +136,31 @@ pub struct Catalog {
     pub missing: Vec<MissingEntry>,
 }
 
+impl Catalog {
+    /// Keeps what `shard` owns. A backup is its own unit unless its
+    /// judgement depends on the source's others (`whole`: a restore picks
+    /// the newest restorable dump of its series; base backups pair with
+    /// their WAL archive): then the source is one unit. The manifests' own
+    /// findings are source-wide, so they stay with the source's owner.
+    pub fn keep_shard(&mut self, shard: crate::shard::Shard, location: &str, whole: bool) {
+        if shard.is_whole() {
+            return;
+        }
+        let owns_source = shard.owns_source(location);
+        if whole || self.backups.iter().any(|b| b.layout.is_physical()) {
+            if !owns_source {
+                self.backups.clear();
+            }
+        } else {
+            self.backups.retain(|b| shard.owns_backup(location, &b.key));
+        }
+        if !owns_source {
+            self.manifests.clear();
+            self.missing.clear();
+        }
+    }
+}
+
 /// A `--timestamp-pattern` that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum PatternError {

@@ -201,6 +201,8 @@ pub enum Command {
         path: PathBuf,
         #[command(flatten)]
         common: Common,
+        #[command(flatten)]
+        shard: ShardArg,
     },
     /// Compare a copy with its source (each a directory or an s3:// URL):
     /// objects missing, stale or extra in the copy, and the copy lag.

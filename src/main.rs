@@ -113,8 +113,17 @@ fn run(cli: Cli) -> i32 {
                 common.verbose,
             )
         }
-        Command::Ls { path, common } => {
+        Command::Ls {
+            path,
+            common,
+            shard,
+        } => {
+            let shard = match shard.resolve() {
+                Ok(s) => s,
+                Err(e) => return fail(&e),
+            };
             let req = LsRequest {
+                shard,
                 path: &path,
                 timestamp_pattern: common.timestamp_pattern.as_deref(),
                 s3: &common.s3.options(),

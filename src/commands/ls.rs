@@ -14,6 +14,8 @@ pub struct LsRequest<'a> {
     pub path: &'a Path,
     pub timestamp_pattern: Option<&'a str>,
     pub s3: &'a S3Options,
+    /// Only what this shard would read (a preview of a `--shard` split).
+    pub shard: crate::shard::Shard,
 }
 
 /// One line of `backproof ls`.
@@ -37,12 +39,13 @@ pub fn list(req: &LsRequest) -> Result<Vec<Listed>, CommandError> {
     let pattern = &super::timestamp_pattern(req.timestamp_pattern)?;
     let target = source::resolve(req.path, req.s3)?;
     let (artifacts, _unreadable) = target.source.list_scoped(target.only.as_deref())?;
-    let catalog = catalog::build(
+    let mut catalog = catalog::build(
         target.source.as_ref(),
         artifacts,
         pattern,
         target.only.as_deref(),
     );
+    catalog.keep_shard(req.shard, &target.source.location(), false);
     let now = Utc::now();
     let mut out = Vec::new();
     for b in &catalog.backups {

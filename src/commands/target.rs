@@ -170,37 +170,16 @@ pub(super) fn verify_target(
     })
 }
 
-/// A shard keeps the backups it owns (and the restore job, where it owns
-/// the source). A backup is its own unit unless its judgement depends on
-/// the source's others: a restore picks the newest restorable dump of its
-/// series, and base backups pair with their WAL archive, so such a source
-/// is one unit. The manifests' own findings are source-wide.
+/// A shard keeps the backups it owns, and the restore job where it owns
+/// the source (a restore picks among the source's dumps: one unit).
 fn shard_catalog<'a>(
     target: &Target,
     location: &str,
     catalog: &mut catalog::Catalog,
     restore: Option<RestoreJob<'a>>,
 ) -> Option<RestoreJob<'a>> {
-    let shard = target.shard;
-    if shard.is_whole() {
-        return restore;
-    }
-    let owns_source = shard.owns_source(location);
-    let whole = restore.is_some() || catalog.backups.iter().any(|b| b.layout.is_physical());
-    if whole {
-        if !owns_source {
-            catalog.backups.clear();
-        }
-    } else {
-        catalog
-            .backups
-            .retain(|b| shard.owns_backup(location, &b.key));
-    }
-    if !owns_source {
-        catalog.manifests.clear();
-        catalog.missing.clear();
-    }
-    restore.filter(|_| owns_source)
+    catalog.keep_shard(target.shard, location, restore.is_some());
+    restore.filter(|_| target.shard.owns_source(location))
 }
 
 /// A cloud source's snapshots as backups the promises see: those with no
