@@ -221,16 +221,18 @@ pub fn nightly(req: &NightlyRequest) -> Result<Nightly, CommandError> {
     let recorded = super::record(&report, &history);
     // The last shard to report judges the fleet run (under the history's
     // lock, so two shards finishing together judge it once).
+    // The webhook hears of the fleet run, from the shard that judged it;
+    // never of a shard's part.
+    let mut judged = None;
     if let (Some((_, _, group)), Ok(())) = (shard, &recorded) {
         match judge_fleet(&history, group, &config, fleet::When::Complete) {
             Ok(history::Judged::Now(final_report)) => {
-                let fdir = dir.clone();
                 if let Err(e) =
-                    crate::report::write_all(&final_report, &fdir, &config.report.formats)
+                    crate::report::write_all(&final_report, &dir, &config.report.formats)
                 {
                     tracing::warn!(
                         "fleet run {group}: reports not written to {}: {e}",
-                        fdir.display()
+                        dir.display()
                     );
                 }
                 tracing::info!(
@@ -238,13 +240,16 @@ pub fn nightly(req: &NightlyRequest) -> Result<Nightly, CommandError> {
                     exit_code = final_report.exit_code(),
                     "fleet run judged by the last shard"
                 );
+                judged = Some(final_report);
             }
             Ok(_) => tracing::info!(group, "fleet run: not judged by this shard"),
             Err(e) => tracing::warn!("fleet run {group}: not judged: {e}"),
         }
     }
-    if let Some(n) = notify {
-        send_notification(&n, &report, previous);
+    match (notify, shard, &judged) {
+        (Some(n), None, _) => send_notification(&n, &report, previous),
+        (Some(n), Some(_), Some(fleet_run)) => send_notification(&n, fleet_run, previous),
+        _ => {}
     }
     let mut closing = Vec::new();
     if let Some((_, servers)) = &demo {
@@ -610,6 +615,12 @@ fn finalize(
     wait: Duration,
 ) -> Result<Nightly, CommandError> {
     let config = Config::load(config_path)?;
+    let notify = notify_config(req, &config);
+    // Read before the fleet run is recorded: a recovery is told from the last one.
+    let previous = match &notify {
+        Some(_) if history::exists(history) => History::open(history)?.last_exit_code("run")?,
+        _ => None,
+    };
     let until = Instant::now() + wait;
     let report = loop {
         let when = if Instant::now() >= until {
@@ -618,7 +629,12 @@ fn finalize(
             fleet::When::Complete
         };
         match judge_fleet(history, group, &config, when)? {
-            history::Judged::Now(r) => break r,
+            history::Judged::Now(r) => {
+                if let Some(n) = &notify {
+                    send_notification(n, &r, previous);
+                }
+                break r;
+            }
             history::Judged::Before(r) => {
                 tracing::info!(group, "fleet run already judged complete");
                 break r;
