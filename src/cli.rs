@@ -7,15 +7,15 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::commands::CommandError;
 use crate::commands::nightly::{ConfigFrom, FleetRole, NightlyRequest};
+use crate::commands::verify::VerifyRequest;
 use crate::digest::Algorithm;
 use crate::history;
 use crate::ledger::Sample;
 use crate::logging::{LevelFilter, LogFormat};
 use crate::report::Format;
 use crate::restore::{PitrTarget, RestoreOverrides};
-use crate::shard::ShardSpec;
+use crate::shard::{Shard, ShardSpec};
 use crate::source::S3Options;
 use crate::verify::VerifyOptions;
 
@@ -57,6 +57,49 @@ pub struct Cli {
     pub command: Command,
     #[command(flatten)]
     pub log: LogArgs,
+}
+
+#[derive(Args)]
+pub struct VerifyArgs {
+    /// Backup files, directory-format dumps, or directories of backups;
+    /// or s3://bucket/prefix URLs (a prefix, an object, a dump prefix).
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub common: Common,
+    #[command(flatten)]
+    pub work: Work,
+    #[command(flatten)]
+    pub store: Store,
+    /// Do not record this spot check in the history.
+    #[arg(long)]
+    pub no_history: bool,
+    #[command(flatten)]
+    pub restore: RestoreArgs,
+    /// A WAL archive kept elsewhere (a directory archive_command copies
+    /// into): base backups found in PATHS are paired with it.
+    #[arg(long, value_name = "PATH")]
+    pub wal_archive: Option<PathBuf>,
+    #[command(flatten)]
+    pub shard: ShardArg,
+}
+
+impl VerifyArgs {
+    pub fn request(&self) -> VerifyRequest {
+        VerifyRequest {
+            paths: self.paths.clone(),
+            timestamp_pattern: self.common.timestamp_pattern.clone(),
+            options: VerifyOptions {
+                wal_archive: self.wal_archive.clone(),
+                ..self.work.options()
+            },
+            s3: self.common.s3.options(),
+            show_progress: !self.work.no_progress,
+            restore: self.restore.overrides(),
+            history: self.store.record_to(self.no_history),
+            shard: self.shard.get(),
+        }
+    }
 }
 
 #[derive(Args)]
@@ -117,26 +160,20 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
-    pub fn request(&self) -> Result<NightlyRequest, CommandError> {
+    pub fn request(&self) -> NightlyRequest {
         self.work.apply_limits();
-        let env = |k: &str| std::env::var(k).ok();
         let fleet = match (&self.shard, &self.finalize) {
-            (Some(spec), _) => {
-                let (shard, from) = spec.resolve(env)?;
-                let group = self
-                    .run_group
-                    .clone()
-                    .or_else(|| crate::shard::group_from_engine(env))
-                    .ok_or(CommandError::NoRunGroup)?;
-                Some(FleetRole::Shard { shard, from, group })
-            }
+            (Some(spec), _) => Some(FleetRole::Shard {
+                spec: spec.clone(),
+                group: self.run_group.clone(),
+            }),
             (None, Some(group)) => Some(FleetRole::Finalize {
                 group: group.clone(),
                 wait: self.wait.unwrap_or_default(),
             }),
             (None, None) => None,
         };
-        Ok(NightlyRequest {
+        NightlyRequest {
             config: match &self.config {
                 Some(path) if !self.demo => ConfigFrom::File(path.clone()),
                 _ => ConfigFrom::Demo(PathBuf::from("reports/demo")),
@@ -152,7 +189,7 @@ impl RunArgs {
             notify: self.notify.clone(),
             fleet,
             restore_slots: self.restore_slots.map(usize::from),
-        })
+        }
     }
 }
 
@@ -172,29 +209,7 @@ pub struct LogArgs {
 pub enum Command {
     /// Verify backups in files or directories: checksums against manifests
     /// and sidecars, and the format's own structure. No config needed.
-    Verify {
-        /// Backup files, directory-format dumps, or directories of backups;
-        /// or s3://bucket/prefix URLs (a prefix, an object, a dump prefix).
-        #[arg(required = true)]
-        paths: Vec<PathBuf>,
-        #[command(flatten)]
-        common: Common,
-        #[command(flatten)]
-        work: Work,
-        #[command(flatten)]
-        store: Store,
-        /// Do not record this spot check in the history.
-        #[arg(long)]
-        no_history: bool,
-        #[command(flatten)]
-        restore: RestoreArgs,
-        /// A WAL archive kept elsewhere (a directory archive_command copies
-        /// into): base backups found in PATHS are paired with it.
-        #[arg(long, value_name = "PATH")]
-        wal_archive: Option<PathBuf>,
-        #[command(flatten)]
-        shard: ShardArg,
-    },
+    Verify(VerifyArgs),
     /// List the backups found under a path: kind, timestamp, size, age and
     /// the checksums manifests record for them.
     Ls {
@@ -410,19 +425,24 @@ impl RestoreArgs {
 /// parts together are one unsharded check, with nothing read twice.
 #[derive(Args)]
 pub struct ShardArg {
-    /// Check only this shard's part: "I/N" (0-based), or "auto/N" with I
-    /// from JOB_COMPLETION_INDEX or AWS_BATCH_JOB_ARRAY_INDEX.
-    #[arg(long, value_parser = ShardSpec::parse)]
-    pub shard: Option<ShardSpec>,
+    /// Only this shard's part: "I/N" (0-based), or "auto/N" with I from
+    /// JOB_COMPLETION_INDEX or AWS_BATCH_JOB_ARRAY_INDEX.
+    #[arg(long, value_parser = shard_here)]
+    pub shard: Option<Shard>,
 }
 
 impl ShardArg {
-    pub fn resolve(&self) -> Result<crate::shard::Shard, CommandError> {
-        match &self.shard {
-            None => Ok(crate::shard::Shard::WHOLE),
-            Some(spec) => Ok(spec.resolve(|k| std::env::var(k).ok())?.0),
-        }
+    pub fn get(&self) -> Shard {
+        self.shard.unwrap_or(Shard::WHOLE)
     }
+}
+
+/// `--shard` of a spot check, resolved where it is parsed (`auto` reads
+/// the engine's variables).
+fn shard_here(text: &str) -> Result<Shard, crate::shard::ShardError> {
+    Ok(ShardSpec::parse(text)?
+        .resolve(|k| std::env::var(k).ok())?
+        .0)
 }
 
 #[derive(Args)]

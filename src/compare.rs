@@ -8,14 +8,12 @@ use std::io::{self, Read};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 
-use chrono::Utc;
 use serde_json::json;
 
 use crate::digest::{Algorithm, Hashers, READ_BUF};
 use crate::finding::{Check, Finding, Status};
-use crate::report::Report;
 use crate::shard::Shard;
-use crate::source::{self, Artifact, S3Options, SourceError, Storage};
+use crate::source::{Artifact, SourceError, Storage};
 use crate::verify::VerifyOptions;
 
 /// What comparing a source with its copy found, as the promises about
@@ -128,35 +126,6 @@ fn by_bytes(src: &dyn Storage, a: &Artifact, dst: &dyn Storage, b: &Artifact) ->
         let why = format!("sha256 {} in the source, {} in the copy", x.0, y.0);
         (Verdict::Differs { why }, read)
     }
-}
-
-/// `backproof compare SRC DST`.
-pub fn compare(
-    src_location: &std::path::Path,
-    dst_location: &std::path::Path,
-    opts: &VerifyOptions,
-    s3: &S3Options,
-    shard: Shard,
-) -> Report {
-    let started = Utc::now();
-    let sources = vec![
-        src_location.display().to_string(),
-        dst_location.display().to_string(),
-    ];
-    let (findings, bytes_read) = match (
-        source::open_location(src_location, s3),
-        source::open_location(dst_location, s3),
-    ) {
-        (Ok(src), Ok(dst)) => match compare_stores(src.as_ref(), dst.as_ref(), opts, shard) {
-            Ok(p) => (p.findings, p.bytes_read),
-            Err(e) => (vec![e.finding()], 0),
-        },
-        (Err(e), _) | (_, Err(e)) => (vec![e.finding()], 0),
-    };
-    let mut report = Report::new("compare", started, sources, Vec::new(), findings);
-    // A comparison reads objects, not backups: its bytes count all the same.
-    report.summary.bytes_read = bytes_read;
-    report
 }
 
 /// How `dst` holds up as a copy of `src`.
@@ -339,6 +308,7 @@ pub fn compare_stores(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::Utc;
 
     fn art(etag: Option<&str>) -> Artifact {
         let mut a = Artifact::new("k", 3, Utc::now());

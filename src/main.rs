@@ -8,11 +8,10 @@ use clap::Parser;
 use backproof::cli::{Cli, Command, HistoryAction};
 use backproof::commands::{
     self, CommandError, chain, compare::CompareRequest, export::ExportRequest, ls::LsRequest,
-    verify::Verified, verify::VerifyRequest,
+    verify::Verified,
 };
 use backproof::redact::redact_text;
 use backproof::report::{self, Format, Report};
-use backproof::verify::VerifyOptions;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -54,38 +53,10 @@ fn finish(v: Verified, format: Format, verbose: bool) -> i32 {
 
 fn run(cli: Cli) -> i32 {
     match cli.command {
-        Command::Verify {
-            paths,
-            common,
-            work,
-            store,
-            no_history,
-            restore,
-            wal_archive,
-            shard,
-        } => {
-            let shard = match shard.resolve() {
-                Ok(s) => s,
-                Err(e) => return fail(&e),
-            };
-            let req = VerifyRequest {
-                shard,
-                paths,
-                timestamp_pattern: common.timestamp_pattern.clone(),
-                options: VerifyOptions {
-                    wal_archive,
-                    ..work.options()
-                },
-                s3: common.s3.options(),
-                show_progress: !work.no_progress,
-                restore: restore.overrides(),
-                history: store.record_to(no_history),
-            };
-            match commands::verify::verify(&req) {
-                Ok(v) => finish(v, common.format, common.verbose),
-                Err(e) => fail(&e),
-            }
-        }
+        Command::Verify(args) => match commands::verify::verify(&args.request()) {
+            Ok(v) => finish(v, args.common.format, args.common.verbose),
+            Err(e) => fail(&e),
+        },
         Command::Compare {
             src,
             dst,
@@ -95,12 +66,8 @@ fn run(cli: Cli) -> i32 {
             no_history,
             shard,
         } => {
-            let shard = match shard.resolve() {
-                Ok(s) => s,
-                Err(e) => return fail(&e),
-            };
             let req = CompareRequest {
-                shard,
+                shard: shard.get(),
                 src,
                 dst,
                 options: work.options(),
@@ -118,12 +85,8 @@ fn run(cli: Cli) -> i32 {
             common,
             shard,
         } => {
-            let shard = match shard.resolve() {
-                Ok(s) => s,
-                Err(e) => return fail(&e),
-            };
             let req = LsRequest {
-                shard,
+                shard: shard.get(),
                 path: &path,
                 timestamp_pattern: common.timestamp_pattern.as_deref(),
                 s3: &common.s3.options(),
@@ -137,11 +100,7 @@ fn run(cli: Cli) -> i32 {
             }
         }
         Command::Run(args) => {
-            let common = &args.common;
-            let req = match args.request() {
-                Ok(r) => r,
-                Err(e) => return fail(&e),
-            };
+            let (req, common) = (args.request(), &args.common);
             let n = match commands::nightly::nightly(&req) {
                 Ok(n) => n,
                 Err(e) => return fail(&e),

@@ -16,6 +16,7 @@
 pub mod chain;
 pub mod compare;
 pub mod export;
+mod fleet;
 pub mod lock;
 pub mod ls;
 pub mod nightly;

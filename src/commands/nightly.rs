@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 
 use super::CommandError;
+use super::fleet::{self as judging, When};
 use super::lock::{RunLock, lock_path};
 use super::target::{RestoreJob, observe, storage_of, verify_target};
 use crate::config::Config;
@@ -23,7 +24,7 @@ use crate::notify::{self, NotifyConfig};
 use crate::policy::{self, RestoreSeen, SourceView};
 use crate::report::Report;
 use crate::restore::{RestoreOverrides, RestoreSession};
-use crate::shard::{IndexFrom, Shard};
+use crate::shard::{Shard, ShardSpec};
 use crate::source::{self, S3Options, Target};
 use crate::verify::VerifyOptions;
 
@@ -62,11 +63,11 @@ pub struct NightlyRequest {
 #[derive(Clone, Debug)]
 pub enum FleetRole {
     /// Read the backups this shard owns and record them; judge the fleet
-    /// run if this shard is the last to report.
+    /// run if this shard is the last to report. `auto` and the group's
+    /// default come from the engine's variables.
     Shard {
-        shard: Shard,
-        from: IndexFrom,
-        group: String,
+        spec: ShardSpec,
+        group: Option<String>,
     },
     /// Judge the fleet run: wait up to `wait` for shards that have not
     /// reported, then judge it, `error` naming those still missing.
@@ -106,9 +107,18 @@ pub fn nightly(req: &NightlyRequest) -> Result<Nightly, CommandError> {
         return finalize(req, path, &history, group, *wait);
     }
     let shard = match &req.fleet {
-        Some(FleetRole::Shard { shard, from, group }) => Some((*shard, *from, group.as_str())),
+        Some(FleetRole::Shard { spec, group }) => {
+            let env = |k: &str| std::env::var(k).ok();
+            let (shard, from) = spec.resolve(env)?;
+            let group = group
+                .clone()
+                .or_else(|| crate::shard::group_from_engine(env))
+                .ok_or(CommandError::NoRunGroup)?;
+            Some((shard, from, group))
+        }
         _ => None,
     };
+    let shard = shard.as_ref().map(|(s, f, g)| (*s, *f, g.as_str()));
     let _lock = RunLock::acquire(&match shard {
         Some((s, _, group)) => super::lock::shard_lock_path(&history, group, s),
         None => lock_path(&history),
@@ -225,7 +235,7 @@ pub fn nightly(req: &NightlyRequest) -> Result<Nightly, CommandError> {
     // never of a shard's part.
     let mut judged = None;
     if let (Some((_, _, group)), Ok(())) = (shard, &recorded) {
-        match judge_fleet(&history, group, &config, fleet::When::Complete) {
+        match judge_fleet(&history, group, &config, When::Complete) {
             Ok(history::Judged::Now(final_report)) => {
                 if let Err(e) =
                     crate::report::write_all(&final_report, &dir, &config.report.formats)
@@ -595,12 +605,12 @@ fn judge_fleet(
     history: &Path,
     group: &str,
     config: &Config,
-    when: fleet::When,
+    when: When,
 ) -> Result<history::Judged, CommandError> {
     let mut h = History::open(history)?;
     let past = h.restores()?;
     Ok(h.judge_fleet(group, |shards| {
-        fleet::judge(group, shards, config, &past, when)
+        judging::judge(group, shards, config, &past, when)
     })?)
 }
 
@@ -624,9 +634,9 @@ fn finalize(
     let until = Instant::now() + wait;
     let report = loop {
         let when = if Instant::now() >= until {
-            fleet::When::Now
+            When::Now
         } else {
-            fleet::When::Complete
+            When::Complete
         };
         match judge_fleet(history, group, &config, when)? {
             history::Judged::Now(r) => {

@@ -27,7 +27,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::finding::{Check, Status};
-use crate::fleet::{FleetMark, StoredShard};
+use crate::fleet::FleetMark;
 use crate::redact::redact;
 use crate::report::{self, Report};
 use crate::restore::RestoreFacts;
@@ -146,6 +146,12 @@ struct StoredReport {
     sources: Vec<String>,
     #[serde(default)]
     source_names: BTreeMap<String, String>,
+}
+
+/// A shard's run of a fleet run, as the history holds it.
+pub struct StoredShard {
+    pub run_id: i64,
+    pub report: Report,
 }
 
 /// What became of a fleet run's judgement.

@@ -79,6 +79,7 @@ impl History {
                 )?;
                 db.execute("DELETE FROM findings WHERE run_id <= ?1", &t)?;
                 db.execute("DELETE FROM backups WHERE run_id <= ?1", &t)?;
+                db.execute("DELETE FROM fleet_runs WHERE run_id <= ?1", &t)?;
                 db.execute("DELETE FROM runs WHERE id <= ?1", &t)?;
                 let links = db.query(
                     "SELECT id, prev_hash, hash FROM pruned_runs ORDER BY id",

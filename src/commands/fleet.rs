@@ -1,0 +1,213 @@
+//! Judging a fleet run: the shards of one night each recorded their share
+//! in one history; the promises are judged once, over the union, when every
+//! shard has reported (by the last shard to report, decided under the
+//! history's lock, or by `run --finalize ID`). No promise is ever judged on
+//! a shard's subset. A shard that never reports makes the fleet run
+//! `error`, naming it; when it is rerun and reports, the fleet run
+//! completes.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+use crate::config::Config;
+use crate::finding::{Check, Finding, Status};
+use crate::fleet::{FleetMark, FleetSummary, ShardPart, ShardRun};
+use crate::history::{PastRestore, StoredShard};
+use crate::policy::{self, SourceView};
+use crate::report::Report;
+use crate::source;
+
+fn part(s: &StoredShard) -> Option<&ShardPart> {
+    match &s.report.fleet {
+        Some(FleetMark::Shard(p)) => Some(p),
+        _ => None,
+    }
+}
+
+/// When a fleet run may be judged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum When {
+    /// Only once every shard has reported (a shard that has just reported).
+    Complete,
+    /// Now: shards that have not reported make the run `error`
+    /// (`--finalize` after its wait).
+    Now,
+}
+
+/// The fleet run's record from its shards' runs, or `None` while shards
+/// are missing and `when` is `Complete`. `past` is the history's earlier
+/// restores; those from this fleet run's own shards are left out.
+pub fn judge(
+    group: &str,
+    shards: Vec<StoredShard>,
+    config: &Config,
+    past: &[PastRestore],
+    when: When,
+) -> Option<Report> {
+    // The newest record of each shard: a rerun supersedes a killed one.
+    let mut newest: BTreeMap<u32, StoredShard> = BTreeMap::new();
+    for s in shards {
+        let Some(index) = part(&s).map(|p| p.shard) else {
+            continue;
+        };
+        if newest.get(&index).is_none_or(|old| old.run_id < s.run_id) {
+            newest.insert(index, s);
+        }
+    }
+    let counts: std::collections::BTreeSet<u32> = newest
+        .values()
+        .filter_map(|s| part(s).map(|p| p.of))
+        .collect();
+    let of = counts.iter().copied().max().unwrap_or(0);
+    let missing: Vec<u32> = (0..of).filter(|i| !newest.contains_key(i)).collect();
+    let complete = missing.is_empty() && of > 0 && counts.len() == 1;
+    if !complete && when == When::Complete {
+        return None;
+    }
+    let started = newest
+        .values()
+        .map(|s| s.report.started_at)
+        .min()
+        .unwrap_or_else(Utc::now);
+    let mut findings = Vec::new();
+    let mut backups = Vec::new();
+    let mut bytes_read = 0;
+    let mut views: BTreeMap<String, SourceView> = BTreeMap::new();
+    for s in newest.values() {
+        findings.extend(s.report.findings.iter().cloned());
+        backups.extend(s.report.backups.iter().cloned());
+        bytes_read += s.report.summary.bytes_read;
+        for (name, v) in part(s).map(|p| &p.views).into_iter().flatten() {
+            match views.get_mut(name) {
+                Some(into) => merge(into, v),
+                None => {
+                    views.insert(name.clone(), v.clone());
+                }
+            }
+        }
+    }
+    if complete {
+        add_context(&mut views, config, past, started);
+        findings.extend(policy::evaluate(&config.checks, &views, started));
+    } else {
+        findings.extend(incomplete(group, of, &missing, counts.len() > 1));
+    }
+    let sources = config
+        .sources
+        .iter()
+        .map(|s| source::location_name(&s.path))
+        .collect();
+    let mut report = Report::new("run", started, sources, backups, findings);
+    report.source_names = config
+        .sources
+        .iter()
+        .map(|s| (source::location_name(&s.path), s.name.clone()))
+        .collect();
+    report.summary.bytes_read = bytes_read;
+    report.config = config.files.clone();
+    report.fleet = Some(FleetMark::Final(FleetSummary {
+        group: group.to_string(),
+        shards: of,
+        shard_runs: newest
+            .iter()
+            .map(|(i, s)| ShardRun {
+                shard: *i,
+                run: s.run_id,
+            })
+            .collect(),
+        missing,
+    }));
+    Some(report)
+}
+
+/// One shard's view of a source folded into the others': backups and
+/// restores add up; the source-wide facts come from the shard that owns
+/// the source (the others have none).
+fn merge(into: &mut SourceView, v: &SourceView) {
+    into.backups.extend(v.backups.iter().cloned());
+    into.restores.extend(v.restores.iter().cloned());
+    into.bucket = into.bucket.take().or_else(|| v.bucket.clone());
+    into.parity = into.parity.take().or_else(|| v.parity.clone());
+    into.physical = into.physical.take().or_else(|| v.physical.clone());
+    into.cloud = into.cloud.take().or_else(|| v.cloud.clone());
+    if into.copies.is_empty() {
+        into.copies = v.copies.clone();
+    }
+}
+
+/// What the shards do not record: the timestamp pattern (from the config),
+/// a listing order, and the restores of earlier runs.
+fn add_context(
+    views: &mut BTreeMap<String, SourceView>,
+    config: &Config,
+    past: &[PastRestore],
+    started: DateTime<Utc>,
+) {
+    for s in &config.sources {
+        let Some(view) = views.get_mut(&s.name) else {
+            continue;
+        };
+        view.timestamp_pattern = config.pattern_for(s);
+        view.backups.sort_by(|a, b| a.key.cmp(&b.key));
+        let location = view.location.clone();
+        view.restores.extend(
+            past.iter()
+                .filter(|p| {
+                    p.at < started
+                        && p.facts.source.as_deref() == Some(s.name.as_str())
+                        && p.facts.location.as_deref() == Some(location.as_str())
+                })
+                .map(PastRestore::seen),
+        );
+    }
+}
+
+fn incomplete(group: &str, of: u32, missing: &[u32], disagree: bool) -> Vec<Finding> {
+    let subject = format!("fleet {group}");
+    if of == 0 {
+        return vec![
+            Finding::new(
+                &subject,
+                Check::Source,
+                Status::Error,
+                format!("no shard of fleet run {group:?} reported: nothing was judged"),
+            )
+            .with("group", group)
+            .remedy("Check that the shards ran with this --run-group and the same --history."),
+        ];
+    }
+    if disagree {
+        return vec![
+            Finding::new(
+                &subject,
+                Check::Source,
+                Status::Error,
+                format!(
+                    "the shards of fleet run {group:?} disagree on how many shards there are: the promises were not judged"
+                ),
+            )
+            .with("group", group)
+            .remedy("Run every shard of one night with the same --shard .../N."),
+        ];
+    }
+    missing
+        .iter()
+        .map(|i| {
+            Finding::new(
+                &subject,
+                Check::Source,
+                Status::Error,
+                format!(
+                    "shard {i} of {of} never reported: the backups it owns were not verified and the promises were not judged"
+                ),
+            )
+            .with("group", group)
+            .with("shard", *i)
+            .with("shards", of)
+            .remedy(format!(
+                "Rerun shard {i} (--shard {i}/{of} --run-group {group}): the fleet run is judged when it reports."
+            ))
+        })
+        .collect()
+}
