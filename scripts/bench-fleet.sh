@@ -6,7 +6,7 @@
 #    and shards every artifact (and prints the quarter it owns); the peer is
 #    `find -type f` over the same tree. Wall time and peak RSS of each, and
 #    backproof's RSS per artifact.
-#  shards: $FILES files of $MIB MiB (random, with a SHA256SUMS), one
+#  shards: $FILES files of $MIB MiB (random bytes, a SHA256SUMS), one
 #    PostgreSQL 15 history on a unix socket. `run` unsharded, then 4 shards
 #    of `run --shard I/4` at once on this machine (the last judges the fleet
 #    run). Wall time of each, and the ratio (1 run / 4 shards).
@@ -79,14 +79,14 @@ awk -v f="$fs" -v b="$bs" -v k="$bk" -v n="$ARTIFACTS" \
 # --- shards -------------------------------------------------------------
 install -d -o postgres -g postgres "$WORK/pgdata" "$WORK/sock"
 runuser -u postgres -- "$PGBIN/initdb" -D "$WORK/pgdata" -U backproof --auth=trust --no-sync >/dev/null
-runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/pgdata" -w -l "$WORK/pg.log" \
+runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/pgdata" -w -l "$WORK/sock/pg.log" \
     -o "-c listen_addresses='' -c unix_socket_directories='$WORK/sock' -c fsync=off" start >/dev/null
 HISTORY="postgres://backproof@${WORK//\//%2F}%2Fsock/postgres"
 mkdir -p "$WORK/data"
 for i in $(seq "$FILES"); do
-    head -c $((MIB << 20)) /dev/urandom >"$WORK/data/files-2026-11-$(printf %02d $((1 + i % 28)))-$i.tar"
+    head -c $((MIB << 20)) /dev/urandom >"$WORK/data/blob-2026-11-$(printf %02d $((1 + i % 28)))-$i.dat"
 done
-(cd "$WORK/data" && sha256sum ./*.tar >SHA256SUMS)
+(cd "$WORK/data" && sha256sum ./*.dat >SHA256SUMS)
 cat >"$WORK/cfg.toml" <<EOF
 [report]
 dir = "$WORK/reports"

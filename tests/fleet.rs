@@ -290,8 +290,12 @@ fn four_shards_at_once_equal_one_unsharded_run() {
         "one restore, by the shard owning appdb"
     );
 
+    // One linear chain: four shard records and one judgement, not two
+    // (the shards finishing together judged it once).
     let o = run(&["history", "verify", "--history", &pg.url]);
     assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stdout));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains(&format!("{} run(s)", SHARDS + 1)), "{out}");
     let o = run(&[
         "report",
         "--since",

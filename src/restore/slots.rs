@@ -53,16 +53,28 @@ impl Slots {
             dir: self.dir.clone(),
             source,
         };
-        std::fs::create_dir_all(&self.dir).map_err(io)?;
+        if !self.dir.is_dir() {
+            std::fs::create_dir_all(&self.dir).map_err(io)?;
+            // Shared like /tmp itself: shards run as other users may come
+            // later (sticky, so none removes another's lock file).
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o1777));
+        }
         let started = Instant::now();
         loop {
             for index in 0..self.count {
-                let file = OpenOptions::new()
+                let path = self.dir.join(format!("slot-{index}.lock"));
+                // Another user's lock file can still be locked read-only.
+                let file = match OpenOptions::new()
                     .create(true)
                     .truncate(false)
                     .write(true)
-                    .open(self.dir.join(format!("slot-{index}.lock")))
-                    .map_err(io)?;
+                    .open(&path)
+                {
+                    Err(e) if e.kind() == io::ErrorKind::PermissionDenied => File::open(&path),
+                    other => other,
+                }
+                .map_err(io)?;
                 match file.try_lock() {
                     Ok(()) => {
                         return Ok(Slot {
