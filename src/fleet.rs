@@ -55,6 +55,10 @@ pub struct FleetSummary {
     /// Shards that never reported: the fleet run is then `error`, and no
     /// promise was judged.
     pub missing: Vec<u32>,
+    /// Shards that read under other config files than the judgement's:
+    /// `error` too.
+    #[serde(default)]
+    pub drifted: Vec<u32>,
 }
 
 /// A shard, and the history run that recorded it.
@@ -66,6 +70,6 @@ pub struct ShardRun {
 
 impl FleetSummary {
     pub fn complete(&self) -> bool {
-        self.missing.is_empty() && self.shards > 0
+        self.missing.is_empty() && self.drifted.is_empty() && self.shards > 0
     }
 }

@@ -486,3 +486,71 @@ fn verify_and_compare_shards_add_up_to_one_check() {
     split.sort();
     assert_eq!(split, whole);
 }
+
+/// A shard that read under other config files saw other sources and
+/// promises: the union is no run of this config, so the fleet run is
+/// `error` naming it (never a judgement of the wrong union), until it is
+/// rerun with the same config.
+#[test]
+fn a_shard_on_another_config_makes_the_fleet_run_error() {
+    let pg = Postgres::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path(), None);
+    let other = tmp.path().join("other.toml");
+    let text = fs::read_to_string(&cfg).unwrap();
+    // The same sources, a laxer promise: this shard's copy says otherwise.
+    assert!(text.contains("fail_after = \"26h\""));
+    fs::write(
+        &other,
+        text.replace("fail_after = \"26h\"", "fail_after = \"9000h\""),
+    )
+    .unwrap();
+    let none = |_: &mut Command| {};
+    for i in 0..SHARDS {
+        let c = if i == 1 { &other } else { &cfg };
+        let o = output(&mut shard(c, &pg.url, "night-3", i, &none));
+        assert!(code(&o) <= 1, "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let finalize = || {
+        json(&output(
+            bin()
+                .args(["run", "--config"])
+                .arg(&cfg)
+                .args(["--history", &pg.url, "--finalize", "night-3"])
+                .args(["--format", "json"]),
+        ))
+    };
+    let r = finalize();
+    assert_eq!(
+        r["fleet"]["drifted"],
+        serde_json::json!([1]),
+        "{}",
+        r["fleet"]
+    );
+    let drift: Vec<&Value> = findings(&r)
+        .iter()
+        .filter(|f| f["subject"] == "fleet night-3")
+        .collect();
+    assert_eq!(drift.len(), 1, "{}", describe(&r));
+    assert_eq!(drift[0]["status"], "error");
+    assert!(
+        drift[0]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("shard 1 of 4 read under another config"),
+        "{}",
+        drift[0]
+    );
+    assert!(!findings(&r).iter().any(is_promise), "{}", describe(&r));
+
+    let o = output(&mut shard(&cfg, &pg.url, "night-3", 1, &none));
+    assert!(code(&o) <= 1, "{}", String::from_utf8_lossy(&o.stderr));
+    let done = finalize();
+    assert_eq!(
+        done["fleet"]["drifted"],
+        serde_json::json!([]),
+        "{}",
+        done["fleet"]
+    );
+    assert_eq!(findings(&done).iter().filter(|f| is_promise(f)).count(), 5);
+}

@@ -61,10 +61,19 @@ pub fn judge(
         .collect();
     let of = counts.iter().copied().max().unwrap_or(0);
     let missing: Vec<u32> = (0..of).filter(|i| !newest.contains_key(i)).collect();
-    let complete = missing.is_empty() && of > 0 && counts.len() == 1;
-    if !complete && when == When::Complete {
+    let reported = missing.is_empty() && of > 0 && counts.len() == 1;
+    if !reported && when == When::Complete {
         return None;
     }
+    // Shards that read under another config saw other sources and
+    // promises: their union is no run of this config.
+    let ours = config_digests(&config.files);
+    let drifted: Vec<u32> = newest
+        .iter()
+        .filter(|(_, s)| config_digests(&s.report.config) != ours)
+        .map(|(i, _)| *i)
+        .collect();
+    let complete = reported && drifted.is_empty();
     let started = newest
         .values()
         .map(|s| s.report.started_at)
@@ -90,8 +99,10 @@ pub fn judge(
     if complete {
         add_context(&mut views, config, past, started);
         findings.extend(policy::evaluate(&config.checks, &views, started));
-    } else {
+    } else if !reported {
         findings.extend(incomplete(group, of, &missing, counts.len() > 1));
+    } else {
+        findings.extend(drift(group, of, &drifted));
     }
     let sources = config
         .sources
@@ -117,6 +128,7 @@ pub fn judge(
             })
             .collect(),
         missing,
+        drifted,
     }));
     Some(report)
 }
@@ -161,6 +173,31 @@ fn add_context(
                 .map(PastRestore::seen),
         );
     }
+}
+
+fn config_digests(files: &[crate::report::ConfigFile]) -> std::collections::BTreeSet<&str> {
+    files.iter().map(|f| f.sha256.as_str()).collect()
+}
+
+fn drift(group: &str, of: u32, drifted: &[u32]) -> Vec<Finding> {
+    drifted
+        .iter()
+        .map(|i| {
+            Finding::new(
+                format!("fleet {group}"),
+                Check::Source,
+                Status::Error,
+                format!(
+                    "shard {i} of {of} read under another config than this judgement's: the promises were not judged"
+                ),
+            )
+            .with("group", group)
+            .with("shard", *i)
+            .remedy(format!(
+                "Run every shard and the finalizer with the same config files; rerun shard {i} with them (--shard {i}/{of} --run-group {group})."
+            ))
+        })
+        .collect()
 }
 
 fn incomplete(group: &str, of: u32, missing: &[u32], disagree: bool) -> Vec<Finding> {
