@@ -22,15 +22,6 @@ pub enum FleetMark {
     Final(FleetSummary),
 }
 
-impl FleetMark {
-    pub fn group(&self) -> &str {
-        match self {
-            FleetMark::Shard(p) => &p.group,
-            FleetMark::Final(s) => &s.group,
-        }
-    }
-}
-
 /// One shard's share of a fleet run.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ShardPart {

@@ -413,6 +413,23 @@ fn a_killed_shard_makes_the_fleet_run_error_until_it_reruns() {
         export["runs"], 1,
         "the error judgement is superseded: {export}"
     );
+
+    // The fleet index is checked against the chained records: marking the
+    // error judgement complete is caught.
+    let ok = Command::new("psql")
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d"])
+        .arg(pg.url.replace(":secret", ""))
+        .args([
+            "-c",
+            "UPDATE fleet_runs SET complete = 1 WHERE shard < 0 AND complete = 0",
+        ])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let o = run(&["history", "verify", "--history", &pg.url]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(code(&o), 1, "{out}");
+    assert!(out.contains("fleet index row does not match"), "{out}");
 }
 
 /// The spot checks split the same way: `verify` and `compare` with

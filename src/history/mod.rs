@@ -806,6 +806,25 @@ impl History {
                 ));
             }
         }
+        // The fleet index says what the chained record says: a row added,
+        // removed or edited would hide a shard or fake a judgement.
+        let want = serde_json::from_value::<Option<FleetMark>>(report["fleet"].clone())
+            .ok()
+            .flatten()
+            .map(|m| fleet_row(&m));
+        let have: Vec<FleetRow> = self
+            .query(
+                "SELECT run_group, shard, shards, complete FROM fleet_runs WHERE run_id = ?1",
+                &[id.into()],
+            )?
+            .iter()
+            .map(|r| (r[0].text(), r[1].int(), r[2].int(), r[3].int() != 0))
+            .collect();
+        if have.first() != want.as_ref() {
+            problems.push(format!(
+                "run {id}: its fleet index row does not match its record: it was added, removed or edited"
+            ));
+        }
         Ok(problems)
     }
 }
@@ -859,6 +878,17 @@ pub fn unpack_report(stored: &str) -> Result<String, std::io::Error> {
     String::from_utf8(out).map_err(std::io::Error::other)
 }
 
+/// A fleet record's index row: group, shard (-1 for the judgement), shard
+/// count, judged complete.
+type FleetRow = (String, i64, i64, bool);
+
+fn fleet_row(mark: &FleetMark) -> FleetRow {
+    match mark {
+        FleetMark::Shard(p) => (p.group.clone(), i64::from(p.shard), i64::from(p.of), false),
+        FleetMark::Final(s) => (s.group.clone(), -1, i64::from(s.shards), s.complete()),
+    }
+}
+
 /// Inside the caller's transaction, with the runs table locked.
 fn insert_run(db: &mut Db, report: &Report) -> Result<(i64, String), DbError> {
     let json = report::json::render(report);
@@ -884,18 +914,15 @@ fn insert_run(db: &mut Db, report: &Report) -> Result<(i64, String), DbError> {
         ],
     )?;
     if let Some(mark) = &report.fleet {
-        let (shard, shards, complete) = match mark {
-            FleetMark::Shard(p) => (i64::from(p.shard), p.of, false),
-            FleetMark::Final(s) => (-1, s.shards, s.complete()),
-        };
+        let (group, shard, shards, complete) = fleet_row(mark);
         db.execute(
             "INSERT INTO fleet_runs (run_id, run_group, shard, shards, complete)
              VALUES (?1, ?2, ?3, ?4, ?5)",
             &[
                 id.into(),
-                mark.group().into(),
+                group.into(),
                 shard.into(),
-                i64::from(shards).into(),
+                shards.into(),
                 i64::from(complete).into(),
             ],
         )?;
