@@ -458,6 +458,21 @@ fn verify_and_compare_shards_add_up_to_one_check() {
     let mut found: Vec<String> = parts.iter().flat_map(findings_of).collect();
     found.sort();
     assert_eq!(found, findings_of(&whole));
+    // `ls --shard` previews the same split.
+    let ls = |extra: &[&str]| {
+        let mut args = vec!["ls", path, "--format", "json"];
+        args.extend_from_slice(extra);
+        let o = run(&args);
+        assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+        json(&o).as_array().unwrap().len()
+    };
+    let listed: Vec<usize> = (0..SHARDS)
+        .map(|i| ls(&["--shard", &format!("{i}/{SHARDS}")]))
+        .collect();
+    assert_eq!(listed.iter().sum::<usize>(), ls(&[]), "{listed:?}");
+    for (i, p) in parts.iter().enumerate() {
+        assert_eq!(listed[i], subjects_of(p).len(), "shard {i}");
+    }
 
     // A copy with one object changed and one missing.
     let tmp = tempfile::tempdir().unwrap();
