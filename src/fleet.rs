@@ -34,6 +34,10 @@ pub struct ShardPart {
     /// as this shard saw it: its own backups and restores; the source-wide
     /// facts only on the shard that owns the source.
     pub views: BTreeMap<String, SourceView>,
+    /// Sources this shard could not open or list: the promises about them
+    /// cannot be judged over the union (its share of them is missing).
+    #[serde(default)]
+    pub unread: Vec<String>,
 }
 
 /// The fleet run's record: which shard runs it judged.

@@ -307,6 +307,54 @@ fn four_shards_at_once_equal_one_unsharded_run() {
     ]);
     assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(json(&o)["runs"], 1, "the export counts the fleet run once");
+
+    // A shard that cannot list the bucket (its credentials are refused)
+    // leaves the bucket's promise unjudged: `error`, never the verdict of
+    // the other shards' part. The other promises are judged as before.
+    for i in 0..SHARDS {
+        let refused = |c: &mut Command| {
+            with_s3_env(c, &weed.endpoint, KEY_ID, "not-the-secret");
+        };
+        let env: &dyn Fn(&mut Command) = if i == 1 { &refused } else { &env };
+        let o = output(&mut shard(&cfg, &pg.url, "night-1b", i, env));
+        assert!(code(&o) <= 2, "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let mut fin = bin();
+    fin.args(["run", "--config"]).arg(&cfg);
+    fin.args([
+        "--history",
+        &pg.url,
+        "--finalize",
+        "night-1b",
+        "--format",
+        "json",
+    ]);
+    env(&mut fin);
+    let partial = json(&output(&mut fin));
+    let bucket: Vec<&Value> = findings(&partial)
+        .iter()
+        .filter(|f| f["subject"] == "verified:bucket")
+        .collect();
+    assert_eq!(bucket.len(), 1, "{}", describe(&partial));
+    assert_eq!(bucket[0]["status"], "error", "{}", bucket[0]);
+    assert!(
+        bucket[0]["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("not judged: shard 1 could not read source \"bucket\""),
+        "{}",
+        bucket[0]
+    );
+    let others = |r: &Value| -> Vec<String> {
+        let mut v: Vec<String> = findings(r)
+            .iter()
+            .filter(|f| is_promise(f) && f["subject"] != "verified:bucket")
+            .map(comparable)
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(others(&partial), others(&whole));
 }
 
 #[test]

@@ -98,7 +98,18 @@ pub fn judge(
     }
     if complete {
         add_context(&mut views, config, past, started);
-        findings.extend(policy::evaluate(&config.checks, &views, started));
+        let unread: BTreeMap<&str, u32> = newest
+            .iter()
+            .flat_map(|(i, s)| {
+                part(s)
+                    .into_iter()
+                    .flat_map(move |p| p.unread.iter().map(move |n| (n.as_str(), *i)))
+            })
+            .collect();
+        findings.extend(config.checks.iter().map(|check| {
+            let f = policy::evaluate_one(check, &views, started);
+            unjudged(check, f, &unread)
+        }));
     } else if !reported {
         findings.extend(incomplete(group, of, &missing, counts.len() > 1));
     } else {
@@ -173,6 +184,31 @@ fn add_context(
                 .map(PastRestore::seen),
         );
     }
+}
+
+/// A promise about a source some shard could not read is judged on part of
+/// its backups: `error`, never that part's verdict. Coverage spans every
+/// source, so any unread source leaves it unjudged too.
+fn unjudged(check: &policy::CheckDef, f: Finding, unread: &BTreeMap<&str, u32>) -> Finding {
+    let sources = check.sources();
+    let hit = match sources.is_empty() {
+        true => unread.iter().next(),
+        false => unread.iter().find(|(n, _)| sources.contains(n)),
+    };
+    let Some((source, shard)) = hit else {
+        return f;
+    };
+    let mut out = Finding::new(
+        &f.subject,
+        f.check,
+        Status::Error,
+        format!("not judged: shard {shard} could not read source {source:?}, so its part of the backups is missing"),
+    )
+    .remedy("See that shard's source finding; rerun it once the source can be read.");
+    if let Some(p) = f.evidence.get("policy") {
+        out = out.with("policy", p.clone());
+    }
+    out.with("source", *source).with("shard", *shard)
 }
 
 fn config_digests(files: &[crate::report::ConfigFile]) -> std::collections::BTreeSet<&str> {

@@ -178,7 +178,11 @@ pub fn nightly(req: &NightlyRequest) -> Result<Nightly, CommandError> {
         (Some(s), None) => Some((&past.empty, s)),
         (None, _) => None,
     };
-    let (mut report, views) = run_config(
+    let Ran {
+        mut report,
+        views,
+        unread,
+    } = run_config(
         &config,
         &opts,
         &req.s3,
@@ -204,6 +208,7 @@ pub fn nightly(req: &NightlyRequest) -> Result<Nightly, CommandError> {
             of: shard.count,
             index_from: from.variable().unwrap_or("--shard").to_string(),
             views,
+            unread,
         }));
     }
     if let Some((_, servers)) = &demo {
@@ -323,7 +328,7 @@ fn replay_week(
         week.night(k).map_err(CommandError::Demo)?;
         let at = week.audited(k);
         let real = Utc::now();
-        let (mut r, _) = run_config(
+        let Ran { report: mut r, .. } = run_config(
             &config,
             opts,
             s3,
@@ -455,7 +460,8 @@ fn run_config(
     started: chrono::DateTime<Utc>,
     shard: Shard,
     restore_slots: Option<usize>,
-) -> (Report, BTreeMap<String, SourceView>) {
+) -> Ran {
+    let mut unread = Vec::new();
     let mut backups = Vec::new();
     let mut findings = Vec::new();
     let mut store_bytes = 0;
@@ -469,6 +475,7 @@ fn run_config(
             Ok(source) => Target::new(source, None).sharded(shard),
             Err(e) => {
                 findings.push(e.finding());
+                unread.push(s.name.clone());
                 continue;
             }
         };
@@ -568,7 +575,10 @@ fn run_config(
                 backups.extend(v.backups);
                 findings.extend(v.findings);
             }
-            Err(e) => findings.push(e.finding()),
+            Err(e) => {
+                findings.push(e.finding());
+                unread.push(s.name.clone());
+            }
         }
         // A fleet run adds earlier restores once, when it is judged.
         if shard.is_whole() {
@@ -597,7 +607,19 @@ fn run_config(
         .collect();
     report.summary.bytes_read += store_bytes;
     report.config = config.files.clone();
-    (report, observed)
+    Ran {
+        report,
+        views: observed,
+        unread,
+    }
+}
+
+/// A run's report, what its promises saw of each source, and the sources
+/// it could not list (a shard's part of them is missing from the union).
+struct Ran {
+    report: Report,
+    views: BTreeMap<String, SourceView>,
+    unread: Vec<String>,
 }
 
 /// Judges fleet run `group` from the shards recorded so far, once.

@@ -668,7 +668,8 @@ pub fn evaluate(
         .collect()
 }
 
-fn evaluate_one(
+/// One promise judged: what [`evaluate`] does for each.
+pub fn evaluate_one(
     def: &CheckDef,
     by_source: &BTreeMap<String, SourceView>,
     now: DateTime<Utc>,
