@@ -138,6 +138,18 @@ fn is_promise(f: &Value) -> bool {
     !subject.starts_with('/') && !subject.starts_with("s3://") && !subject.starts_with("fleet ")
 }
 
+/// The one finding about `subject`: an `error` whose summary starts so.
+fn only_error(report: &Value, subject: &str, starts: &str) {
+    let about: Vec<&Value> = findings(report)
+        .iter()
+        .filter(|f| f["subject"] == subject)
+        .collect();
+    assert_eq!(about.len(), 1, "{}", describe(report));
+    assert_eq!(about[0]["status"], "error", "{}", about[0]);
+    let summary = about[0]["summary"].as_str().unwrap();
+    assert!(summary.starts_with(starts), "{}", about[0]);
+}
+
 fn findings_of(report: &Value) -> Vec<String> {
     let mut v: Vec<String> = findings(report).iter().map(comparable).collect();
     v.sort();
@@ -331,19 +343,10 @@ fn four_shards_at_once_equal_one_unsharded_run() {
     ]);
     env(&mut fin);
     let partial = json(&output(&mut fin));
-    let bucket: Vec<&Value> = findings(&partial)
-        .iter()
-        .filter(|f| f["subject"] == "verified:bucket")
-        .collect();
-    assert_eq!(bucket.len(), 1, "{}", describe(&partial));
-    assert_eq!(bucket[0]["status"], "error", "{}", bucket[0]);
-    assert!(
-        bucket[0]["summary"]
-            .as_str()
-            .unwrap()
-            .starts_with("not judged: shard 1 could not read source \"bucket\""),
-        "{}",
-        bucket[0]
+    only_error(
+        &partial,
+        "verified:bucket",
+        "not judged: shard 1 could not read source \"bucket\"",
     );
     let others = |r: &Value| -> Vec<String> {
         let mut v: Vec<String> = findings(r)
@@ -394,27 +397,10 @@ fn a_killed_shard_makes_the_fleet_run_error_until_it_reruns() {
     let o = finalize();
     assert_eq!(code(&o), 1, "{}", String::from_utf8_lossy(&o.stderr));
     let r = json(&o);
-    let missing: Vec<&Value> = findings(&r)
-        .iter()
-        .filter(|f| f["subject"] == "fleet night-2")
-        .collect();
-    assert_eq!(missing.len(), 1, "{}", describe(&r));
-    assert_eq!(missing[0]["status"], "error");
-    assert!(
-        missing[0]["summary"]
-            .as_str()
-            .unwrap()
-            .starts_with("shard 2 of 4 never reported"),
-        "{}",
-        missing[0]
-    );
+    only_error(&r, "fleet night-2", "shard 2 of 4 never reported");
     assert_eq!(r["fleet"]["missing"], serde_json::json!([2]));
     // No promise is judged on three shards' backups.
-    assert!(
-        !findings(&r).iter().any(|f| f["check"] == "freshness"),
-        "{}",
-        describe(&r)
-    );
+    assert!(!findings(&r).iter().any(is_promise), "{}", describe(&r));
 
     // The rerun of shard 2 completes the fleet run.
     let o = output(&mut shard(&cfg, &pg.url, "night-2", 2, &none));
@@ -607,19 +593,10 @@ fn a_shard_on_another_config_makes_the_fleet_run_error() {
         "{}",
         r["fleet"]
     );
-    let drift: Vec<&Value> = findings(&r)
-        .iter()
-        .filter(|f| f["subject"] == "fleet night-3")
-        .collect();
-    assert_eq!(drift.len(), 1, "{}", describe(&r));
-    assert_eq!(drift[0]["status"], "error");
-    assert!(
-        drift[0]["summary"]
-            .as_str()
-            .unwrap()
-            .contains("shard 1 of 4 read under another config"),
-        "{}",
-        drift[0]
+    only_error(
+        &r,
+        "fleet night-3",
+        "shard 1 of 4 read under another config",
     );
     assert!(!findings(&r).iter().any(is_promise), "{}", describe(&r));
 

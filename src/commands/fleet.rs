@@ -16,7 +16,6 @@ use crate::fleet::{FleetMark, FleetSummary, ShardPart, ShardRun};
 use crate::history::{PastRestore, StoredShard};
 use crate::policy::{self, SourceView};
 use crate::report::Report;
-use crate::source;
 
 fn part(s: &StoredShard) -> Option<&ShardPart> {
     match &s.report.fleet {
@@ -115,19 +114,8 @@ pub fn judge(
     } else {
         findings.extend(drift(group, of, &drifted));
     }
-    let sources = config
-        .sources
-        .iter()
-        .map(|s| source::location_name(&s.path))
-        .collect();
-    let mut report = Report::new("run", started, sources, backups, findings);
-    report.source_names = config
-        .sources
-        .iter()
-        .map(|s| (source::location_name(&s.path), s.name.clone()))
-        .collect();
+    let mut report = super::run_report(config, started, backups, findings);
     report.summary.bytes_read = bytes_read;
-    report.config = config.files.clone();
     report.fleet = Some(FleetMark::Final(FleetSummary {
         group: group.to_string(),
         shards: of,

@@ -105,3 +105,25 @@ pub fn record(report: &Report, location: &Path) -> Result<(), CommandError> {
     History::open(location)?.append(report)?;
     Ok(())
 }
+
+/// A `run` record of this config: its sources, their names, its files.
+fn run_report(
+    config: &crate::config::Config,
+    started: chrono::DateTime<chrono::Utc>,
+    backups: Vec<crate::verify::BackupRecord>,
+    findings: Vec<crate::finding::Finding>,
+) -> Report {
+    let sources = config
+        .sources
+        .iter()
+        .map(|s| crate::source::location_name(&s.path))
+        .collect();
+    let mut report = Report::new("run", started, sources, backups, findings);
+    report.source_names = config
+        .sources
+        .iter()
+        .map(|s| (crate::source::location_name(&s.path), s.name.clone()))
+        .collect();
+    report.config = config.files.clone();
+    report
+}

@@ -594,19 +594,8 @@ fn run_config(
     if shard.is_whole() {
         findings.extend(policy::evaluate(&config.checks, &observed, started));
     }
-    let sources = config
-        .sources
-        .iter()
-        .map(|s| source::location_name(&s.path))
-        .collect();
-    let mut report = Report::new("run", started, sources, backups, findings);
-    report.source_names = config
-        .sources
-        .iter()
-        .map(|s| (source::location_name(&s.path), s.name.clone()))
-        .collect();
+    let mut report = super::run_report(config, started, backups, findings);
     report.summary.bytes_read += store_bytes;
-    report.config = config.files.clone();
     Ran {
         report,
         views: observed,
