@@ -240,7 +240,13 @@ pub fn nightly(req: &NightlyRequest) -> Result<Nightly, CommandError> {
     // never of a shard's part.
     let mut judged = None;
     if let (Some((_, _, group)), Ok(())) = (shard, &recorded) {
-        match judge_fleet(&history, group, &config, When::Complete) {
+        let now = History::open(&history)
+            .map_err(CommandError::from)
+            .and_then(|mut h| {
+                let past = h.restores()?;
+                judge_fleet(&mut h, &past, group, &config, When::Complete)
+            });
+        match now {
             Ok(history::Judged::Now(final_report)) => {
                 if let Err(e) =
                     crate::report::write_all(&final_report, &dir, &config.report.formats)
@@ -613,15 +619,14 @@ struct Ran {
 
 /// Judges fleet run `group` from the shards recorded so far, once.
 fn judge_fleet(
-    history: &Path,
+    h: &mut History,
+    past: &[PastRestore],
     group: &str,
     config: &Config,
     when: When,
 ) -> Result<history::Judged, CommandError> {
-    let mut h = History::open(history)?;
-    let past = h.restores()?;
     Ok(h.judge_fleet(group, |shards| {
-        judging::judge(group, shards, config, &past, when)
+        judging::judge(group, shards, config, past, when)
     })?)
 }
 
@@ -637,11 +642,14 @@ fn finalize(
 ) -> Result<Nightly, CommandError> {
     let config = Config::load(config_path)?;
     let notify = notify_config(req, &config);
-    // Read before the fleet run is recorded: a recovery is told from the last one.
+    // Read once, before the wait: the earlier restores and (a recovery is
+    // told from the last run) the previous exit code.
+    let mut h = History::open(history)?;
     let previous = match &notify {
-        Some(_) if history::exists(history) => History::open(history)?.last_exit_code("run")?,
-        _ => None,
+        Some(_) => h.last_exit_code("run")?,
+        None => None,
     };
+    let past = h.restores()?;
     let until = Instant::now() + wait;
     let report = loop {
         let when = if Instant::now() >= until {
@@ -649,7 +657,7 @@ fn finalize(
         } else {
             When::Complete
         };
-        match judge_fleet(history, group, &config, when)? {
+        match judge_fleet(&mut h, &past, group, &config, when)? {
             history::Judged::Now(r) => {
                 if let Some(n) = &notify {
                     send_notification(n, &r, previous);

@@ -73,7 +73,9 @@ pub(super) fn verify_target(
     catalog.retain(filter);
     let listed = catalog.backups.len();
     let owns_source = target.shard.owns_source(&location);
-    let restore = shard_catalog(target, &location, &mut catalog, restore);
+    catalog.keep_shard(target.shard, &location, restore.is_some());
+    // A restore picks among the source's dumps: the source's owner runs it.
+    let restore = restore.filter(|_| owns_source);
     let all = catalog.backups.clone();
     let mut carried = Vec::new();
     if let Some((ledger, sample)) = sample {
@@ -168,18 +170,6 @@ pub(super) fn verify_target(
         listed,
         owns_source,
     })
-}
-
-/// A shard keeps the backups it owns, and the restore job where it owns
-/// the source (a restore picks among the source's dumps: one unit).
-fn shard_catalog<'a>(
-    target: &Target,
-    location: &str,
-    catalog: &mut catalog::Catalog,
-    restore: Option<RestoreJob<'a>>,
-) -> Option<RestoreJob<'a>> {
-    catalog.keep_shard(target.shard, location, restore.is_some());
-    restore.filter(|_| target.shard.owns_source(location))
 }
 
 /// A cloud source's snapshots as backups the promises see: those with no
