@@ -207,6 +207,14 @@ enum Lane {
     },
 }
 
+/// A stream that can lend its unread bytes where they lie (a mapped file),
+/// so the hashers read them without a copy.
+pub trait Lend {
+    /// Calls `f` with each unread stretch in order, to the end; the bytes
+    /// lent, or the storage error that stopped it.
+    fn lend_rest(&mut self, f: &mut dyn FnMut(&[u8])) -> io::Result<u64>;
+}
+
 /// The running hashers for one stream; only the requested ones exist.
 pub struct Hashers {
     lanes: Vec<Lane>,
@@ -275,6 +283,31 @@ impl Hashers {
                 }
             }
         }
+    }
+
+    /// Hashes a large borrowed buffer: with several digests, each runs on
+    /// its own thread over the same bytes (no copies), so the pass takes as
+    /// long as the slowest digest; BLAKE3 spreads over every core.
+    pub fn update_wide(&mut self, buf: &[u8]) {
+        let mut inline: Vec<&mut Hasher> = Vec::new();
+        let mut threaded = false;
+        for lane in &mut self.lanes {
+            match lane {
+                Lane::Inline(h) => inline.push(h),
+                Lane::Threaded { .. } => threaded = true,
+            }
+        }
+        if threaded || inline.len() < 2 {
+            return self.update(buf);
+        }
+        self.bytes += buf.len() as u64;
+        std::thread::scope(|s| {
+            let (first, rest) = inline.split_first_mut().expect("two or more");
+            for h in rest {
+                s.spawn(move || h.update(buf));
+            }
+            first.update(buf);
+        });
     }
 
     pub fn bytes(&self) -> u64 {
@@ -403,6 +436,31 @@ impl<R: Read> HashingReader<R> {
         Ok(total)
     }
 
+    /// Like [`drain`](Self::drain), for a stream that lends its bytes in
+    /// place (`lender` finds its [`Lend`]): each stretch is hashed where it
+    /// lies with [`Hashers::update_wide`]. `None`: the stream cannot lend.
+    pub fn drain_lent(
+        &mut self,
+        lender: impl FnOnce(&mut R) -> Option<&mut dyn Lend>,
+    ) -> Option<io::Result<u64>> {
+        let HashingReader {
+            inner,
+            hashers,
+            storage_error,
+            on_progress,
+        } = self;
+        let lent = lender(inner)?.lend_rest(&mut |stretch| {
+            hashers.update_wide(stretch);
+            if let Some(p) = on_progress.as_mut() {
+                p(stretch.len() as u64);
+            }
+        });
+        if let Err(e) = &lent {
+            *storage_error = Some(e.to_string());
+        }
+        Some(lent)
+    }
+
     pub fn storage_error(&self) -> Option<&str> {
         self.storage_error.as_deref()
     }
@@ -483,6 +541,19 @@ mod tests {
             lanes.update(chunk);
         }
         assert_eq!(inline.finish(), lanes.finish());
+    }
+
+    #[test]
+    fn wide_updates_agree_with_inline() {
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 5 + i / 11) as u8).collect();
+        let mut inline = Hashers::new(Algorithm::ALL);
+        let mut wide = Hashers::new(Algorithm::ALL);
+        for chunk in data.chunks(1_000_003) {
+            inline.update(chunk);
+            wide.update_wide(chunk);
+        }
+        assert_eq!(wide.bytes(), inline.bytes());
+        assert_eq!(inline.finish(), wide.finish());
     }
 
     #[test]

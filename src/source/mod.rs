@@ -10,6 +10,7 @@
 pub mod aws;
 pub mod facts;
 pub mod local;
+pub mod mapped;
 pub mod s3;
 
 use std::io::{self, Read};
@@ -94,6 +95,11 @@ pub trait BackupReader: Read + Send {
     /// the store has none, or the reader stopped before the end.
     fn finish(self: Box<Self>) -> Vec<(Expectation, String)> {
         Vec::new()
+    }
+
+    /// The reader's bytes lent in place, where it can (a mapped file).
+    fn lender(&mut self) -> Option<&mut dyn crate::digest::Lend> {
+        None
     }
 }
 

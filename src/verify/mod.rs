@@ -401,9 +401,11 @@ fn read_member_with(
     }
     // The store's own checksums are computed in the same pass.
     algorithms.extend(opened.promises.iter().map(|p| p.algorithm));
-    let file = opened.reader;
+    let mut file = opened.reader;
+    let lends = file.lender().is_some();
     let bar = progress.clone();
-    let lanes = size >= LANE_THRESHOLD && algorithms.len() > 1;
+    // A lent stream hashes each digest on its own thread without lanes.
+    let lanes = !lends && size >= LANE_THRESHOLD && algorithms.len() > 1;
     let mut tee = HashingReader::new(file, Hashers::with_lanes(algorithms, lanes))
         .on_progress(move |n| bar.advance(n));
     let path = source.local_path(key);
@@ -428,10 +430,10 @@ fn read_member_with(
         ),
         false => inspector(&mut tee, &subject),
     };
-    let drained = if lanes || size >= LANE_THRESHOLD {
-        tee.drain_pipelined()
-    } else {
-        tee.drain()
+    let drained = match tee.drain_lent(|r| r.lender()) {
+        Some(lent) => lent,
+        None if lanes || size >= LANE_THRESHOLD => tee.drain_pipelined(),
+        None => tee.drain(),
     };
     let mut storage_error = tee.storage_error().map(str::to_string);
     if let (Err(e), None) = (&drained, &storage_error) {
