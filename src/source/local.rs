@@ -115,54 +115,31 @@ impl LocalSource {
         }
         let mut out = Vec::new();
         let mut problems = Vec::new();
-        let walk = walkdir::WalkDir::new(&self.root)
-            .follow_links(true)
-            .sort_by_file_name();
-        let walk = match only {
-            Some(_) => walk.max_depth(1),
-            None => walk,
-        };
-        let inner = only
-            .map(|o| self.root.join(o))
-            .filter(|p| p.is_dir())
-            .map(|p| {
-                walkdir::WalkDir::new(p)
-                    .follow_links(true)
-                    .min_depth(1)
-                    .sort_by_file_name()
-            });
-        for entry in walk.into_iter().chain(inner.into_iter().flatten()) {
-            let entry = match entry {
-                Ok(e) => e,
+        let named = only.map(|o| self.root.join(o));
+        // One listed path (links followed, as the walk follows them): an
+        // artifact, a problem, or nothing (a directory, or a special file
+        // beside a spot-checked backup).
+        let consider = |path: &Path,
+                        meta: io::Result<std::fs::Metadata>|
+         -> Option<Result<Artifact, SourceError>> {
+            let meta = match meta {
+                Ok(m) => m,
                 Err(e) => {
-                    let at = e
-                        .path()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_else(|| self.location());
-                    let reason = e
-                        .io_error()
-                        .map(|i| i.to_string())
-                        .unwrap_or_else(|| e.to_string());
-                    problems.push(SourceError {
-                        location: at,
-                        reason,
-                    });
-                    continue;
+                    return Some(Err(SourceError {
+                        location: path.display().to_string(),
+                        reason: e.to_string(),
+                    }));
                 }
             };
-            let ft = entry.file_type();
+            let ft = meta.file_type();
             if ft.is_dir() {
-                continue;
+                return None;
             }
             if !ft.is_file() {
                 // A spot check lists its directory only for the manifests
                 // beside the backup: what else lives there is not audited.
-                let named = only.is_none_or(|o| {
-                    let p = entry.path();
-                    p == self.root.join(o) || p.starts_with(self.root.join(o))
-                });
-                if !named {
-                    continue;
+                if named.as_ref().is_some_and(|n| !path.starts_with(n)) {
+                    return None;
                 }
                 // Opening a FIFO blocks and a device reads forever: never
                 // opened, and never skipped silently either.
@@ -178,26 +155,14 @@ impl LocalSource {
                 } else {
                     "not a regular file"
                 };
-                problems.push(SourceError {
-                    location: entry.path().display().to_string(),
+                return Some(Err(SourceError {
+                    location: path.display().to_string(),
                     reason: format!("{what}, not a regular file: not read"),
-                });
-                continue;
+                }));
             }
-            let meta = match entry.metadata() {
-                Ok(m) => m,
-                Err(e) => {
-                    problems.push(SourceError {
-                        location: entry.path().display().to_string(),
-                        reason: e.to_string(),
-                    });
-                    continue;
-                }
-            };
-            let rel = entry
-                .path()
+            let rel = path
                 .strip_prefix(&self.root)
-                .expect("walkdir stays under its root");
+                .expect("listing stays under its root");
             let parts: Vec<(String, bool)> =
                 rel.components().map(|c| key_part(c.as_os_str())).collect();
             let key = parts
@@ -209,13 +174,84 @@ impl LocalSource {
                 self.raw_names
                     .lock()
                     .expect("raw names lock")
-                    .insert(key.clone(), entry.path().to_path_buf());
+                    .insert(key.clone(), path.to_path_buf());
             }
             let modified: DateTime<Utc> = meta
                 .modified()
                 .map(DateTime::from)
                 .unwrap_or_else(|_| Utc::now());
-            out.push(Artifact::new(key, meta.len(), modified));
+            Some(Ok(Artifact::new(key, meta.len(), modified)))
+        };
+        let mut take = |found: Option<Result<Artifact, SourceError>>| match found {
+            Some(Ok(a)) => out.push(a),
+            Some(Err(p)) => problems.push(p),
+            None => {}
+        };
+        let walk_error = |e: walkdir::Error| {
+            let at = e
+                .path()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| self.location());
+            let reason = e
+                .io_error()
+                .map(|i| i.to_string())
+                .unwrap_or_else(|| e.to_string());
+            SourceError {
+                location: at,
+                reason,
+            }
+        };
+        let walk = |root: &Path, min_depth: usize| {
+            walkdir::WalkDir::new(root)
+                .follow_links(true)
+                .min_depth(min_depth)
+                .sort_by_file_name()
+        };
+        match &named {
+            None => {
+                for entry in walk(&self.root, 0) {
+                    match entry {
+                        Ok(e) => take(consider(e.path(), e.metadata().map_err(io::Error::from))),
+                        Err(e) => take(Some(Err(walk_error(e)))),
+                    }
+                }
+            }
+            Some(named) => {
+                // A spot check: the files beside the named backup, read
+                // with one directory listing. A walk limited to depth 1
+                // would still list (and sort) every subdirectory in full.
+                let unlisted = |e: io::Error| SourceError {
+                    location: self.location(),
+                    reason: e.to_string(),
+                };
+                let mut beside: Vec<std::fs::DirEntry> = Vec::new();
+                match std::fs::read_dir(&self.root) {
+                    Ok(entries) => {
+                        for entry in entries {
+                            match entry {
+                                Ok(e) => beside.push(e),
+                                Err(e) => take(Some(Err(unlisted(e)))),
+                            }
+                        }
+                    }
+                    Err(e) => take(Some(Err(unlisted(e)))),
+                }
+                beside.sort_by_key(|e| e.file_name());
+                for e in beside {
+                    let path = e.path();
+                    take(consider(&path, std::fs::metadata(&path)));
+                }
+                if named.is_dir() {
+                    for entry in walk(named, 1) {
+                        match entry {
+                            Ok(e) => {
+                                take(consider(e.path(), e.metadata().map_err(io::Error::from)))
+                            }
+                            Err(e) => take(Some(Err(walk_error(e)))),
+                        }
+                    }
+                }
+            }
         }
         Ok((out, problems))
     }
