@@ -157,12 +157,32 @@ impl Hasher {
         }
     }
 
+    fn algorithm(&self) -> Algorithm {
+        match self {
+            Hasher::Sha256(_) => Algorithm::Sha256,
+            Hasher::Blake3(_) => Algorithm::Blake3,
+            Hasher::Md5(_) => Algorithm::Md5,
+            Hasher::Sha1(_) => Algorithm::Sha1,
+            Hasher::Crc32(_) => Algorithm::Crc32,
+            Hasher::Crc32c(_) => Algorithm::Crc32c,
+            Hasher::Crc64nvme(_) => Algorithm::Crc64nvme,
+            Hasher::Sha224(_) => Algorithm::Sha224,
+            Hasher::Sha384(_) => Algorithm::Sha384,
+            Hasher::Sha512(_) => Algorithm::Sha512,
+        }
+    }
+
     fn update(&mut self, buf: &[u8]) {
+        self.update_spread(buf, true)
+    }
+
+    /// `spread`: BLAKE3 may take every core for a large buffer (it is a
+    /// tree); without it, it stays on the calling thread.
+    fn update_spread(&mut self, buf: &[u8], spread: bool) {
         match self {
             Hasher::Sha256(h) => h.update(buf),
             Hasher::Blake3(h) => {
-                // BLAKE3 is a tree: large buffers hash on all cores.
-                if buf.len() >= BLAKE3_PARALLEL_MIN {
+                if spread && buf.len() >= BLAKE3_PARALLEL_MIN {
                     h.update_rayon(buf);
                 } else {
                     h.update(buf);
@@ -194,6 +214,55 @@ impl Hasher {
             Hasher::Sha512(h) => (Algorithm::Sha512, hex::encode(h.finalize())),
         }
     }
+}
+
+/// Relative cost per byte of each digest on one core (x86-64 with SHA-NI
+/// and AVX2, measured with `scripts/bench.sh`): MD5 is the slowest, BLAKE3
+/// on one core about a fifth of it, the CRCs next to nothing.
+fn cost(a: Algorithm) -> u32 {
+    match a {
+        Algorithm::Crc32 | Algorithm::Crc32c | Algorithm::Crc64nvme => 1,
+        Algorithm::Blake3 => 4,
+        Algorithm::Sha1 => 6,
+        Algorithm::Sha256 | Algorithm::Sha224 => 7,
+        Algorithm::Sha384 | Algorithm::Sha512 => 12,
+        Algorithm::Md5 => 19,
+    }
+}
+
+/// Splits digests (by index) into at most `cores` groups, the costliest
+/// first onto the least loaded group, so no core carries much more than the
+/// slowest digest; `true` when BLAKE3 alone is the heaviest group and may
+/// spread over every core (nothing slower would be held up by it).
+fn wide_groups(algorithms: &[Algorithm], cores: usize) -> (Vec<Vec<usize>>, bool) {
+    let mut order: Vec<usize> = (0..algorithms.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(cost(algorithms[i])));
+    let mut groups: Vec<(u32, Vec<usize>)> =
+        vec![(0, Vec::new()); cores.clamp(1, algorithms.len().max(1))];
+    for i in order {
+        let lightest = groups
+            .iter_mut()
+            .min_by_key(|(load, _)| *load)
+            .expect("one group");
+        lightest.0 += cost(algorithms[i]);
+        lightest.1.push(i);
+    }
+    let heaviest = groups
+        .iter()
+        .max_by_key(|(load, _)| *load)
+        .expect("one group");
+    let others: u32 = groups.iter().map(|(l, _)| l).sum::<u32>() - heaviest.0;
+    let spread = heaviest.1.len() == 1
+        && algorithms[heaviest.1[0]] == Algorithm::Blake3
+        && others < heaviest.0;
+    (
+        groups
+            .into_iter()
+            .map(|(_, g)| g)
+            .filter(|g| !g.is_empty())
+            .collect(),
+        spread,
+    )
 }
 
 /// A digest computed on the reading thread, or on its own thread fed with
@@ -285,28 +354,42 @@ impl Hashers {
         }
     }
 
-    /// Hashes a large borrowed buffer: with several digests, each runs on
-    /// its own thread over the same bytes (no copies), so the pass takes as
-    /// long as the slowest digest; BLAKE3 spreads over every core.
+    /// Hashes a large borrowed buffer: with several digests, the digests
+    /// are split into one group per core, balanced by their cost
+    /// ([`wide_groups`]), and the groups run side by side over the same
+    /// bytes (no copies), so the pass takes about as long as the slowest
+    /// digest alone. BLAKE3 spreads over every core when nothing slower
+    /// needs them.
     pub fn update_wide(&mut self, buf: &[u8]) {
-        let mut inline: Vec<&mut Hasher> = Vec::new();
-        let mut threaded = false;
+        let mut inline: Vec<Option<&mut Hasher>> = Vec::new();
         for lane in &mut self.lanes {
             match lane {
-                Lane::Inline(h) => inline.push(h),
-                Lane::Threaded { .. } => threaded = true,
+                Lane::Inline(h) => inline.push(Some(h)),
+                Lane::Threaded { .. } => return self.update(buf),
             }
-        }
-        if threaded || inline.len() < 2 {
-            return self.update(buf);
         }
         self.bytes += buf.len() as u64;
-        std::thread::scope(|s| {
-            let (first, rest) = inline.split_first_mut().expect("two or more");
-            for h in rest {
-                s.spawn(move || h.update(buf));
+        let algorithms: Vec<Algorithm> = inline.iter().flatten().map(|h| h.algorithm()).collect();
+        // Asked once: the answer reads cgroup files each time.
+        static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+        let cores =
+            *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let (groups, spread) = wide_groups(&algorithms, cores);
+        let mut groups: Vec<Vec<&mut Hasher>> = groups
+            .into_iter()
+            .map(|g| g.into_iter().filter_map(|i| inline[i].take()).collect())
+            .collect();
+        let run = move |group: Vec<&mut Hasher>| {
+            for h in group {
+                h.update_spread(buf, spread);
             }
-            first.update(buf);
+        };
+        let first = groups.remove(0);
+        std::thread::scope(|s| {
+            for g in groups {
+                s.spawn(move || run(g));
+            }
+            run(first);
         });
     }
 
@@ -541,6 +624,21 @@ mod tests {
             lanes.update(chunk);
         }
         assert_eq!(inline.finish(), lanes.finish());
+    }
+
+    #[test]
+    fn wide_groups_keep_the_slowest_digest_alone() {
+        use Algorithm::*;
+        let (g, spread) = wide_groups(&[Sha256, Blake3, Md5], 2);
+        assert_eq!(g, vec![vec![2], vec![0, 1]]);
+        assert!(!spread);
+        let (g, spread) = wide_groups(&[Blake3, Crc32c], 2);
+        assert_eq!(g, vec![vec![0], vec![1]]);
+        assert!(spread, "BLAKE3 is the slowest: it may take both cores");
+        let (g, spread) = wide_groups(&[Blake3], 4);
+        assert_eq!((g, spread), (vec![vec![0]], true));
+        let (g, _) = wide_groups(&[Sha256, Md5], 1);
+        assert_eq!(g, vec![vec![1, 0]]);
     }
 
     #[test]

@@ -11,22 +11,26 @@
 
 use std::fs::File;
 use std::io::{self, Read};
+use std::sync::Arc;
 
 use memmap2::{Mmap, MmapOptions};
 
 use crate::digest::Lend;
 
-/// Bytes mapped at a time: peak RSS stays near this whatever the file's
-/// size (mapped pages count as the process's until unmapped), and a window
-/// is large enough for BLAKE3 to split across cores.
-const WINDOW: u64 = 16 * 1024 * 1024;
+/// Bytes mapped at a time: peak RSS stays near two windows (one being
+/// unmapped) whatever the file's size, since mapped pages count as the
+/// process's until unmapped; a window is large enough for BLAKE3 to split
+/// across cores, and few enough windows keep their set-up out of the way.
+const WINDOW: u64 = 32 * 1024 * 1024;
 
 /// A local file read front to back through windows of a mapping.
 pub struct MappedFile {
-    file: File,
+    file: Arc<File>,
     size: u64,
     pos: u64,
     window: Option<Window>,
+    /// The end of what the kernel was asked to read ahead.
+    requested: u64,
 }
 
 struct Window {
@@ -49,10 +53,11 @@ impl MappedFile {
     /// found shorter fails the read.
     pub fn new(file: File, size: u64) -> Self {
         MappedFile {
-            file,
+            file: Arc::new(file),
             size,
             pos: 0,
             window: None,
+            requested: 0,
         }
     }
 
@@ -66,32 +71,41 @@ impl MappedFile {
             .as_ref()
             .is_some_and(|w| self.pos >= w.start && self.pos < w.start + w.map.len() as u64);
         if !current {
-            self.window = None; // unmapped before the next is mapped
             let start = self.pos - self.pos % WINDOW;
             let len = WINDOW.min(self.size - start) as usize;
+            // The old window leaves the guard's table first; then, on a
+            // thread of its own, it is unmapped and the reads of this
+            // window and the next are started. Both calls can block (an
+            // unmap for its TLB flush, WILLNEED until its reads are queued),
+            // so neither holds up the hashing.
+            let old = self.window.take().map(|Window { guard, map, .. }| {
+                drop(guard);
+                map
+            });
+            let ahead = self.requested.max(start)..(start + 2 * WINDOW).min(self.size);
+            self.requested = self.requested.max(ahead.end);
+            let file = Arc::clone(&self.file);
+            std::thread::spawn(move || {
+                drop(old);
+                if let Some(len) = std::num::NonZeroU64::new(ahead.end.saturating_sub(ahead.start))
+                {
+                    let _ = rustix::fs::fadvise(
+                        &*file,
+                        ahead.start,
+                        Some(len),
+                        rustix::fs::Advice::WillNeed,
+                    );
+                }
+            });
             // SAFETY: the mapping is read-only and private to this reader;
             // the one hazard, the file shrinking under it, is caught by the
-            // guard registered before any byte is touched.
-            let map = unsafe {
-                MmapOptions::new()
-                    .offset(start)
-                    .len(len)
-                    .populate()
-                    .map(&self.file)?
-            };
+            // guard registered before any byte is touched. Not populated:
+            // the hashing threads fault the pages in side by side, where
+            // populating would do it on this thread alone.
+            let map = unsafe { MmapOptions::new().offset(start).len(len).map(&*self.file)? };
             let guard = guard::register(map.as_ptr() as usize, map.len()).ok_or_else(|| {
                 io::Error::other("no SIGBUS guard for a mapped read (too many at once)")
             })?;
-            // Start reading the next window while this one is hashed.
-            let next = start + len as u64;
-            if next < self.size {
-                let _ = rustix::fs::fadvise(
-                    &self.file,
-                    next,
-                    std::num::NonZeroU64::new(WINDOW.min(self.size - next)),
-                    rustix::fs::Advice::WillNeed,
-                );
-            }
             self.window = Some(Window { map, start, guard });
         }
         Ok(self.window.as_ref())
