@@ -28,27 +28,34 @@ fn fail(e: &dyn std::fmt::Display) -> i32 {
 /// Prints the report; 2 if it cannot be rendered in that format.
 fn print_report(report: &Report, format: Format, verbose: bool) -> Result<(), i32> {
     let text = format.run_report(report, verbose).map_err(|e| fail(&e))?;
-    print!("{text}");
-    Ok(())
+    stdout(text.as_bytes())
+}
+
+/// Writes to stdout; a reader that went away (`| head`) is no error.
+fn stdout(bytes: &[u8]) -> Result<(), i32> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(bytes) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(fail(&e)),
+        _ => Ok(()),
+    }
 }
 
 fn write_out(bytes: std::io::Result<Vec<u8>>) -> i32 {
-    use std::io::Write;
-    match bytes.and_then(|b| std::io::stdout().write_all(&b)) {
-        Ok(()) => 0,
-        Err(e) => fail(&e),
-    }
+    let written = bytes.map_err(|e| fail(&e)).and_then(|b| stdout(&b));
+    written.map_or_else(|code| code, |()| 0)
 }
 
 /// A spot check's report, then its exit code (2 if it was not recorded).
 fn finish(v: Verified, format: Format, verbose: bool) -> i32 {
-    if let Err(code) = print_report(&v.report, format, verbose) {
-        return code;
-    }
-    match v.recorded {
-        Ok(()) => v.report.exit_code(),
-        Err(e) => fail(&e),
-    }
+    let code = match (print_report(&v.report, format, verbose), &v.recorded) {
+        (Err(code), _) => code,
+        (Ok(()), Ok(())) => v.report.exit_code(),
+        (Ok(()), Err(e)) => fail(e),
+    };
+    // The process ends here: freeing a large report string by string would
+    // only delay the exit (70 ms for 20,000 backups).
+    std::mem::forget(v);
+    code
 }
 
 fn run(cli: Cli) -> i32 {
@@ -92,10 +99,7 @@ fn run(cli: Cli) -> i32 {
                 s3: &common.s3.options(),
             };
             match commands::ls::list(&req) {
-                Ok(list) => {
-                    print!("{}", commands::ls::render(&list, common.format));
-                    0
-                }
+                Ok(list) => write_out(Ok(commands::ls::render(&list, common.format).into())),
                 Err(e) => fail(&e),
             }
         }
@@ -144,10 +148,7 @@ fn run(cli: Cli) -> i32 {
             let written = match out {
                 Some(path) => report::write_atomically(&path, e.text.as_bytes())
                     .map_err(|source| fail(&CommandError::Write { path, source })),
-                None => {
-                    print!("{}", e.text);
-                    Ok(())
-                }
+                None => stdout(e.text.as_bytes()),
             };
             written.map_or_else(|code| code, |()| if e.chain_intact { 0 } else { 1 })
         }
@@ -165,8 +166,8 @@ fn run(cli: Cli) -> i32 {
                 Ok(c) => c,
                 Err(e) => return fail(&e),
             };
-            print!("{}", chain::render(&check, format));
-            if check.problems.is_empty() { 0 } else { 1 }
+            let shown = stdout(chain::render(&check, format).as_bytes());
+            shown.map_or_else(|c| c, |()| i32::from(!check.problems.is_empty()))
         }
         Command::History {
             action: HistoryAction::Prune { store, before },

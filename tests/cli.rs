@@ -77,6 +77,24 @@ fn spot_check_stays_in_its_directory() {
 }
 
 #[test]
+fn a_reader_that_goes_away_ends_no_run_in_a_panic() {
+    // `backproof verify … | head`: the rest of the report has nowhere to
+    // go. That is no error, the verdict still decides the exit code.
+    let mut child = bin()
+        .args(["verify", "--no-history", "--no-progress"])
+        .arg(corpus().join("corrupt"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // closed before the report is written
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(code(&out), 1, "the corrupt corpus fails: {stderr}");
+}
+
+#[test]
 fn ls_lists_kinds_newest_first() {
     let o = run(&[
         "ls",
