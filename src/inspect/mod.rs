@@ -512,19 +512,20 @@ pub fn decompress<'a, R: Read + Send + 'a>(
 /// Inspects one artifact, reading `stream` to the end of whatever the
 /// format defines. The caller drains the rest so digests see every byte.
 pub fn inspect(stream: &mut dyn Read, subject: &Subject<'_>) -> Inspection {
-    let (head, rest) = match peek_head(stream) {
-        Ok(x) => x,
-        Err(e) => {
-            let mut i = Inspection::new(Kind::UNKNOWN);
-            i.result = Err(Damage::io(e, "reading the first bytes"));
-            return i;
-        }
-    };
+    // The first bytes are sniffed, then yielded again ahead of the rest:
+    // sniffing costs no second read.
+    let mut head = Vec::with_capacity(HEAD);
+    if let Err(e) = (&mut *stream).take(HEAD as u64).read_to_end(&mut head) {
+        let mut i = Inspection::new(Kind::UNKNOWN);
+        i.result = Err(Damage::io(e, "reading the first bytes"));
+        return i;
+    }
     if head.is_empty() {
         let mut i = Inspection::new(Kind::UNKNOWN);
         i.result = Err(Damage("empty file (0 bytes)".into()));
         return i;
     }
+    let rest = io::Cursor::new(&head[..]).chain(stream);
     let mut outer = BufReader::with_capacity(READ_BUF, rest);
     let Some(c) = sniff_compression(&head) else {
         if let Some(promised) = compression_promise(subject.name) {
@@ -606,15 +607,7 @@ fn compression_name(c: Compression) -> &'static str {
 /// at 1080, dump banners within the first lines.
 const HEAD: usize = 4096;
 
-/// Reads the first bytes and hands back a reader that yields them again,
-/// followed by the rest: sniffing costs no second read.
-fn peek_head<R: Read>(mut r: R) -> io::Result<(Vec<u8>, impl Read)> {
-    let mut head = Vec::with_capacity(HEAD);
-    (&mut r).take(HEAD as u64).read_to_end(&mut head)?;
-    Ok((head.clone(), io::Cursor::new(head).chain(r)))
-}
-
-/// Like [`peek_head`] for a decoder's output: when the stream breaks
+/// Like the sniffing of [`inspect`]'s first bytes, for a decoder's output: when the stream breaks
 /// inside the first bytes (a small compressed file cut short), the bytes
 /// before the break are still sniffed, and the inspector meets the error
 /// where it happened, so it can say which part of the format was cut.

@@ -42,6 +42,8 @@ fn key_part(name: &std::ffi::OsStr) -> (String, bool) {
 /// Below this, asking the kernel for sequential readahead costs a system
 /// call and gains nothing: the first read takes the whole file.
 const SEQUENTIAL_HINT_FROM: u64 = 256 * 1024;
+/// Up to this size a file is read whole at once (`whole`).
+const WHOLE_UP_TO: u64 = 1024 * 1024;
 /// From this size a file is read through a mapping (`mapped`): the copy
 /// out of the page cache it saves outweighs the mapping's set-up.
 const MAP_FROM: u64 = 4 * 1024 * 1024;
@@ -300,15 +302,16 @@ impl Storage for LocalSource {
             Some(f) => f,
             None => File::open(self.path_of(&artifact.key))?,
         };
-        let reader: Box<dyn super::BackupReader> =
-            if artifact.size >= MAP_FROM && super::mapped::available() {
-                Box::new(super::mapped::MappedFile::new(f, artifact.size))
-            } else {
-                if artifact.size >= SEQUENTIAL_HINT_FROM {
-                    let _ = rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::Sequential);
-                }
-                Box::new(f)
-            };
+        let reader: Box<dyn super::BackupReader> = if artifact.size <= WHOLE_UP_TO {
+            Box::new(super::whole::WholeFile::read(f, artifact.size)?)
+        } else if artifact.size >= MAP_FROM && super::mapped::available() {
+            Box::new(super::mapped::MappedFile::new(f, artifact.size))
+        } else {
+            if artifact.size >= SEQUENTIAL_HINT_FROM {
+                let _ = rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::Sequential);
+            }
+            Box::new(f)
+        };
         Ok(Opened {
             reader,
             promises: Vec::new(),
