@@ -64,6 +64,16 @@ impl MappedFile {
     /// The window holding `self.pos`, mapped if need be; `None` at the end.
     fn window(&mut self) -> io::Result<Option<&Window>> {
         if self.pos >= self.size {
+            // The listed bytes are through. A file that grew meanwhile (still
+            // being written) is not the one listed: a plain read would have
+            // found the extra bytes, and so must this one.
+            let now = self.file.metadata()?.len();
+            if now != self.size {
+                return Err(io::Error::other(format!(
+                    "the file is now {now} bytes but the listing said {}: it changed during verification",
+                    self.size
+                )));
+            }
             return Ok(None);
         }
         let current = self
@@ -325,6 +335,7 @@ mod guard {
 mod tests {
     use super::*;
     use crate::digest::Lend;
+    use std::io::Write;
 
     fn file_of(bytes: &[u8]) -> (tempfile::TempDir, std::path::PathBuf) {
         let dir = tempfile::tempdir().unwrap();
@@ -347,6 +358,23 @@ mod tests {
         assert_eq!(lent, data.len() as u64 - 1000);
         assert_eq!(rest, data);
         assert_eq!(m.read(&mut [0u8; 8]).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_file_that_grew_since_it_was_listed_fails_at_its_end() {
+        let (_d, p) = file_of(&vec![3u8; 5 * 1024 * 1024]);
+        let mut m = MappedFile::new(File::open(&p).unwrap(), 5 * 1024 * 1024);
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&p)
+            .unwrap()
+            .write_all(b"more")
+            .unwrap();
+        let err = m.lend_rest(&mut |_| {}).expect_err("grown");
+        assert!(
+            err.to_string().contains("changed during verification"),
+            "{err}"
+        );
     }
 
     #[test]
