@@ -598,3 +598,42 @@ fn logs_are_json_lines_on_stderr_with_a_timed_span_per_source() {
         "no noise by default"
     );
 }
+
+/// An entry of the copy that cannot be listed (a dangling link) leaves that
+/// entry unproven: `compare` says so as an error instead of passing over it.
+#[test]
+fn a_copy_entry_that_cannot_be_listed_is_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, dst) = (tmp.path().join("src"), tmp.path().join("dst"));
+    for dir in [&src, &dst] {
+        fs::create_dir(dir).unwrap();
+        fs::write(dir.join("a.sql"), "-- a\n").unwrap();
+    }
+    let compare = || {
+        let o = bin()
+            .args(["compare", "--no-history", "--format", "json"])
+            .arg(&src)
+            .arg(&dst)
+            .output()
+            .unwrap();
+        let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        (code(&o), report)
+    };
+    let (exit, report) = compare();
+    assert_eq!(exit, 0, "{}", describe(&report));
+    std::os::unix::fs::symlink(tmp.path().join("gone"), dst.join("b.sql")).unwrap();
+    let (exit, report) = compare();
+    assert_eq!(exit, 2, "{}", describe(&report));
+    let f = findings(&report);
+    assert_eq!(f[0]["status"], "error", "{}", describe(&report));
+    assert!(
+        f.iter().any(|f| f["status"] == "error"
+            && f["subject"].as_str().unwrap().ends_with("b.sql")
+            && f["summary"]
+                .as_str()
+                .unwrap()
+                .contains("could not list in the copy")),
+        "{}",
+        describe(&report)
+    );
+}

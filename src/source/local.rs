@@ -105,6 +105,22 @@ impl LocalSource {
         &self,
         only: Option<&str>,
     ) -> Result<(Vec<Artifact>, Vec<SourceError>), SourceError> {
+        let mut out = Vec::new();
+        let mut problems = Vec::new();
+        self.walk(only, &mut |found| match found {
+            Ok(a) => out.push(a),
+            Err(p) => problems.push(p),
+        })?;
+        Ok((out, problems))
+    }
+
+    /// The walk behind [`list_files`](Self::list_files), each entry handed
+    /// over as it is found: directory by directory, names in byte order.
+    fn walk(
+        &self,
+        only: Option<&str>,
+        each: &mut dyn FnMut(Result<Artifact, SourceError>),
+    ) -> Result<(), SourceError> {
         let meta = std::fs::metadata(&self.root).map_err(|e| SourceError {
             location: self.location(),
             reason: e.to_string(),
@@ -115,8 +131,6 @@ impl LocalSource {
                 reason: "not a directory".into(),
             });
         }
-        let mut out = Vec::new();
-        let mut problems = Vec::new();
         let named = only.map(|o| self.root.join(o));
         // One listed path (links followed, as the walk follows them): an
         // artifact, a problem, or nothing (a directory, or a special file
@@ -165,29 +179,34 @@ impl LocalSource {
             let rel = path
                 .strip_prefix(&self.root)
                 .expect("listing stays under its root");
-            let parts: Vec<(String, bool)> =
-                rel.components().map(|c| key_part(c.as_os_str())).collect();
-            let key = parts
-                .iter()
-                .map(|(p, _)| p.as_str())
-                .collect::<Vec<_>>()
-                .join("/");
-            if parts.iter().any(|(_, escaped)| *escaped) {
-                self.raw_names
-                    .lock()
-                    .expect("raw names lock")
-                    .insert(key.clone(), path.to_path_buf());
-            }
+            // A walk's paths are clean joins, so a UTF-8 one is its key.
+            let key = match rel.to_str() {
+                Some(key) => key.to_string(),
+                None => {
+                    let parts: Vec<(String, bool)> =
+                        rel.components().map(|c| key_part(c.as_os_str())).collect();
+                    let key = parts
+                        .iter()
+                        .map(|(p, _)| p.as_str())
+                        .collect::<Vec<_>>()
+                        .join("/");
+                    self.raw_names
+                        .lock()
+                        .expect("raw names lock")
+                        .insert(key.clone(), path.to_path_buf());
+                    key
+                }
+            };
             let modified: DateTime<Utc> = meta
                 .modified()
                 .map(DateTime::from)
                 .unwrap_or_else(|_| Utc::now());
             Some(Ok(Artifact::new(key, meta.len(), modified)))
         };
-        let mut take = |found: Option<Result<Artifact, SourceError>>| match found {
-            Some(Ok(a)) => out.push(a),
-            Some(Err(p)) => problems.push(p),
-            None => {}
+        let mut take = |found: Option<Result<Artifact, SourceError>>| {
+            if let Some(found) = found {
+                each(found)
+            }
         };
         let walk_error = |e: walkdir::Error| {
             let at = e
@@ -207,7 +226,14 @@ impl LocalSource {
             walkdir::WalkDir::new(root)
                 .follow_links(true)
                 .min_depth(min_depth)
-                .sort_by_file_name()
+                // By key, so a walk lists in path-component order of the
+                // keys (which `compare` relies on), escaped names too.
+                .sort_by(
+                    |a, b| match (a.file_name().to_str(), b.file_name().to_str()) {
+                        (Some(x), Some(y)) => x.cmp(y),
+                        _ => key_part(a.file_name()).0.cmp(&key_part(b.file_name()).0),
+                    },
+                )
         };
         match &named {
             None => {
@@ -255,7 +281,7 @@ impl LocalSource {
                 }
             }
         }
-        Ok((out, problems))
+        Ok(())
     }
 
     pub fn path_of(&self, key: &str) -> PathBuf {
@@ -284,6 +310,13 @@ impl Storage for LocalSource {
         only: Option<&str>,
     ) -> Result<(Vec<Artifact>, Vec<SourceError>), SourceError> {
         self.list_files(only)
+    }
+
+    fn list_each(
+        &self,
+        each: &mut dyn FnMut(Result<Artifact, SourceError>),
+    ) -> Result<(), SourceError> {
+        self.walk(None, each)
     }
 
     fn local_path(&self, key: &str) -> Option<PathBuf> {

@@ -166,6 +166,21 @@ pub trait Storage: Sync {
         only: Option<&str>,
     ) -> Result<(Vec<Artifact>, Vec<SourceError>), SourceError>;
 
+    /// Every artifact under the root, handed to `each` as it is listed,
+    /// with the entries that could not be read: for a consumer that keeps
+    /// no listing (`compare`). The order is the store's own, and consumers
+    /// may not rely on one: AWS S3 lists keys in byte order, a directory
+    /// walk (and SeaweedFS) a directory at a time, by path components.
+    fn list_each(
+        &self,
+        each: &mut dyn FnMut(Result<Artifact, SourceError>),
+    ) -> Result<(), SourceError> {
+        let (artifacts, problems) = self.list_scoped(None)?;
+        problems.into_iter().map(Err).for_each(&mut *each);
+        artifacts.into_iter().map(Ok).for_each(each);
+        Ok(())
+    }
+
     fn open(&self, artifact: &Artifact) -> io::Result<Opened<'_>>;
 
     /// Positional read for formats whose metadata is scattered (qcow2 tables).

@@ -72,7 +72,7 @@ impl S3Source {
         &self,
         prefix: &str,
         delimiter: bool,
-        out: &mut Vec<Artifact>,
+        each: &mut dyn FnMut(Artifact),
     ) -> Result<(), SourceError> {
         let mut pages = self
             .client
@@ -99,7 +99,7 @@ impl S3Source {
                     to_utc(o.last_modified()),
                 );
                 a.etag = o.e_tag().map(unquote);
-                out.push(a);
+                each(a);
             }
         }
         Ok(())

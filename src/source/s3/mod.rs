@@ -147,18 +147,27 @@ impl Storage for S3Source {
         only: Option<&str>,
     ) -> Result<(Vec<Artifact>, Vec<SourceError>), SourceError> {
         let mut out = Vec::new();
+        let mut push = |a| out.push(a);
         client::runtime().block_on(async {
             match only {
-                None => self.list_prefix(&self.prefix, false, &mut out).await,
+                None => self.list_prefix(&self.prefix, false, &mut push).await,
                 Some(o) => {
-                    self.list_prefix(&self.prefix, true, &mut out).await?;
-                    self.list_prefix(&format!("{}{o}/", self.prefix), false, &mut out)
+                    self.list_prefix(&self.prefix, true, &mut push).await?;
+                    self.list_prefix(&format!("{}{o}/", self.prefix), false, &mut push)
                         .await
                 }
             }
         })?;
         out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok((out, Vec::new()))
+    }
+
+    /// Page by page as ListObjectsV2 returns them, in the server's order.
+    fn list_each(
+        &self,
+        each: &mut dyn FnMut(Result<Artifact, SourceError>),
+    ) -> Result<(), SourceError> {
+        client::runtime().block_on(self.list_prefix(&self.prefix, false, &mut |a| each(Ok(a))))
     }
 
     fn open(&self, artifact: &Artifact) -> io::Result<Opened<'_>> {
