@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::CommandError;
-use crate::catalog::{self, Layout, TimestampFrom};
+use crate::catalog::{self, Backup, Layout, TimestampFrom};
 use crate::inspect::{self, Kind};
 use crate::source::{self, S3Options};
 
@@ -48,6 +48,7 @@ pub fn list(req: &LsRequest) -> Result<Vec<Listed>, CommandError> {
     catalog.keep_shard(req.shard, &target.source.location(), false);
     let now = Utc::now();
     let mut out = Vec::new();
+    let mut heads = sniff_files(target.source.as_ref(), &catalog.backups).into_iter();
     for b in &catalog.backups {
         let kind = match b.layout {
             Layout::PgDirectory => Kind {
@@ -70,14 +71,7 @@ pub fn list(req: &LsRequest) -> Result<Vec<Listed>, CommandError> {
                 format: inspect::Format::WalArchive,
                 compression: None,
             },
-            Layout::File => {
-                let mut head = vec![0u8; 64 * 1024];
-                let n = target
-                    .source
-                    .read_at(&b.members[0], 0, &mut head)
-                    .unwrap_or(0);
-                inspect::sniff(&head[..n], b.members[0].file_name())
-            }
+            Layout::File => heads.next().flatten().unwrap_or(Kind::UNKNOWN),
         };
         let mut checksums: Vec<String> = b
             .expected
@@ -130,6 +124,44 @@ pub fn list(req: &LsRequest) -> Result<Vec<Listed>, CommandError> {
     }
     out.sort_by(|a, b| b.timestamp.cmp(&a.timestamp).then(a.path.cmp(&b.path)));
     Ok(out)
+}
+
+/// The kind of each single-file backup (`None` for the others), from its
+/// first 64 KiB. A head is a small read whose cost is its system calls (or
+/// its request, in a bucket), so the backups are split between a few
+/// threads, each reusing one buffer and reading no more than the listed size.
+fn sniff_files(source: &dyn source::Storage, backups: &[Backup]) -> Vec<Option<Kind>> {
+    const HEAD: usize = 64 * 1024;
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get() * 2);
+    let per = backups.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = backups
+            .chunks(per)
+            .map(|part| {
+                let len = part.len();
+                let thread = scope.spawn(move || {
+                    let mut head = vec![0u8; HEAD];
+                    part.iter()
+                        .map(|b| {
+                            let m = b.members.first().filter(|_| b.layout == Layout::File)?;
+                            let want = usize::try_from(m.size).map_or(HEAD, |s| s.min(HEAD));
+                            let n = match want {
+                                0 => 0,
+                                _ => source.read_at(m, 0, &mut head[..want]).unwrap_or(0),
+                            };
+                            Some(inspect::sniff(&head[..n], m.file_name()))
+                        })
+                        .collect::<Vec<_>>()
+                });
+                (len, thread)
+            })
+            .collect();
+        // A thread that panicked leaves its part unknown, in its place.
+        parts
+            .into_iter()
+            .flat_map(|(len, t)| t.join().unwrap_or_else(|_| vec![None; len]))
+            .collect()
+    })
 }
 
 /// The listing as JSON for `--format json`, else as the table.
