@@ -127,12 +127,19 @@ pub fn list(req: &LsRequest) -> Result<Vec<Listed>, CommandError> {
 }
 
 /// The kind of each single-file backup (`None` for the others), from its
-/// first 64 KiB. A head is a small read whose cost is its system calls (or
-/// its request, in a bucket), so the backups are split between a few
+/// first 64 KiB. Heads are small reads, so the backups are split between
 /// threads, each reusing one buffer and reading no more than the listed size.
 fn sniff_files(source: &dyn source::Storage, backups: &[Backup]) -> Vec<Option<Kind>> {
     const HEAD: usize = 64 * 1024;
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get() * 2);
+    // A local head costs system calls, so a few threads per core; a remote
+    // one costs a round trip, so more requests in flight.
+    let remote = (backups.iter().flat_map(|b| b.members.first()))
+        .next()
+        .is_some_and(|m| source.local_path(&m.key).is_none());
+    let threads = match remote {
+        true => 16,
+        false => std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
+    };
     let per = backups.len().div_ceil(threads).max(1);
     std::thread::scope(|scope| {
         let parts: Vec<_> = backups
