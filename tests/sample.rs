@@ -104,9 +104,11 @@ fn ten_nights_of_rotate_5() {
             10 - last < 5,
             "{subject}: not re-read in the last 5 nights: {nights:?}"
         );
+        // Ten nights at rotate:5: read on night 1 and again by night 6 at
+        // the latest; the gaps above are the promise, this its consequence.
         if first == 1 {
             assert!(
-                nights.len() >= 3,
+                nights.len() >= 2,
                 "{subject} present all along, read only {nights:?}"
             );
         }
