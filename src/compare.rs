@@ -522,6 +522,14 @@ fn parity(src: &dyn Storage, dst: &dyn Storage, joined: Joined, bytes_read: u64)
         unlisted,
         same,
     } = joined;
+    // An entry one side could not list is unproven (said below); the
+    // other side's file of that name is then neither missing nor extra.
+    let unlisted_at: std::collections::HashSet<(bool, String)> = (unlisted.iter())
+        .map(|(in_source, e)| (*in_source, e.location.clone()))
+        .collect();
+    let missing =
+        (missing.into_iter()).filter(|a| !unlisted_at.contains(&(false, dst.subject(&a.key))));
+    let extra = (extra.into_iter()).filter(|b| !unlisted_at.contains(&(true, src.subject(&b.key))));
     let mut findings = Vec::new();
     for (in_source, e) in unlisted {
         let side = if in_source { "the source" } else { "the copy" };

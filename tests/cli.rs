@@ -636,4 +636,30 @@ fn a_copy_entry_that_cannot_be_listed_is_an_error() {
         "{}",
         describe(&report)
     );
+    // The source's own entry of that name is not "missing in the copy".
+    fs::write(src.join("b.sql"), "-- b\n").unwrap();
+    let (exit, report) = compare();
+    assert_eq!(exit, 2, "{}", describe(&report));
+    assert!(
+        findings(&report).iter().all(|f| f["status"] != "fail"),
+        "{}",
+        describe(&report)
+    );
+    // Nor, the other way round, is the copy's file "extra".
+    fs::remove_file(dst.join("b.sql")).unwrap();
+    fs::write(dst.join("b.sql"), "-- b\n").unwrap();
+    fs::remove_file(src.join("b.sql")).unwrap();
+    std::os::unix::fs::symlink(tmp.path().join("gone"), src.join("b.sql")).unwrap();
+    let (exit, report) = compare();
+    assert_eq!(exit, 2, "{}", describe(&report));
+    let f = findings(&report);
+    assert!(
+        f.iter().all(|f| f["status"] != "fail")
+            && f.iter().any(|f| f["summary"]
+                .as_str()
+                .unwrap()
+                .contains("could not list in the source")),
+        "{}",
+        describe(&report)
+    );
 }
