@@ -37,3 +37,15 @@ start_weed() {
     sleep 0.25
   done
 }
+
+# s3_env PORT: credentials and endpoint for backproof (the AWS variables)
+# and for rclone (remote `sw:`, from the environment alone) on that server.
+s3_env() {
+  export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret AWS_REGION=us-east-1
+  export AWS_ENDPOINT_URL_S3=http://127.0.0.1:$1 AWS_EC2_METADATA_DISABLED=true
+  unset AWS_CA_BUNDLE # no CA bundle for a plain-HTTP endpoint
+  export RCLONE_LOG_LEVEL=ERROR
+  export RCLONE_CONFIG_SW_TYPE=s3 RCLONE_CONFIG_SW_PROVIDER=Other RCLONE_CONFIG_SW_ENDPOINT=$AWS_ENDPOINT_URL_S3 \
+    RCLONE_CONFIG_SW_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID RCLONE_CONFIG_SW_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY \
+    RCLONE_CONFIG_SW_REGION=us-east-1 RCLONE_CONFIG_SW_FORCE_PATH_STYLE=true RCLONE_CONFIG_SW_CHUNK_SIZE=8M
+}

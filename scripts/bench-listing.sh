@@ -86,13 +86,7 @@ row -- "ls, local tree" ls "find -printf '%s %T@ %p' (stats)" findstat "-"
 row P8 "compare, local trees" compare "rclone check" check ">= 1, RSS <= 150 MiB"
 
 [ "$OBJECTS" -gt 0 ] || exit 0
-export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret AWS_REGION=us-east-1
-export AWS_ENDPOINT_URL_S3=http://127.0.0.1:$PORT AWS_EC2_METADATA_DISABLED=true
-unset AWS_CA_BUNDLE
-export RCLONE_LOG_LEVEL=ERROR
-export RCLONE_CONFIG_SW_TYPE=s3 RCLONE_CONFIG_SW_PROVIDER=Other RCLONE_CONFIG_SW_ENDPOINT=$AWS_ENDPOINT_URL_S3 \
-  RCLONE_CONFIG_SW_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID RCLONE_CONFIG_SW_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY \
-  RCLONE_CONFIG_SW_REGION=us-east-1 RCLONE_CONFIG_SW_FORCE_PATH_STYLE=true
+s3_env "$PORT"
 start_weed "$BENCH_DIR/s3data" "$PORT"
 
 # The first $OBJECTS files of the tree, whole directories of them.

@@ -24,14 +24,7 @@ need rclone rclone
 cargo build --release --quiet
 BP=$PWD/target/release/backproof
 
-export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret AWS_REGION=us-east-1
-export AWS_ENDPOINT_URL_S3=http://127.0.0.1:$PORT AWS_EC2_METADATA_DISABLED=true
-# rclone from the environment alone; no CA bundle for a plain-HTTP endpoint.
-unset AWS_CA_BUNDLE
-export RCLONE_LOG_LEVEL=ERROR
-export RCLONE_CONFIG_SW_TYPE=s3 RCLONE_CONFIG_SW_PROVIDER=Other RCLONE_CONFIG_SW_ENDPOINT=$AWS_ENDPOINT_URL_S3 \
-  RCLONE_CONFIG_SW_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID RCLONE_CONFIG_SW_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY \
-  RCLONE_CONFIG_SW_REGION=us-east-1 RCLONE_CONFIG_SW_FORCE_PATH_STYLE=true RCLONE_CONFIG_SW_CHUNK_SIZE=8M
+s3_env "$PORT"
 
 mkdir -p "$BENCH_DIR"
 start_weed "$BENCH_DIR/data" "$PORT"
