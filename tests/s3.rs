@@ -564,6 +564,36 @@ fn store_checksums_are_checked(s3: &S3, p: &Planted) {
         );
     }
 
+    // Beside the store's own SHA-256 the ETag's MD5 adds nothing: left out
+    // and said so, unless asked for with --digest md5.
+    let sha_subject = "s3://content/good/sha256/db-2026-11-20.sql.gz";
+    let etag_in = |f: &Value, list: &str| {
+        f["evidence"][list].as_array().is_some_and(|l| {
+            l.iter().any(|m| {
+                m["algorithm"] == "md5" && m["manifest"].as_str().unwrap().starts_with("S3 ETag")
+            })
+        })
+    };
+    let f = finding(&report, sha_subject, "integrity");
+    assert!(etag_in(f, "skipped") && !etag_in(f, "matched"), "{f:#}");
+    assert!(
+        f["evidence"]["skipped"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("x-amz-checksum-sha256"),
+        "{f:#}"
+    );
+    let (_, forced) = s3.verify_json(&["--digest", "md5", "s3://content/good/sha256"]);
+    let f = finding(&forced, sha_subject, "integrity");
+    assert!(etag_in(f, "matched") && !etag_in(f, "skipped"), "{f:#}");
+    // A SHA-256 only in user metadata does not stand in for the ETag.
+    let f = finding(
+        &report,
+        "s3://content/good/crc32/db-2026-11-20.sql.gz",
+        "integrity",
+    );
+    assert!(etag_in(f, "matched"), "{f:#}");
+
     // Multipart: the ETag and the composite CRC32 rebuilt from the parts.
     // At 16 MiB and more the object is read as parallel ranged GETs, so
     // these digests also prove the ranges reach the hashers in order.

@@ -346,6 +346,7 @@ impl Storage for LocalSource {
             Box::new(f)
         };
         Ok(Opened {
+            skipped: Vec::new(),
             reader,
             promises: Vec::new(),
             version_id: None,

@@ -122,6 +122,10 @@ pub struct Opened<'a> {
     /// Store checksums that cannot be checked (a multipart ETag whose part
     /// layout the store will not give), with why: never silently skipped.
     pub unchecked: Vec<Unchecked>,
+    /// Store checksums left out because another of the same bytes says
+    /// more (an MD5 ETag beside a SHA-256 checksum), with why: evidence,
+    /// not a gap.
+    pub skipped: Vec<Unchecked>,
     /// How much of the artifact the reader yields, where the store chose
     /// (an EBS snapshot in a `run` with a history); `None`: all of it.
     pub scope: Option<ReadScope>,
@@ -212,6 +216,11 @@ pub trait Storage: Sync {
     /// is opened: a store that can read just what changed since a backup
     /// verified before (EBS snapshots) reads only that. Others ignore it.
     fn use_ledger(&self, _ledger: &crate::ledger::Ledger) {}
+
+    /// The digests the audit asks for (`--digest`), before any artifact is
+    /// opened: a store that leaves out checks that add no evidence (an MD5
+    /// ETag beside a verified SHA-256) makes them when asked.
+    fn want_digests(&self, _digests: &[crate::digest::Algorithm]) {}
 
     /// A local path external tools (`qemu-img check`) may open, if any.
     fn local_path(&self, _key: &str) -> Option<PathBuf> {

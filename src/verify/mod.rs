@@ -201,6 +201,7 @@ pub fn verify_catalog(
     opts: &VerifyOptions,
     progress: &Progress,
 ) -> Verified {
+    source.want_digests(&opts.digests);
     let subject_of = |key: &str| source.subject(key);
     let mut findings = manifest_findings(catalog, &subject_of);
 
@@ -346,6 +347,8 @@ struct MemberPass {
     settled: Vec<(Expectation, String)>,
     /// Store checksums that could not be checked, with why.
     unchecked: Vec<Unchecked>,
+    /// Store checksums left out as adding nothing, with why.
+    skipped: Vec<Unchecked>,
     /// The object version read, on versioned stores.
     version_id: Option<String>,
     /// Encryption at rest, where the store reports it.
@@ -387,6 +390,7 @@ fn read_member_with(
                 promises: Vec::new(),
                 settled: Vec::new(),
                 unchecked: Vec::new(),
+                skipped: Vec::new(),
                 version_id: None,
                 encryption: None,
                 scope: None,
@@ -454,6 +458,7 @@ fn read_member_with(
         storage_error,
         promises: opened.promises,
         unchecked: opened.unchecked,
+        skipped: opened.skipped,
         version_id: opened.version_id,
         encryption: opened.encryption,
         scope: opened.scope,
@@ -818,6 +823,29 @@ fn integrity_finding(subj: &str, b: &Backup, passes: &[(String, MemberPass)]) ->
 }
 
 fn integrity_judged(subj: &str, b: &Backup, passes: &[(String, MemberPass)]) -> Finding {
+    let f = integrity_verdict(subj, b, passes);
+    let skipped: Vec<Value> = (passes.iter())
+        .flat_map(|(key, p)| {
+            p.skipped.iter().map(move |u| {
+                json!({
+                    "file": key,
+                    "algorithm": u.expectation.algorithm,
+                    "expected": u.expectation.digest,
+                    "manifest": u.expectation.manifest,
+                    "reason": u.reason,
+                })
+            })
+        })
+        .collect();
+    if skipped.is_empty() {
+        f
+    } else {
+        f.with("skipped", skipped)
+    }
+}
+
+/// The integrity verdict from the digests against every expectation.
+fn integrity_verdict(subj: &str, b: &Backup, passes: &[(String, MemberPass)]) -> Finding {
     let mut mismatches = Vec::new();
     let mut matched = Vec::new();
     let mut uncovered = Vec::new();

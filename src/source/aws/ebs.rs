@@ -263,6 +263,7 @@ impl Storage for EbsSource {
             ),
         };
         Ok(Opened {
+            skipped: Vec::new(),
             scope,
             reader: Box::new(reader),
             promises: Vec::new(),

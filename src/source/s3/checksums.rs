@@ -10,6 +10,7 @@ use super::S3Source;
 use super::client::{RequestError, runtime, unquote};
 use crate::digest::{Algorithm, Hashers};
 use crate::expectation::Expectation;
+use crate::source::Unchecked;
 
 /// What a GET or HEAD says about an object's bytes.
 pub(super) struct ObjectFacts {
@@ -174,6 +175,47 @@ pub(super) fn promises_of(reply: &ObjectFacts) -> (Vec<Expectation>, Vec<PartPro
         }
     }
     (out, parted)
+}
+
+/// The MD5s a store records (ETags, rclone's `md5chksum`) beside a SHA-256
+/// it computed itself (`x-amz-checksum-sha256`), when that SHA-256 will be
+/// checked: it proves the same bytes, and MD5 is the slowest digest of the
+/// pass. They are left out, with why, unless MD5 was asked for. A
+/// composite SHA-256 counts only when the part layout is known
+/// (`parts_checked`); a SHA-256 from user metadata never does.
+pub(super) fn leave_out_md5(
+    promises: Vec<Expectation>,
+    parted: Vec<PartPromise>,
+    parts_checked: bool,
+    md5_wanted: bool,
+) -> (Vec<Expectation>, Vec<PartPromise>, Vec<Unchecked>) {
+    let native = |e: &&Expectation| {
+        e.algorithm == Algorithm::Sha256 && e.manifest.starts_with("S3 x-amz-checksum-sha256")
+    };
+    let by = (promises.iter().find(native))
+        .or_else(|| (parted.iter().map(|p| &p.expectation)).find(|e| parts_checked && native(e)))
+        .map(|e| e.manifest.clone());
+    let Some(by) = by.filter(|_| !md5_wanted) else {
+        return (promises, parted, Vec::new());
+    };
+    let reason = format!(
+        "not computed: the store's own SHA-256 of the same bytes ({by}) is checked instead; --digest md5 checks this too"
+    );
+    let left = |expectation| Unchecked {
+        expectation,
+        reason: reason.clone(),
+    };
+    let (md5s, promises): (Vec<_>, Vec<_>) = promises
+        .into_iter()
+        .partition(|e| e.algorithm == Algorithm::Md5);
+    let (md5_parts, parted): (Vec<_>, Vec<_>) = parted
+        .into_iter()
+        .partition(|p| p.algorithm == Algorithm::Md5);
+    let skipped = (md5s.into_iter())
+        .chain(md5_parts.into_iter().map(|p| p.expectation))
+        .map(left)
+        .collect();
+    (promises, parted, skipped)
 }
 
 /// How a multipart object was cut: the true size of every part, in order.
@@ -410,5 +452,61 @@ impl PartChecks {
     pub fn finish(mut self) -> Vec<(Expectation, String)> {
         self.end();
         self.handle.join().unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn promise(algorithm: Algorithm, manifest: &str) -> Expectation {
+        Expectation {
+            algorithm,
+            digest: "00".into(),
+            manifest: manifest.into(),
+            line: 0,
+        }
+    }
+
+    fn parted(algorithm: Algorithm, manifest: &str) -> PartPromise {
+        PartPromise {
+            expectation: promise(algorithm, manifest),
+            algorithm,
+        }
+    }
+
+    #[test]
+    fn md5s_are_left_out_only_beside_a_sha256_the_store_computed_and_that_is_checked() {
+        let etag = || promise(Algorithm::Md5, "S3 ETag");
+        let native = || promise(Algorithm::Sha256, "S3 x-amz-checksum-sha256");
+        let (kept, _, skipped) = leave_out_md5(vec![etag(), native()], vec![], false, false);
+        assert_eq!((kept.len(), kept[0].algorithm), (1, Algorithm::Sha256));
+        assert_eq!(skipped.len(), 1);
+        assert!(
+            skipped[0].reason.contains("--digest md5"),
+            "{}",
+            skipped[0].reason
+        );
+        // Asked for, or beside a SHA-256 from user metadata: checked.
+        let (kept, _, skipped) = leave_out_md5(vec![etag(), native()], vec![], false, true);
+        assert_eq!((kept.len(), skipped.len()), (2, 0));
+        let meta = promise(Algorithm::Sha256, "S3 metadata x-amz-meta-sha256");
+        let (kept, _, skipped) = leave_out_md5(vec![etag(), meta], vec![], false, false);
+        assert_eq!((kept.len(), skipped.len()), (2, 0));
+        // A composite SHA-256 vouches only when its parts can be checked.
+        let parts = || {
+            vec![
+                parted(Algorithm::Md5, "S3 multipart ETag (3 parts)"),
+                parted(
+                    Algorithm::Sha256,
+                    "S3 x-amz-checksum-sha256 (composite of 3 parts)",
+                ),
+            ]
+        };
+        let (_, kept, skipped) = leave_out_md5(vec![], parts(), false, false);
+        assert_eq!((kept.len(), skipped.len()), (2, 0));
+        let (_, kept, skipped) = leave_out_md5(vec![], parts(), true, false);
+        assert_eq!((kept.len(), skipped.len()), (1, 1));
+        assert_eq!(kept[0].algorithm, Algorithm::Sha256);
     }
 }

@@ -31,6 +31,9 @@ pub struct S3Source {
     /// "" or ending with '/': keys relative to it are what manifests name.
     prefix: String,
     all_versions: bool,
+    /// Digests the audit asked for: an MD5 asked for is checked against
+    /// the ETag even beside a SHA-256 checksum.
+    wanted: std::sync::Arc<std::sync::RwLock<Vec<crate::digest::Algorithm>>>,
 }
 
 impl S3Source {
@@ -53,6 +56,7 @@ impl S3Source {
             bucket,
             prefix,
             all_versions: false,
+            wanted: Default::default(),
         }
     }
 
@@ -168,6 +172,10 @@ impl Storage for S3Source {
         each: &mut dyn FnMut(Result<Artifact, SourceError>),
     ) -> Result<(), SourceError> {
         client::runtime().block_on(self.list_prefix(&self.prefix, false, &mut |a| each(Ok(a))))
+    }
+
+    fn want_digests(&self, digests: &[crate::digest::Algorithm]) {
+        *self.wanted.write().expect("wanted digests lock") = digests.to_vec();
     }
 
     fn open(&self, artifact: &Artifact) -> io::Result<Opened<'_>> {

@@ -14,8 +14,9 @@ use aws_sdk_s3::types::ChecksumMode;
 use bytes::Bytes;
 
 use super::S3Source;
-use super::checksums::{LayoutError, ObjectFacts, PartChecks, promises_of};
+use super::checksums::{LayoutError, ObjectFacts, PartChecks, leave_out_md5, promises_of};
 use super::client::{RequestError, runtime};
+use crate::digest::Algorithm;
 use crate::expectation::Expectation;
 use crate::source::{Artifact, BackupReader, Opened, Unchecked};
 
@@ -253,10 +254,7 @@ impl S3Source {
             Some(reply.body)
         };
         let (promises, parted) = promises_of(&facts);
-        let mut unchecked = Vec::new();
-        let parts = if parted.is_empty() {
-            None
-        } else {
+        let layout = (!parted.is_empty()).then(|| {
             let counts: std::collections::BTreeSet<Option<u64>> = parted
                 .iter()
                 .map(|p| {
@@ -266,22 +264,29 @@ impl S3Source {
                         .and_then(|(_, n)| n.parse().ok())
                 })
                 .collect();
-            let layout = match counts.into_iter().collect::<Vec<_>>()[..] {
+            match counts.into_iter().collect::<Vec<_>>()[..] {
                 [Some(n)] => self.part_layout(&key, version_id.clone(), artifact.size, n),
                 _ => Err(LayoutError::PartCounts),
-            };
-            match layout {
-                Ok(layout) => {
-                    let depth = if body.is_some() { CHANNEL_DEPTH } else { 2 };
-                    Some(PartChecks::start(layout, parted, depth))
-                }
-                Err(why) => {
-                    unchecked.extend(parted.into_iter().map(|p| Unchecked {
-                        expectation: p.expectation,
-                        reason: format!("part layout unknown: {why}"),
-                    }));
-                    None
-                }
+            }
+        });
+        let md5_wanted = (self.wanted.read()).is_ok_and(|w| w.contains(&Algorithm::Md5));
+        let parts_checked = layout.as_ref().is_some_and(|l| l.is_ok());
+        let (promises, parted, skipped) =
+            leave_out_md5(promises, parted, parts_checked, md5_wanted);
+        let mut unchecked = Vec::new();
+        let parts = match layout {
+            None => None,
+            Some(Ok(_)) if parted.is_empty() => None,
+            Some(Ok(layout)) => {
+                let depth = if body.is_some() { CHANNEL_DEPTH } else { 2 };
+                Some(PartChecks::start(layout, parted, depth))
+            }
+            Some(Err(why)) => {
+                unchecked.extend(parted.into_iter().map(|p| Unchecked {
+                    expectation: p.expectation,
+                    reason: format!("part layout unknown: {why}"),
+                }));
+                None
             }
         };
         let reader = match body {
@@ -304,6 +309,7 @@ impl S3Source {
             reader: Box::new(reader),
             promises,
             unchecked,
+            skipped,
             scope: None,
         })
     }
