@@ -825,23 +825,24 @@ fn integrity_finding(subj: &str, b: &Backup, passes: &[(String, MemberPass)]) ->
 fn integrity_judged(subj: &str, b: &Backup, passes: &[(String, MemberPass)]) -> Finding {
     let f = integrity_verdict(subj, b, passes);
     let skipped: Vec<Value> = (passes.iter())
-        .flat_map(|(key, p)| {
-            p.skipped.iter().map(move |u| {
-                json!({
-                    "file": key,
-                    "algorithm": u.expectation.algorithm,
-                    "expected": u.expectation.digest,
-                    "manifest": u.expectation.manifest,
-                    "reason": u.reason,
-                })
-            })
-        })
+        .flat_map(|(key, p)| p.skipped.iter().map(move |u| left_unchecked(key, u)))
         .collect();
     if skipped.is_empty() {
         f
     } else {
         f.with("skipped", skipped)
     }
+}
+
+/// A store checksum not checked (or left out), for the evidence.
+fn left_unchecked(file: &str, u: &Unchecked) -> Value {
+    json!({
+        "file": file,
+        "algorithm": u.expectation.algorithm,
+        "expected": u.expectation.digest,
+        "manifest": u.expectation.manifest,
+        "reason": u.reason,
+    })
 }
 
 /// The integrity verdict from the digests against every expectation.
@@ -864,15 +865,7 @@ fn integrity_verdict(subj: &str, b: &Backup, passes: &[(String, MemberPass)]) ->
             .map(|e| (e, p.digests.get(&e.algorithm).cloned().unwrap_or_default()))
             .chain(p.settled.iter().map(|(e, actual)| (e, actual.clone())))
             .collect();
-        unchecked.extend(p.unchecked.iter().map(|u| {
-            json!({
-                "file": key,
-                "algorithm": u.expectation.algorithm,
-                "expected": u.expectation.digest,
-                "manifest": u.expectation.manifest,
-                "reason": u.reason,
-            })
-        }));
+        unchecked.extend(p.unchecked.iter().map(|u| left_unchecked(key, u)));
         if expected.is_empty() && p.unchecked.is_empty() {
             uncovered.push(key.clone());
         }
