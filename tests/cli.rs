@@ -106,6 +106,27 @@ fn ls_lists_kinds_newest_first() {
     let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let list = list.as_array().unwrap();
     assert_eq!(list.len(), 6);
+    // Each backup with its own kind: a directory dump among the files
+    // must not shift the kinds of the files after it.
+    for (ending, kind) in [
+        (".dir", "pg_directory"),
+        (".dump", "pg_custom"),
+        (".sql", "pg_plain"),
+        (".sql.gz", "pg_plain+gzip"),
+        (".sql.zst", "pg_plain+zstd"),
+        (".tar", "pg_tar"),
+    ] {
+        let l = list
+            .iter()
+            .find(|l| {
+                l["path"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with(&format!("T0300{ending}"))
+            })
+            .unwrap_or_else(|| panic!("no {ending} listed: {list:?}"));
+        assert_eq!(l["kind"], kind, "{l}");
+    }
     let custom = list.iter().find(|l| l["kind"] == "pg_custom").unwrap();
     assert_eq!(custom["timestamp"], "2026-11-20T03:00:00Z");
     assert_eq!(custom["timestamp_from"], "name");

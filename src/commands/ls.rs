@@ -50,6 +50,8 @@ pub fn list(req: &LsRequest) -> Result<Vec<Listed>, CommandError> {
     let mut out = Vec::new();
     let mut heads = sniff_files(target.source.as_ref(), &catalog.backups).into_iter();
     for b in &catalog.backups {
+        // One entry per backup, whatever its layout.
+        let head = heads.next().flatten();
         let kind = match b.layout {
             Layout::PgDirectory => Kind {
                 format: inspect::Format::PgToc,
@@ -71,7 +73,7 @@ pub fn list(req: &LsRequest) -> Result<Vec<Listed>, CommandError> {
                 format: inspect::Format::WalArchive,
                 compression: None,
             },
-            Layout::File => heads.next().flatten().unwrap_or(Kind::UNKNOWN),
+            Layout::File => head.unwrap_or(Kind::UNKNOWN),
         };
         let mut checksums: Vec<String> = b
             .expected
