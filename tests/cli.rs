@@ -684,3 +684,46 @@ fn a_copy_entry_that_cannot_be_listed_is_an_error() {
         describe(&report)
     );
 }
+
+/// An audit leaves no trace on the store, not even access times: backup
+/// files are read with O_NOATIME (relatime would otherwise update an
+/// access time older than the file's modification).
+#[test]
+fn verification_leaves_access_times_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("backups");
+    fs::create_dir(&dir).unwrap();
+    for sub in ["postgres", "mysql"] {
+        for e in fs::read_dir(corpus().join("clean").join(sub)).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_file() {
+                fs::copy(&p, dir.join(p.file_name().unwrap())).unwrap();
+            }
+        }
+    }
+    let old = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_577_836_800);
+    let atimes = || {
+        let mut out: Vec<(String, std::time::SystemTime)> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let at = e.metadata().unwrap().accessed().unwrap();
+                (e.file_name().to_string_lossy().into_owned(), at)
+            })
+            .collect();
+        out.sort();
+        out
+    };
+    for (name, _) in atimes() {
+        let f = fs::File::options()
+            .write(true)
+            .open(dir.join(&name))
+            .unwrap();
+        f.set_times(fs::FileTimes::new().set_accessed(old)).unwrap();
+    }
+    let before = atimes();
+    assert!(before.len() > 5 && before.iter().all(|(_, at)| *at == old));
+    let (code, report) = verify_json(&[&dir]);
+    assert!(code < 2, "{}", describe(&report));
+    assert_eq!(atimes(), before);
+}
