@@ -1,5 +1,17 @@
 # Helpers the bench scripts share; sourced, never run.
 
+# need CMD PACKAGE: installs Debian's PACKAGE when CMD is missing.
+need() { command -v "$1" >/dev/null || { apt-get update -qq && apt-get install -y -qq "$2" >/dev/null; }; }
+
+# backproof_bin: sets BP to the binary to measure. BP=/path/to/backproof
+# measures that build; by default a release build of this checkout.
+backproof_bin() {
+  if [ -z "${BP:-}" ]; then
+    cargo build --release --quiet
+    BP=$PWD/target/release/backproof
+  fi
+}
+
 # make_tree ROOT N [named]: N small files with dated dump names in 1,000
 # directories under ROOT; empty, or with `named` each holding its own path.
 make_tree() {

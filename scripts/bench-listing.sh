@@ -27,16 +27,12 @@ OBJECTS=${BENCH_S3_OBJECTS:-100000}
 RUNS=${RUNS:-3}
 PORT=${BENCH_S3_PORT:-18533}
 
-need() { command -v "$1" >/dev/null || { apt-get update -qq && apt-get install -y -qq "$2" >/dev/null; }; }
 need rclone rclone
 need python3 python3
 need bc bc
-[ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
+need /usr/bin/time time
 
-if [ -z "${BP:-}" ]; then
-  cargo build --release --quiet
-  BP=$PWD/target/release/backproof
-fi
+backproof_bin
 
 SRC=$BENCH_DIR/src-$FILES
 DST=$BENCH_DIR/dst-$FILES

@@ -10,22 +10,17 @@
 #   BENCH_BIG_MIB=512 scripts/bench-s3.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/bench-lib.sh
 
 BENCH_DIR=${BENCH_DIR:-/tmp/backproof-bench-s3}
 BIG_MIB=${BENCH_BIG_MIB:-4096}
 RUNS=${RUNS:-3}
 PORT=${BENCH_S3_PORT:-18433}
 
-need() { command -v "$1" >/dev/null || { apt-get update -qq && apt-get install -y -qq "$2" >/dev/null; }; }
 need rclone rclone
-[ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
-. scripts/bench-lib.sh
+need /usr/bin/time time
 
-# BP=/path/to/backproof measures that build instead of building one here.
-if [ -z "${BP:-}" ]; then
-  cargo build --release --quiet
-  BP=$PWD/target/release/backproof
-fi
+backproof_bin
 
 s3_env "$PORT"
 

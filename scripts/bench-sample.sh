@@ -9,6 +9,7 @@
 #   BENCH_MIB=4 BENCH_NIGHTS=14 scripts/bench-sample.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/bench-lib.sh
 
 BENCH_DIR=${BENCH_DIR:-/tmp/backproof-bench-sample}
 MIB=${BENCH_MIB:-16}
@@ -16,11 +17,9 @@ NIGHTS=${BENCH_NIGHTS:-28}
 KEPT=31 # 30 unchanged + tonight's new one
 EVERY=7
 
-command -v python3 >/dev/null || { apt-get update -qq && apt-get install -y -qq python3 >/dev/null; }
-if [ -z "${BP:-}" ]; then
-  cargo build --release --quiet
-  BP=$PWD/target/release/backproof
-fi
+need python3 python3
+need bc bc
+backproof_bin
 
 rm -rf "$BENCH_DIR"
 mkdir -p "$BENCH_DIR/archive"

@@ -9,22 +9,18 @@
 #   BENCH_BIG_MIB=512 BENCH_FILES=2000 scripts/bench.sh   # a quick one
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/bench-lib.sh
 
 BENCH_DIR=${BENCH_DIR:-/tmp/backproof-bench}
 BIG_MIB=${BENCH_BIG_MIB:-4096}
 FILES=${BENCH_FILES:-20000}
 RUNS=${RUNS:-5}
 
-need() { command -v "$1" >/dev/null || { apt-get update -qq && apt-get install -y -qq "$2" >/dev/null; }; }
 need b3sum b3sum
 need openssl openssl
-[ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
+need /usr/bin/time time
 
-# BP=/path/to/backproof measures that build instead of building one here.
-if [ -z "${BP:-}" ]; then
-  cargo build --release --quiet
-  BP=$PWD/target/release/backproof
-fi
+backproof_bin
 
 mkdir -p "$BENCH_DIR"
 BIG=$BENCH_DIR/big-${BIG_MIB}M.bin
