@@ -88,9 +88,10 @@ pub fn plan(backups: &[(String, u64)], ledger: &Ledger, sample: Sample) -> Vec<b
             }
         }
     }
-    let mut due_by = vec![0u128; sample.every + 1];
+    // Bytes whose slack is s nights (s < N).
+    let mut due_by = vec![0u128; sample.every];
     for &(_, _, slack, size) in &unchanged {
-        due_by[slack.min(sample.every)] += u128::from(size);
+        due_by[slack] += u128::from(size);
     }
     // quota = max over k of (bytes due within k nights) / k, as a fraction.
     let (mut due, mut quota) = (0u128, (0u128, 1u128));
