@@ -1,7 +1,7 @@
 //! Catalog: artifacts grouped into backups, with their timestamps and the
 //! checksums that manifests and sidecars promise for them.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::Read;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
@@ -12,6 +12,8 @@ use crate::digest::Algorithm;
 use crate::expectation::Expectation;
 use crate::manifest::{self, ManifestError};
 use crate::source::{Artifact, Storage};
+
+pub mod plan;
 
 /// Manifests larger than this are refused rather than loaded into memory.
 const MAX_MANIFEST_BYTES: u64 = 64 * 1024 * 1024;
@@ -47,26 +49,137 @@ impl Layout {
     }
 
     /// Which directory layout a directory's own file names announce.
-    fn of_dir(names: &BTreeSet<&str>, has_global: bool) -> Option<Layout> {
-        if names.contains("toc.dat") {
+    fn of_dir(names: &DirNames, has_global: bool) -> Option<Layout> {
+        let has = |m: u8| names.markers & m != 0;
+        if has(TOC) {
             Some(Layout::PgDirectory)
-        } else if names.contains("PG_VERSION")
-            && has_global
-            && (names.contains("backup_label") || names.contains("backup_manifest"))
-        {
+        } else if has(PG_VERSION) && has_global && (has(BACKUP_LABEL) || has(BACKUP_MANIFEST)) {
             Some(Layout::PgBaseBackup)
-        } else if names.contains("xtrabackup_checkpoints")
+        } else if has(XTRABACKUP_CHECKPOINTS)
             // Two of the three markers: a backup whose checkpoints file is
             // lost is still that backup (and fails for it), not 200 files.
-            || (names.contains("backup-my.cnf") && names.contains("xtrabackup_info"))
+            || (has(BACKUP_MY_CNF) && has(XTRABACKUP_INFO))
         {
             Some(Layout::MariadbBackup)
         } else {
-            crate::inspect::physical::layout_of_dir(names).map(|l| match l {
+            crate::inspect::physical::layout_of_dir(&names.physical).map(|l| match l {
                 crate::inspect::physical::DirLayout::BaseBackupTar => Layout::PgBaseBackupTar,
                 crate::inspect::physical::DirLayout::WalArchive => Layout::WalArchive,
             })
         }
+    }
+}
+
+// The file names that announce a directory layout, as bits of `DirNames`.
+const TOC: u8 = 1;
+const PG_VERSION: u8 = 2;
+const BACKUP_LABEL: u8 = 4;
+const BACKUP_MANIFEST: u8 = 8;
+const XTRABACKUP_CHECKPOINTS: u8 = 16;
+const BACKUP_MY_CNF: u8 = 32;
+const XTRABACKUP_INFO: u8 = 64;
+
+/// What a directory's own file names say about its layout, gathered one
+/// name at a time: the marker names it holds and the counts the physical
+/// layouts need, never the names themselves.
+#[derive(Clone, Debug, Default)]
+struct DirNames {
+    markers: u8,
+    physical: crate::inspect::physical::DirNames,
+}
+
+impl DirNames {
+    fn add(&mut self, name: &str) {
+        self.markers |= match name {
+            "toc.dat" => TOC,
+            "PG_VERSION" => PG_VERSION,
+            "backup_label" => BACKUP_LABEL,
+            "backup_manifest" => BACKUP_MANIFEST,
+            "xtrabackup_checkpoints" => XTRABACKUP_CHECKPOINTS,
+            "backup-my.cnf" => BACKUP_MY_CNF,
+            "xtrabackup_info" => XTRABACKUP_INFO,
+            _ => 0,
+        };
+        self.physical.add(name);
+    }
+}
+
+/// Which directories of a listing are one backup each, learned one
+/// artifact at a time: per directory its [`DirNames`], and which
+/// directories have a `global/` subdirectory.
+#[derive(Debug, Default)]
+pub(crate) struct Survey {
+    dirs: HashMap<String, DirNames>,
+    with_global: HashSet<String>,
+}
+
+impl Survey {
+    pub(crate) fn add(&mut self, a: &Artifact) {
+        let dir = a.dir();
+        match self.dirs.get_mut(dir) {
+            Some(names) => names.add(a.file_name()),
+            None => {
+                let mut names = DirNames::default();
+                names.add(a.file_name());
+                self.dirs.insert(dir.to_string(), names);
+                if let Some(d) = dir
+                    .strip_suffix("global")
+                    .filter(|d| d.is_empty() || d.ends_with('/'))
+                {
+                    self.with_global
+                        .insert(d.strip_suffix('/').unwrap_or(d).to_string());
+                }
+            }
+        }
+    }
+
+    /// Directories that are one backup each, with their layout: a
+    /// directory whose own files announce a layout owns everything under
+    /// it, and the outermost wins, so that e.g. base/1/PG_VERSION inside a
+    /// base backup never starts a backup of its own.
+    pub(crate) fn owners(&self) -> Owners {
+        let mut found: Vec<(&str, Layout)> = self
+            .dirs
+            .iter()
+            .filter_map(|(dir, names)| {
+                let layout = Layout::of_dir(names, self.with_global.contains(dir))?;
+                // A dump directory at the root is a source of loose files to
+                // the old rules; only the directory kinds new here may be the
+                // root.
+                (layout != Layout::PgDirectory || !dir.is_empty()).then_some((dir.as_str(), layout))
+            })
+            .collect();
+        found.sort_by_key(|(d, _)| (d.len(), *d));
+        let mut outermost = Owners::default();
+        for (d, l) in found {
+            if outermost.of(d).is_none() {
+                outermost.0.insert(d.to_string(), l);
+            }
+        }
+        outermost
+    }
+}
+
+/// The directories that are one backup each (outermost only).
+#[derive(Debug, Default)]
+pub(crate) struct Owners(HashMap<String, Layout>);
+
+impl Owners {
+    /// The directory backup `key` belongs to (the root, or a directory
+    /// above it), looked up one path prefix at a time.
+    pub(crate) fn of<'a>(&'a self, key: &str) -> Option<(&'a str, Layout)> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let get = |d: &str| self.0.get_key_value(d).map(|(d, l)| (d.as_str(), *l));
+        if let Some(root) = get("") {
+            return (!key.is_empty()).then_some(root);
+        }
+        key.match_indices('/').find_map(|(i, _)| get(&key[..i]))
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, Layout)> {
+        self.0.iter().map(|(d, l)| (d.as_str(), *l))
     }
 }
 
@@ -362,28 +475,17 @@ pub fn build(
 ) -> Catalog {
     let mut catalog = Catalog::default();
 
-    // Directory-shaped backups first: a directory whose own files announce
-    // a layout owns everything under it. The outermost wins, so that e.g.
-    // base/1/PG_VERSION inside a base backup never starts a backup of its own.
-    let dirs = directory_backups(&artifacts);
-    let owning_dir = |key: &str| -> Option<(&String, Layout)> {
-        dirs.iter()
-            .find(|(d, _)| {
-                d.is_empty()
-                    || (key.len() > d.len()
-                        && key.starts_with(d.as_str())
-                        && key.as_bytes()[d.len()] == b'/')
-            })
-            .map(|(d, l)| (d, *l))
-    };
+    let mut survey = Survey::default();
+    artifacts.iter().for_each(|a| survey.add(a));
+    let owners = survey.owners();
 
     let mut manifests = Vec::new();
     let mut by_dir: BTreeMap<String, (Layout, Vec<Artifact>)> = BTreeMap::new();
     let mut singles = Vec::new();
     for a in artifacts {
-        if let Some((dir, layout)) = owning_dir(&a.key) {
+        if let Some((dir, layout)) = owners.of(&a.key) {
             by_dir
-                .entry(dir.clone())
+                .entry(dir.to_string())
                 .or_insert_with(|| (layout, Vec::new()))
                 .1
                 .push(a);
@@ -439,20 +541,7 @@ pub fn build(
     let manifest_keys: BTreeSet<String> = manifests.iter().map(|(a, _)| a.key.clone()).collect();
 
     for (artifact, kind) in manifests {
-        let text = match read_manifest(source, &artifact) {
-            Ok(t) => t,
-            Err(e) => {
-                catalog
-                    .manifests
-                    .push(ManifestState::Unreadable(ManifestError {
-                        key: artifact.key.clone(),
-                        line: 0,
-                        reason: e.to_string(),
-                    }));
-                continue;
-            }
-        };
-        match manifest::parse(&artifact.key, &kind, &text) {
+        match load_manifest(source, &artifact, &kind) {
             Err(e) => catalog.manifests.push(ManifestState::Unreadable(e)),
             Ok(m) => {
                 // A spot check reports only the manifests that speak of it.
@@ -504,42 +593,6 @@ fn stamp(pattern: &TimestampPattern, name: &str, a: &Artifact) -> (DateTime<Utc>
         Some(t) => (t, TimestampFrom::Name),
         None => (a.modified, TimestampFrom::Mtime),
     }
-}
-
-/// Directories that are one backup each, outermost first, with their layout.
-fn directory_backups(artifacts: &[Artifact]) -> Vec<(String, Layout)> {
-    let mut names: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-    let mut with_global: BTreeSet<&str> = BTreeSet::new();
-    for a in artifacts {
-        names.entry(a.dir()).or_default().insert(a.file_name());
-        let parent = a.dir();
-        if let Some(d) = parent
-            .strip_suffix("global")
-            .filter(|d| d.is_empty() || d.ends_with('/'))
-        {
-            with_global.insert(d.strip_suffix('/').unwrap_or(d));
-        }
-    }
-    let mut found: Vec<(String, Layout)> = names
-        .iter()
-        .filter_map(|(dir, names)| {
-            let layout = Layout::of_dir(names, with_global.contains(dir))?;
-            // A dump directory at the root is a source of loose files to the
-            // old rules; only the directory kinds new here may be the root.
-            (layout != Layout::PgDirectory || !dir.is_empty()).then(|| (dir.to_string(), layout))
-        })
-        .collect();
-    found.sort_by_key(|(d, _)| (d.len(), d.clone()));
-    let mut outermost: Vec<(String, Layout)> = Vec::new();
-    for (d, l) in found {
-        let nested = outermost
-            .iter()
-            .any(|(o, _)| o.is_empty() || d.starts_with(&format!("{o}/")));
-        if !nested {
-            outermost.push((d, l));
-        }
-    }
-    outermost
 }
 
 /// Backup-label files are a few hundred bytes; more is not a label.
@@ -617,6 +670,21 @@ fn xtrabackup_start_time(info: &str) -> Option<DateTime<Utc>> {
     NaiveDateTime::parse_from_str(value, "%Y-%m-%d %H:%M:%S")
         .ok()
         .map(|t| Utc.from_utc_datetime(&t))
+}
+
+/// Reads and parses one manifest; one that cannot be read is an error at
+/// its line 0.
+fn load_manifest(
+    source: &dyn Storage,
+    a: &Artifact,
+    kind: &manifest::ManifestName,
+) -> Result<manifest::Manifest, ManifestError> {
+    let text = read_manifest(source, a).map_err(|e| ManifestError {
+        key: a.key.clone(),
+        line: 0,
+        reason: e.to_string(),
+    })?;
+    manifest::parse(&a.key, kind, &text)
 }
 
 fn read_manifest(source: &dyn Storage, a: &Artifact) -> Result<String, ReadError> {

@@ -218,6 +218,11 @@ pub enum Command {
         common: Common,
         #[command(flatten)]
         shard: ShardArg,
+        /// Only count the backups (and their bytes) that the shard owns,
+        /// planning as a run does: no heads read, no listing held. Sizes a
+        /// --shard split.
+        #[arg(long)]
+        count: bool,
     },
     /// Compare a copy with its source (each a directory or an s3:// URL):
     /// objects missing, stale or extra in the copy, and the copy lag.

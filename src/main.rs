@@ -91,6 +91,7 @@ fn run(cli: Cli) -> i32 {
             path,
             common,
             shard,
+            count,
         } => {
             let req = LsRequest {
                 shard: shard.get(),
@@ -98,6 +99,12 @@ fn run(cli: Cli) -> i32 {
                 timestamp_pattern: common.timestamp_pattern.as_deref(),
                 s3: &common.s3.options(),
             };
+            if count {
+                return match commands::ls::count(&req) {
+                    Ok(c) => write_out(Ok(commands::ls::render_count(&c, common.format).into())),
+                    Err(e) => fail(&e),
+                };
+            }
             match commands::ls::list(&req) {
                 Ok(list) => write_out(Ok(commands::ls::render(&list, common.format).into())),
                 Err(e) => fail(&e),

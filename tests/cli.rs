@@ -140,6 +140,45 @@ fn ls_lists_kinds_newest_first() {
 }
 
 #[test]
+fn a_source_too_long_to_hold_is_planned_as_a_stream_and_split_between_shards() {
+    // Past the in-memory limit (100,000 artifacts), so the binary plans it
+    // as a stream: a directory dump among 100,100 single-file backups.
+    let dir = tempfile::tempdir().unwrap();
+    for d in 0..100 {
+        let sub = dir.path().join(format!("site-{d:03}"));
+        fs::create_dir(&sub).unwrap();
+        for i in 0..1001 {
+            fs::write(sub.join(format!("db-{i:04}.sql")), "x").unwrap();
+        }
+    }
+    let dump = dir.path().join("site-042/app.dir");
+    fs::create_dir(&dump).unwrap();
+    for f in ["toc.dat", "3001.dat.gz", "3002.dat.gz"] {
+        fs::write(dump.join(f), "yy").unwrap();
+    }
+    let count = |shard: &str| {
+        let o = run(&[
+            "ls",
+            "--count",
+            "--shard",
+            shard,
+            dir.path().to_str().unwrap(),
+            "--format",
+            "json",
+        ]);
+        assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+        let c: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(c["streamed"], true, "{c}");
+        assert_eq!(c["listed"], 100_101, "{c}");
+        (c["backups"].as_u64().unwrap(), c["bytes"].as_u64().unwrap())
+    };
+    assert_eq!(count("0/1"), (100_101, 100_100 + 6));
+    let (a, b) = (count("0/2"), count("1/2"));
+    assert_eq!((a.0 + b.0, a.1 + b.1), (100_101, 100_106));
+    assert!(a.0 > 45_000 && b.0 > 45_000, "{a:?} {b:?}");
+}
+
+#[test]
 fn run_with_a_config_writes_reports_and_rejects_bad_configs() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = tmp.path().join("backproof.toml");

@@ -38,14 +38,19 @@ pub struct Listed {
 pub fn list(req: &LsRequest) -> Result<Vec<Listed>, CommandError> {
     let pattern = &super::timestamp_pattern(req.timestamp_pattern)?;
     let target = source::resolve(req.path, req.s3)?;
-    let (artifacts, _unreadable) = target.source.list_scoped(target.only.as_deref())?;
-    let mut catalog = catalog::build(
-        target.source.as_ref(),
-        artifacts,
+    let scope = catalog::plan::Scope {
         pattern,
+        filter: &catalog::Filter::default(),
+        shard: req.shard,
+        whole: false,
+    };
+    let catalog = catalog::plan::plan(
+        target.source.as_ref(),
         target.only.as_deref(),
-    );
-    catalog.keep_shard(req.shard, &target.source.location(), false);
+        &scope,
+        catalog::plan::IN_MEMORY_UP_TO,
+    )?
+    .catalog;
     let now = Utc::now();
     let mut out = Vec::new();
     let mut heads = sniff_files(target.source.as_ref(), &catalog.backups).into_iter();
@@ -126,6 +131,67 @@ pub fn list(req: &LsRequest) -> Result<Vec<Listed>, CommandError> {
     }
     out.sort_by(|a, b| b.timestamp.cmp(&a.timestamp).then(a.path.cmp(&b.path)));
     Ok(out)
+}
+
+/// `backproof ls --count`: what a shard owns of a source.
+#[derive(Debug, Serialize)]
+pub struct Counted {
+    pub location: String,
+    pub shard: String,
+    /// Backups this shard owns.
+    pub backups: usize,
+    pub bytes: u64,
+    /// Backups the source holds, across every shard.
+    pub listed: usize,
+    /// Planned as a stream (a listing too long to hold).
+    pub streamed: bool,
+}
+
+/// Plans a source as `run --shard` does and counts what the shard owns,
+/// keeping no backup: the plan's own time and memory.
+pub fn count(req: &LsRequest) -> Result<Counted, CommandError> {
+    let pattern = &super::timestamp_pattern(req.timestamp_pattern)?;
+    let target = source::resolve(req.path, req.s3)?;
+    let scope = catalog::plan::Scope {
+        pattern,
+        filter: &catalog::Filter::default(),
+        shard: req.shard,
+        whole: false,
+    };
+    let (mut backups, mut bytes) = (0, 0);
+    let planned = catalog::plan::plan_each(
+        target.source.as_ref(),
+        target.only.as_deref(),
+        &scope,
+        catalog::plan::IN_MEMORY_UP_TO,
+        &mut |b| {
+            backups += 1;
+            bytes += b.size;
+        },
+    )?;
+    Ok(Counted {
+        location: target.source.location(),
+        shard: req.shard.to_string(),
+        backups,
+        bytes,
+        listed: planned.listed,
+        streamed: planned.streamed,
+    })
+}
+
+/// `ls --count` as JSON for `--format json`, else as one line.
+pub fn render_count(c: &Counted, format: crate::report::Format) -> String {
+    match format {
+        crate::report::Format::Json => serde_json::to_string_pretty(c).unwrap_or_default() + "\n",
+        _ => format!(
+            "shard {} owns {} of {} backups ({}) in {}\n",
+            c.shard,
+            c.backups,
+            c.listed,
+            crate::report::text::human_bytes(c.bytes),
+            crate::escape::printable(&c.location),
+        ),
+    }
 }
 
 /// The kind of each single-file backup (`None` for the others), from its

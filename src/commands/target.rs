@@ -63,17 +63,25 @@ pub(super) fn verify_target(
     if let Some(ledger) = history {
         target.source.use_ledger(ledger);
     }
-    let (artifacts, problems) = target.source.list_scoped(target.only.as_deref())?;
-    let mut catalog = catalog::build(
-        target.source.as_ref(),
-        artifacts,
+    let scope = catalog::plan::Scope {
         pattern,
+        filter,
+        shard: target.shard,
+        whole: restore.is_some(),
+    };
+    let catalog::plan::Planned {
+        mut catalog,
+        problems,
+        listed,
+        streamed,
+    } = catalog::plan::plan(
+        target.source.as_ref(),
         target.only.as_deref(),
-    );
-    catalog.retain(filter);
-    let listed = catalog.backups.len();
+        &scope,
+        catalog::plan::IN_MEMORY_UP_TO,
+    )?;
+    tracing::debug!(listed, kept = catalog.backups.len(), streamed, "planned");
     let owns_source = target.shard.owns_source(&location);
-    catalog.keep_shard(target.shard, &location, restore.is_some());
     // A restore picks among the source's dumps: the source's owner runs it.
     let restore = restore.filter(|_| owns_source);
     let all = catalog.backups.clone();
@@ -415,13 +423,20 @@ pub(super) fn audit_wal_archive(
     opts: &VerifyOptions,
 ) -> Result<verify::Verified, SourceError> {
     let target = source::resolve(location, s3)?;
-    let (artifacts, problems) = target.source.list_scoped(target.only.as_deref())?;
-    let catalog = catalog::build(
+    let scope = catalog::plan::Scope {
+        pattern: &TimestampPattern::default(),
+        filter: &catalog::Filter::default(),
+        shard: crate::shard::Shard::WHOLE,
+        whole: true,
+    };
+    let catalog::plan::Planned {
+        catalog, problems, ..
+    } = catalog::plan::plan(
         target.source.as_ref(),
-        artifacts,
-        &TimestampPattern::default(),
         target.only.as_deref(),
-    );
+        &scope,
+        catalog::plan::IN_MEMORY_UP_TO,
+    )?;
     let mut v = verify::verify_catalog(target.source.as_ref(), &catalog, opts, &Progress::hidden());
     v.findings.extend(problems.iter().map(SourceError::finding));
     if !v

@@ -151,28 +151,46 @@ pub enum DirLayout {
     WalArchive,
 }
 
+/// What [`layout_of_dir`] needs of a directory's own file names, gathered
+/// one name at a time: a planner streaming a listing keeps this per
+/// directory, never the names.
+#[derive(Clone, Debug, Default)]
+pub struct DirNames {
+    base_tar: bool,
+    wal_tar: bool,
+    backup_manifest: bool,
+    wal_names: usize,
+    segments: usize,
+    total: usize,
+}
+
+impl DirNames {
+    /// One more file name of the directory (each name once).
+    pub fn add(&mut self, name: &str) {
+        self.total += 1;
+        match names::strip_compression(name) {
+            "base.tar" => self.base_tar = true,
+            "pg_wal.tar" => self.wal_tar = true,
+            _ => {}
+        }
+        self.backup_manifest |= name == "backup_manifest";
+        if let Some(w) = names::WalName::parse(name) {
+            self.wal_names += 1;
+            if matches!(w, names::WalName::Segment { .. }) {
+                self.segments += 1;
+            }
+        }
+    }
+}
+
 /// The physical layout a directory's own file names announce, if any: a
 /// tar-format base backup, or a WAL archive (at least one segment name,
 /// and WAL names for at least half of the files).
-pub fn layout_of_dir(names: &std::collections::BTreeSet<&str>) -> Option<DirLayout> {
-    let base_tar = names
-        .iter()
-        .any(|n| names::strip_compression(n) == "base.tar");
-    let wal_tar = names
-        .iter()
-        .any(|n| names::strip_compression(n) == "pg_wal.tar");
-    if base_tar && (names.contains("backup_manifest") || wal_tar) {
+pub fn layout_of_dir(names: &DirNames) -> Option<DirLayout> {
+    if names.base_tar && (names.backup_manifest || names.wal_tar) {
         return Some(DirLayout::BaseBackupTar);
     }
-    let parsed: Vec<names::WalName> = names
-        .iter()
-        .filter_map(|n| names::WalName::parse(n))
-        .collect();
-    let segments = parsed
-        .iter()
-        .filter(|w| matches!(w, names::WalName::Segment { .. }))
-        .count();
-    (segments > 0 && parsed.len() * 2 >= names.len()).then_some(DirLayout::WalArchive)
+    (names.segments > 0 && names.wal_names * 2 >= names.total).then_some(DirLayout::WalArchive)
 }
 
 /// Whether `key` is the `backup_manifest` at the top of backup `dir`.
