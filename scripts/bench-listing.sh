@@ -2,6 +2,8 @@
 # Listing benchmark (issue 16, P8): `backproof ls` against `find`, and
 # `backproof compare` against `rclone check`, on the same data in the same
 # run, median of $RUNS interleaved runs; peak RSS of each backproof run.
+# Also planning (issue 13, item 5): `ls --count --shard 0/4` plans and shards
+# as `run --shard` does and keeps no backup: its time and peak RSS.
 # Ratios are peer_time / backproof_time (above 1: backproof is faster).
 #
 # Data: a local tree of $FILES small files (1,000 directories) and an
@@ -72,6 +74,7 @@ row() { # id name backproof peer_label peer goal
 echo "== $FILES files, $(nproc) cores, median of $RUNS interleaved runs =="
 for _ in $(seq "$RUNS"); do
   measure ls "$BP" ls "$SRC"
+  measure plan "$BP" ls --count --shard 0/4 "$SRC"
   measure find find "$SRC" -type f
   measure findstat find "$SRC" -type f -printf '%s %T@ %p\n'
   measure compare "$BP" compare --no-history "$SRC" "$DST"
@@ -79,6 +82,7 @@ for _ in $(seq "$RUNS"); do
 done
 row P8 "ls, local tree" ls "find -type f" find ">= 0.67"
 row -- "ls, local tree" ls "find -printf '%s %T@ %p' (stats)" findstat "-"
+row -- "plan + shard 0/4, local tree" plan "find -printf '%s %T@ %p' (stats)" findstat "- (issue 13: time, RSS)"
 row P8 "compare, local trees" compare "rclone check" check ">= 1, RSS <= 150 MiB"
 
 [ "$OBJECTS" -gt 0 ] || exit 0
@@ -101,6 +105,7 @@ echo "== an S3 prefix of $n objects on SeaweedFS, median of $RUNS interleaved ru
 "$BP" compare --no-history s3://bench/src s3://bench/copy >/dev/null || { echo "backproof compare: the prefixes differ" >&2; exit 1; }
 for _ in $(seq "$RUNS"); do
   measure s3ls "$BP" ls s3://bench/src
+  measure s3plan "$BP" ls --count --shard 0/4 s3://bench/src
   measure lsf rclone lsf -R --files-only sw:bench/src
   measure lsfstat rclone lsf -R --files-only --format pst sw:bench/src
   measure s3compare "$BP" compare --no-history s3://bench/src s3://bench/copy
@@ -108,4 +113,5 @@ for _ in $(seq "$RUNS"); do
 done
 row P8 "ls, S3 prefix" s3ls "rclone lsf -R" lsf ">= 1"
 row -- "ls, S3 prefix" s3ls "rclone lsf -R --format pst" lsfstat "-"
+row -- "plan + shard 0/4, S3 prefix" s3plan "rclone lsf -R" lsf "- (issue 13: time, RSS)"
 row P8 "compare, S3 prefixes" s3compare "rclone check" s3check ">= 1"
