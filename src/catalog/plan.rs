@@ -477,13 +477,15 @@ mod tests {
         }
     }
 
-    fn planned(store: &Listed, scope: &Scope, limit: usize) -> Result<(String, usize), String> {
-        plan(store, None, scope, limit)
-            .map(|p| {
-                assert_eq!(p.streamed, limit == 0);
-                (format!("{:?}", p.catalog), p.listed)
-            })
-            .map_err(|e| e.to_string())
+    fn planned(
+        store: &Listed,
+        scope: &Scope,
+        limit: usize,
+    ) -> Result<(String, usize), SourceError> {
+        plan(store, None, scope, limit).map(|p| {
+            assert_eq!(p.streamed, limit == 0);
+            (format!("{:?}", p.catalog), p.listed)
+        })
     }
 
     #[test]
@@ -622,7 +624,7 @@ mod tests {
             shard: Shard::WHOLE,
             whole: false,
         };
-        let err = planned(&store, &scope, 0).unwrap_err();
+        let err = planned(&store, &scope, 0).unwrap_err().to_string();
         assert!(
             err.contains("listed this directory backup's keys apart"),
             "{err}"
