@@ -2,8 +2,9 @@
 # scripts/bench-fleet.sh: the scale of fleet runs (issue 13).
 #
 #  plan: a local tree of $ARTIFACTS empty dump files (1,000 directories),
-#    made once and kept in $TREE. `backproof ls --shard 0/4` lists, groups
-#    and shards every artifact (and prints the quarter it owns); the peer is
+#    made once and kept in $TREE. `backproof ls --count --shard 0/4` plans
+#    the tree as `run --shard 0/4` does (lists, groups, shards; past 100,000
+#    artifacts as a stream) and counts the quarter it owns; the peer is
 #    `find -type f` over the same tree. Wall time and peak RSS of each, and
 #    backproof's RSS per artifact.
 #  shards: $FILES files of $MIB MiB (random bytes, a SHA256SUMS), one
@@ -53,16 +54,16 @@ if [[ ! -f $TREE/.complete-$ARTIFACTS ]]; then
     make_tree "$TREE" "$ARTIFACTS"
     touch "$TREE/.complete-$ARTIFACTS"
 fi
-find "$TREE" -type f >/dev/null; "$BP" ls "$TREE" --shard 0/4 >/dev/null
+find "$TREE" -type f >/dev/null; "$BP" ls --count "$TREE" --shard 0/4 >/dev/null
 find_s=(); find_k=(); ls_s=(); ls_k=()
 for _ in $(seq "$RUNS"); do
     read -r s k < <(timed find "$TREE" -type f); find_s+=("$s"); find_k+=("$k")
-    read -r s k < <(timed "$BP" ls "$TREE" --shard 0/4); ls_s+=("$s"); ls_k+=("$k")
+    read -r s k < <(timed "$BP" ls --count "$TREE" --shard 0/4); ls_s+=("$s"); ls_k+=("$k")
 done
 fs=$(printf '%s\n' "${find_s[@]}" | median); fk=$(printf '%s\n' "${find_k[@]}" | median)
 bs=$(printf '%s\n' "${ls_s[@]}" | median); bk=$(printf '%s\n' "${ls_k[@]}" | median)
-owned=$("$BP" ls "$TREE" --shard 0/4 | grep -c '\.sql' || true)
-echo "plan: $ARTIFACTS artifacts; find -type f ${fs} s (${fk} KiB); backproof ls --shard 0/4 ${bs} s (${bk} KiB), owns $owned"
+owned=$("$BP" ls --count "$TREE" --shard 0/4 --format json | python3 -c 'import json, sys; print(json.load(sys.stdin)["backups"])')
+echo "plan: $ARTIFACTS artifacts; find -type f ${fs} s (${fk} KiB); backproof ls --count --shard 0/4 ${bs} s (${bk} KiB), owns $owned"
 awk -v f="$fs" -v b="$bs" -v k="$bk" -v n="$ARTIFACTS" \
     'BEGIN { printf "plan: ratio find/backproof %.2fx; backproof peak RSS %.0f bytes per artifact\n", f / b, k * 1024 / n }'
 
