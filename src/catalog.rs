@@ -133,6 +133,11 @@ impl Survey {
         }
     }
 
+    /// The directories listed so far.
+    pub(crate) fn into_dirs(self) -> HashSet<String> {
+        self.dirs.into_keys().collect()
+    }
+
     /// Directories that are one backup each, with their layout: a
     /// directory whose own files announce a layout owns everything under
     /// it, and the outermost wins, so that e.g. base/1/PG_VERSION inside a

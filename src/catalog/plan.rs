@@ -115,7 +115,9 @@ pub fn plan_each(
         return Ok(in_memory(source, artifacts, problems, None, scope, keep));
     }
     let owners = survey.owners();
-    drop(survey);
+    // The directories the survey listed: a file in any other one appeared
+    // since, and its directory's layout was never learned.
+    let surveyed: HashSet<String> = survey.into_dirs();
     // Manifests inside a directory backup are its members.
     manifests.retain(|(a, _)| owners.of(&a.key).is_none());
     manifests.sort_by(|a, b| a.0.key.cmp(&b.0.key));
@@ -171,13 +173,29 @@ pub fn plan_each(
             }
         }
     }
-    // Entries the second listing cannot read were found by the first.
-    source.list_each(&mut |found| {
-        if let Ok(a) = found {
-            grouper.take(a);
+    // An entry the second listing cannot read is a problem once, whichever
+    // listing met it: never an artifact that silently went missing.
+    let mut known: HashSet<String> = problems.iter().map(|p| p.location.clone()).collect();
+    let mut appeared = 0usize;
+    source.list_each(&mut |found| match found {
+        Ok(a) if surveyed.contains(a.dir()) => grouper.take(a),
+        // Written while the source was planned, like a file created after
+        // a listing: the next run audits it, with its directory's layout
+        // known (a dump directory half seen would be files of no format).
+        Ok(_) => appeared += 1,
+        Err(p) => {
+            if known.insert(p.location.clone()) {
+                problems.push(p);
+            }
         }
     })?;
     grouper.close();
+    if appeared > 0 {
+        tracing::info!(
+            appeared,
+            "files in directories created while the source was planned: left to the next run"
+        );
+    }
     if let Some(dir) = grouper.split {
         return Err(SourceError {
             location: source.subject(&dir),
@@ -361,6 +379,21 @@ mod tests {
     struct Listed {
         inner: LocalSource,
         order: Order,
+        /// The second listing differs: one file unreadable, and a dump
+        /// directory written since the first.
+        changes: bool,
+        listings: std::sync::atomic::AtomicUsize,
+    }
+
+    impl Listed {
+        fn new(root: &Path, order: Order) -> Listed {
+            Listed {
+                inner: LocalSource::new(root),
+                order,
+                changes: false,
+                listings: Default::default(),
+            }
+        }
     }
 
     impl Storage for Listed {
@@ -391,6 +424,25 @@ mod tests {
                         all.into_iter().enumerate().partition(|(i, _)| i % 2 == 0);
                     all = even.into_iter().chain(odd).map(|(_, a)| a).collect();
                 }
+            }
+            let second = self
+                .listings
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                == 1;
+            if self.changes && second {
+                let t = chrono::Utc::now();
+                all.push(Artifact::new("late/app-2026-11-22.dir/toc.dat", 3, t));
+                all.push(Artifact::new("late/app-2026-11-22.dir/3001.dat.gz", 4, t));
+                for a in all {
+                    each(match a.key.as_str() {
+                        "dumps/loose-2026-11-18.sql" => Err(SourceError {
+                            location: Storage::subject(self, &a.key),
+                            reason: "Permission denied".into(),
+                        }),
+                        _ => Ok(a),
+                    });
+                }
+                return Ok(());
             }
             all.into_iter().map(Ok).for_each(each);
             Ok(())
@@ -497,10 +549,7 @@ mod tests {
         let logical = Filter::new(None, &["phys-*".to_string()]).unwrap();
         let mut per_shard_kept = 0;
         for order in [Order::Walk, Order::Bytes] {
-            let store = Listed {
-                inner: LocalSource::new(dir.path()),
-                order,
-            };
+            let store = Listed::new(dir.path(), order);
             for filter in [&everything, &logical] {
                 for whole in [false, true] {
                     for shard in [
@@ -551,10 +600,7 @@ mod tests {
     fn the_streamed_plan_holds_what_the_catalog_should() {
         let dir = tempfile::tempdir().unwrap();
         tree(dir.path());
-        let store = Listed {
-            inner: LocalSource::new(dir.path()),
-            order: Order::Walk,
-        };
+        let store = Listed::new(dir.path(), Order::Walk);
         let pattern = TimestampPattern::default();
         let scope = Scope {
             pattern: &pattern,
@@ -613,10 +659,7 @@ mod tests {
     fn a_store_that_lists_a_directory_apart_makes_the_plan_an_error() {
         let dir = tempfile::tempdir().unwrap();
         tree(dir.path());
-        let store = Listed {
-            inner: LocalSource::new(dir.path()),
-            order: Order::Interleaved,
-        };
+        let store = Listed::new(dir.path(), Order::Interleaved);
         let pattern = TimestampPattern::default();
         let scope = Scope {
             pattern: &pattern,
@@ -631,5 +674,35 @@ mod tests {
         );
         // Held in memory, the order does not matter.
         assert!(planned(&store, &scope, usize::MAX).is_ok());
+    }
+
+    #[test]
+    fn what_changes_between_the_two_listings_is_never_lost_silently() {
+        let dir = tempfile::tempdir().unwrap();
+        tree(dir.path());
+        let store = Listed {
+            changes: true,
+            ..Listed::new(dir.path(), Order::Walk)
+        };
+        let pattern = TimestampPattern::default();
+        let scope = Scope {
+            pattern: &pattern,
+            filter: &Filter::default(),
+            shard: Shard::WHOLE,
+            whole: false,
+        };
+        let p = plan(&store, None, &scope, 0).unwrap();
+        // Readable in the survey, not when grouped: a problem, not a gap.
+        assert_eq!(p.problems.len(), 1, "{:?}", p.problems);
+        assert!(
+            p.problems[0]
+                .location
+                .ends_with("dumps/loose-2026-11-18.sql")
+        );
+        let keys: Vec<&str> = p.catalog.backups.iter().map(|b| b.key.as_str()).collect();
+        assert!(!keys.contains(&"dumps/loose-2026-11-18.sql"));
+        // A dump directory written since the survey is left to the next
+        // run, never taken for two files of no format.
+        assert!(!keys.iter().any(|k| k.starts_with("late/")), "{keys:?}");
     }
 }
