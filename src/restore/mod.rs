@@ -29,6 +29,7 @@ mod scratch;
 pub mod slots;
 mod space;
 mod spec;
+mod template;
 mod tools;
 
 pub use engine::PitrTarget;

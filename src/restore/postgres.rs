@@ -226,20 +226,26 @@ impl EngineKind for Postgres {
         let mut inst = Instance::new(self.name(), run_as, Signal::QUIT)?;
         let dir = inst.dir().to_path_buf();
         let data = dir.join("data");
-        let mut initdb = run_as.command(&bin.join("initdb"), Signal::KILL);
-        initdb
-            .arg("-D")
-            .arg(&data)
-            .args([
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "--encoding=UTF8",
-                "--locale=C",
-                "--no-sync",
-            ])
-            .env("TZ", "UTC");
-        scratch::run_setup(initdb, "initdb")?;
+        const INITDB: [&str; 6] = [
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C",
+            "--no-sync",
+        ];
+        super::template::prepare(
+            "postgres",
+            &bin.join("postgres"),
+            &INITDB,
+            run_as,
+            &data,
+            || {
+                let mut initdb = run_as.command(&bin.join("initdb"), Signal::KILL);
+                initdb.arg("-D").arg(&data).args(INITDB).env("TZ", "UTC");
+                scratch::run_setup(initdb, "initdb")
+            },
+        )?;
         let mut pg = run_as.command(&bin.join("postgres"), Signal::QUIT);
         pg.arg("-D")
             .arg(&data)
