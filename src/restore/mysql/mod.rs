@@ -153,15 +153,19 @@ impl EngineKind for MariaDb {
         let dir = inst.dir().to_path_buf();
         let socket = dir.join("mysqld.sock");
         let data = dir.join("data");
-        let mut c = run_as.command(&install, Signal::KILL);
-        c.arg("--no-defaults")
-            .arg(format!("--datadir={}", data.display()))
-            .args([
-                "--auth-root-authentication-method=normal",
-                "--skip-test-db",
-                "--skip-name-resolve",
-            ]);
-        scratch::run_setup(c, "mariadb-install-db")?;
+        const INSTALL: [&str; 4] = [
+            "--no-defaults",
+            "--auth-root-authentication-method=normal",
+            "--skip-test-db",
+            "--skip-name-resolve",
+        ];
+        super::template::prepare("mariadb", &server, &INSTALL, run_as, &data, || {
+            let mut c = run_as.command(&install, Signal::KILL);
+            c.arg(INSTALL[0])
+                .arg(format!("--datadir={}", data.display()))
+                .args(&INSTALL[1..]);
+            scratch::run_setup(c, "mariadb-install-db")
+        })?;
         let mut d = run_as.command(&server, Signal::KILL);
         d.arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
