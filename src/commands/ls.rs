@@ -44,11 +44,17 @@ pub fn list(req: &LsRequest) -> Result<Vec<Listed>, CommandError> {
         shard: req.shard,
         whole: false,
     };
+    // `ls` holds what it lists, to sort it: a stream (two listings) only
+    // pays when a shard drops most of it.
+    let limit = match req.shard.is_whole() {
+        true => usize::MAX,
+        false => catalog::plan::IN_MEMORY_UP_TO,
+    };
     let catalog = catalog::plan::plan(
         target.source.as_ref(),
         target.only.as_deref(),
         &scope,
-        catalog::plan::IN_MEMORY_UP_TO,
+        limit,
     )?
     .catalog;
     let now = Utc::now();
