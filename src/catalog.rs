@@ -564,12 +564,7 @@ pub fn build(
                             .expected
                             .entry(e.target.clone())
                             .or_default()
-                            .push(Expectation {
-                                algorithm: e.algorithm,
-                                digest: e.digest,
-                                manifest: m.key.clone(),
-                                line: e.line,
-                            }),
+                            .push(e.expectation(&m.key)),
                         None => {
                             // Outside the spot-checked scope, or a manifest
                             // listing another manifest: not missing.

@@ -61,6 +61,18 @@ pub struct Entry {
     pub digest: String,
 }
 
+impl Entry {
+    /// What this line promises about its target, as manifest `manifest`'s.
+    pub fn expectation(&self, manifest: &str) -> crate::expectation::Expectation {
+        crate::expectation::Expectation {
+            algorithm: self.algorithm,
+            digest: self.digest.clone(),
+            manifest: manifest.to_string(),
+            line: self.line,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Manifest {
     /// Key of the manifest file itself.

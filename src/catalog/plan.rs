@@ -158,17 +158,13 @@ pub fn plan_each(
                     entries: m.entries.len(),
                 });
                 for e in m.entries {
+                    let expected = e.expectation(&m.key);
                     grouper
                         .promised
                         .entry(e.target)
                         .or_default()
                         .0
-                        .push(Expectation {
-                            algorithm: e.algorithm,
-                            digest: e.digest,
-                            manifest: m.key.clone(),
-                            line: e.line,
-                        });
+                        .push(expected);
                 }
             }
         }
