@@ -100,7 +100,7 @@ pub struct Table {
 
 /// A connection to a restored scratch database as its own login: the
 /// primitives the shared sanity checks are written over.
-pub trait SqlSession {
+pub trait SqlSession: Send {
     /// The restored tables, in name order.
     fn tables(&mut self) -> Result<Vec<Table>, EngineError>;
     /// Exact rows (`count(*)`), not planner estimates.

@@ -485,9 +485,12 @@ impl RestoreSession {
         let sanity_started = Instant::now();
         let sanity = ops.restored_databases(&db).and_then(|parts| {
             if parts.is_empty() {
+                // A second session counts rows beside the first; without
+                // it the first counts them all.
+                let helpers = ops.connect(&db).into_iter().collect();
                 return ops
                     .connect(&db)
-                    .and_then(|mut s| sanity::gather(s.as_mut(), spec));
+                    .and_then(|mut s| sanity::gather(s.as_mut(), helpers, spec));
             }
             facts.databases = Some(parts.iter().map(|(name, _)| name.clone()).collect());
             let roles = ops.created_roles(&db);

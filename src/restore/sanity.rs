@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::finding::Status;
 
-use super::engine::{EngineError, SqlSession};
+use super::engine::{EngineError, SqlSession, Table};
 use super::facts::{Assertion, AssertionResult, Freshness, RestoreFacts};
 use super::spec::RestoreSpec;
 
@@ -41,12 +41,17 @@ pub struct FreshnessError {
 }
 
 /// Runs the sanity queries; an error means they could not run at all.
-pub fn gather(s: &mut dyn SqlSession, spec: &RestoreSpec) -> Result<Sanity, EngineError> {
+/// The row counts are shared between `s` and the `helpers` (other sessions
+/// on the same database): each `count(*)` is a full scan, and a server
+/// scans two tables on two cores at once.
+pub fn gather(
+    s: &mut dyn SqlSession,
+    helpers: Vec<Box<dyn SqlSession>>,
+    spec: &RestoreSpec,
+) -> Result<Sanity, EngineError> {
     let mut sanity = Sanity::default();
-    for table in s.tables()? {
-        let n = s.count_rows(&table)?;
-        sanity.rows.insert(table.key, n);
-    }
+    let tables = s.tables()?;
+    sanity.rows = count_rows(s, helpers, tables)?;
     sanity.database_bytes = s.database_bytes()?;
     for sql in &spec.assertions {
         let held = s.first_value(sql).map(|v| v.is_some_and(|v| s.is_true(&v)));
@@ -75,6 +80,53 @@ pub fn gather(s: &mut dyn SqlSession, spec: &RestoreSpec) -> Result<Sanity, Engi
         sanity.freshness = Some(newest.map(|n| (n, age)));
     }
     Ok(sanity)
+}
+
+/// Exact rows of each table, keyed by [`Table::key`]: each session takes
+/// the next table not yet counted until none is left, so the sessions
+/// finish together whatever the tables' sizes. The first error is returned.
+fn count_rows(
+    first: &mut dyn SqlSession,
+    helpers: Vec<Box<dyn SqlSession>>,
+    tables: Vec<Table>,
+) -> Result<BTreeMap<String, u64>, EngineError> {
+    if helpers.is_empty() || tables.len() < 2 {
+        let mut rows = BTreeMap::new();
+        for table in tables {
+            let n = first.count_rows(&table)?;
+            rows.insert(table.key, n);
+        }
+        return Ok(rows);
+    }
+    let queue = std::sync::Mutex::new(tables.into_iter());
+    let next = || queue.lock().ok().and_then(|mut q| q.next());
+    let work = |s: &mut dyn SqlSession| -> Result<Vec<(String, u64)>, EngineError> {
+        let mut counted = Vec::new();
+        while let Some(table) = next() {
+            counted.push((table.key.clone(), s.count_rows(&table)?));
+        }
+        Ok(counted)
+    };
+    let mut helpers = helpers;
+    let results: Vec<Result<Vec<(String, u64)>, EngineError>> = std::thread::scope(|scope| {
+        let threads: Vec<_> = helpers
+            .iter_mut()
+            .map(|h| scope.spawn(|| work(h.as_mut())))
+            .collect();
+        let mut all = vec![work(first)];
+        for t in threads {
+            all.push(
+                t.join()
+                    .unwrap_or_else(|_| Err(EngineError::engine("a row-count thread panicked"))),
+            );
+        }
+        all
+    });
+    let mut rows = BTreeMap::new();
+    for r in results {
+        rows.extend(r?);
+    }
+    Ok(rows)
 }
 
 /// The sanity queries over every database of a full-server dump: rows
@@ -124,7 +176,11 @@ pub fn gather_physical(
     let counts_only = RestoreSpec::default();
     for (database, mut s) in parts {
         let is_main = database == main;
-        let part = gather(s.as_mut(), if is_main { spec } else { &counts_only })?;
+        let part = gather(
+            s.as_mut(),
+            Vec::new(),
+            if is_main { spec } else { &counts_only },
+        )?;
         sanity.rows.extend(
             part.rows
                 .into_iter()
@@ -272,6 +328,90 @@ fn lookup(rows: &BTreeMap<String, u64>, name: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Counts a table as the length of its name, and fails on `broken`;
+    /// records what it was asked to count.
+    struct Counter(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+    impl SqlSession for Counter {
+        fn tables(&mut self) -> Result<Vec<Table>, EngineError> {
+            unreachable!("count_rows is handed the tables")
+        }
+        fn count_rows(&mut self, table: &Table) -> Result<u64, EngineError> {
+            std::thread::sleep(Duration::from_millis(2));
+            self.0.lock().unwrap().push(table.key.clone());
+            match table.key.as_str() {
+                "broken" => Err(EngineError::engine("no such table")),
+                k => Ok(k.len() as u64),
+            }
+        }
+        fn database_bytes(&mut self) -> Result<u64, EngineError> {
+            Ok(0)
+        }
+        fn first_value(&mut self, _: &str) -> Result<Option<String>, EngineError> {
+            Ok(None)
+        }
+        fn ident(&self, name: &str) -> String {
+            name.to_string()
+        }
+        fn is_true(&self, _: &str) -> bool {
+            false
+        }
+        fn newest_sql(&self, _: &str, _: &str) -> String {
+            String::new()
+        }
+        fn age_sql(&self, _: &str, _: &str) -> String {
+            String::new()
+        }
+    }
+
+    fn tables(names: &[&str]) -> Vec<Table> {
+        (names.iter())
+            .map(|n| Table {
+                key: n.to_string(),
+                sql: n.to_string(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn row_counts_are_shared_between_sessions_and_each_table_counted_once() {
+        let names: Vec<String> = (0..40)
+            .map(|i| "t".repeat(i % 7 + 1) + &i.to_string())
+            .collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let (mine, theirs) = (Default::default(), Default::default());
+        let mut first = Counter(std::sync::Arc::clone(&mine));
+        let helper: Box<dyn SqlSession> = Box::new(Counter(std::sync::Arc::clone(&theirs)));
+        let rows = count_rows(&mut first, vec![helper], tables(&names)).unwrap();
+        let want: BTreeMap<String, u64> = names
+            .iter()
+            .map(|n| (n.to_string(), n.len() as u64))
+            .collect();
+        assert_eq!(rows, want);
+        let (mine, theirs) = (mine.lock().unwrap(), theirs.lock().unwrap());
+        assert!(
+            !mine.is_empty() && !theirs.is_empty(),
+            "{mine:?} / {theirs:?}"
+        );
+        assert_eq!(
+            mine.len() + theirs.len(),
+            names.len(),
+            "a table counted twice"
+        );
+
+        // Whichever session meets it, a failed count is the answer.
+        for at in [0, 1, 39] {
+            let mut names = names.clone();
+            names[at] = "broken";
+            let mut first = Counter(Default::default());
+            let helper: Box<dyn SqlSession> = Box::new(Counter(Default::default()));
+            let err = count_rows(&mut first, vec![helper], tables(&names)).unwrap_err();
+            assert!(err.to_string().contains("no such table"), "{err}");
+            let err = count_rows(&mut first, Vec::new(), tables(&names)).unwrap_err();
+            assert!(err.to_string().contains("no such table"), "{err}");
+        }
+    }
 
     fn sanity(rows: &[(&str, u64)]) -> Sanity {
         Sanity {
