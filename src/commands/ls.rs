@@ -63,29 +63,7 @@ pub fn list(req: &LsRequest) -> Result<Vec<Listed>, CommandError> {
     for b in &catalog.backups {
         // One entry per backup, whatever its layout.
         let head = heads.next().flatten();
-        let kind = match b.layout {
-            Layout::PgDirectory => Kind {
-                format: inspect::Format::PgToc,
-                compression: None,
-            },
-            Layout::PgBaseBackup => Kind {
-                format: inspect::Format::PgBaseBackup,
-                compression: None,
-            },
-            Layout::MariadbBackup => Kind {
-                format: inspect::Format::MariadbBackup,
-                compression: None,
-            },
-            Layout::PgBaseBackupTar => Kind {
-                format: inspect::Format::PgBaseBackupTar,
-                compression: None,
-            },
-            Layout::WalArchive => Kind {
-                format: inspect::Format::WalArchive,
-                compression: None,
-            },
-            Layout::File => head.unwrap_or(Kind::UNKNOWN),
-        };
+        let kind = Kind::of_layout(b.layout).unwrap_or(head.unwrap_or(Kind::UNKNOWN));
         let mut checksums: Vec<String> = b
             .expected
             .values()

@@ -83,7 +83,7 @@ pub(super) fn verify_target(
     tracing::debug!(listed, kept = catalog.backups.len(), streamed, "planned");
     let owns_source = target.shard.owns_source(&location);
     // A restore picks among the source's dumps: the source's owner runs it.
-    let restore = restore.filter(|_| owns_source);
+    let mut restore = restore.filter(|_| owns_source);
     let all = catalog.backups.clone();
     let mut carried = Vec::new();
     if let Some((ledger, sample)) = sample {
@@ -106,6 +106,9 @@ pub(super) fn verify_target(
                 ));
             }
         }
+    }
+    if let Some(job) = &mut restore {
+        warm_scratch(target, &all, job);
     }
     let total = catalog.backups.iter().map(|b| b.size).sum();
     let progress = Progress::bytes(total, show_progress);
@@ -204,6 +207,35 @@ fn catalogue_snapshots(
     verified
         .findings
         .extend(policy::cloud::states(facts, &subject, Utc::now()));
+}
+
+/// Starts the scratch servers the restores will need while the backups
+/// are read: the kind of each of the newest candidates is guessed from its
+/// layout or its first 64 KiB (read again, and judged, by the verification).
+fn warm_scratch(target: &Target, all: &[catalog::Backup], job: &mut RestoreJob<'_>) {
+    /// Enough to meet each engine of a mixed directory; few enough that
+    /// the guess costs nothing next to the verification.
+    const GUESSED: usize = 8;
+    const HEAD: usize = 64 * 1024;
+    let wanted =
+        catalog::Filter::new(job.spec.pattern.as_deref(), &job.spec.exclude).unwrap_or_default();
+    let mut newest: Vec<&catalog::Backup> = all.iter().filter(|b| wanted.keeps(&b.key)).collect();
+    newest.sort_by(|a, b| b.timestamp.cmp(&a.timestamp).then(a.key.cmp(&b.key)));
+    let mut head = vec![0u8; HEAD];
+    for b in newest.into_iter().take(GUESSED) {
+        let kind = match (Kind::of_layout(b.layout), b.members.first()) {
+            (Some(kind), _) => kind,
+            (None, Some(m)) => {
+                let want = usize::try_from(m.size).map_or(HEAD, |s| s.min(HEAD));
+                match target.source.read_at(m, 0, &mut head[..want]) {
+                    Ok(n) => inspect::sniff(&head[..n], m.file_name()),
+                    Err(_) => continue,
+                }
+            }
+            (None, None) => continue,
+        };
+        job.session.warm(kind, b, job.spec);
+    }
 }
 
 /// Reads (verifies) the backups a restore job may choose that the sample

@@ -85,6 +85,11 @@ pub struct RestoreSession {
     overrides: RestoreOverrides,
     /// Per engine name; a failed start is not retried within the run.
     instances: BTreeMap<&'static str, Result<Running, Arc<EngineError>>>,
+    /// Starts begun ahead of the first restore ([`RestoreSession::warm`]),
+    /// moved to `instances` when a restore needs them.
+    warming: BTreeMap<&'static str, Warm>,
+    /// The threads that started servers ahead, kept until the servers stop.
+    keepers: Vec<Keeper>,
     swept_dirs: bool,
     swept_urls: BTreeSet<String>,
     /// `--restore-slots`: the session holds a slot from its first restore
@@ -99,6 +104,8 @@ impl RestoreSession {
             slots: overrides.slots.map(slots::Slots::new),
             overrides,
             instances: BTreeMap::new(),
+            warming: BTreeMap::new(),
+            keepers: Vec::new(),
             swept_dirs: false,
             swept_urls: BTreeSet::new(),
             slot: None,
@@ -107,8 +114,15 @@ impl RestoreSession {
 
     /// Stops every instance of this session and removes its files.
     pub fn finish(&mut self) {
-        // Each Running's Instance stops on drop.
+        // Each Running's Instance stops on drop; a start under way is
+        // waited for, so that its server is stopped too.
         self.instances.clear();
+        for (_, warm) in std::mem::take(&mut self.warming) {
+            drop(warm.started.recv());
+            self.keepers.push(warm.keeper);
+        }
+        // Only now may the threads that spawned the servers end.
+        self.keepers.clear();
         self.slot = None;
     }
 
@@ -159,17 +173,19 @@ impl RestoreSession {
             return Ok((endpoint, 0.0));
         }
         let mut fresh = false;
+        if let Some(warm) = self.warming.remove(engine.name()) {
+            let started = warm.started.recv().unwrap_or_else(|_| {
+                Err(Arc::new(EngineError::engine(
+                    "the scratch server's start panicked",
+                )))
+            });
+            self.instances.insert(engine.name(), started);
+            self.keepers.push(warm.keeper);
+            fresh = true;
+        }
         let running = self.instances.entry(engine.name()).or_insert_with(|| {
             fresh = true;
-            let started = Instant::now();
-            engine
-                .start()
-                .map(|s| Running {
-                    _instance: s.instance,
-                    endpoint: s.endpoint,
-                    start_seconds: started.elapsed().as_secs_f64(),
-                })
-                .map_err(Arc::new)
+            start_running(engine)
         });
         match running {
             Ok(r) => Ok((
@@ -178,6 +194,46 @@ impl RestoreSession {
             )),
             Err(e) => Err(Arc::clone(e)),
         }
+    }
+
+    /// Starts, on a thread, the scratch server that a restore of `backup`
+    /// (of `kind`, as its first bytes tell) would need, so that it is up
+    /// when the verification is done. A guess, never a verdict: the restore
+    /// still waits for the verification, and a server started for nothing
+    /// is stopped with the session. Nothing starts for a configured
+    /// scratch_url, a server already there, or while a restore slot would
+    /// have to be waited for (the start must not queue the verification).
+    pub fn warm(&mut self, kind: Kind, backup: &Backup, spec: &RestoreSpec) {
+        if self.slots.is_some() && self.slot.is_none() {
+            return;
+        }
+        if self.overrides.scratch_url.is_some() || spec.scratch_url.is_some() {
+            return;
+        }
+        let Some(ops) = registry::choose(kind, backup, spec.engine).and_then(|(e, _)| e.kind())
+        else {
+            return;
+        };
+        if self.instances.contains_key(ops.name()) || self.warming.contains_key(ops.name()) {
+            return;
+        }
+        self.sweep_dirs_once();
+        tracing::debug!(
+            engine = ops.name(),
+            "scratch server started ahead of its restore"
+        );
+        let (tx, started) = std::sync::mpsc::channel();
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            // Unclaimed, the server is dropped (stopped) here.
+            let _ = tx.send(start_running(ops));
+            let _ = stopped.recv();
+        });
+        let keeper = Keeper {
+            stop: Some(stop),
+            thread: Some(thread),
+        };
+        self.warming.insert(ops.name(), Warm { started, keeper });
     }
 
     /// The point in time the command line or `spec` names, if any (not
@@ -886,6 +942,42 @@ impl Drop for RestoreSession {
     fn drop(&mut self) {
         self.finish();
     }
+}
+
+/// A scratch server being started on a thread of its own.
+struct Warm {
+    started: std::sync::mpsc::Receiver<Result<Running, Arc<EngineError>>>,
+    keeper: Keeper,
+}
+
+/// The thread that spawned a server, held until the server is stopped: a
+/// child's parent-death signal fires when the *thread* that spawned it
+/// exits, not the process. Dropping it lets the thread end.
+struct Keeper {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Keeper {
+    fn drop(&mut self) {
+        self.stop = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Starts an engine's ephemeral server, timed.
+fn start_running(engine: &'static dyn EngineKind) -> Result<Running, Arc<EngineError>> {
+    let started = Instant::now();
+    engine
+        .start()
+        .map(|s| Running {
+            _instance: s.instance,
+            endpoint: s.endpoint,
+            start_seconds: started.elapsed().as_secs_f64(),
+        })
+        .map_err(Arc::new)
 }
 
 /// Drops a scratch database (and its login) when the restore is done,
