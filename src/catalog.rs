@@ -40,6 +40,24 @@ pub enum Layout {
 }
 
 impl Layout {
+    /// What a directory backup is, from its layout alone; `None` for a
+    /// single file, which only its bytes tell.
+    pub fn kind(self) -> Option<crate::inspect::Kind> {
+        use crate::inspect::{Format, Kind};
+        let format = match self {
+            Layout::PgDirectory => Format::PgToc,
+            Layout::PgBaseBackup => Format::PgBaseBackup,
+            Layout::MariadbBackup => Format::MariadbBackup,
+            Layout::PgBaseBackupTar => Format::PgBaseBackupTar,
+            Layout::WalArchive => Format::WalArchive,
+            Layout::File => return None,
+        };
+        Some(Kind {
+            format,
+            compression: None,
+        })
+    }
+
     /// Base backups and WAL archives: judged together (pairing, windows).
     pub fn is_physical(self) -> bool {
         matches!(

@@ -63,7 +63,7 @@ pub fn list(req: &LsRequest) -> Result<Vec<Listed>, CommandError> {
     for b in &catalog.backups {
         // One entry per backup, whatever its layout.
         let head = heads.next().flatten();
-        let kind = Kind::of_layout(b.layout).unwrap_or(head.unwrap_or(Kind::UNKNOWN));
+        let kind = b.layout.kind().unwrap_or(head.unwrap_or(Kind::UNKNOWN));
         let mut checksums: Vec<String> = b
             .expected
             .values()

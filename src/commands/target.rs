@@ -223,7 +223,7 @@ fn warm_scratch(target: &Target, all: &[catalog::Backup], job: &mut RestoreJob<'
     newest.sort_by(|a, b| b.timestamp.cmp(&a.timestamp).then(a.key.cmp(&b.key)));
     let mut head = vec![0u8; HEAD];
     for b in newest.into_iter().take(GUESSED) {
-        let kind = match (Kind::of_layout(b.layout), b.members.first()) {
+        let kind = match (b.layout.kind(), b.members.first()) {
             (Some(kind), _) => kind,
             (None, Some(m)) => {
                 let want = usize::try_from(m.size).map_or(HEAD, |s| s.min(HEAD));

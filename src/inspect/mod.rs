@@ -119,24 +119,6 @@ impl Kind {
         format: Format::Unknown,
         compression: None,
     };
-
-    /// What a directory backup is, from its layout alone; `None` for a
-    /// single file, which only its bytes tell.
-    pub fn of_layout(layout: crate::catalog::Layout) -> Option<Kind> {
-        use crate::catalog::Layout;
-        let format = match layout {
-            Layout::PgDirectory => Format::PgToc,
-            Layout::PgBaseBackup => Format::PgBaseBackup,
-            Layout::MariadbBackup => Format::MariadbBackup,
-            Layout::PgBaseBackupTar => Format::PgBaseBackupTar,
-            Layout::WalArchive => Format::WalArchive,
-            Layout::File => return None,
-        };
-        Some(Kind {
-            format,
-            compression: None,
-        })
-    }
 }
 
 /// Each format's name in reports and the history, both ways.
