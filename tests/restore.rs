@@ -123,6 +123,32 @@ fn good_dumps_of_every_format_restore_with_exact_row_counts() {
     drop(tmp);
 }
 
+/// The scratch server is started while the backups are read, from a guess
+/// at their kind; a guess no restore takes up (a damaged tar archive is
+/// never handed to pg_restore) leaves no server and no directory behind.
+#[test]
+fn a_server_started_ahead_for_a_dump_not_restored_is_stopped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let good = fs::read(corpus().join("clean/postgres/appdb-2026-11-20T0300.tar")).unwrap();
+    let dump = tmp.path().join("appdb-2026-11-20T0300.tar");
+    fs::write(&dump, &good[..good.len() / 2]).unwrap();
+    let (_, report, stderr) = restore_json(&["--log-level", "debug"], &[&dump]);
+    assert!(
+        stderr.contains("scratch server started ahead of its restore engine=\"postgres\""),
+        "{stderr}"
+    );
+    let f = restore_of(&report, "appdb-2026-11-20T0300.tar");
+    assert_eq!(f["status"], "fail", "{f:#}");
+    assert!(
+        f["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("not restored: failed structure check"),
+        "{f:#}"
+    );
+    assert_no_leftovers();
+}
+
 /// A mariadb-dump-shaped file of one big table (both INSERT styles: one
 /// statement per line, and one row per line), big enough that its INSERTs
 /// are spread over both connections: every row must arrive exactly once.
