@@ -16,7 +16,8 @@
 #
 # Two facts shape the numbers: `find -type f` reads directory entries only,
 # while `ls` also needs each file's size and time (one stat, as
-# `find -printf '%s %T@'`) and reads its first bytes to tell its kind; and
+# `find -printf '%s %T@'`) and, unless --no-read, reads its first bytes to
+# tell its kind (on S3 a GET per object, against the peer's LISTs alone); and
 # on this machine two trees of 1,000,000 files hardly stay in the page
 # cache, so the runs of both tools swing with the disk.
 set -euo pipefail
@@ -74,14 +75,17 @@ row() { # id name backproof peer_label peer goal
 echo "== $FILES files, $(nproc) cores, median of $RUNS interleaved runs =="
 for _ in $(seq "$RUNS"); do
   measure ls "$BP" ls "$SRC"
+  measure lsnr "$BP" ls --no-read "$SRC"
   measure plan "$BP" ls --count --shard 0/4 "$SRC"
   measure find find "$SRC" -type f
   measure findstat find "$SRC" -type f -printf '%s %T@ %p\n'
   measure compare "$BP" compare --no-history "$SRC" "$DST"
   measure check rclone check --log-level ERROR "$SRC" "$DST"
 done
-row P8 "ls, local tree" ls "find -type f" find ">= 0.67"
-row -- "ls, local tree" ls "find -printf '%s %T@ %p' (stats)" findstat "-"
+row P8 "ls --no-read, local tree" lsnr "find -type f" find ">= 0.67"
+row -- "ls --no-read, local tree" lsnr "find -printf '%s %T@ %p' (stats)" findstat "-"
+row -- "ls (reads heads), local tree" ls "find -type f" find "-"
+row -- "ls (reads heads), local tree" ls "find -printf '%s %T@ %p' (stats)" findstat "-"
 row -- "plan + shard 0/4, local tree" plan "find -printf '%s %T@ %p' (stats)" findstat "- (issue 13: time, RSS)"
 row P8 "compare, local trees" compare "rclone check" check ">= 1, RSS <= 150 MiB"
 
@@ -105,13 +109,15 @@ echo "== an S3 prefix of $n objects on SeaweedFS, median of $RUNS interleaved ru
 "$BP" compare --no-history s3://bench/src s3://bench/copy >/dev/null || { echo "backproof compare: the prefixes differ" >&2; exit 1; }
 for _ in $(seq "$RUNS"); do
   measure s3ls "$BP" ls s3://bench/src
+  measure s3lsnr "$BP" ls --no-read s3://bench/src
   measure s3plan "$BP" ls --count --shard 0/4 s3://bench/src
   measure lsf rclone lsf -R --files-only sw:bench/src
   measure lsfstat rclone lsf -R --files-only --format pst sw:bench/src
   measure s3compare "$BP" compare --no-history s3://bench/src s3://bench/copy
   measure s3check rclone check sw:bench/src sw:bench/copy
 done
-row P8 "ls, S3 prefix" s3ls "rclone lsf -R" lsf ">= 1"
-row -- "ls, S3 prefix" s3ls "rclone lsf -R --format pst" lsfstat "-"
+row P8 "ls --no-read, S3 prefix" s3lsnr "rclone lsf -R" lsf ">= 1"
+row -- "ls --no-read, S3 prefix" s3lsnr "rclone lsf -R --format pst" lsfstat "-"
+row -- "ls (reads heads), S3 prefix" s3ls "rclone lsf -R" lsf "-"
 row -- "plan + shard 0/4, S3 prefix" s3plan "rclone lsf -R" lsf "- (issue 13: time, RSS)"
 row P8 "compare, S3 prefixes" s3compare "rclone check" s3check ">= 1"

@@ -223,6 +223,11 @@ pub enum Command {
         /// --shard split.
         #[arg(long)]
         count: bool,
+        /// Read no backup's bytes, only the listing: a single-file backup's
+        /// KIND shows `-`. Over S3, 100,000 objects are then 100 LIST
+        /// requests instead of 100 LISTs and 100,000 GETs.
+        #[arg(long)]
+        no_read: bool,
     },
     /// Compare a copy with its source (each a directory or an s3:// URL):
     /// objects missing, stale or extra in the copy, and the copy lag.

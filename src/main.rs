@@ -92,9 +92,11 @@ fn run(cli: Cli) -> i32 {
             common,
             shard,
             count,
+            no_read,
         } => {
             let req = LsRequest {
                 shard: shard.get(),
+                read_heads: !no_read,
                 path: &path,
                 timestamp_pattern: common.timestamp_pattern.as_deref(),
                 s3: &common.s3.options(),

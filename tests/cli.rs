@@ -140,6 +140,40 @@ fn ls_lists_kinds_newest_first() {
 }
 
 #[test]
+fn ls_no_read_lists_the_same_backups_without_reading_their_kinds() {
+    let clean = corpus().join("clean/postgres");
+    let json = |extra: &[&str]| {
+        let mut args = vec!["ls", clean.to_str().unwrap(), "--format", "json"];
+        args.extend(extra);
+        let o = run(&args);
+        assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
+    };
+    let (read, unread) = (json(&[]), json(&["--no-read"]));
+    let (read, unread) = (read.as_array().unwrap(), unread.as_array().unwrap());
+    assert_eq!(read.len(), unread.len());
+    for (r, u) in read.iter().zip(unread) {
+        for field in ["path", "timestamp", "size", "files", "checksums"] {
+            assert_eq!(r[field], u[field], "{field}: {r} / {u}");
+        }
+        // A directory dump's kind is its layout's, which costs no read.
+        match r["layout"] == "file" {
+            true => assert!(u["kind"].is_null(), "{u}"),
+            false => assert_eq!(u["kind"], r["kind"], "{u}"),
+        }
+    }
+    assert!(read.iter().all(|r| r["kind"].is_string()), "{read:?}");
+    let o = run(&["ls", "--no-read", clean.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("kind not read (--no-read)"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("- ") && l.ends_with("T0300.dump")),
+        "{text}"
+    );
+}
+
+#[test]
 fn a_source_too_long_to_hold_is_planned_as_a_stream_and_split_between_shards() {
     // Past the in-memory limit (100,000 artifacts), so the binary plans it
     // as a stream: a directory dump among 100,100 single-file backups.

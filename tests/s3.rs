@@ -699,6 +699,22 @@ fn spot_check_and_ls(s3: &S3) {
             .starts_with("s3://backups/corpus/clean/disk/"),
         "{list:#}"
     );
+    // --no-read: the same objects from the listing alone, kinds not read.
+    let o = s3.backproof(&[
+        "ls",
+        "--no-read",
+        "--format",
+        "json",
+        "s3://backups/corpus/clean/disk",
+    ]);
+    assert_eq!(code_of(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let unread: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let unread = unread.as_array().unwrap();
+    assert_eq!(unread.len(), list.as_array().unwrap().len(), "{unread:?}");
+    for (l, u) in list.as_array().unwrap().iter().zip(unread) {
+        assert_eq!((&l["path"], &l["size"]), (&u["path"], &u["size"]));
+        assert!(u["kind"].is_null(), "{u}");
+    }
 }
 
 fn code_of(o: &Output) -> i32 {

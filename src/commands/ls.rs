@@ -16,13 +16,17 @@ pub struct LsRequest<'a> {
     pub s3: &'a S3Options,
     /// Only what this shard would read (a preview of a `--shard` split).
     pub shard: crate::shard::Shard,
+    /// Tell a single-file backup's kind from its first bytes (one read, a
+    /// GET on S3, per backup); else only the listing is read.
+    pub read_heads: bool,
 }
 
 /// One line of `backproof ls`.
 #[derive(Debug, Serialize)]
 pub struct Listed {
     pub path: String,
-    pub kind: Kind,
+    /// `None`: a single-file backup whose bytes were not read (`--no-read`).
+    pub kind: Option<Kind>,
     pub layout: Layout,
     pub timestamp: DateTime<Utc>,
     pub timestamp_from: TimestampFrom,
@@ -34,7 +38,7 @@ pub struct Listed {
 }
 
 /// `backproof ls PATH`: what backups are there, newest first. Reads only the
-/// first bytes of each file to tell its kind.
+/// first bytes of each file to tell its kind, and none with `read_heads` off.
 pub fn list(req: &LsRequest) -> Result<Vec<Listed>, CommandError> {
     let pattern = &super::timestamp_pattern(req.timestamp_pattern)?;
     let target = source::resolve(req.path, req.s3)?;
@@ -59,11 +63,17 @@ pub fn list(req: &LsRequest) -> Result<Vec<Listed>, CommandError> {
     .catalog;
     let now = Utc::now();
     let mut out = Vec::new();
-    let mut heads = sniff_files(target.source.as_ref(), &catalog.backups).into_iter();
-    for b in &catalog.backups {
+    let heads = match req.read_heads {
+        true => sniff_files(target.source.as_ref(), &catalog.backups),
+        false => vec![None; catalog.backups.len()],
+    };
+    for (b, head) in catalog.backups.iter().zip(heads) {
         // One entry per backup, whatever its layout.
-        let head = heads.next().flatten();
-        let kind = b.layout.kind().unwrap_or(head.unwrap_or(Kind::UNKNOWN));
+        let kind = match b.layout.kind() {
+            Some(k) => Some(k),
+            None if b.layout == Layout::File && !req.read_heads => None,
+            None => Some(head.unwrap_or(Kind::UNKNOWN)),
+        };
         let mut checksums: Vec<String> = b
             .expected
             .values()
@@ -98,7 +108,7 @@ pub fn list(req: &LsRequest) -> Result<Vec<Listed>, CommandError> {
         for s in facts.snapshots().filter(|s| !shown.contains(&s.key)) {
             out.push(Listed {
                 path: target.source.subject(&s.key),
-                kind: Kind::UNKNOWN,
+                kind: Some(Kind::UNKNOWN),
                 layout: Layout::File,
                 timestamp: s.created,
                 timestamp_from: TimestampFrom::Label,
@@ -264,7 +274,7 @@ pub fn render_listing(list: &[Listed]) -> String {
         let _ = writeln!(
             out,
             "{:<17} {:<17} {:>10} {:>8}  {:<24} {}",
-            l.kind.to_string(),
+            l.kind.map_or("-".to_string(), |k| k.to_string()),
             stamp,
             crate::report::text::human_bytes(l.size),
             age,
@@ -277,6 +287,9 @@ pub fn render_listing(list: &[Listed]) -> String {
         .any(|l| l.timestamp_from == TimestampFrom::Mtime)
     {
         out.push_str("* timestamp from modification time: no date found in the name\n");
+    }
+    if list.iter().any(|l| l.kind.is_none()) {
+        out.push_str("- kind not read (--no-read)\n");
     }
     out
 }
