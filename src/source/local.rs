@@ -8,6 +8,7 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 
+use super::walk::{self, key_part};
 use super::{Artifact, Opened, SourceError, Storage};
 
 /// A directory tree of backups. Read-only: nothing here opens for writing.
@@ -21,22 +22,6 @@ pub struct LocalSource {
     /// the odd bytes escaped (`\xff`), and opening goes by the real name, so
     /// backproof never opens a different file from the one it lists.
     raw_names: Mutex<HashMap<String, PathBuf>>,
-}
-
-/// A path component as a key: UTF-8 as it is, other bytes as `\xNN`;
-/// `true` when something had to be escaped.
-fn key_part(name: &std::ffi::OsStr) -> (String, bool) {
-    use std::os::unix::ffi::OsStrExt;
-    let mut out = String::new();
-    let mut escaped = false;
-    for chunk in name.as_bytes().utf8_chunks() {
-        out.push_str(chunk.valid());
-        for b in chunk.invalid() {
-            out.push_str(&format!("\\x{b:02x}"));
-            escaped = true;
-        }
-    }
-    (out, escaped)
 }
 
 /// Below this, asking the kernel for sequential readahead costs a system
@@ -208,42 +193,8 @@ impl LocalSource {
                 each(found)
             }
         };
-        let walk_error = |e: walkdir::Error| {
-            let at = e
-                .path()
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|| self.location());
-            let reason = e
-                .io_error()
-                .map(|i| i.to_string())
-                .unwrap_or_else(|| e.to_string());
-            SourceError {
-                location: at,
-                reason,
-            }
-        };
-        let walk = |root: &Path, min_depth: usize| {
-            walkdir::WalkDir::new(root)
-                .follow_links(true)
-                .min_depth(min_depth)
-                // By key, so a walk lists in path-component order of the
-                // keys (which `compare` relies on), escaped names too.
-                .sort_by(
-                    |a, b| match (a.file_name().to_str(), b.file_name().to_str()) {
-                        (Some(x), Some(y)) => x.cmp(y),
-                        _ => key_part(a.file_name()).0.cmp(&key_part(b.file_name()).0),
-                    },
-                )
-        };
         match &named {
-            None => {
-                for entry in walk(&self.root, 0) {
-                    match entry {
-                        Ok(e) => take(consider(e.path(), e.metadata().map_err(io::Error::from))),
-                        Err(e) => take(Some(Err(walk_error(e)))),
-                    }
-                }
-            }
+            None => walk::walk(&self.root, &mut |path, meta| take(consider(path, meta))),
             Some(named) => {
                 // A spot check: the files beside the named backup, read
                 // with one directory listing. A walk limited to depth 1
@@ -270,14 +221,7 @@ impl LocalSource {
                     take(consider(&path, std::fs::metadata(&path)));
                 }
                 if named.is_dir() {
-                    for entry in walk(named, 1) {
-                        match entry {
-                            Ok(e) => {
-                                take(consider(e.path(), e.metadata().map_err(io::Error::from)))
-                            }
-                            Err(e) => take(Some(Err(walk_error(e)))),
-                        }
-                    }
+                    walk::walk(named, &mut |path, meta| take(consider(path, meta)));
                 }
             }
         }

@@ -12,6 +12,7 @@ pub mod facts;
 pub mod local;
 pub mod mapped;
 pub mod s3;
+mod walk;
 pub mod whole;
 
 use std::io::{self, Read};
