@@ -554,13 +554,16 @@ pub fn build(
             .retain(|b| b.key == only || b.key.starts_with(&format!("{only}/")) || only.is_empty());
     }
 
-    // Member key -> backup index, to attach expectations.
-    let mut index: BTreeMap<String, usize> = BTreeMap::new();
-    for (i, b) in backups.iter().enumerate() {
-        for m in &b.members {
-            index.insert(m.key.clone(), i);
-        }
-    }
+    // Member key -> backup index, to attach expectations: borrowed from the
+    // backups (a million keys are not copied), and only with manifests to
+    // read. The expectations are attached once the index is done with.
+    let index: HashMap<&str, usize> = match manifests.is_empty() {
+        true => HashMap::new(),
+        false => (backups.iter().enumerate())
+            .flat_map(|(i, b)| b.members.iter().map(move |m| (m.key.as_str(), i)))
+            .collect(),
+    };
+    let mut attach = Vec::new();
     let manifest_keys: BTreeSet<String> = manifests.iter().map(|(a, _)| a.key.clone()).collect();
 
     for (artifact, kind) in manifests {
@@ -568,8 +571,10 @@ pub fn build(
             Err(e) => catalog.manifests.push(ManifestState::Unreadable(e)),
             Ok(m) => {
                 // A spot check reports only the manifests that speak of it.
-                let relevant =
-                    only.is_none() || m.entries.iter().any(|e| index.contains_key(&e.target));
+                let relevant = only.is_none()
+                    || m.entries
+                        .iter()
+                        .any(|e| index.contains_key(e.target.as_str()));
                 if relevant {
                     catalog.manifests.push(ManifestState::Parsed {
                         key: m.key.clone(),
@@ -577,12 +582,11 @@ pub fn build(
                     });
                 }
                 for e in m.entries {
-                    match index.get(&e.target) {
-                        Some(&i) => backups[i]
-                            .expected
-                            .entry(e.target.clone())
-                            .or_default()
-                            .push(e.expectation(&m.key)),
+                    match index.get(e.target.as_str()) {
+                        Some(&i) => {
+                            let expectation = e.expectation(&m.key);
+                            attach.push((i, e.target, expectation));
+                        }
                         None => {
                             // Outside the spot-checked scope, or a manifest
                             // listing another manifest: not missing.
@@ -601,6 +605,14 @@ pub fn build(
                 }
             }
         }
+    }
+    drop(index);
+    for (i, target, expectation) in attach {
+        backups[i]
+            .expected
+            .entry(target)
+            .or_default()
+            .push(expectation);
     }
     catalog.backups = backups;
     catalog

@@ -245,7 +245,13 @@ impl Storage for LocalSource {
         if key.is_empty() {
             self.location()
         } else {
-            self.root.join(key).display().to_string()
+            // `root.join(key)` shown, without a path built per backup.
+            let mut subject = self.root.display().to_string();
+            if !subject.ends_with('/') {
+                subject.push('/');
+            }
+            subject.push_str(key);
+            subject
         }
     }
 
