@@ -261,11 +261,10 @@ pub fn render_listing(list: &[Listed]) -> String {
         (String::new(), String::new(), String::new(), String::new());
     for l in list {
         kind.clear();
-        match l.kind {
+        let _ = match l.kind {
             Some(k) => write!(kind, "{k}"),
             None => write!(kind, "-"),
-        }
-        .ok();
+        };
         stamp.clear();
         let _ = write!(
             stamp,
